@@ -1,0 +1,51 @@
+"""Small helpers shared by the handlers: body parsing, auth, base URLs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..appkeys import KEY_ID, SETTINGS, STATE
+from ..errors import MalformedBody, PayloadTooLarge
+from ..limits.keys import authenticate, key_from_request
+from ..state.base import KeyRecord
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400/413 that says what is wrong."""
+    limit = request.app[SETTINGS].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is over {limit} bytes", details={"limit_bytes": limit})
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"request body is over {limit} bytes", details={"limit_bytes": limit}) from None
+    if not raw.strip():
+        raise MalformedBody("the request body is empty; send a JSON object")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedBody(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedBody("the request body must be a JSON object")
+    return body
+
+
+async def caller(request: web.Request, body_key: object = None) -> KeyRecord:
+    """Authenticate the request and remember the key's public id for the access log."""
+    record = await authenticate(request.app[STATE], key_from_request(request, body_key))
+    request[KEY_ID] = record.id
+    return record
+
+
+def base_url(request: web.Request) -> str:
+    configured = request.app[SETTINGS].server.public_url
+    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+
+
+def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )

@@ -1,0 +1,41 @@
+"""GET and POST /v1/screenshot: parse → authenticate → capture → answer."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ..appkeys import CAPTURE, STARTED, TARGET_HOST
+from ..capture.options import CaptureOptions
+from ..capture.service import CaptureResult
+from .common import base_url, caller, json_response, read_json_object
+
+
+async def get_screenshot(request: web.Request) -> web.StreamResponse:
+    await caller(request)
+    opts = CaptureOptions.from_query(request.query)
+    return await _capture(request, opts)
+
+
+async def post_screenshot(request: web.Request) -> web.StreamResponse:
+    body = await read_json_object(request)
+    await caller(request, body.get("api_key"))
+    opts = CaptureOptions.from_json(body)
+    return await _capture(request, opts)
+
+
+async def _capture(request: web.Request, opts: CaptureOptions) -> web.StreamResponse:
+    request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
+    result = await request.app[CAPTURE].capture(opts, started=request[STARTED], base_url=base_url(request))
+    return render_result(result, opts.response_type)
+
+
+def render_result(result: CaptureResult, response_type: str) -> web.StreamResponse:
+    if response_type == "image":
+        return web.Response(body=result.data, content_type=result.stored.content_type)
+    body = result.to_json()
+    if response_type == "base64":
+        body["image_base64"] = base64.b64encode(result.data).decode("ascii")
+    return json_response(body)

@@ -1,0 +1,151 @@
+"""create_app: settings in, a wired aiohttp application out.
+
+Each resource (state store, storage, browser pool, capture service) has its
+own cleanup context, so it is created inside the running loop, torn down in
+reverse order, and can be replaced by a ready-made object for tests
+(``overrides``).  Shutdown first flips the service to draining (503 for new
+work, /readyz 503), lets captures in flight finish within
+``server.drain_seconds``, then closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from . import appkeys as keys
+from .api import files, health, screenshot
+from .browser.pool import BrowserPool
+from .capture.service import CaptureService
+from .config import Settings
+from .egress.policy import EgressPolicy
+from .egress.resolver import Resolver, SystemResolver
+from .errors import BrowserUnavailable, error_middleware
+from .observability import Handler, request_id_middleware
+from .state.base import StateStore
+from .state.sqlite import SqliteStateStore
+from .storage.base import Storage
+from .storage.local import LocalStorage
+
+# Paths that keep answering while the service drains.
+_ALWAYS_OPEN = ("/healthz", "/readyz", "/metrics")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    pool: BrowserPool | None = None,
+    storage: Storage | None = None,
+    state: StateStore | None = None,
+    resolver: Resolver | None = None,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[_started_middleware, request_id_middleware, error_middleware, _draining_middleware],
+        client_max_size=settings.server.max_body_bytes,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.LIFECYCLE] = keys.Lifecycle()
+    app[keys.POLICY] = EgressPolicy.from_config(settings.egress)
+    app[keys.RESOLVER] = resolver or SystemResolver()
+
+    app.cleanup_ctx.append(_state_ctx(state))
+    app.cleanup_ctx.append(_storage_ctx(storage))
+    app.cleanup_ctx.append(_pool_ctx(pool))
+    app.cleanup_ctx.append(_capture_ctx)
+    app.on_shutdown.append(_drain)
+
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/v1/screenshot", screenshot.get_screenshot)
+    app.router.add_post("/v1/screenshot", screenshot.post_screenshot)
+    app.router.add_get("/v1/files/{name}", files.get_file)
+    return app
+
+
+# -- middlewares -------------------------------------------------------------------------
+
+
+@web.middleware
+async def _started_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # The capture deadline counts from here: the earliest point we see the request.
+    request[keys.STARTED] = asyncio.get_running_loop().time()
+    return await handler(request)
+
+
+@web.middleware
+async def _draining_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.app[keys.LIFECYCLE].draining and request.path not in _ALWAYS_OPEN:
+        raise BrowserUnavailable("the service is shutting down; retry on another instance", retry_after=5)
+    return await handler(request)
+
+
+# -- resources ------------------------------------------------------------------------------
+
+
+def _state_ctx(given: StateStore | None) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[keys.SETTINGS]
+        store = given or open_state(settings)
+        app[keys.STATE] = store
+        yield
+        if given is None:
+            await store.close()
+
+    return ctx
+
+
+def open_state(settings: Settings) -> StateStore:
+    return SqliteStateStore(settings.state.sqlite.path)
+
+
+def _storage_ctx(given: Storage | None) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[keys.SETTINGS]
+        if given is not None:
+            app[keys.STORAGE] = given
+            yield
+            return
+        local = LocalStorage(settings.storage.local.path, settings.storage.retention_days)
+        app[keys.STORAGE] = local
+        sweeper = asyncio.create_task(local.sweep_forever())
+        yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+
+    return ctx
+
+
+def _pool_ctx(given: BrowserPool | None) -> Any:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = given or BrowserPool(app[keys.SETTINGS].browser)
+        if given is None:
+            await pool.start()
+        app[keys.POOL] = pool
+        yield
+        if given is None:
+            await pool.close()
+
+    return ctx
+
+
+async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.CAPTURE] = CaptureService(
+        app[keys.POOL],
+        app[keys.STORAGE],
+        app[keys.POLICY],
+        app[keys.RESOLVER],
+        deadline_seconds=app[keys.SETTINGS].capture.deadline_seconds,
+    )
+    yield
+
+
+async def _drain(app: web.Application) -> None:
+    app[keys.LIFECYCLE].draining = True
+    if keys.POOL in app:
+        # New work is refused by _draining_middleware; captures in flight get this long.
+        await app[keys.POOL].wait_idle(app[keys.SETTINGS].server.drain_seconds)

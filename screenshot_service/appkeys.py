@@ -1,0 +1,38 @@
+"""Every typed key of the aiohttp application state, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .browser.pool import BrowserPool
+from .capture.service import CaptureService
+from .config import Settings
+from .egress.policy import EgressPolicy
+from .egress.resolver import Resolver
+from .state.base import StateStore
+from .storage.base import Storage
+
+
+@dataclass
+class Lifecycle:
+    """Process-wide switches that handlers read."""
+
+    draining: bool = False
+
+
+SETTINGS = web.AppKey("settings", Settings)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+POOL = web.AppKey("pool", BrowserPool)
+STORAGE = web.AppKey("storage", Storage)
+STATE = web.AppKey("state", StateStore)
+POLICY = web.AppKey("policy", EgressPolicy)
+RESOLVER = web.AppKey("resolver", Resolver)
+CAPTURE = web.AppKey("capture", CaptureService)
+
+# Per-request values (web.RequestKey): set by middlewares and handlers, read by the access log.
+STARTED = web.RequestKey("started", float)  # loop time of arrival; capture deadlines count from it
+REQUEST_ID = web.RequestKey("request_id", str)
+KEY_ID = web.RequestKey("key_id", str)  # the caller's public key id, never the key
+TARGET_HOST = web.RequestKey("target_host", str)  # host only, never the full URL

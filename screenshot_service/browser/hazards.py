@@ -1,0 +1,57 @@
+"""Things a hostile or careless page does to a headless browser, neutralised.
+
+alert/confirm/prompt are dismissed (they would block the renderer forever),
+beforeunload is accepted so navigation never stalls, and any popup a page opens
+is closed at once.  Downloads are denied per context in the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from pyppeteer.browser import Browser
+from pyppeteer.dialog import Dialog
+from pyppeteer.page import Page
+from pyppeteer.target import Target
+
+log = logging.getLogger("screenshot_service.browser")
+
+
+# Fire-and-forget answers are kept here until done, so none is garbage-collected mid-flight.
+_pending: set[asyncio.Future[None]] = set()
+
+
+def _keep(coro: object) -> None:
+    future = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    _pending.add(future)
+    future.add_done_callback(_pending.discard)
+
+
+def guard_page(page: Page) -> None:
+    page.on("dialog", lambda dialog: _keep(_answer(dialog)))
+
+
+async def _answer(dialog: Dialog) -> None:
+    with contextlib.suppress(Exception):
+        if dialog.type == "beforeunload":
+            await dialog.accept()  # leaving the page must never be blocked
+        else:
+            await dialog.dismiss()
+
+
+def watch_popups(browser: Browser) -> None:
+    browser.on("targetcreated", lambda target: _close_if_popup(browser, target))
+
+
+def _close_if_popup(browser: Browser, target: Target) -> None:
+    # Our own pages have no opener; anything a page opened (window.open,
+    # target=_blank) does, and is closed before it can load.
+    if target.type == "page" and target._targetInfo.get("openerId"):
+        _keep(_close_target(browser, target._targetId))
+
+
+async def _close_target(browser: Browser, target_id: str) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(browser._connection.send("Target.closeTarget", {"targetId": target_id}), 5)

@@ -1,0 +1,179 @@
+"""Start and stop one Chromium process that pyppeteer then drives.
+
+We start Chromium ourselves instead of ``pyppeteer.launch`` because the latter
+polls the DevTools endpoint with blocking urllib calls (stalling the event loop
+during a relaunch), may download a browser, and leaves child processes behind
+when it is killed.  Here Chromium runs in its own process group, reports its
+DevTools endpoint on stderr, and is killed as a group when it will not close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass, field
+
+import pyppeteer
+from pyppeteer.browser import Browser
+
+log = logging.getLogger("screenshot_service.browser")
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# Server flags: no GPU, no sandbox when root (Chromium refuses otherwise), nothing
+# that phones home (there may be no network at all), no QUIC (the egress proxy
+# only sees TCP), WebRTC kept to proxied UDP, hidden scrollbars for clean shots.
+BASE_FLAGS = (
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--disable-breakpad",
+    "--disable-component-update",
+    "--disable-client-side-phishing-detection",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-extensions",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider,"
+    "InterestFeedContentSuggestions,CalculateNativeWinOcclusion,AcceptCHFrame,HttpsUpgrades",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--font-render-hinting=none",
+    "--remote-debugging-port=0",
+    "--remote-debugging-address=127.0.0.1",
+)
+
+_ENDPOINT = re.compile(rb"DevTools listening on (ws://\S+)")
+
+
+class BrowserLaunchError(RuntimeError):
+    pass
+
+
+def find_executable(configured: str = "") -> str:
+    """The configured Chromium, or the first of CANDIDATES on PATH."""
+    if configured:
+        path = shutil.which(configured) or configured
+        if not os.path.isfile(path) or not os.access(path, os.X_OK):
+            raise BrowserLaunchError(f"browser.executable = {configured!r} is not an executable file")
+        return path
+    for name in CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise BrowserLaunchError(
+        "no Chromium found on PATH (looked for " + ", ".join(CANDIDATES) + "); "
+        "install it with: apt-get install -y chromium fonts-liberation fonts-noto-color-emoji"
+    )
+
+
+@dataclass
+class ChromiumProcess:
+    """A running Chromium and the pyppeteer Browser connected to it."""
+
+    process: asyncio.subprocess.Process
+    browser: Browser
+    user_data_dir: str
+    _stderr_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Ask politely, then kill the whole process group; always remove the profile."""
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.browser._connection.send("Browser.close"), timeout)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.kill()
+                await self.process.wait()
+        finally:
+            self.kill()  # stragglers of the group (zygote, renderers) go too
+            await self._wait_group_gone()
+            with contextlib.suppress(Exception):
+                await self.browser._connection.dispose()
+            if self._stderr_task:
+                self._stderr_task.cancel()
+            shutil.rmtree(self.user_data_dir, ignore_errors=True)
+
+    async def _wait_group_gone(self, timeout: float = 3.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            await asyncio.sleep(0.02)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+async def launch(executable: str, extra_flags: tuple[str, ...] = (), timeout: float = 30.0) -> ChromiumProcess:
+    user_data_dir = tempfile.mkdtemp(prefix="screenshot-chromium-")
+    flags = list(BASE_FLAGS) + list(extra_flags) + [f"--user-data-dir={user_data_dir}"]
+    if os.geteuid() == 0:
+        flags.append("--no-sandbox")  # Chromium will not start as root with its sandbox
+    process = await asyncio.create_subprocess_exec(
+        executable, *flags, "about:blank",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, so one killpg ends every child
+    )
+    try:
+        endpoint = await asyncio.wait_for(_read_endpoint(process), timeout)
+        browser = await pyppeteer.connect(browserWSEndpoint=endpoint, defaultViewport=None)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+        if isinstance(exc, (asyncio.TimeoutError, EOFError, OSError)):
+            raise BrowserLaunchError(f"Chromium ({executable}) did not start: {exc!r}") from exc
+        raise
+    chromium = ChromiumProcess(process=process, browser=browser, user_data_dir=user_data_dir)
+    chromium._stderr_task = asyncio.create_task(_drain(process))
+    log.info("chromium started pid=%s", process.pid)
+    return chromium
+
+
+async def _read_endpoint(process: asyncio.subprocess.Process) -> str:
+    assert process.stderr is not None
+    while True:
+        line = await process.stderr.readline()
+        if not line:
+            raise EOFError("Chromium exited before reporting its DevTools endpoint")
+        match = _ENDPOINT.search(line)
+        if match:
+            return match.group(1).decode()
+
+
+async def _drain(process: asyncio.subprocess.Process) -> None:
+    """Keep reading Chromium's stderr so a full pipe can never block it."""
+    assert process.stderr is not None
+    with contextlib.suppress(Exception):
+        while await process.stderr.read(65536):
+            pass

@@ -1,0 +1,80 @@
+"""`screenshot-service capture URL -o FILE [options]`: one capture, no server.
+
+Same options and validation as the API (each option is a flag of the same
+name), same egress policy and deadline; the image goes straight to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .capture.options import CaptureOptions
+from .config import Settings
+from .errors import ApiError
+from .storage.base import StoredObject
+
+
+class _FileStorage:
+    """A Storage that writes the one capture to the file the user named."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def put(self, name: str, data: bytes, content_type: str, *, base_url: str = "") -> StoredObject:
+        await asyncio.to_thread(self.path.write_bytes, data)
+        return StoredObject(name=self.path.name, url=self.path.resolve().as_uri(),
+                            expires_at=datetime.now(UTC) + timedelta(days=36500),
+                            size=len(data), content_type=content_type)
+
+    async def get(self, name: str) -> tuple[bytes, str] | None:
+        return None
+
+
+def add_capture_parser(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
+    capture = with_config(sub.add_parser("capture", help="capture one URL to a file, without a server"))
+    capture.add_argument("url")
+    capture.add_argument("-o", "--output", required=True, help="file to write the image to")
+    for name in CaptureOptions.parsers():
+        if name != "url":
+            flag = "--" + name.replace("_", "-")
+            capture.add_argument(flag, dest=f"opt_{name}", metavar="VALUE", help=f"the {name} option")
+    capture.set_defaults(func=run_capture)
+
+
+def run_capture(args: argparse.Namespace, settings: Settings) -> int:
+    query = {"url": args.url}
+    query.update({k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None})
+    try:
+        opts = CaptureOptions.from_query(query)
+        result = asyncio.run(_capture(settings, opts, Path(args.output)))
+    except ApiError as error:
+        print(json.dumps(error.to_dict()), file=sys.stderr)
+        return 1
+    print(json.dumps({k: v for k, v in result.items() if k != "url"} | {"file": args.output}))
+    return 0
+
+
+async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> dict[str, object]:
+    from .browser.pool import BrowserPool
+    from .capture.service import CaptureService
+    from .config import replace
+    from .egress.policy import EgressPolicy
+    from .egress.resolver import SystemResolver
+
+    one = replace(settings, browser={"pool_size": 1, "max_queue": 0, "browsers": 1})
+    pool = BrowserPool(one.browser)
+    await pool.start()
+    try:
+        service = CaptureService(pool, _FileStorage(output), EgressPolicy.from_config(one.egress),
+                                 SystemResolver(), deadline_seconds=one.capture.deadline_seconds)
+        result = await service.capture(opts, started=asyncio.get_running_loop().time())
+        return result.to_json()
+    finally:
+        await pool.close()

@@ -1,0 +1,196 @@
+"""Command line: serve, keys, capture (SPEC §6)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from . import config as config_module
+from .config import ConfigError, Settings
+
+DESCRIPTION = "Self-hosted website screenshot API on a warm headless Chromium pool."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = _settings(args)
+        return int(args.func(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="screenshot-service", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", help="TOML config file (default: $SCREENSHOT_CONFIG or built-in defaults)")
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the HTTP API"))
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument("--no-bootstrap-key", action="store_true",
+                       help="do not create a free key when the key store is empty")
+    serve.set_defaults(func=_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = with_config(keys_sub.add_parser("create", help="create a key; prints it as the last line"))
+    create.add_argument("--plan", required=True)
+    create.add_argument("--name", default="")
+    create.set_defaults(func=_keys_create)
+    listing = with_config(keys_sub.add_parser("list", help="list keys (never the secret part)"))
+    listing.set_defaults(func=_keys_list)
+    revoke = with_config(keys_sub.add_parser("revoke", help="revoke a key by its id"))
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_keys_revoke)
+    usage = with_config(keys_sub.add_parser("usage", help="this month's usage of a key"))
+    usage.add_argument("key_id")
+    usage.set_defaults(func=_keys_usage)
+
+    from .capture_cli import add_capture_parser
+
+    add_capture_parser(sub, with_config)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = config_module.load(getattr(args, "config", None))
+    server: dict[str, object] = {}
+    if getattr(args, "host", None):
+        server["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        server["port"] = args.port
+    return config_module.replace(settings, server=server) if server else settings
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .app import create_app
+    from .observability import JsonAccessLogger, configure_logging
+    from .tls import server_ssl_context
+
+    configure_logging(settings.server.log_level)
+    if not args.no_bootstrap_key:
+        asyncio.run(_bootstrap_key(settings))
+    app = create_app(settings)
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        ssl_context=server_ssl_context(settings.server),
+        access_log_class=JsonAccessLogger,
+        shutdown_timeout=settings.server.drain_seconds,
+        print=lambda text: print(text, flush=True),
+    )
+    return 0
+
+
+async def _bootstrap_key(settings: Settings) -> None:
+    """A first run on an empty store is usable at once: one free key, printed once."""
+    from .app import open_state
+    from .limits.keys import create_key
+
+    store = open_state(settings)
+    try:
+        if await store.count_keys() == 0:
+            plan = "free" if "free" in settings.plans else sorted(settings.plans)[0]
+            record, raw = await create_key(store, plan, "bootstrap")
+            print(f"Created a '{plan}' API key {record.id} (shown once, keep it):", flush=True)
+            print(raw, flush=True)
+    finally:
+        await store.close()
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def _with_store(settings: Settings, work: object) -> int:
+    from .app import open_state
+
+    async def run() -> int:
+        store = open_state(settings)
+        try:
+            return int(await work(store))  # type: ignore[operator]
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from .limits.keys import create_key
+
+    if args.plan not in settings.plans:
+        print(f"unknown plan {args.plan!r}; configured plans: {', '.join(sorted(settings.plans))}",
+              file=sys.stderr)
+        return 2
+
+    async def work(store: object) -> int:
+        record, raw = await create_key(store, args.plan, args.name)  # type: ignore[arg-type]
+        print(f"id: {record.id}")
+        print(f"plan: {record.plan}")
+        print(f"webhook_secret: {record.webhook_secret}")
+        print(raw)  # the key itself is always the LAST line, for scripts
+        return 0
+
+    return _with_store(settings, work)
+
+
+def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: object) -> int:
+        for record in await store.list_keys():  # type: ignore[attr-defined]
+            print(json.dumps({
+                "id": record.id, "name": record.name, "plan": record.plan,
+                "created_at": record.created_at.isoformat(), "revoked": record.revoked,
+                "webhook_secret": record.webhook_secret,
+            }))
+        return 0
+
+    return _with_store(settings, work)
+
+
+def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: object) -> int:
+        if await store.revoke_key(args.key_id):  # type: ignore[attr-defined]
+            print(f"revoked {args.key_id}")
+            return 0
+        print(f"no key with id {args.key_id}", file=sys.stderr)
+        return 1
+
+    return _with_store(settings, work)
+
+
+def _keys_usage(args: argparse.Namespace, settings: Settings) -> int:
+    from .limits.quota import current_period
+
+    async def work(store: object) -> int:
+        keys = {r.id: r for r in await store.list_keys()}  # type: ignore[attr-defined]
+        record = keys.get(args.key_id)
+        if record is None:
+            print(f"no key with id {args.key_id}", file=sys.stderr)
+            return 1
+        period = current_period()
+        used = await store.credits_used(record.id, period.name)  # type: ignore[attr-defined]
+        plan = settings.plans.get(record.plan)
+        limit = plan.monthly_captures if plan else 0
+        print(json.dumps({"id": record.id, "plan": record.plan, "period": period.name, "used": used,
+                          "limit": limit, "remaining": max(0, limit - used),
+                          "resets_at": period.resets_at_iso}))
+        return 0
+
+    return _with_store(settings, work)

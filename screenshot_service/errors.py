@@ -1,0 +1,188 @@
+"""The API's error vocabulary (SPEC §4) and the one middleware that renders it.
+
+Every failure a caller can see is an ``ApiError`` subclass carrying its HTTP
+status and stable ``code``; handlers and services raise them, and
+``error_middleware`` is the only place that turns them into JSON.  Anything
+else is a bug: it becomes a 500 whose body carries no internals, while the log
+line carries the traceback and the request id to find it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("screenshot_service.errors")
+
+
+class ApiError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+    def response_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.retry_after is not None:
+            # Retry-After is whole seconds; never tell a client "0" when it must wait.
+            headers["Retry-After"] = str(max(1, int(-(-self.retry_after // 1))))
+        return headers
+
+
+# 400 -------------------------------------------------------------------------
+class InvalidParameter(ApiError):
+    status, code = 400, "invalid_parameter"
+
+    @classmethod
+    def fields(cls, problems: dict[str, str], known: list[str] | None = None) -> InvalidParameter:
+        names = ", ".join(sorted(problems))
+        details: dict[str, Any] = {"fields": problems}
+        if known is not None:
+            details["known_parameters"] = known
+        return cls(f"invalid parameter(s): {names}", details=details)
+
+
+class InvalidUrl(ApiError):
+    status, code = 400, "invalid_url"
+
+
+class BlockedTarget(ApiError):
+    status, code = 400, "blocked_target"
+
+
+class MalformedBody(ApiError):
+    status, code = 400, "malformed_body"
+
+
+class SelectorNotFound(ApiError):
+    status, code = 400, "selector_not_found"
+
+
+# 401 / 404 / 413 / 422 ----------------------------------------------------------
+class MissingApiKey(ApiError):
+    status, code = 401, "missing_api_key"
+
+
+class InvalidApiKey(ApiError):
+    status, code = 401, "invalid_api_key"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class QuotaExceeded(ApiError):
+    status, code = 422, "quota_exceeded"
+
+
+class IdempotencyMismatch(ApiError):
+    status, code = 422, "idempotency_mismatch"
+
+
+# 429 -----------------------------------------------------------------------------
+class RateLimited(ApiError):
+    status, code = 429, "rate_limited"
+
+
+class ConcurrencyLimited(ApiError):
+    status, code = 429, "concurrency_limited"
+
+
+# 5xx -----------------------------------------------------------------------------
+class TargetUnreachable(ApiError):
+    status, code = 502, "target_unreachable"
+
+
+class StorageError(ApiError):
+    status, code = 502, "storage_error"
+
+
+class Overloaded(ApiError):
+    status, code = 503, "overloaded"
+
+
+class BrowserUnavailable(ApiError):
+    status, code = 503, "browser_unavailable"
+
+
+class StateUnavailable(ApiError):
+    status, code = 503, "state_unavailable"
+
+
+class CaptureTimeout(ApiError):
+    status, code = 504, "capture_timeout"
+
+
+class InternalError(ApiError):
+    status, code = 500, "internal_error"
+
+
+def json_error(error: ApiError) -> web.Response:
+    return web.Response(
+        status=error.status,
+        text=json.dumps(error.to_dict()),
+        content_type="application/json",
+        headers=error.response_headers(),
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# aiohttp's own HTTP exceptions (no route, wrong method) mapped onto our codes so
+# that every error body has one shape.
+_HTTP_CODES = {404: NotFound, 405: InvalidParameter, 413: PayloadTooLarge}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return json_error(error)
+    except web.HTTPException as http:
+        if http.status < 400:
+            raise
+        kind = _HTTP_CODES.get(http.status)
+        if kind is None:
+            error = ApiError(http.reason or "error")
+            error.status, error.code = http.status, "http_error"
+        elif http.status == 405:
+            error = InvalidParameter(f"method {request.method} is not allowed on {request.path}")
+            error.status, error.code = 405, "method_not_allowed"
+        elif http.status == 404:
+            error = NotFound(f"no route for {request.method} {request.path}")
+        else:
+            error = kind(http.reason or "request body too large")
+        return json_error(error)
+    except Exception:
+        from .appkeys import REQUEST_ID
+
+        request_id = request.get(REQUEST_ID, "-")
+        log.exception("unhandled error (request_id=%s)", request_id)
+        return json_error(InternalError(f"internal error; quote request id {request_id}"))

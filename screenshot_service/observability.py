@@ -1,0 +1,71 @@
+"""Request ids and the redacting JSON access log.
+
+The access log never prints a query string (``api_key=`` travels there on the
+legacy GET), a header value or a request body: only the method, the path, the
+key's public id and the target's host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from .appkeys import KEY_ID, REQUEST_ID, TARGET_HOST
+
+access_log = logging.getLogger("screenshot_service.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Echo a sane X-Request-ID or make one; everything downstream can log it."""
+    offered = request.headers.get("X-Request-ID", "")
+    request_id = offered if _REQUEST_ID.match(offered) else secrets.token_hex(12)
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-ID"] = request_id
+        raise
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """One JSON line per request, with nothing secret in it."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        record: dict[str, Any] = {
+            "request_id": request.get(REQUEST_ID),
+            "method": request.method,
+            "path": request.path,  # never the query string
+            "status": response.status,
+            "duration_ms": round(time * 1000, 1),
+            "bytes": response.body_length,
+            "key_id": request.get(KEY_ID),
+            "target_host": request.get(TARGET_HOST),
+        }
+        self.logger.info(json.dumps({k: v for k, v in record.items() if v is not None}))
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # pyppeteer logs every DevTools message at debug and its URL-bearing events at info.
+    logging.getLogger("pyppeteer").setLevel(logging.WARNING)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,192 @@
+"""Embedded state store on SQLite: one file, WAL mode, one writer connection.
+
+SQLite calls are short and run in a worker thread under a lock so the event
+loop never blocks on disk; quota reserve/refund are single conditional
+statements inside a transaction, so they are atomic without extra locking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import StateUnavailable
+from .base import KeyRecord, Reservation
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    webhook_secret TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quota_usage (
+    key_id TEXT NOT NULL,
+    period TEXT NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, period)
+);
+-- one row per reserved credit; state moves reserved -> committed | refunded once
+CREATE TABLE IF NOT EXISTS quota_reservations (
+    id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    period TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+class SqliteStateStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Hook for later schema additions (jobs, cache) that extend this store."""
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(self._db)
+
+        try:
+            return await asyncio.to_thread(locked)
+        except sqlite3.Error as exc:
+            raise StateUnavailable(f"state store error: {exc.__class__.__name__}") from exc
+
+    async def ping(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
+    # keys ------------------------------------------------------------------------
+    async def add_key(self, record: KeyRecord, key_hash: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO api_keys (id, key_hash, name, plan, created_at, revoked, webhook_secret)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.id, key_hash, record.name, record.plan, record.created_at.isoformat(),
+                 int(record.revoked), record.webhook_secret),
+            )
+        )
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
+        )
+        if row is None or not secrets.compare_digest(row["key_hash"], key_hash):
+            return None
+        return _key_record(row)
+
+    async def list_keys(self) -> list[KeyRecord]:
+        rows = await self._run(lambda db: db.execute("SELECT * FROM api_keys ORDER BY created_at").fetchall())
+        return [_key_record(row) for row in rows]
+
+    async def revoke_key(self, key_id: str) -> bool:
+        cursor = await self._run(lambda db: db.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?", (key_id,)))
+        return cursor.rowcount > 0
+
+    async def count_keys(self) -> int:
+        row = await self._run(lambda db: db.execute("SELECT COUNT(*) FROM api_keys").fetchone())
+        return int(row[0])
+
+    # quota ------------------------------------------------------------------------
+    async def reserve_credit(self, key_id: str, period: str, limit: int) -> Reservation | None:
+        reservation = Reservation(id=secrets.token_hex(12), key_id=key_id, period=period)
+
+        def reserve(db: sqlite3.Connection) -> bool:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT OR IGNORE INTO quota_usage (key_id, period, used) VALUES (?, ?, 0)",
+                           (key_id, period))
+                taken = db.execute(
+                    "UPDATE quota_usage SET used = used + 1 WHERE key_id = ? AND period = ? AND used < ?",
+                    (key_id, period, limit),
+                ).rowcount
+                if taken:
+                    db.execute(
+                        "INSERT INTO quota_reservations (id, key_id, period, state, created_at)"
+                        " VALUES (?, ?, ?, 'reserved', ?)",
+                        (reservation.id, key_id, period, _now()),
+                    )
+                db.execute("COMMIT")
+                return bool(taken)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        return reservation if await self._run(reserve) else None
+
+    async def commit_credit(self, reservation: Reservation) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE quota_reservations SET state = 'committed' WHERE id = ? AND state = 'reserved'",
+                (reservation.id,),
+            )
+        )
+
+    async def refund_credit(self, reservation: Reservation) -> bool:
+        def refund(db: sqlite3.Connection) -> bool:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = db.execute(
+                    "UPDATE quota_reservations SET state = 'refunded' WHERE id = ? AND state = 'reserved'",
+                    (reservation.id,),
+                ).rowcount
+                if moved:
+                    db.execute(
+                        "UPDATE quota_usage SET used = MAX(used - 1, 0) WHERE key_id = ? AND period = ?",
+                        (reservation.key_id, reservation.period),
+                    )
+                db.execute("COMMIT")
+                return bool(moved)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        return await self._run(refund)
+
+    async def credits_used(self, key_id: str, period: str) -> int:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT used FROM quota_usage WHERE key_id = ? AND period = ?", (key_id, period)
+            ).fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    async def close(self) -> None:
+        await self._run(lambda db: db.close())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _key_record(row: Any) -> KeyRecord:
+    return KeyRecord(
+        id=row["id"],
+        name=row["name"],
+        plan=row["plan"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        revoked=bool(row["revoked"]),
+        webhook_secret=row["webhook_secret"],
+    )

@@ -1,0 +1,42 @@
+"""The one storage interface shared by the local and S3 backends."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+CONTENT_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "pdf": "application/pdf",
+}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """Where a capture now lives and until when its URL works."""
+
+    name: str
+    url: str
+    expires_at: datetime  # timezone-aware UTC
+    size: int
+    content_type: str
+
+
+class Storage(Protocol):
+    async def put(self, name: str, data: bytes, content_type: str, *, base_url: str = "") -> StoredObject:
+        """Store ``data`` under ``name``; ``base_url`` is the request's public base for
+        backends that serve files themselves (local). Raises errors.StorageError."""
+        ...
+
+    async def get(self, name: str) -> tuple[bytes, str] | None:
+        """The bytes and content type of a stored capture, or None (used by cache and files)."""
+        ...
+
+
+def new_object_name(fmt: str) -> str:
+    """An unguessable name: 160 random bits, URL-safe, with the format's extension."""
+    return f"{secrets.token_urlsafe(20)}.{fmt}"

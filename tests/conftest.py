@@ -1,0 +1,165 @@
+"""Real parts for every test: Chromium, a local aiohttp test site, SQLite state.
+
+Everything runs on one session-wide event loop so that one warm Chromium pool
+(``shared_pool``) serves most tests; tests that break or starve a pool on
+purpose build their own with ``make_pool``.  All traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from PIL import Image
+
+from screenshot_service import config
+from screenshot_service.app import create_app
+from screenshot_service.browser.pool import BrowserPool
+from screenshot_service.limits.keys import create_key
+from screenshot_service.state.sqlite import SqliteStateStore
+from tests import site
+
+pytest_plugins: list[str] = []
+
+
+@dataclass
+class SiteLog:
+    """What the local test site saw, path by path."""
+
+    hits: list[str] = field(default_factory=list)
+
+    def count(self, path: str) -> int:
+        return sum(1 for hit in self.hits if hit == path)
+
+
+@dataclass
+class TestSite:
+    url: str
+    port: int
+    log: SiteLog
+
+
+@pytest.fixture(scope="session")
+async def test_site() -> AsyncIterator[TestSite]:
+    log = SiteLog()
+    runner = web.AppRunner(site.build(log.hits), access_log=None)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield TestSite(url=f"http://127.0.0.1:{port}", port=port, log=log)
+    await runner.cleanup()
+
+
+def base_settings(tmp_path: Path, site_port: int, **sections: dict[str, Any]) -> config.Settings:
+    """Test settings: everything under tmp_path, the test site allowed through egress."""
+    defaults: dict[str, dict[str, Any]] = {
+        "egress": {"allow": [f"127.0.0.1:{site_port}"]},
+        "storage": {"local": {"path": str(tmp_path / "captures")}},
+        "state": {"sqlite": {"path": str(tmp_path / "state.sqlite3")}},
+        "browser": {"pool_size": 2, "max_queue": 8},
+        "server": {"drain_seconds": 5.0},
+    }
+    for name, values in sections.items():
+        defaults.setdefault(name, {}).update(values)
+    return config.replace(config.Settings(), **defaults)
+
+
+@pytest.fixture(scope="session")
+async def shared_pool() -> AsyncIterator[BrowserPool]:
+    pool = BrowserPool(config.BrowserConfig(pool_size=2, max_queue=8))
+    await pool.start()
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def make_pool() -> AsyncIterator[Callable[..., Any]]:
+    """Build a private pool (closed after the test) for tests that abuse one."""
+    pools: list[BrowserPool] = []
+
+    async def make(**browser: Any) -> BrowserPool:
+        pool = BrowserPool(config.replace(config.Settings(), browser=browser).browser)
+        await pool.start()
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        await pool.close()
+
+
+@dataclass
+class Service:
+    """A running app under test, its key and what it is built from."""
+
+    client: TestClient
+    key: str
+    key_id: str
+    settings: config.Settings
+    state: SqliteStateStore
+    site: TestSite
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    async def shot(self, path: str = "/paint", **params: Any) -> Any:
+        query = {"url": self.site.url + path, "api_key": self.key, **{k: str(v) for k, v in params.items()}}
+        return await self.client.get("/v1/screenshot", params=query)
+
+
+@pytest.fixture
+async def make_service(
+    aiohttp_client: Any, tmp_path: Path, test_site: TestSite, shared_pool: BrowserPool
+) -> Callable[..., Any]:
+    """make_service(pool=None, plan="pro", **settings sections) -> Service."""
+    counter = 0
+
+    async def make(*, pool: BrowserPool | None = None, plan: str = "pro", **sections: Any) -> Service:
+        nonlocal counter
+        counter += 1
+        root = tmp_path / f"svc{counter}"
+        settings = base_settings(root, test_site.port, **sections)
+        state = SqliteStateStore(settings.state.sqlite.path)
+        record, raw = await create_key(state, plan, "test")
+        app = create_app(settings, pool=pool or shared_pool, state=state)
+        client = await aiohttp_client(app)
+        return Service(client=client, key=raw, key_id=record.id, settings=settings, state=state, site=test_site)
+
+    return make
+
+
+@pytest.fixture
+async def service(make_service: Callable[..., Any]) -> Service:
+    return await make_service()
+
+
+def image_of(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def kill_process_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()

@@ -18,18 +18,22 @@ from typing import Any
 from aiohttp import web
 
 from . import appkeys as keys
-from .api import files, health, screenshot
+from .api import files, health, screenshot, usage
+from .api.common import add_limit_headers
 from .browser.pool import BrowserPool
 from .capture.service import CaptureService
 from .config import Settings
 from .egress.policy import EgressPolicy
 from .egress.resolver import Resolver, SystemResolver
 from .errors import BrowserUnavailable, error_middleware
+from .limits.admission import Admission
+from .limits.concurrency import ConcurrencyGate, LocalConcurrencyGate
+from .limits.rate import LocalRateLimiter, RateLimiter
 from .observability import Handler, request_id_middleware
 from .state.base import StateStore
-from .state.sqlite import SqliteStateStore
 from .storage.base import Storage
 from .storage.local import LocalStorage
+from .wiring import open_backend, start_browser, stop_browser
 
 # Paths that keep answering while the service drains.
 _ALWAYS_OPEN = ("/healthz", "/readyz", "/metrics")
@@ -41,6 +45,8 @@ def create_app(
     pool: BrowserPool | None = None,
     storage: Storage | None = None,
     state: StateStore | None = None,
+    rate_limiter: RateLimiter | None = None,
+    concurrency: ConcurrencyGate | None = None,
     resolver: Resolver | None = None,
 ) -> web.Application:
     app = web.Application(
@@ -52,17 +58,19 @@ def create_app(
     app[keys.POLICY] = EgressPolicy.from_config(settings.egress)
     app[keys.RESOLVER] = resolver or SystemResolver()
 
-    app.cleanup_ctx.append(_state_ctx(state))
+    app.cleanup_ctx.append(_state_ctx(state, rate_limiter, concurrency))
     app.cleanup_ctx.append(_storage_ctx(storage))
     app.cleanup_ctx.append(_pool_ctx(pool))
     app.cleanup_ctx.append(_capture_ctx)
     app.on_shutdown.append(_drain)
+    app.on_response_prepare.append(add_limit_headers)
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/v1/screenshot", screenshot.get_screenshot)
     app.router.add_post("/v1/screenshot", screenshot.post_screenshot)
     app.router.add_get("/v1/files/{name}", files.get_file)
+    app.router.add_get("/v1/usage", usage.get_usage)
     return app
 
 
@@ -86,20 +94,22 @@ async def _draining_middleware(request: web.Request, handler: Handler) -> web.St
 # -- resources ------------------------------------------------------------------------------
 
 
-def _state_ctx(given: StateStore | None) -> Any:
+def _state_ctx(
+    given: StateStore | None, rate_limiter: RateLimiter | None, concurrency: ConcurrencyGate | None
+) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[keys.SETTINGS]
-        store = given or open_state(settings)
+        if given is None:
+            store, rate, gate = open_backend(settings)
+        else:
+            store, rate, gate = given, LocalRateLimiter(), LocalConcurrencyGate()
         app[keys.STATE] = store
+        app[keys.ADMISSION] = Admission(store, rate_limiter or rate, concurrency or gate, settings.plans)
         yield
         if given is None:
             await store.close()
 
     return ctx
-
-
-def open_state(settings: Settings) -> StateStore:
-    return SqliteStateStore(settings.state.sqlite.path)
 
 
 def _storage_ctx(given: Storage | None) -> Any:
@@ -122,13 +132,14 @@ def _storage_ctx(given: Storage | None) -> Any:
 
 def _pool_ctx(given: BrowserPool | None) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        pool = given or BrowserPool(app[keys.SETTINGS].browser)
-        if given is None:
-            await pool.start()
+        if given is not None:
+            app[keys.POOL] = given
+            yield
+            return
+        pool, proxy = await start_browser(app[keys.SETTINGS].browser, app[keys.POLICY], app[keys.RESOLVER])
         app[keys.POOL] = pool
         yield
-        if given is None:
-            await pool.close()
+        await stop_browser(pool, proxy)
 
     return ctx
 

@@ -62,19 +62,19 @@ def run_capture(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> dict[str, object]:
-    from .browser.pool import BrowserPool
     from .capture.service import CaptureService
     from .config import replace
     from .egress.policy import EgressPolicy
     from .egress.resolver import SystemResolver
+    from .wiring import start_browser, stop_browser
 
     one = replace(settings, browser={"pool_size": 1, "max_queue": 0, "browsers": 1})
-    pool = BrowserPool(one.browser)
-    await pool.start()
+    policy, resolver = EgressPolicy.from_config(one.egress), SystemResolver()
+    pool, proxy = await start_browser(one.browser, policy, resolver)
     try:
-        service = CaptureService(pool, _FileStorage(output), EgressPolicy.from_config(one.egress),
-                                 SystemResolver(), deadline_seconds=one.capture.deadline_seconds)
+        service = CaptureService(pool, _FileStorage(output), policy, resolver,
+                                 deadline_seconds=one.capture.deadline_seconds)
         result = await service.capture(opts, started=asyncio.get_running_loop().time())
         return result.to_json()
     finally:
-        await pool.close()
+        await stop_browser(pool, proxy)

@@ -102,8 +102,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _bootstrap_key(settings: Settings) -> None:
     """A first run on an empty store is usable at once: one free key, printed once."""
-    from .app import open_state
     from .limits.keys import create_key
+    from .wiring import open_state
 
     store = open_state(settings)
     try:
@@ -120,7 +120,7 @@ async def _bootstrap_key(settings: Settings) -> None:
 
 
 def _with_store(settings: Settings, work: object) -> int:
-    from .app import open_state
+    from .wiring import open_state
 
     async def run() -> int:
         store = open_state(settings)

@@ -25,11 +25,14 @@ from PIL import Image
 from screenshot_service import config
 from screenshot_service.app import create_app
 from screenshot_service.browser.pool import BrowserPool
+from screenshot_service.egress.policy import EgressPolicy
+from screenshot_service.egress.resolver import SystemResolver
 from screenshot_service.limits.keys import create_key
 from screenshot_service.state.sqlite import SqliteStateStore
+from screenshot_service.wiring import start_browser, stop_browser
 from tests import site
 
-pytest_plugins: list[str] = []
+pytest_plugins = ["tests.s3_server", "tests.redis_server"]
 
 
 @dataclass
@@ -69,6 +72,9 @@ def base_settings(tmp_path: Path, site_port: int, **sections: dict[str, Any]) ->
         "state": {"sqlite": {"path": str(tmp_path / "state.sqlite3")}},
         "browser": {"pool_size": 2, "max_queue": 8},
         "server": {"drain_seconds": 5.0},
+        # Most tests fire many requests on one key: a plan that never limits them.
+        "plans": {"unlimited": {"requests_per_second": 100000, "burst": 100000,
+                                "monthly_captures": 10**9, "concurrency": 1000}},
     }
     for name, values in sections.items():
         defaults.setdefault(name, {}).update(values)
@@ -76,27 +82,36 @@ def base_settings(tmp_path: Path, site_port: int, **sections: dict[str, Any]) ->
 
 
 @pytest.fixture(scope="session")
-async def shared_pool() -> AsyncIterator[BrowserPool]:
-    pool = BrowserPool(config.BrowserConfig(pool_size=2, max_queue=8))
-    await pool.start()
+async def shared_pool(test_site: TestSite) -> AsyncIterator[BrowserPool]:
+    """One warm pool for most tests; its egress proxy lets the test site through."""
+    pool, proxy = await start_browser(
+        config.BrowserConfig(pool_size=2, max_queue=8),
+        EgressPolicy.from_config(config.EgressConfig(allow=[f"127.0.0.1:{test_site.port}"])),
+        SystemResolver(),
+    )
     yield pool
-    await pool.close()
+    await stop_browser(pool, proxy)
 
 
 @pytest.fixture
-async def make_pool() -> AsyncIterator[Callable[..., Any]]:
-    """Build a private pool (closed after the test) for tests that abuse one."""
-    pools: list[BrowserPool] = []
+async def make_pool(test_site: TestSite) -> AsyncIterator[Callable[..., Any]]:
+    """Build a private pool (closed after the test) for tests that abuse one.
 
-    async def make(**browser: Any) -> BrowserPool:
-        pool = BrowserPool(config.replace(config.Settings(), browser=browser).browser)
-        await pool.start()
-        pools.append(pool)
+    ``make_pool(allow=[...], **browser settings)``; the test site is allowed by default.
+    """
+    built: list[tuple[BrowserPool, Any]] = []
+
+    async def make(*, allow: list[str] | None = None, **browser: Any) -> BrowserPool:
+        cfg = config.replace(config.Settings(), browser=browser).browser
+        allow = [f"127.0.0.1:{test_site.port}"] if allow is None else allow
+        policy = EgressPolicy.from_config(config.EgressConfig(allow=allow))
+        pool, proxy = await start_browser(cfg, policy, SystemResolver())
+        built.append((pool, proxy))
         return pool
 
     yield make
-    for pool in pools:
-        await pool.close()
+    for pool, proxy in built:
+        await stop_browser(pool, proxy)
 
 
 @dataclass
@@ -122,17 +137,19 @@ class Service:
 async def make_service(
     aiohttp_client: Any, tmp_path: Path, test_site: TestSite, shared_pool: BrowserPool
 ) -> Callable[..., Any]:
-    """make_service(pool=None, plan="pro", **settings sections) -> Service."""
+    """make_service(pool=None, plan="unlimited", resolver=None, **settings sections) -> Service."""
     counter = 0
 
-    async def make(*, pool: BrowserPool | None = None, plan: str = "pro", **sections: Any) -> Service:
+    async def make(
+        *, pool: BrowserPool | None = None, plan: str = "unlimited", resolver: Any = None, **sections: Any
+    ) -> Service:
         nonlocal counter
         counter += 1
         root = tmp_path / f"svc{counter}"
         settings = base_settings(root, test_site.port, **sections)
         state = SqliteStateStore(settings.state.sqlite.path)
         record, raw = await create_key(state, plan, "test")
-        app = create_app(settings, pool=pool or shared_pool, state=state)
+        app = create_app(settings, pool=pool or shared_pool, state=state, resolver=resolver)
         client = await aiohttp_client(app)
         return Service(client=client, key=raw, key_id=record.id, settings=settings, state=state, site=test_site)
 

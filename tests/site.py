@@ -110,5 +110,33 @@ def build(hits: list[str]) -> web.Application:
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPFound(request.query["to"])
 
+    @routes.get("/reach")
+    async def reach(request: web.Request) -> web.Response:
+        """A page that reaches for ``target`` one way (``kind``): egress tests point it at a canary."""
+        target = request.query["target"]
+        kind = request.query["kind"]
+        page = REACH[kind].replace("WSTARGET", target.replace("http", "ws", 1))
+        return _html(page.replace("TARGET", target))
+
     app.add_routes(routes)
     return app
+
+
+# One way per entry for a page to make the browser send a request to TARGET.
+REACH = {
+    "img": "<img src='TARGET/img.png'>",
+    "iframe": "<iframe src='TARGET/frame'></iframe>",
+    "script": "<script src='TARGET/s.js'></script>",
+    "stylesheet": "<link rel=stylesheet href='TARGET/s.css'>",
+    "css_background": "<div style=\"width:10px;height:10px;background:url('TARGET/bg.png')\"></div>",
+    "fetch": "<script>fetch('TARGET/fetch', {mode: 'no-cors'}).catch(() => {});</script>",
+    "xhr": "<script>const x = new XMLHttpRequest(); x.open('GET', 'TARGET/xhr'); x.send();</script>",
+    "websocket": "<script>try { new WebSocket('WSTARGET/ws'); } catch (e) {}</script>",
+    "eventsource": "<script>new EventSource('TARGET/events');</script>",
+    "beacon": "<script>navigator.sendBeacon('TARGET/beacon', 'x');</script>",
+    "worker": "<script>try { new Worker('TARGET/worker.js'); } catch (e) {}</script>",
+    "prefetch": "<link rel=prefetch href='TARGET/prefetch'><link rel=preload as=image href='TARGET/preload.png'>",
+    "form_post": "<form id=f method=post action='TARGET/form'><input name=a value=1></form>"
+                 "<script>document.getElementById('f').submit();</script>",
+    "script_navigation": "<script>location = 'TARGET/navigated';</script>",
+}

@@ -12,12 +12,14 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..browser.pool import BrowserPool
+from ..browser.pool import BrowserPool, Lease
 from ..egress.policy import EgressPolicy
+from ..egress.proxy import ProxyChannel
 from ..egress.resolver import Resolver, check_target
 from ..errors import CaptureTimeout
 from ..storage.base import Storage, StoredObject, new_object_name
 from . import render
+from .navigation_watch import MainFrameWatch
 from .options import CaptureOptions
 
 
@@ -91,7 +93,7 @@ class CaptureService:
                 target = await check_target(opts.url, self.policy, self.resolver)
                 opts = opts.with_changes(url=target.url)
                 async with self.pool.lease() as lease:
-                    rendered = await lease.guard(self._render(lease.page, opts))
+                    rendered, blocked = await lease.guard(self._render(lease, opts))
                 stored = await asyncio.shield(self._store(opts, rendered.data, base_url))
         except TimeoutError:
             raise CaptureTimeout(
@@ -106,11 +108,18 @@ class CaptureService:
             height=rendered.height,
             took_ms=round((loop.time() - started) * 1000),
             clamped=rendered.clamped,
+            blocked_requests=blocked,
         )
 
-    async def _render(self, page: object, opts: CaptureOptions) -> render.Rendered:
-        await render.navigate(page, opts)  # type: ignore[arg-type]
-        return await render.capture(page, opts)  # type: ignore[arg-type]
+    async def _render(self, lease: Lease, opts: CaptureOptions) -> tuple[render.Rendered, int]:
+        """Render on a leased page; returns the image and how many requests egress refused."""
+        channel: ProxyChannel | None = lease.handle
+        watch = MainFrameWatch(lease.page)
+        await render.navigate(lease.page, opts)
+        watch.raise_if_blocked()  # a redirect or script navigation to a forbidden host
+        rendered = await render.capture(lease.page, opts)
+        watch.raise_if_blocked()
+        return rendered, len(channel.blocked) if channel is not None else 0
 
     async def _store(self, opts: CaptureOptions, data: bytes, base_url: str) -> StoredObject:
         return await self.storage.put(new_object_name(opts.format), data, opts.content_type, base_url=base_url)

@@ -1,0 +1,362 @@
+"""The forward proxy every browser request goes through: resolve once, check, connect to that IP.
+
+Checking a URL up front cannot stop redirects, subresources or DNS rebinding
+(a name that is public for the check and 127.0.0.1 for the browser).  So
+Chromium talks only to this proxy, which resolves each host once, checks every
+address, and connects to an address it checked.
+
+Plain HTTP is one request per client connection (``Connection: close`` both
+ways): the proxy never has to find where a body ends, and every request gets
+its own check.  CONNECT (https, wss) is a byte tunnel.  Each capture can get
+its own port (``open_channel``), so refusals are attributed to the capture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from http import HTTPStatus
+from typing import Any, NamedTuple
+
+from screenshot_service.egress.policy import Address, EgressPolicy, unwrap
+from screenshot_service.egress.resolver import Resolver, first_blocked, resolve_host
+from screenshot_service.egress.urls import parse_target_url
+from screenshot_service.errors import InvalidUrl, TargetUnreachable
+
+log = logging.getLogger("screenshot_service.egress.proxy")
+
+HEAD_LIMIT = 256 * 1024  # request/response head; Chromium itself allows 256 KiB of headers
+CHUNK = 65536
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy's own; never forwarded.
+_HOP_BY_HOP = frozenset(
+    "connection keep-alive proxy-connection proxy-authorization proxy-authenticate te upgrade".split()
+)
+# Framing stays whatever ``Connection`` says: the body is piped raw, so the origin must see it.
+_KEEP = frozenset({"content-length", "transfer-encoding"})
+
+Fields = list[tuple[str, str]]
+Reader = asyncio.StreamReader
+Writer = asyncio.StreamWriter
+_Copy = Coroutine[Any, Any, bool]  # one direction of a connection; False when a side broke
+
+
+class _Request(NamedTuple):
+    method: str
+    target: str
+    version: str
+    fields: Fields
+
+
+class _Refused(Exception):
+    """A request answered by the proxy itself (4xx/5xx) instead of the origin."""
+
+    def __init__(self, status: int, text: str, *, blocked: bool = False) -> None:
+        super().__init__(text)
+        self.status, self.text, self.blocked = status, text, blocked
+
+
+class ProxyChannel:
+    """One listening port; everything refused on it is recorded in ``blocked``."""
+
+    def __init__(self, proxy: EgressProxy, blocked_hosts: Callable[[str], bool] | None) -> None:
+        self._proxy = proxy
+        # Set per capture (ad/tracker lists); read on every request, so it can change between leases.
+        self.blocked_hosts = blocked_hosts
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()  # open client connections, cancelled on close
+        self._closed = False
+        self.port = 0
+        self.blocked: list[tuple[str, str]] = []  # (host, reason) for every refused request
+        self.requests = 0  # requests (plain or CONNECT) received
+
+    @property
+    def proxy_server(self) -> str:
+        return f"http://{self._proxy.host}:{self.port}"
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self._proxy.host, 0, limit=HEAD_LIMIT)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and cut every open connection and tunnel of this channel."""
+        if self._closed:
+            return
+        self._closed = True
+        self._proxy._channels.discard(self)
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: Reader, writer: Writer) -> None:
+        task = asyncio.current_task()
+        if self._closed or task is None:
+            writer.close()
+            return
+        self._tasks.add(task)
+        try:
+            await self._proxy._handle(self, reader, writer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("egress proxy: unexpected error")
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+
+class EgressProxy:
+    """An in-process HTTP forward proxy enforcing ``policy`` on every connection it opens."""
+
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        resolver: Resolver,
+        *,
+        host: str = "127.0.0.1",
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.policy, self.resolver, self.host = policy, resolver, host
+        self.connect_timeout = connect_timeout  # for all of a name's addresses together
+        self.idle_timeout = 60.0  # for a request head: Chromium preconnects sockets it may never use
+        self.linger = 30.0  # how long a half-closed tunnel may still send the other way
+        self._channels: set[ProxyChannel] = set()
+        self._default: ProxyChannel | None = None
+
+    async def start(self) -> None:
+        if self._default is None:
+            self._default = await self.open_channel()
+
+    async def stop(self) -> None:
+        for channel in list(self._channels):
+            await channel.close()
+        self._default = None
+
+    async def __aenter__(self) -> EgressProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def channel(self) -> ProxyChannel:
+        if self._default is None:
+            raise RuntimeError("EgressProxy.start() has not been called")
+        return self._default
+
+    @property
+    def port(self) -> int:
+        return self.channel.port
+
+    @property
+    def proxy_server(self) -> str:
+        return self.channel.proxy_server
+
+    async def open_channel(self, blocked_hosts: Callable[[str], bool] | None = None) -> ProxyChannel:
+        channel = ProxyChannel(self, blocked_hosts)
+        await channel._start()
+        self._channels.add(channel)
+        return channel
+
+    # ------------------------------------------------------------------ one connection
+
+    async def _handle(self, channel: ProxyChannel, reader: Reader, writer: Writer) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.idle_timeout)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            return
+        except asyncio.LimitOverrunError:
+            return await _respond(writer, _Refused(431, "request head too large"))
+        channel.requests += 1
+        try:
+            request = _parse_request(head)
+            if request.method == "CONNECT":
+                await self._tunnel(channel, request.target, reader, writer)
+            else:
+                await self._forward(channel, request, reader, writer)
+        except _Refused as refused:
+            await _respond(writer, refused)
+
+    async def _open(self, channel: ProxyChannel, host: str, port: int) -> tuple[Reader, Writer]:
+        """Resolve ``host`` once, check every address, connect to a checked one."""
+        # The blocklist goes first: a blocklisted name costs (and leaks) no DNS lookup.
+        blocklisted = channel.blocked_hosts is not None and channel.blocked_hosts(host)
+        reason = "blocklist" if blocklisted else None
+        if reason is None:
+            try:
+                addresses = await resolve_host(self.resolver, host, port)
+            except TargetUnreachable as error:
+                raise _Refused(502, error.message) from None
+            reason = first_blocked(self.policy, addresses, port)
+            own_ports = {c.port for c in self._channels}
+            if reason is None and port in own_ports and any(_is_local(ip) for ip in addresses):
+                reason = "the egress proxy itself"
+        if reason is not None:
+            channel.blocked.append((host, reason))
+            log.info("egress blocked host=%s port=%d: %s", host, port, reason)
+            raise _Refused(403, f"blocked by egress policy: {reason}", blocked=True)
+        deadline = asyncio.get_running_loop().time() + self.connect_timeout
+        for ip in addresses:
+            remaining = deadline - asyncio.get_running_loop().time()
+            with contextlib.suppress(OSError, TimeoutError):
+                # A literal address: asyncio does no name lookup, so no second answer can sneak in.
+                return await asyncio.wait_for(
+                    asyncio.open_connection(str(ip), port, limit=HEAD_LIMIT), remaining
+                )
+        raise _Refused(502, f"could not connect to {host} port {port}")
+
+    async def _tunnel(self, channel: ProxyChannel, authority: str, reader: Reader, writer: Writer) -> None:
+        _, sep, port_text = authority.rpartition(":")
+        if not sep or not port_text.isdigit() or any(c in authority for c in "/?#\\@"):
+            raise _Refused(400, "CONNECT needs host:port")
+        try:
+            target = parse_target_url(f"http://{authority}/", what="CONNECT target")
+        except InvalidUrl as error:
+            raise _Refused(400, error.message) from None
+        up_reader, up_writer = await self._open(channel, target.host, target.port)
+        try:
+            writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            await writer.drain()
+            await self._splice(_pipe(reader, up_writer), _pipe(up_reader, writer), half_close=True)
+        finally:
+            up_writer.close()
+
+    async def _forward(
+        self, channel: ProxyChannel, request: _Request, reader: Reader, writer: Writer
+    ) -> None:
+        scheme, sep, rest = request.target.partition("://")
+        if not sep or scheme.lower() == "https":
+            raise _Refused(400, "a proxy request needs an absolute http:// URI (https goes through CONNECT)")
+        if scheme.lower() != "http":
+            reason = f"scheme {scheme.lower()!r} is not allowed"
+            channel.blocked.append((rest.partition("/")[0], reason))
+            raise _Refused(403, f"blocked by egress policy: {reason}", blocked=True)
+        try:
+            url = parse_target_url(request.target, what="proxy request", max_length=HEAD_LIMIT)
+        except InvalidUrl as error:
+            raise _Refused(400, error.message) from None
+        # Origin-form exactly as the client sent it (the canonical url may re-encode).
+        rest = rest.partition("#")[0]
+        path = rest[min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest)) :]
+        path = path if path.startswith("/") else "/" + path
+        # RFC 9112 §3.2.2: a proxy replaces Host with the authority of the absolute URI.
+        fields = [
+            ("Host", url.authority),
+            *((n, v) for n, v in _end_to_end(request.fields) if n.lower() != "host"),
+        ]
+        up_reader, up_writer = await self._open(channel, url.host, url.port)
+        try:
+            up_writer.write(_build_head(f"{request.method} {path} {request.version}", fields))
+            await up_writer.drain()
+            # The response decides the end: once it is copied the connection closes,
+            # so a client that stops early (or never sends EOF) cannot pin sockets.
+            await self._splice(_pipe(reader, up_writer), _relay_response(up_reader, writer), half_close=False)
+        finally:
+            up_writer.close()
+
+    async def _splice(self, upload: _Copy, download: _Copy, *, half_close: bool) -> None:
+        tasks = {asyncio.ensure_future(upload), asyncio.ensure_future(download)}
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if half_close and pending and all(t.result() for t in done):
+                # One side finished cleanly and its EOF was passed on: let the other finish, briefly.
+                await asyncio.wait(pending, timeout=self.linger)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _pipe(reader: Reader, writer: Writer) -> bool:
+    """Copy until EOF and pass the EOF on; False when either side broke."""
+    try:
+        while data := await reader.read(CHUNK):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        return True
+    except OSError:
+        return False
+
+
+async def _relay_response(up_reader: Reader, writer: Writer) -> bool:
+    """Copy the origin's response, rewriting only its head so the client knows we close."""
+    while True:
+        try:
+            head = await up_reader.readuntil(b"\r\n\r\n")
+            status_line, fields = _split_head(head)
+            version, status_text, *_ = [*status_line.split(" ", 2), ""]
+            status = int(status_text) if status_text.isdigit() and len(status_text) == 3 else 0
+            if not version.startswith("HTTP/1.") or status < 100:
+                raise ValueError(status_line)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            await _respond(writer, _Refused(502, "the origin sent no valid HTTP response"))
+            return False
+        interim = 100 <= status < 200 and status != 101  # 100 Continue, 103 Early Hints: more follows
+        writer.write(head if interim else _build_head(status_line, _end_to_end(fields)))
+        await writer.drain()
+        if not interim:
+            return await _pipe(up_reader, writer)
+
+
+def _split_head(head: bytes) -> tuple[str, Fields]:
+    """Start line and header fields; raise ValueError on anything a strict parser would refuse."""
+    start, *lines = head.decode("latin-1").split("\r\n")[:-2]
+    fields: Fields = []
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+            raise ValueError(f"bad header line {line!r}")  # also refuses obs-fold and bare LF
+        fields.append((name, value.strip(" \t")))
+    return start, fields
+
+
+def _parse_request(head: bytes) -> _Request:
+    try:
+        request_line, fields = _split_head(head)
+        method, target, version = request_line.split(" ")
+    except ValueError:
+        raise _Refused(400, "malformed request") from None
+    if not _TOKEN.fullmatch(method) or version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise _Refused(400, "malformed request line")
+    names = [name.lower() for name, _ in fields]
+    lengths = {value for name, value in fields if name.lower() == "content-length"}
+    if ("transfer-encoding" in names and lengths) or len(lengths) > 1:
+        raise _Refused(400, "ambiguous message length")  # the request-smuggling shape
+    return _Request(method, target, version, fields)
+
+
+def _end_to_end(fields: Fields) -> Fields:
+    named = {t.strip().lower() for n, v in fields if n.lower() == "connection" for t in v.split(",")}
+    drop = (_HOP_BY_HOP | named) - _KEEP
+    return [(n, v) for n, v in fields if n.lower() not in drop]
+
+
+def _build_head(start: str, fields: Fields) -> bytes:
+    lines = [start, *(f"{n}: {v}" for n, v in fields), "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _respond(writer: Writer, refused: _Refused) -> None:
+    body = (refused.text + "\n").encode()
+    fields = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    if refused.blocked:
+        fields.append(("X-Egress-Blocked", "1"))  # tells a capture's request log "policy, not network"
+    status = f"HTTP/1.1 {refused.status} {HTTPStatus(refused.status).phrase}"
+    with contextlib.suppress(OSError):
+        writer.write(_build_head(status, fields) + body)
+        await writer.drain()
+
+
+def _is_local(ip: Address) -> bool:
+    address = unwrap(ip)
+    return address.is_loopback or address.is_unspecified

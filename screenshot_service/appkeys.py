@@ -11,6 +11,7 @@ from .capture.service import CaptureService
 from .config import Settings
 from .egress.policy import EgressPolicy
 from .egress.resolver import Resolver
+from .limits.admission import Admission
 from .state.base import StateStore
 from .storage.base import Storage
 
@@ -30,9 +31,12 @@ STATE = web.AppKey("state", StateStore)
 POLICY = web.AppKey("policy", EgressPolicy)
 RESOLVER = web.AppKey("resolver", Resolver)
 CAPTURE = web.AppKey("capture", CaptureService)
+ADMISSION = web.AppKey("admission", Admission)
 
 # Per-request values (web.RequestKey): set by middlewares and handlers, read by the access log.
 STARTED = web.RequestKey("started", float)  # loop time of arrival; capture deadlines count from it
 REQUEST_ID = web.RequestKey("request_id", str)
 KEY_ID = web.RequestKey("key_id", str)  # the caller's public key id, never the key
 TARGET_HOST = web.RequestKey("target_host", str)  # host only, never the full URL
+# Rate-limit and quota headers gathered while handling; added to whatever response goes out.
+LIMIT_HEADERS = web.RequestKey("limit_headers", dict)

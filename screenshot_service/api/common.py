@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..appkeys import KEY_ID, SETTINGS, STATE
+from ..appkeys import ADMISSION, KEY_ID, LIMIT_HEADERS, SETTINGS, STATE
 from ..errors import MalformedBody, PayloadTooLarge
 from ..limits.keys import authenticate, key_from_request
 from ..state.base import KeyRecord
@@ -34,10 +34,23 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 
 async def caller(request: web.Request, body_key: object = None) -> KeyRecord:
-    """Authenticate the request and remember the key's public id for the access log."""
+    """Authenticate the request and count it against the key's request rate.
+
+    Remembers the key's public id for the access log and the rate-limit headers
+    for the response (added by ``add_limit_headers``, errors included).
+    """
     record = await authenticate(request.app[STATE], key_from_request(request, body_key))
     request[KEY_ID] = record.id
+    headers: dict[str, str] = {}
+    request[LIMIT_HEADERS] = headers
+    await request.app[ADMISSION].check_rate(record, headers)
     return record
+
+
+async def add_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every authenticated response carries the rate/quota headers."""
+    for name, value in request.get(LIMIT_HEADERS, {}).items():
+        response.headers.setdefault(name, value)
 
 
 def base_url(request: web.Request) -> str:

@@ -1,34 +1,38 @@
-"""GET and POST /v1/screenshot: parse → authenticate → capture → answer."""
+"""GET and POST /v1/screenshot: parse → authenticate → admit → capture → answer."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..appkeys import CAPTURE, STARTED, TARGET_HOST
+from ..appkeys import ADMISSION, CAPTURE, LIMIT_HEADERS, STARTED, TARGET_HOST
 from ..capture.options import CaptureOptions
 from ..capture.service import CaptureResult
+from ..state.base import KeyRecord
 from .common import base_url, caller, json_response, read_json_object
 
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
-    await caller(request)
+    key = await caller(request)
     opts = CaptureOptions.from_query(request.query)
-    return await _capture(request, opts)
+    return await _capture(request, key, opts)
 
 
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
-    await caller(request, body.get("api_key"))
+    key = await caller(request, body.get("api_key"))
     opts = CaptureOptions.from_json(body)
-    return await _capture(request, opts)
+    return await _capture(request, key, opts)
 
 
-async def _capture(request: web.Request, opts: CaptureOptions) -> web.StreamResponse:
+async def _capture(request: web.Request, key: KeyRecord, opts: CaptureOptions) -> web.StreamResponse:
     request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
-    result = await request.app[CAPTURE].capture(opts, started=request[STARTED], base_url=base_url(request))
+    async with request.app[ADMISSION].admit(key, request[LIMIT_HEADERS]) as ticket:
+        result = await request.app[CAPTURE].capture(opts, started=request[STARTED], base_url=base_url(request))
+        await asyncio.shield(ticket.commit())
     return render_result(result, opts.response_type)
 
 

@@ -1,0 +1,137 @@
+"""Admission: may this key start a capture now? Rate, concurrency, then quota.
+
+The order is deliberate: the cheap, non-charging checks first (rate, in-flight
+count), the credit last.  A credit is reserved atomically before the capture
+and either committed (success) or refunded (any failure) exactly once; the
+refund is shielded so even a cancelled request gives its credit back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from ..config import PlanConfig
+from ..errors import ConcurrencyLimited, InvalidApiKey, QuotaExceeded, RateLimited
+from ..state.base import KeyRecord, Reservation, StateStore
+from .concurrency import ConcurrencyGate
+from .quota import Period, current_period
+from .rate import RateDecision, RateLimiter
+
+
+@dataclass
+class Ticket:
+    """One admitted capture: its credit and its concurrency slot."""
+
+    key: KeyRecord
+    plan: PlanConfig
+    reservation: Reservation
+    _state: StateStore
+    _settled: bool = field(default=False)
+
+    async def commit(self) -> None:
+        if not self._settled:
+            self._settled = True
+            await self._state.commit_credit(self.reservation)
+
+    async def refund(self) -> None:
+        if not self._settled:
+            self._settled = True
+            await self._state.refund_credit(self.reservation)
+
+
+def rate_headers(plan_name: str, decision: RateDecision) -> dict[str, str]:
+    """IETF httpapi RateLimit headers (draft form) plus the classic X-RateLimit-* trio."""
+    window = max(1, math.ceil(decision.window))
+    reset = max(0, math.ceil(decision.reset_after))
+    return {
+        "RateLimit-Policy": f'"{plan_name}";q={decision.limit};w={window}',
+        "RateLimit": f'"{plan_name}";r={decision.remaining};t={reset}',
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(reset),
+    }
+
+
+def quota_headers(limit: int, used: int) -> dict[str, str]:
+    return {"X-Quota-Limit": str(limit), "X-Quota-Remaining": str(max(0, limit - used))}
+
+
+class Admission:
+    def __init__(
+        self,
+        state: StateStore,
+        rate: RateLimiter,
+        gate: ConcurrencyGate,
+        plans: dict[str, PlanConfig],
+    ) -> None:
+        self.state = state
+        self.rate = rate
+        self.gate = gate
+        self.plans = plans
+
+    def plan_of(self, key: KeyRecord) -> PlanConfig:
+        plan = self.plans.get(key.plan)
+        if plan is None:
+            raise InvalidApiKey(f"this key's plan {key.plan!r} is no longer offered; ask for a new key")
+        return plan
+
+    async def check_rate(self, key: KeyRecord, headers: dict[str, str]) -> PlanConfig:
+        """Count one request against the key's rate; fills ``headers`` either way."""
+        plan = self.plan_of(key)
+        decision = await self.rate.hit(key.id, plan)
+        headers.update(rate_headers(key.plan, decision))
+        if not decision.allowed:
+            headers.update(quota_headers(plan.monthly_captures,
+                                         await self.state.credits_used(key.id, current_period().name)))
+            rps = f"{plan.requests_per_second:g} request{'s' if plan.requests_per_second != 1 else ''}"
+            raise RateLimited(
+                f"{rps} per second on plan '{key.plan}'; retry in {decision.retry_after:.1f} s",
+                retry_after=decision.retry_after,
+                details={"plan": key.plan, "requests_per_second": plan.requests_per_second,
+                         "burst": plan.burst, "retry_after_seconds": round(decision.retry_after, 3)},
+            )
+        return plan
+
+    @contextlib.asynccontextmanager
+    async def admit(self, key: KeyRecord, headers: dict[str, str]) -> AsyncIterator[Ticket]:
+        """Take a concurrency slot and reserve a credit for one capture.
+
+        (The request itself was rate-checked when it was authenticated.)  Leaving
+        the block does NOT commit: the caller commits once the result is safely
+        stored; anything not committed by then is refunded.
+        """
+        plan = self.plan_of(key)
+        token = await self.gate.acquire(key.id, plan.concurrency)
+        if token is None:
+            raise ConcurrencyLimited(
+                f"plan '{key.plan}' allows {plan.concurrency} capture(s) in flight per key; retry when one ends",
+                retry_after=1,
+                details={"plan": key.plan, "concurrency": plan.concurrency},
+            )
+        try:
+            period = current_period()
+            ticket = await self._reserve(key, plan, period, headers)
+            try:
+                yield ticket
+            finally:
+                # Never leave a credit dangling: not committed by now means failed.
+                await asyncio.shield(ticket.refund())
+        finally:
+            await asyncio.shield(self.gate.release(key.id, token))
+
+    async def _reserve(self, key: KeyRecord, plan: PlanConfig, period: Period, headers: dict[str, str]) -> Ticket:
+        reservation = await self.state.reserve_credit(key.id, period.name, plan.monthly_captures)
+        used = await self.state.credits_used(key.id, period.name)
+        headers.update(quota_headers(plan.monthly_captures, used))
+        if reservation is None:
+            raise QuotaExceeded(
+                f"the {plan.monthly_captures} monthly captures of plan '{key.plan}' are used up; "
+                f"the quota resets at {period.resets_at_iso}",
+                details={"plan": key.plan, "monthly_captures": plan.monthly_captures, "used": used,
+                         "resets_at": period.resets_at_iso},
+            )
+        return Ticket(key=key, plan=plan, reservation=reservation, _state=self.state)

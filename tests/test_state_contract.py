@@ -1,0 +1,232 @@
+"""One contract, every backend: SQLite and Redis stores, local and Redis limiters and gates.
+
+The same assertions run against the embedded implementations and the shared
+(Redis) ones, so a deployment can switch ``state.backend`` without any change
+in behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from screenshot_service.config import PlanConfig
+from screenshot_service.limits.concurrency import ConcurrencyGate, LocalConcurrencyGate
+from screenshot_service.limits.rate import LocalRateLimiter, RateLimiter
+from screenshot_service.state.base import KeyRecord, StateStore
+from screenshot_service.state.redis import RedisConcurrencyGate, RedisRateLimiter, RedisStateStore
+from screenshot_service.state.sqlite import SqliteStateStore
+
+if TYPE_CHECKING:
+    from tests.redis_server import RedisTestServer
+
+pytest_plugins = ["tests.redis_server"]
+
+PERIOD = "2026-03"
+FREE = PlanConfig(requests_per_second=1, burst=1)
+BURSTY = PlanConfig(requests_per_second=1, burst=3)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
+    if request.param == "sqlite":
+        sqlite = SqliteStateStore(tmp_path / "state.sqlite3")
+        yield sqlite
+        await sqlite.close()
+    else:
+        server: RedisTestServer = request.getfixturevalue("redis_server")
+        server.start()
+        server.flush()
+        redis = RedisStateStore(server.url)
+        yield redis
+        await redis.close()
+
+
+def key_record(n: int, *, created_at: datetime | None = None) -> KeyRecord:
+    return KeyRecord(
+        id=f"key_{n:04d}",
+        name=f"name {n}",
+        plan="pro" if n % 2 else "free",
+        created_at=created_at or datetime(2026, 3, 1, 12, 0, n, 123456, tzinfo=UTC),
+        revoked=False,
+        webhook_secret=f"whsec_{n}",
+    )
+
+
+# keys ------------------------------------------------------------------------------
+async def test_add_lookup_list_count_keys(store: StateStore) -> None:
+    assert await store.count_keys() == 0
+    assert await store.list_keys() == []
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    records = [key_record(n, created_at=base + timedelta(seconds=10 - n)) for n in range(3)]
+    for n, record in enumerate(records):
+        await store.add_key(record, f"hash{n}")
+    assert await store.count_keys() == 3
+    assert await store.key_by_hash("hash1") == records[1]
+    assert await store.key_by_hash("nope") is None
+    assert await store.list_keys() == sorted(records, key=lambda r: r.created_at)
+
+
+async def test_revoke_key(store: StateStore) -> None:
+    record = key_record(7)
+    await store.add_key(record, "hash7")
+    assert await store.revoke_key(record.id) is True
+    found = await store.key_by_hash("hash7")
+    assert found is not None and found.revoked and found.id == record.id
+    assert (await store.list_keys())[0].revoked
+    assert await store.revoke_key("key_missing") is False
+    assert await store.count_keys() == 1
+
+
+async def test_ping(store: StateStore) -> None:
+    await store.ping()
+
+
+# quota -------------------------------------------------------------------------------
+async def test_reserve_until_the_limit(store: StateStore) -> None:
+    taken = [await store.reserve_credit("key_a", PERIOD, 3) for _ in range(3)]
+    assert all(taken) and len({r.id for r in taken if r}) == 3
+    assert await store.reserve_credit("key_a", PERIOD, 3) is None
+    assert await store.credits_used("key_a", PERIOD) == 3
+    # other keys and other months are separate counters
+    assert await store.reserve_credit("key_b", PERIOD, 3) is not None
+    assert await store.reserve_credit("key_a", "2026-04", 3) is not None
+    assert await store.credits_used("key_a", PERIOD) == 3
+    assert await store.credits_used("key_unknown", PERIOD) == 0
+    assert await store.reserve_credit("key_c", PERIOD, 0) is None
+
+
+async def test_refund_after_commit_changes_nothing(store: StateStore) -> None:
+    reservation = await store.reserve_credit("key_a", PERIOD, 5)
+    assert reservation is not None and reservation.key_id == "key_a" and reservation.period == PERIOD
+    await store.commit_credit(reservation)
+    assert await store.refund_credit(reservation) is False
+    assert await store.credits_used("key_a", PERIOD) == 1
+    await store.commit_credit(reservation)  # a second commit is harmless
+    assert await store.credits_used("key_a", PERIOD) == 1
+
+
+async def test_refund_exactly_once(store: StateStore) -> None:
+    first = await store.reserve_credit("key_a", PERIOD, 5)
+    second = await store.reserve_credit("key_a", PERIOD, 5)
+    assert first is not None and second is not None
+    assert await store.refund_credit(first) is True
+    assert await store.credits_used("key_a", PERIOD) == 1
+    assert await store.refund_credit(first) is False
+    assert await store.credits_used("key_a", PERIOD) == 1
+    await store.commit_credit(first)  # committing a refunded credit does not charge it again
+    assert await store.refund_credit(first) is False
+    assert await store.credits_used("key_a", PERIOD) == 1
+
+
+async def test_concurrent_reservations_never_exceed_the_limit(store: StateStore) -> None:
+    results = await asyncio.gather(*(store.reserve_credit("key_a", PERIOD, 10) for _ in range(50)))
+    taken = [r for r in results if r is not None]
+    assert len(taken) == 10
+    assert await store.credits_used("key_a", PERIOD) == 10
+    refunds = await asyncio.gather(*(store.refund_credit(r) for r in taken + taken))
+    assert sum(refunds) == 10
+    assert await store.credits_used("key_a", PERIOD) == 0
+
+
+# rate limiting ---------------------------------------------------------------------------
+@dataclass
+class Limiter:
+    limiter: RateLimiter
+    advance: Callable[[float], Awaitable[None]]  # let this much time pass
+
+
+@pytest.fixture(params=["local", "redis"])
+async def limiter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Limiter]:
+    if request.param == "local":
+        # aiolimiter reads loop.time(): drive it by hand instead of sleeping.
+        loop = asyncio.get_running_loop()
+        now = [loop.time()]
+        monkeypatch.setattr(loop, "time", lambda: now[0])
+
+        async def advance_clock(seconds: float) -> None:
+            now[0] += seconds
+
+        yield Limiter(LocalRateLimiter(), advance_clock)
+        monkeypatch.undo()  # give the loop its clock back before pytest-asyncio continues
+    else:
+        server: RedisTestServer = request.getfixturevalue("redis_server")
+        server.start()
+        server.flush()
+        store = RedisStateStore(server.url)
+
+        async def sleep(seconds: float) -> None:
+            await asyncio.sleep(seconds + 0.02)  # Redis's clock, real time: a hair of margin
+
+        yield Limiter(RedisRateLimiter(store), sleep)
+        await store.close()
+
+
+def new_key() -> str:
+    return "key_" + uuid.uuid4().hex[:12]
+
+
+async def test_rate_burst_of_three_on_one_per_second(limiter: Limiter) -> None:
+    key = new_key()
+    decisions = [await limiter.limiter.hit(key, FREE) for _ in range(3)]
+    assert [d.allowed for d in decisions] == [True, False, False]
+    first = decisions[0]
+    assert (first.limit, first.remaining, first.retry_after, first.window) == (1, 0, 0.0, 1.0)
+    assert 0 < first.reset_after <= 1
+    for denied in decisions[1:]:
+        assert 0 < denied.retry_after <= 1
+        assert denied.remaining == 0 and denied.limit == 1
+    await limiter.advance(decisions[-1].retry_after)
+    again = await limiter.limiter.hit(key, FREE)
+    assert again.allowed
+    assert not (await limiter.limiter.hit(key, FREE)).allowed
+
+
+async def test_rate_burst_plan_allows_burst_back_to_back(limiter: Limiter) -> None:
+    key = new_key()
+    decisions = [await limiter.limiter.hit(key, BURSTY) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
+    assert all(d.limit == 3 and d.window == 3.0 for d in decisions)
+    assert decisions[0].reset_after == pytest.approx(1.0, abs=0.05)
+    assert decisions[2].reset_after == pytest.approx(3.0, abs=0.05)
+    assert 0 < decisions[3].retry_after <= 1
+    # another key has its own bucket
+    assert (await limiter.limiter.hit(new_key(), BURSTY)).remaining == 2
+
+
+# concurrency ----------------------------------------------------------------------------
+@pytest.fixture(params=["local", "redis"])
+async def gate(request: pytest.FixtureRequest) -> AsyncIterator[ConcurrencyGate]:
+    if request.param == "local":
+        yield LocalConcurrencyGate()
+    else:
+        server: RedisTestServer = request.getfixturevalue("redis_server")
+        server.start()
+        server.flush()
+        store = RedisStateStore(server.url)
+        yield RedisConcurrencyGate(store)
+        await store.close()
+
+
+async def test_concurrency_limit_and_release(gate: ConcurrencyGate) -> None:
+    first = await gate.acquire("key_a", 2)
+    second = await gate.acquire("key_a", 2)
+    assert first and second and first != second
+    assert await gate.acquire("key_a", 2) is None
+    assert await gate.acquire("key_b", 2) is not None  # per key
+    await gate.release("key_a", first)
+    third = await gate.acquire("key_a", 2)
+    assert third is not None
+    assert await gate.acquire("key_a", 2) is None
+    await gate.release("key_a", "not-a-token")  # unknown tokens are ignored
+    await gate.release("key_a", second)
+    await gate.release("key_a", third)
+    assert await gate.acquire("key_a", 2) is not None

@@ -24,6 +24,7 @@ from .browser.pool import BrowserPool
 from .capture.service import CaptureService
 from .config import Settings
 from .egress.policy import EgressPolicy
+from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver, SystemResolver
 from .errors import BrowserUnavailable, error_middleware
 from .limits.admission import Admission
@@ -33,7 +34,8 @@ from .observability import Handler, request_id_middleware
 from .state.base import StateStore
 from .storage.base import Storage
 from .storage.local import LocalStorage
-from .wiring import open_backend, start_browser, stop_browser
+from .storage.s3 import S3Storage
+from .wiring import open_backend, start_browser
 
 # Paths that keep answering while the service drains.
 _ALWAYS_OPEN = ("/healthz", "/readyz", "/metrics")
@@ -59,6 +61,7 @@ def create_app(
     app[keys.RESOLVER] = resolver or SystemResolver()
 
     app.cleanup_ctx.append(_state_ctx(state, rate_limiter, concurrency))
+    app.cleanup_ctx.append(_proxy_ctx)
     app.cleanup_ctx.append(_storage_ctx(storage))
     app.cleanup_ctx.append(_pool_ctx(pool))
     app.cleanup_ctx.append(_capture_ctx)
@@ -112,20 +115,33 @@ def _state_ctx(
     return ctx
 
 
+async def _proxy_ctx(app: web.Application) -> AsyncIterator[None]:
+    proxy = EgressProxy(app[keys.POLICY], app[keys.RESOLVER])
+    await proxy.start()
+    app[keys.PROXY] = proxy
+    yield
+    await proxy.stop()
+
+
 def _storage_ctx(given: Storage | None) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[keys.SETTINGS]
         if given is not None:
             app[keys.STORAGE] = given
             yield
-            return
-        local = LocalStorage(settings.storage.local.path, settings.storage.retention_days)
-        app[keys.STORAGE] = local
-        sweeper = asyncio.create_task(local.sweep_forever())
-        yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        elif settings.storage.backend == "s3":
+            # One aioboto3 client for the process lifetime.
+            async with S3Storage(settings.storage) as s3:
+                app[keys.STORAGE] = s3
+                yield
+        else:
+            local = LocalStorage(settings.storage.local.path, settings.storage.retention_days)
+            app[keys.STORAGE] = local
+            sweeper = asyncio.create_task(local.sweep_forever())
+            yield
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
 
     return ctx
 
@@ -136,10 +152,12 @@ def _pool_ctx(given: BrowserPool | None) -> Any:
             app[keys.POOL] = given
             yield
             return
-        pool, proxy = await start_browser(app[keys.SETTINGS].browser, app[keys.POLICY], app[keys.RESOLVER])
+        pool, _ = await start_browser(
+            app[keys.SETTINGS].browser, app[keys.POLICY], app[keys.RESOLVER], app[keys.PROXY]
+        )
         app[keys.POOL] = pool
         yield
-        await stop_browser(pool, proxy)
+        await pool.close()
 
     return ctx
 
@@ -151,6 +169,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.POLICY],
         app[keys.RESOLVER],
         deadline_seconds=app[keys.SETTINGS].capture.deadline_seconds,
+        egress_proxy_url=app[keys.PROXY].proxy_server,
     )
     yield
 

@@ -10,6 +10,7 @@ from .browser.pool import BrowserPool
 from .capture.service import CaptureService
 from .config import Settings
 from .egress.policy import EgressPolicy
+from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver
 from .limits.admission import Admission
 from .state.base import StateStore
@@ -31,6 +32,7 @@ STATE = web.AppKey("state", StateStore)
 POLICY = web.AppKey("policy", EgressPolicy)
 RESOLVER = web.AppKey("resolver", Resolver)
 CAPTURE = web.AppKey("capture", CaptureService)
+PROXY = web.AppKey("proxy", EgressProxy)  # the egress filter for the browser, webhooks and customer S3
 ADMISSION = web.AppKey("admission", Admission)
 
 # Per-request values (web.RequestKey): set by middlewares and handlers, read by the access log.

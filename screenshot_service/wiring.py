@@ -15,11 +15,12 @@ from .state.sqlite import SqliteStateStore
 
 
 async def start_browser(
-    browser: BrowserConfig, policy: EgressPolicy, resolver: Resolver
+    browser: BrowserConfig, policy: EgressPolicy, resolver: Resolver, proxy: EgressProxy | None = None
 ) -> tuple[BrowserPool, EgressProxy]:
-    """A warm pool whose every request goes through a started egress proxy."""
-    proxy = EgressProxy(policy, resolver)
-    await proxy.start()
+    """A warm pool whose every request goes through a started egress proxy (made here if not given)."""
+    if proxy is None:
+        proxy = EgressProxy(policy, resolver)
+        await proxy.start()
     try:
         pool = BrowserPool(browser, extra_flags=browser_flags(proxy), context_hook=ProxyContextHook(proxy))
         await pool.start()

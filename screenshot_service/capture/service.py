@@ -16,11 +16,14 @@ from ..browser.pool import BrowserPool, Lease
 from ..egress.policy import EgressPolicy
 from ..egress.proxy import ProxyChannel
 from ..egress.resolver import Resolver, check_target
-from ..errors import CaptureTimeout
+from ..errors import CaptureTimeout, StorageError
 from ..storage.base import Storage, StoredObject, new_object_name
+from ..storage.customer import CustomerS3, put_to_customer_bucket
 from . import render
 from .navigation_watch import MainFrameWatch
 from .options import CaptureOptions
+
+STORAGE_MARGIN = 0.5  # seconds kept back from storage so its failure is reported in time
 
 
 @dataclass(frozen=True)
@@ -71,19 +74,31 @@ class CaptureService:
         resolver: Resolver,
         *,
         deadline_seconds: float,
+        egress_proxy_url: str | None = None,
     ) -> None:
         self.pool = pool
         self.storage = storage
         self.policy = policy
         self.resolver = resolver
         self.deadline_seconds = deadline_seconds
+        self.egress_proxy_url = egress_proxy_url  # for uploads to caller-named S3 endpoints
 
     def deadline_for(self, opts: CaptureOptions, started: float) -> float:
         """Loop time by which this capture must be over: min(timeout, server deadline)."""
         return started + min(float(opts.timeout), self.deadline_seconds)
 
-    async def capture(self, opts: CaptureOptions, *, started: float, base_url: str = "") -> CaptureResult:
-        """``started`` is the loop time the request arrived; the deadline counts from it."""
+    async def capture(
+        self,
+        opts: CaptureOptions,
+        *,
+        started: float,
+        base_url: str = "",
+        customer_s3: CustomerS3 | None = None,
+    ) -> CaptureResult:
+        """``started`` is the loop time the request arrived; the deadline counts from it.
+
+        With ``customer_s3`` the image goes to the caller's bucket instead of ours.
+        """
         loop = asyncio.get_running_loop()
         deadline = self.deadline_for(opts, started)
         budget = deadline - started
@@ -94,7 +109,10 @@ class CaptureService:
                 opts = opts.with_changes(url=target.url)
                 async with self.pool.lease() as lease:
                     rendered, blocked = await lease.guard(self._render(lease, opts))
-                stored = await asyncio.shield(self._store(opts, rendered.data, base_url))
+                # Storage gets what is left minus a margin, so a hung store is a 502
+                # storage_error inside the deadline rather than a generic 504.
+                store_budget = max(0.5, deadline - loop.time() - STORAGE_MARGIN)
+                stored = await asyncio.shield(self._store(opts, rendered.data, base_url, customer_s3, store_budget))
         except TimeoutError:
             raise CaptureTimeout(
                 f"the capture did not finish within {budget:g} s",
@@ -121,8 +139,28 @@ class CaptureService:
         watch.raise_if_blocked()
         return rendered, len(channel.blocked) if channel is not None else 0
 
-    async def _store(self, opts: CaptureOptions, data: bytes, base_url: str) -> StoredObject:
-        return await self.storage.put(new_object_name(opts.format), data, opts.content_type, base_url=base_url)
+    async def _store(
+        self, opts: CaptureOptions, data: bytes, base_url: str, customer: CustomerS3 | None, budget: float
+    ) -> StoredObject:
+        name = new_object_name(opts.format)
+        try:
+            async with asyncio.timeout(budget):
+                if customer is None:
+                    return await self.storage.put(name, data, opts.content_type, base_url=base_url)
+                return await self._store_for_customer(customer, name, data, opts.content_type)
+        except TimeoutError:
+            raise StorageError(f"storage did not answer within {budget:.1f} s") from None
+
+    async def _store_for_customer(self, customer: CustomerS3, name: str, data: bytes, content_type: str) -> StoredObject:
+        endpoint = customer.endpoint_url or None
+        if endpoint:
+            # Checked now for a clear 400, and again by the proxy when connecting.
+            checked = await check_target(endpoint, self.policy, self.resolver, what="s3.endpoint_url")
+            endpoint = checked.url.rstrip("/")
+        return await put_to_customer_bucket(
+            customer, name, data, content_type, endpoint_url=endpoint,
+            proxy_url=self.egress_proxy_url if endpoint else None,
+        )
 
 
 def _iso(moment: datetime) -> str:

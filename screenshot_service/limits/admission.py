@@ -84,9 +84,9 @@ class Admission:
         plan = self.plan_of(key)
         decision = await self.rate.hit(key.id, plan)
         headers.update(rate_headers(key.plan, decision))
+        used = await self.state.credits_used(key.id, current_period().name)
+        headers.update(quota_headers(plan.monthly_captures, used))
         if not decision.allowed:
-            headers.update(quota_headers(plan.monthly_captures,
-                                         await self.state.credits_used(key.id, current_period().name)))
             rps = f"{plan.requests_per_second:g} request{'s' if plan.requests_per_second != 1 else ''}"
             raise RateLimited(
                 f"{rps} per second on plan '{key.plan}'; retry in {decision.retry_after:.1f} s",

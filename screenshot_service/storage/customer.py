@@ -111,10 +111,13 @@ async def put_to_customer_bucket(
     *,
     endpoint_url: str | None = None,
     put_timeout: float = s3.DEFAULT_PUT_TIMEOUT,
+    proxy_url: str | None = None,
 ) -> StoredObject:
     """Upload to the caller's bucket with their credentials; a presigned URL valid one day.
 
-    ``endpoint_url`` overrides ``spec.endpoint_url`` (the service passes the URL it checked).
+    ``endpoint_url`` overrides ``spec.endpoint_url`` (the service passes the URL it checked);
+    ``proxy_url`` sends the upload through the egress proxy so the endpoint's address is
+    checked again when connecting (no DNS rebinding between check and upload).
     Raises InvalidParameter (400) for a missing bucket or rejected credentials, else StorageError (502).
     """
     endpoint = endpoint_url or spec.endpoint_url or None
@@ -128,7 +131,7 @@ async def put_to_customer_bucket(
                 endpoint_url=endpoint,
                 aws_access_key_id=str(spec.access_key_id),
                 aws_secret_access_key=str(spec.secret_access_key),
-                config=s3.client_config(endpoint, ignore_configured_endpoints=True),
+                config=s3.client_config(endpoint, ignore_configured_endpoints=True, proxy_url=proxy_url),
             )
             async with client_cm as client:
                 cache_control = f"private, max-age={URL_SECONDS}"

@@ -39,7 +39,9 @@ LIFECYCLE_RULE_ID = "screenshot-service-retention"
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9.]{1,64}$")
 
 
-def client_config(endpoint_url: str | None, *, ignore_configured_endpoints: bool = False) -> AioConfig:
+def client_config(
+    endpoint_url: str | None, *, ignore_configured_endpoints: bool = False, proxy_url: str | None = None
+) -> AioConfig:
     """Retries and socket timeouts sized so three attempts stay well inside the capture deadline."""
     return AioConfig(
         # Three attempts in all: botocore's "max_attempts" would count retries only (1 + 3).
@@ -53,6 +55,8 @@ def client_config(endpoint_url: str | None, *, ignore_configured_endpoints: bool
         s3={"addressing_style": "path"} if endpoint_url else None,
         # A caller's bucket must never be reached through AWS_ENDPOINT_URL* meant for ours.
         ignore_configured_endpoint_urls=ignore_configured_endpoints,
+        # A caller-supplied endpoint goes through the egress proxy: checked at connect time.
+        proxies={"http": proxy_url, "https": proxy_url} if proxy_url else None,
     )
 
 

@@ -81,7 +81,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from .app import create_app
-    from .observability import JsonAccessLogger, configure_logging
+    from .observability import JsonAccessLogger, access_log, configure_logging
     from .tls import server_ssl_context
 
     configure_logging(settings.server.log_level)
@@ -94,6 +94,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.server.port,
         ssl_context=server_ssl_context(settings.server),
         access_log_class=JsonAccessLogger,
+        access_log=access_log,
         shutdown_timeout=settings.server.drain_seconds,
         print=lambda text: print(text, flush=True),
     )

@@ -1,0 +1,156 @@
+"""The command line as a user runs it: real processes, real ports, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import image_of
+from tests.site import PAINT_RGB
+
+CLI = [sys.executable, "-m", "screenshot_service"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(tmp_path: Path, site_port: int, port: int = 0) -> Path:
+    path = tmp_path / "service.toml"
+    path.write_text(
+        f"[server]\nport = {port}\ndrain_seconds = 10.0\n"
+        f"[browser]\npool_size = 1\n"
+        f"[egress]\nallow = [\"127.0.0.1:{site_port}\"]\n"
+        f"[storage.local]\npath = \"{tmp_path / 'captures'}\"\n"
+        f"[state.sqlite]\npath = \"{tmp_path / 'state.sqlite3'}\"\n"
+    )
+    return path
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_keys_create_list_usage_revoke(tmp_path: Path, test_site: Any) -> None:
+    cfg = str(write_config(tmp_path, test_site.port))
+    created = run("keys", "create", "--plan", "pro", "--name", "ci", "--config", cfg)
+    lines = created.stdout.strip().splitlines()
+    key = lines[-1]
+    assert key.startswith("sk_") and len(key) >= 40  # the key is the LAST line
+    key_id = next(line.split(": ")[1] for line in lines if line.startswith("id: "))
+    listed = run("keys", "list", "--config", cfg).stdout
+    assert key_id in listed and key not in listed
+    assert json.loads(listed.splitlines()[0])["plan"] == "pro"
+    usage = json.loads(run("keys", "usage", key_id, "--config", cfg).stdout)
+    assert usage["used"] == 0 and usage["limit"] == 50000
+    assert "revoked" in run("keys", "revoke", key_id, "--config", cfg).stdout
+    assert json.loads(run("keys", "list", "--config", cfg).stdout.splitlines()[0])["revoked"] is True
+    # only the hash is at rest
+    assert key.encode() not in (tmp_path / "state.sqlite3").read_bytes()
+
+
+def test_unknown_plan_and_bad_config_exit_2(tmp_path: Path, test_site: Any) -> None:
+    cfg = str(write_config(tmp_path, test_site.port))
+    unknown = run("keys", "create", "--plan", "platinum", "--config", cfg, check=False)
+    assert unknown.returncode == 2 and "unknown plan 'platinum'" in unknown.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[browser]\npool_size = 'many'\n")
+    result = run("serve", "--config", str(bad), check=False)
+    assert result.returncode == 2
+    assert "browser.pool_size = 'many' is not allowed" in result.stderr
+
+
+async def run_async(*args: str) -> tuple[int, str, str]:
+    """Like run(), without blocking the loop that serves the test site."""
+    process = await asyncio.create_subprocess_exec(
+        *CLI, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return int(process.returncode or 0), stdout.decode(), stderr.decode()
+
+
+async def test_one_shot_capture_writes_the_file(tmp_path: Path, test_site: Any) -> None:
+    cfg = str(write_config(tmp_path, test_site.port))
+    out = tmp_path / "shot.png"
+    code, stdout, stderr = await run_async(
+        "capture", test_site.url + "/paint", "-o", str(out), "--width", "640", "--height", "480", "--config", cfg
+    )
+    assert code == 0, stderr
+    assert json.loads(stdout)["width"] == 640
+    image = image_of(out.read_bytes()).convert("RGB")
+    assert image.size == (640, 480) and image.getpixel((200, 200)) == PAINT_RGB
+    code, _, stderr = await run_async("capture", "http://127.0.0.1:9/", "-o", str(out), "--config", cfg)
+    assert code == 1 and "blocked_target" in stderr
+    code, _, stderr = await run_async("capture", test_site.url, "-o", str(out), "--width", "5", "--config", cfg)
+    assert code == 1 and "width" in stderr
+
+
+async def test_serve_bootstraps_a_key_redacts_logs_and_drains_on_sigterm(tmp_path: Path, test_site: Any) -> None:
+    port = free_port()
+    cfg = write_config(tmp_path, test_site.port, port)
+    process = await asyncio.create_subprocess_exec(
+        *CLI, "serve", "--config", str(cfg),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    try:
+        key = ""
+        while not key:
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            assert line, "serve exited early: " + "".join(output)
+            output.append(line)
+            if line.startswith("sk_"):
+                key = line.strip()
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(base + "/readyz") as ready:
+                        if ready.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+            params = {"url": test_site.url + "/paint", "api_key": key}
+            async with http.get(base + "/v1/screenshot", params=params) as shot:
+                assert shot.status == 200
+            await asyncio.sleep(1.1)  # the bootstrap key is on the free plan: 1 request per second
+            # A capture in flight when SIGTERM arrives still completes.
+            slow = asyncio.ensure_future(http.get(base + "/v1/screenshot", params={**params, "url": test_site.url + "/slow?s=1.5"}))
+            await asyncio.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            response = await slow
+            assert response.status == 200
+        rest = await asyncio.wait_for(process.stdout.read(), 30)
+        output.append(rest.decode())
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    log = "".join(output)
+    access = [json.loads(line[line.index("{"):]) for line in log.splitlines()
+              if "screenshot_service.access" in line and "{" in line]
+    shots = [entry for entry in access if entry["path"] == "/v1/screenshot"]
+    assert shots, log
+    assert shots[0]["status"] == 200 and shots[0]["key_id"].startswith("key_")
+    assert shots[0]["target_host"] == "127.0.0.1" and "request_id" in shots[0]
+    # The key was printed once at bootstrap, and never again in any log line.
+    assert log.count(key) == 1
+    assert "api_key=" not in log and "/paint" not in log

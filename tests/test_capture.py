@@ -150,8 +150,11 @@ async def test_popups_are_closed(service: Service) -> None:
 async def test_a_download_is_denied_and_reported(service: Service, tmp_path: Any) -> None:
     response = await service.shot("/download")
     # Navigating to an attachment aborts the navigation: nothing to capture, nothing saved.
-    assert response.status in (200, 502)
+    assert response.status == 502
+    error = (await response.json())["error"]
+    assert error["code"] == "target_unreachable" and "download" in error["message"]
     assert not list(tmp_path.rglob("payload.bin"))
+    assert (await service.shot("/paint")).status == 200
 
 
 async def test_infinite_loop_page_times_out_and_the_next_capture_succeeds(service: Service) -> None:

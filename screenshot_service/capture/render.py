@@ -1,7 +1,12 @@
-"""Drive one page: set the viewport, navigate, wait, capture.  Knows no HTTP.
+"""Drive one page: prepare (emulation), navigate (and tidy the page), capture.  Knows no HTTP.
 
-The caller owns the deadline (an ``asyncio.timeout`` around ``render``), so no
+The caller owns the deadline (an ``asyncio.timeout`` around all three), so no
 call here carries its own timeout: pyppeteer's timeouts are all disabled.
+``capture`` takes the deadline only to size the time it spends revealing lazy
+content of a full page.
+
+``navigate`` runs ``prepare`` itself if it has not run on that page, so a
+caller that only calls ``navigate`` + ``capture`` still honours every option.
 """
 
 from __future__ import annotations
@@ -9,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import weakref
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from pyppeteer.errors import PageError
+from pyppeteer.errors import ElementHandleError, NetworkError, PageError
 from pyppeteer.page import Page
 
-from ..errors import BlockedTarget, TargetUnreachable
+from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
+from . import blocking, devices, fullpage
 from .options import CaptureOptions
 
 # Chromium's net errors that mean "the target could not be reached".
@@ -34,67 +42,226 @@ _UNREACHABLE = (
     "ERR_TIMED_OUT",
     "ERR_CONNECTION_TIMED_OUT",
 )
-# The egress proxy refuses a tunnel or request: the browser reports these.
+# The egress proxy refuses a tunnel or request, or a block list matched: the browser reports these.
 _BLOCKED = ("ERR_TUNNEL_CONNECTION_FAILED", "ERR_BLOCKED_BY_CLIENT", "ERR_ACCESS_DENIED")
+REVEAL_DEFAULT = 6.0  # seconds of lazy-content reveal when the caller gives no deadline
+REVEAL_SHARE = 0.5  # ... else at most this share of the time left
+BANNER_SETTLE = 0.3  # seconds for a consent banner to react to its accept button
+
+_prepared: weakref.WeakSet[Page] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
 class Rendered:
     data: bytes
-    width: int  # pixels of the produced image (CSS px × device scale factor)
+    width: int  # pixels of the produced image (CSS px × device scale factor); for PDF the viewport
     height: int
-    clamped: bool = False  # full page taller than max_height was cut
+    clamped: bool = False  # full page taller than max_height (or the format's limit) was cut
+    blocked_requests: int = 0  # requests Chromium refused from the ad/tracker lists
+
+
+async def prepare(page: Page, opts: CaptureOptions) -> None:
+    """Everything that must hold before the first request: emulation, identity, blocking."""
+    _prepared.add(page)
+    fullpage.track(page)  # count requests from the very first one
+    await devices.emulate(page, opts)
+    client = page._client
+    await client.send(
+        "Emulation.setEmulatedMedia",
+        {
+            "features": [
+                {"name": "prefers-color-scheme", "value": "dark" if opts.dark_mode else "light"},
+                {"name": "prefers-reduced-motion", "value": "reduce" if opts.reduced_motion else "no-preference"},
+            ]
+        },
+    )
+    if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners:
+        await page.setBypassCSP(True)  # our style and script must run on pages with a strict CSP
+    if opts.headers:
+        await client.send("Network.setExtraHTTPHeaders", {"headers": opts.header_dict})
+    if opts.cookies and opts.url:
+        try:
+            await client.send("Network.setCookies", {"cookies": [c.to_cdp(opts.url) for c in opts.cookies]})
+        except NetworkError as exc:
+            raise InvalidParameter.fields({"cookies": f"rejected by the browser: {_first_line(exc)}"}) from None
+    await blocking.apply_page_blocking(page, opts)
 
 
 async def navigate(page: Page, opts: CaptureOptions) -> None:
-    await page.setViewport(
-        {"width": opts.width, "height": opts.height, "deviceScaleFactor": opts.device_scale_factor}
-    )
-    assert opts.url is not None
-    try:
-        await page.goto(opts.url, waitUntil=opts.wait_until, timeout=0)
-    except PageError as exc:
-        raise _navigation_error(str(exc), opts.url) from None
+    if page not in _prepared:
+        await prepare(page, opts)
+    if opts.html is not None:
+        await _load_html(page, opts)
+    else:
+        assert opts.url is not None
+        _refuse_listed_target(opts)
+        try:
+            await page.goto(opts.url, waitUntil=opts.wait_until, timeout=0)
+        except PageError as exc:
+            main = page.mainFrame._id if page.mainFrame else ""
+            if main in fullpage.track(page).downloads:  # downloads are denied per context (browser/pool.py)
+                host = urlsplit(opts.url).hostname or "the target"
+                raise TargetUnreachable(
+                    f"{host} answered with a file download, not a page: there is nothing to capture",
+                    details={"host": host},
+                ) from None
+            raise _navigation_error(str(exc), opts.url) from None
+    if opts.wait_for_selector:
+        await _check_selector(page, "wait_for_selector", opts.wait_for_selector)
+        await page.waitForSelector(opts.wait_for_selector, visible=True, timeout=0)
+    await _tidy(page, opts)
     if opts.delay:
         await asyncio.sleep(opts.delay / 1000)
 
 
-async def capture(page: Page, opts: CaptureOptions) -> Rendered:
-    if opts.format == "pdf":
-        return await _pdf(page, opts)
+async def capture(page: Page, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
+    """The image (or PDF).  ``deadline`` (loop time) bounds the full-page reveal."""
     client = page._client
-    clip_height = float(opts.height)
+    if opts.omit_background:
+        await client.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
+    if opts.format == "pdf":
+        result = await client.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
+        return _rendered(page, base64.b64decode(result["data"]), opts.width, opts.height)
     clamped = False
     if opts.full_page:
-        metrics = await client.send("Page.getLayoutMetrics")
-        size = metrics.get("cssContentSize") or metrics["contentSize"]
-        full = math.ceil(size["height"])
-        clamped = full > opts.max_height
-        clip_height = float(max(1, min(full, opts.max_height)))
-    params: dict[str, object] = {
-        "format": opts.format,
-        "fromSurface": True,
-        "captureBeyondViewport": opts.full_page,
-        "clip": {"x": 0, "y": 0, "width": float(opts.width), "height": clip_height, "scale": 1},
+        await fullpage.reveal(page, opts, _reveal_budget(deadline))
+        shot = await fullpage.capture_full_page(page, opts)
+        data, clamped = shot.data, shot.clamped
+    else:
+        params: dict[str, Any] = {"format": opts.format, "fromSurface": True}
+        if opts.format in ("jpeg", "webp"):
+            params["quality"] = opts.quality
+        area = opts.clip or (await _element_box(page, opts.selector) if opts.selector else None)
+        if area is not None:
+            x, y, width, height = area
+            limit = min(opts.max_height, int(fullpage.SINGLE_LIMIT / opts.device_scale_factor))
+            clamped = height > limit
+            params["clip"] = {"x": x, "y": y, "width": width, "height": min(height, limit), "scale": 1}
+            params["captureBeyondViewport"] = True  # the area may lie outside the viewport
+        data = base64.b64decode((await client.send("Page.captureScreenshot", params))["data"])
+    width, height = fullpage.image_size(data)
+    return _rendered(page, data, width, height, clamped)
+
+
+def _rendered(page: Page, data: bytes, width: int, height: int, clamped: bool = False) -> Rendered:
+    blocked = fullpage.track(page).blocked
+    return Rendered(data=data, width=width, height=height, clamped=clamped, blocked_requests=blocked)
+
+
+def _reveal_budget(deadline: float | None) -> float:
+    if deadline is None:
+        return REVEAL_DEFAULT
+    return max(0.5, (deadline - asyncio.get_running_loop().time()) * REVEAL_SHARE)
+
+
+# -- loading and tidying -----------------------------------------------------------------
+
+_LOADED_JS = """(wanted) => new Promise(resolve => {
+  const ready = () => wanted === 'domcontentloaded' ? document.readyState !== 'loading'
+                                                    : document.readyState === 'complete';
+  if (ready()) return resolve();
+  document.addEventListener('readystatechange', () => ready() && resolve());
+  window.addEventListener('load', () => resolve(), {once: true});
+})"""
+
+
+async def _load_html(page: Page, opts: CaptureOptions) -> None:
+    """Render caller-supplied HTML, then wait as ``wait_until`` says (setContent alone does not)."""
+    assert opts.html is not None
+    await page.setContent(opts.html)
+    await page.evaluate(_LOADED_JS, opts.wait_until)
+    if opts.wait_until.startswith("networkidle"):
+        # No timeout of our own: the deadline around us ends a network that never goes quiet.
+        allowed = 0 if opts.wait_until == "networkidle0" else 2
+        await fullpage.track(page).settle(math.inf, quiet=0.5, allowed=allowed)
+
+
+_BANNERS_JS = """(selectors) => {
+  let clicked = 0;
+  for (const selector of selectors) {
+    for (const el of document.querySelectorAll(selector)) {
+      const box = el.getBoundingClientRect();
+      if (box.width > 0 && box.height > 0 && getComputedStyle(el).visibility !== 'hidden') { el.click(); clicked++; }
     }
-    if opts.format in ("jpeg", "webp"):
-        params["quality"] = opts.quality
-    result = await client.send("Page.captureScreenshot", params)
-    data = base64.b64decode(result["data"])
-    scale = opts.device_scale_factor
-    return Rendered(
-        data=data,
-        width=round(opts.width * scale),
-        height=round(clip_height * scale),
-        clamped=clamped,
-    )
+  }
+  return clicked;
+}"""
 
 
-async def _pdf(page: Page, opts: CaptureOptions) -> Rendered:
+async def _tidy(page: Page, opts: CaptureOptions) -> None:
+    """Cookie banners, hidden elements, caller CSS and JS — in that order, so the caller's word is last."""
+    if opts.block_cookie_banners:
+        if await page.evaluate(_BANNERS_JS, list(blocking.cookie_accept_selectors())):
+            await asyncio.sleep(BANNER_SETTLE)
+        await page.addStyleTag(content=blocking.cookie_banner_css())
+    if opts.hide_selectors:
+        for selector in opts.hide_selectors:
+            await _check_selector(page, "hide_selectors", selector)
+        rules = "\n".join(f"{s} {{ display: none !important; }}" for s in opts.hide_selectors)
+        await page.addStyleTag(content=rules)
+    if opts.css:
+        await page.addStyleTag(content=opts.css)
+    if opts.js:
+        await _run_js(page, opts.js)
+
+
+async def _run_js(page: Page, source: str) -> None:
     result = await page._client.send(
-        "Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True}
+        "Runtime.evaluate",
+        {"expression": source, "awaitPromise": True, "returnByValue": False, "userGesture": True},
     )
-    return Rendered(data=base64.b64decode(result["data"]), width=opts.width, height=opts.height)
+    details = result.get("exceptionDetails")
+    if details:
+        exception = details.get("exception") or {}
+        message = exception.get("description") or exception.get("value") or details.get("text") or "error"
+        raise InvalidParameter.fields({"js": f"threw {_first_line(message)}"})
+
+
+async def _check_selector(page: Page, field: str, selector: str) -> None:
+    """A 400 naming ``field`` for a selector the browser cannot parse (instead of a silent no-op)."""
+    ok = await page.evaluate("(s) => { try { document.createDocumentFragment().querySelector(s); return true; }"
+                             " catch (e) { return false; } }", selector)
+    if not ok:
+        raise InvalidParameter.fields({field: f"{selector!r} is not a valid CSS selector"})
+
+
+_BOX_JS = """(selector) => {
+  const el = document.querySelector(selector);
+  if (!el) return null;
+  el.scrollIntoView({block: 'nearest', inline: 'nearest'});
+  const r = el.getBoundingClientRect();
+  const left = Math.floor(r.left + window.scrollX), top = Math.floor(r.top + window.scrollY);
+  return [left, top, Math.ceil(r.right + window.scrollX) - left, Math.ceil(r.bottom + window.scrollY) - top];
+}"""
+
+
+async def _element_box(page: Page, selector: str | None) -> tuple[int, int, int, int]:
+    """The element's box in page coordinates, whole CSS px (so the image is exactly its size)."""
+    assert selector is not None
+    await _check_selector(page, "selector", selector)
+    try:
+        box = await page.evaluate(_BOX_JS, selector)
+    except ElementHandleError as exc:
+        raise InvalidParameter.fields({"selector": _first_line(exc)}) from None
+    if box is None:
+        raise SelectorNotFound(f"no element matches {selector!r}", details={"selector": selector})
+    x, y, width, height = box
+    if width <= 0 or height <= 0:
+        raise SelectorNotFound(f"the element matching {selector!r} has no visible box", details={"selector": selector})
+    return max(0, x), max(0, y), width, height
+
+
+def _refuse_listed_target(opts: CaptureOptions) -> None:
+    # Chromium's URL blocking covers subresources, not navigations: a page that is
+    # itself on a chosen list is refused here (its frames and redirects by the proxy).
+    blocker = blocking.host_blocker(opts)
+    host = urlsplit(opts.url or "").hostname or ""
+    if blocker is not None and blocker(host):
+        raise BlockedTarget(f"{host} is on the block list you chose", details={"host": host})
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else "error"
 
 
 def _navigation_error(message: str, url: str) -> Exception:

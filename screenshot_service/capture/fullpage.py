@@ -1,0 +1,297 @@
+"""Full-page captures that show everything: reveal lazy content, then capture, in tiles if tall.
+
+Reveal: lazy content only loads when it comes near the viewport, so before a
+full-page shot the page is scrolled through in viewport steps (native
+``loading=lazy`` is switched to eager first), then we wait — within a time
+budget — for images, fonts and the network to settle, and scroll back to the top.
+
+Capture: up to ``SINGLE_LIMIT`` device pixels tall, one ``Page.captureScreenshot``
+with ``captureBeyondViewport``.  Taller PNGs are captured in strips (clip +
+captureBeyondViewport, so the layout viewport never changes: ``position:fixed``
+headers are painted once, at the top, exactly as in a single shot) and the
+strips are stitched losslessly without decoding pixels (``stitch_png``).  JPEG
+and WebP have no cheap lossless stitch (and WebP cannot exceed 16383 px), so
+they are clamped at the single-shot limit and reported as clamped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import struct
+import weakref
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyppeteer.page import Page
+
+    from .options import CaptureOptions
+
+SINGLE_LIMIT = 16384  # device px: Chromium's max texture size on many GPU builds; one shot stays below
+WEBP_LIMIT = 16383  # the WebP format's own maximum dimension
+TILE_ROWS = 8192  # device px per strip at most ...
+TILE_PIXELS = 8192 * 2560  # ... and at most this many pixels, so wide viewports take shorter strips
+MAX_PIXELS = 160_000_000  # a full page larger than this (device px, ~640 MB raw RGBA) is clamped
+REVEAL_MAX = 10.0  # seconds: scrolling and settling never take longer than this
+ZLIB_LEVEL = 1  # stitching recompresses everything; speed over a ~20 % smaller file
+
+
+@dataclass(frozen=True)
+class Shot:
+    data: bytes
+    clamped: bool
+
+
+# -- network bookkeeping ----------------------------------------------------------------
+
+
+class NetworkTracker:
+    """Requests in flight on one page, and how many Chromium itself blocked (setBlockedURLs)."""
+
+    def __init__(self, client: Any) -> None:
+        self.inflight: set[str] = set()
+        self.blocked = 0
+        self.changed = asyncio.get_running_loop().time()
+        # frame id -> URL whose document response was a download (navigation then fails with ERR_ABORTED).
+        self.downloads: dict[str, str] = {}
+        client.on("Network.requestWillBeSent", lambda e: self._update(e["requestId"], add=True))
+        client.on("Network.loadingFinished", lambda e: self._update(e["requestId"], add=False))
+        client.on("Network.loadingFailed", self._failed)
+        client.on("Network.responseReceived", self._response)
+
+    def _update(self, request_id: str, *, add: bool) -> None:
+        (self.inflight.add if add else self.inflight.discard)(request_id)
+        self.changed = asyncio.get_running_loop().time()
+
+    def _failed(self, event: dict[str, Any]) -> None:
+        if event.get("blockedReason") == "inspector":
+            self.blocked += 1
+        self._update(event["requestId"], add=False)
+
+    def _response(self, event: dict[str, Any]) -> None:
+        response = event.get("response") or {}
+        headers = {k.lower(): str(v).lower() for k, v in (response.get("headers") or {}).items()}
+        attachment = headers.get("content-disposition", "").startswith("attachment")
+        if event.get("type") == "Document" and (attachment or response.get("mimeType") == "application/octet-stream"):
+            self.downloads[event.get("frameId", "")] = response.get("url", "")
+
+    async def settle(self, timeout: float, *, quiet: float = 0.3, allowed: int = 0) -> bool:
+        """Wait until at most ``allowed`` requests are in flight for ``quiet`` s; False on timeout."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + max(0.0, timeout)
+        while loop.time() < end:
+            if len(self.inflight) <= allowed and loop.time() - self.changed >= quiet:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+
+_trackers: weakref.WeakKeyDictionary[Any, NetworkTracker] = weakref.WeakKeyDictionary()
+
+
+def track(page: Page) -> NetworkTracker:
+    """The page's tracker, installed on first call (before navigation, to see every request)."""
+    if page not in _trackers:
+        _trackers[page] = NetworkTracker(page._client)
+    return _trackers[page]
+
+
+# -- reveal -------------------------------------------------------------------------------
+
+_SCROLL_JS = """async (budgetMs, maxHeight) => {
+  const end = performance.now() + budgetMs;
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  // rAF may never fire in an odd page state; never wait on it for more than 100 ms.
+  const frame = () => Promise.race([new Promise(r => requestAnimationFrame(() => r())), sleep(100)]);
+  for (const el of document.querySelectorAll('img[loading="lazy"], iframe[loading="lazy"]')) el.loading = 'eager';
+  const root = document.scrollingElement || document.documentElement;
+  const step = Math.max(100, Math.floor(window.innerHeight * 0.8));
+  let y = 0;
+  while (performance.now() < end) {
+    const bottom = Math.min(root.scrollHeight, maxHeight) - window.innerHeight;
+    if (y >= bottom) break;
+    y = Math.min(y + step, bottom);
+    window.scrollTo(0, y);
+    await frame(); await frame();  // observers run after the frame that moved the content
+  }
+  return y;
+}"""
+
+_IMAGES_JS = """async (budgetMs) => {
+  const end = performance.now() + budgetMs;
+  const pending = () => [...document.images].filter(i => !i.complete && (i.currentSrc || i.src)).length;
+  while (pending() && performance.now() < end) await new Promise(r => setTimeout(r, 50));
+  if (document.fonts) {
+    await Promise.race([document.fonts.ready, new Promise(r => setTimeout(r, Math.max(0, end - performance.now())))]);
+  }
+  return pending();
+}"""
+
+_TOP_JS = """async () => {
+  window.scrollTo(0, 0);
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+}"""
+
+
+async def reveal(page: Page, opts: CaptureOptions, budget: float) -> None:
+    """Scroll through the page, let lazy content load and the network settle, return to the top."""
+    loop = asyncio.get_running_loop()
+    budget = max(0.5, min(budget, REVEAL_MAX))
+    end = loop.time() + budget
+    await page.evaluate(_SCROLL_JS, int(budget * 500), opts.max_height)  # at most half for scrolling
+    await page.evaluate(_IMAGES_JS, int(max(0.1, end - loop.time()) * 800))
+    await track(page).settle(min(2.0, end - loop.time()), allowed=0)
+    await page.evaluate(_TOP_JS)
+
+
+# -- capture ------------------------------------------------------------------------------
+
+
+async def capture_full_page(page: Page, opts: CaptureOptions) -> Shot:
+    client = page._client
+    metrics = await client.send("Page.getLayoutMetrics")
+    size = metrics.get("cssContentSize") or metrics["contentSize"]
+    scale = opts.device_scale_factor
+    full = max(1, math.ceil(size["height"]))
+    limit = opts.max_height
+    limit = min(limit, math.floor(MAX_PIXELS / (opts.width * scale * scale)))
+    if opts.format != "png":
+        limit = min(limit, math.floor((WEBP_LIMIT if opts.format == "webp" else SINGLE_LIMIT) / scale))
+    height = min(full, limit)
+    if height * scale <= SINGLE_LIMIT or opts.format != "png":
+        return Shot(await _shot(client, opts, 0, height), clamped=full > height)
+    rows = _tile_css_rows(opts.width, scale)
+    tiles = [await _shot(client, opts, y, min(rows, height - y)) for y in range(0, height, rows)]
+    try:
+        data = await asyncio.to_thread(stitch_png, tiles)  # zlib releases the GIL: the loop keeps serving
+    except ValueError:
+        # Strips Chromium encoded differently (never seen, but cheap to survive): one clamped shot.
+        height = math.floor(SINGLE_LIMIT / scale)
+        return Shot(await _shot(client, opts, 0, height), clamped=True)
+    return Shot(data, clamped=full > height)
+
+
+def _tile_css_rows(width: int, scale: float) -> int:
+    """CSS px per strip: within the strip limits and a whole number of device px, so strips abut exactly."""
+    device_rows = min(TILE_ROWS, TILE_PIXELS // max(1, math.ceil(width * scale)))
+    ratio = Fraction(scale).limit_denominator(1000)
+    step = ratio.denominator  # e.g. 2.625 = 21/8: multiples of 8 CSS px are whole device px
+    return max(step, math.floor(device_rows / scale / step) * step)
+
+
+async def _shot(client: Any, opts: CaptureOptions, y: int, height: int) -> bytes:
+    params: dict[str, Any] = {
+        "format": opts.format,
+        "fromSurface": True,
+        "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": y, "width": opts.width, "height": height, "scale": 1},
+    }
+    if opts.format in ("jpeg", "webp"):
+        params["quality"] = opts.quality
+    result = await client.send("Page.captureScreenshot", params)
+    return base64.b64decode(result["data"])
+
+
+# -- PNG ----------------------------------------------------------------------------------
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    if not data.startswith(_SIGNATURE):
+        raise ValueError("not a PNG")
+    pos = len(_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        yield kind, data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def stitch_png(tiles: list[bytes]) -> bytes:
+    """Stack PNG strips of equal width into one PNG without decoding the pixels.
+
+    A PNG row is a filter byte plus filtered bytes, where filters Up, Average and
+    Paeth refer to the row above.  Each strip's first row was filtered against
+    an all-zero row; below another strip that no longer holds, so that one row
+    is rewritten into a filter with no upward reference.  Every other byte is
+    passed through: only zlib touches the bulk, in C.
+    """
+    first: bytes | None = None
+    total = 0
+    compressor = zlib.compressobj(ZLIB_LEVEL)
+    parts: list[bytes] = []
+    ancillary: list[bytes] = []
+    for index, tile in enumerate(tiles):
+        chunks = list(_chunks(tile))
+        header = next(body for kind, body in chunks if kind == b"IHDR")
+        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+        if first is None:
+            first = header
+            ancillary = [_chunk(k, b) for k, b in chunks if k not in (b"IHDR", b"IDAT", b"IEND")]
+        if header[:4] != first[:4] or header[8:] != first[8:] or depth != 8 or colour not in (2, 6) or interlace:
+            raise ValueError(f"strip {index} is not an 8-bit RGB(A) PNG like the first")
+        bpp = 3 if colour == 2 else 4
+        stride = width * bpp + 1
+        inflater = zlib.decompressobj()
+        idat = b"".join(body for kind, body in chunks if kind == b"IDAT")
+        row = inflater.decompress(idat, stride)
+        parts.append(compressor.compress(_standalone_row(row, bpp)))
+        while inflater.unconsumed_tail:
+            parts.append(compressor.compress(inflater.decompress(inflater.unconsumed_tail, 1 << 22)))
+        parts.append(compressor.compress(inflater.flush()))
+        total += height
+    if first is None:
+        raise ValueError("no strips")
+    compressed = b"".join(parts) + compressor.flush()
+    out = [_SIGNATURE, _chunk(b"IHDR", first[:4] + struct.pack(">I", total) + first[8:]), *ancillary]
+    out.extend(_chunk(b"IDAT", compressed[i : i + (1 << 20)]) for i in range(0, len(compressed), 1 << 20))
+    out.append(_chunk(b"IEND", b""))
+    return b"".join(out)
+
+
+def _standalone_row(row: bytes, bpp: int) -> bytes:
+    """The first row of a strip, re-filtered so it does not depend on the row above."""
+    kind, body = row[0], bytearray(row[1:])
+    if kind in (0, 1):  # None, Sub: no upward reference
+        return row
+    if kind == 2:  # Up against zeros is None
+        return b"\x00" + bytes(body)
+    if kind == 4:  # Paeth against zeros always predicts the left byte: Sub
+        return b"\x01" + bytes(body)
+    for i in range(bpp, len(body)):  # Average against zeros: decode this one row, store it unfiltered
+        body[i] = (body[i] + (body[i - bpp] >> 1)) & 0xFF
+    return b"\x00" + bytes(body)
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG, JPEG or WebP header; (0, 0) if it cannot tell."""
+    if data.startswith(_SIGNATURE):
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"\xff\xd8":
+        pos = 2
+        while pos + 9 < len(data):
+            marker, length = data[pos + 1], struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+                return width, height
+            pos += 2 + length
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = data[12:16]
+        if kind == b"VP8 ":
+            width, height = struct.unpack("<HH", data[26:30])
+            return width & 0x3FFF, height & 0x3FFF
+        if kind == b"VP8L":
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if kind == b"VP8X":
+            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return 0, 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .browser.pool import BrowserPool
+from .capture.cache import CaptureCache
 from .capture.service import CaptureService
 from .config import Settings
 from .egress.policy import EgressPolicy
@@ -34,6 +35,7 @@ RESOLVER = web.AppKey("resolver", Resolver)
 CAPTURE = web.AppKey("capture", CaptureService)
 PROXY = web.AppKey("proxy", EgressProxy)  # the egress filter for the browser, webhooks and customer S3
 ADMISSION = web.AppKey("admission", Admission)
+CACHE = web.AppKey("cache", CaptureCache)
 
 # Per-request values (web.RequestKey): set by middlewares and handlers, read by the access log.
 STARTED = web.RequestKey("started", float)  # loop time of arrival; capture deadlines count from it

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .browser.pool import BrowserPool
+from .capture.cache import CaptureCache, RedisCaptureCache, SqliteCaptureCache
 from .config import BrowserConfig, Settings
 from .egress.hook import ProxyContextHook, browser_flags
 from .egress.policy import EgressPolicy
@@ -35,14 +38,38 @@ async def stop_browser(pool: BrowserPool, proxy: EgressProxy) -> None:
     await proxy.stop()
 
 
-def open_backend(settings: Settings) -> tuple[StateStore, RateLimiter, ConcurrencyGate]:
-    """The configured state store with its matching rate limiter and concurrency gate."""
+@dataclass(frozen=True)
+class Backend:
+    """The state store and the pieces that must live where it lives."""
+
+    state: StateStore
+    rate: RateLimiter
+    gate: ConcurrencyGate
+    cache: CaptureCache
+
+    async def close(self) -> None:
+        await self.cache.close()
+        await self.state.close()
+
+
+def open_backend(settings: Settings) -> Backend:
+    """The configured state store with its matching rate limiter, concurrency gate and cache."""
     if settings.state.backend == "redis":
         from .state.redis import open_redis_backend
 
-        return open_redis_backend(str(settings.state.redis.url))
-    return SqliteStateStore(settings.state.sqlite.path), LocalRateLimiter(), LocalConcurrencyGate()
+        store, rate, gate = open_redis_backend(str(settings.state.redis.url))
+        return Backend(store, rate, gate, RedisCaptureCache(store.client))
+    return local_backend(SqliteStateStore(settings.state.sqlite.path), settings.state.sqlite.path)
+
+
+def local_backend(state: StateStore, sqlite_path: str) -> Backend:
+    """In-process limits around a given store (the embedded backend, and tests' overrides)."""
+    return Backend(state, LocalRateLimiter(), LocalConcurrencyGate(), SqliteCaptureCache(sqlite_path))
 
 
 def open_state(settings: Settings) -> StateStore:
-    return open_backend(settings)[0]
+    if settings.state.backend == "redis":
+        from .state.redis import RedisStateStore
+
+        return RedisStateStore(str(settings.state.redis.url))
+    return SqliteStateStore(settings.state.sqlite.path)

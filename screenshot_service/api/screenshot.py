@@ -25,29 +25,33 @@ async def get_screenshot(request: web.Request) -> web.StreamResponse:
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
     key = await caller(request, body.get("api_key"))
-    # The caller's own bucket (POST only): parsed here, never stored or logged.
-    customer_s3 = body.pop("s3", None)
     opts = CaptureOptions.from_json(body)
-    customer = CustomerS3.from_json(customer_s3) if customer_s3 is not None else None
-    return await _capture(request, key, opts, customer)
+    # The caller's own bucket (POST only), validated with the options; never stored or logged.
+    return await _capture(request, key, opts, opts.s3)
 
 
 async def _capture(
     request: web.Request, key: KeyRecord, opts: CaptureOptions, customer: CustomerS3 | None = None
 ) -> web.StreamResponse:
     request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
+    service = request.app[CAPTURE]
+    # The opt-in cache is asked before admission: a hit renders nothing and costs no credit.
+    hit = None if customer else await service.cached(opts, key.id)
+    if hit is not None:
+        return render_result(hit, opts.response_type)
     async with request.app[ADMISSION].admit(key, request[LIMIT_HEADERS]) as ticket:
-        result = await request.app[CAPTURE].capture(
-            opts, started=request[STARTED], base_url=base_url(request), customer_s3=customer
-        )
+        result = await service.capture(opts, started=request[STARTED], base_url=base_url(request), customer_s3=customer)
         await asyncio.shield(ticket.commit())
-    return render_result(result, opts.response_type)
+    if not customer:
+        await service.remember(opts, key.id, result)
+    return render_result(result, opts.response_type, cache_status="MISS" if opts.cache else None)
 
 
-def render_result(result: CaptureResult, response_type: str) -> web.StreamResponse:
+def render_result(result: CaptureResult, response_type: str, cache_status: str | None = None) -> web.StreamResponse:
+    headers = {"X-Cache": "HIT" if result.cached else cache_status} if (result.cached or cache_status) else None
     if response_type == "image":
-        return web.Response(body=result.data, content_type=result.stored.content_type)
+        return web.Response(body=result.data, content_type=result.stored.content_type, headers=headers)
     body = result.to_json()
     if response_type == "base64":
         body["image_base64"] = base64.b64encode(result.data).decode("ascii")
-    return json_response(body)
+    return json_response(body, headers=headers)

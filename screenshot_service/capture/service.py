@@ -19,7 +19,8 @@ from ..egress.resolver import Resolver, check_target
 from ..errors import CaptureTimeout, StorageError
 from ..storage.base import Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
-from . import render
+from . import blocking, render
+from .cache import CacheEntry, CaptureCache, usable_ttl
 from .navigation_watch import MainFrameWatch
 from .options import CaptureOptions
 
@@ -75,7 +76,9 @@ class CaptureService:
         *,
         deadline_seconds: float,
         egress_proxy_url: str | None = None,
+        cache: CaptureCache | None = None,
     ) -> None:
+        self.cache = cache
         self.pool = pool
         self.storage = storage
         self.policy = policy
@@ -104,11 +107,12 @@ class CaptureService:
         budget = deadline - started
         try:
             async with asyncio.timeout_at(deadline):
-                assert opts.url is not None
-                target = await check_target(opts.url, self.policy, self.resolver)
-                opts = opts.with_changes(url=target.url)
+                if opts.html is None:
+                    assert opts.url is not None
+                    target = await check_target(opts.url, self.policy, self.resolver)
+                    opts = opts.with_changes(url=target.url)
                 async with self.pool.lease() as lease:
-                    rendered, blocked = await lease.guard(self._render(lease, opts))
+                    rendered, blocked = await lease.guard(self._render(lease, opts, deadline))
                 # Storage gets what is left minus a margin, so a hung store is a 502
                 # storage_error inside the deadline rather than a generic 504.
                 store_budget = max(0.5, deadline - loop.time() - STORAGE_MARGIN)
@@ -129,15 +133,44 @@ class CaptureService:
             blocked_requests=blocked,
         )
 
-    async def _render(self, lease: Lease, opts: CaptureOptions) -> tuple[render.Rendered, int]:
-        """Render on a leased page; returns the image and how many requests egress refused."""
+    async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
+        """An identical earlier capture of this account, when the caller opted in."""
+        if not opts.cache or self.cache is None:
+            return None
+        entry = await self.cache.get(account, opts.cache_fingerprint())
+        if entry is None:
+            return None
+        found = await self.storage.get(entry.stored.name)
+        if found is None:  # swept or deleted: capture afresh
+            return None
+        return CaptureResult(stored=entry.stored, data=found[0], format=entry.format, width=entry.width,
+                             height=entry.height, took_ms=0, cached=True, blocked_requests=entry.blocked_requests)
+
+    async def remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
+        if not opts.cache or self.cache is None:
+            return
+        entry = CacheEntry(stored=result.stored, format=result.format, width=result.width,
+                           height=result.height, blocked_requests=result.blocked_requests)
+        ttl = usable_ttl(entry, float(opts.cache_ttl))
+        if ttl > 0:
+            await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
+
+    async def _render(
+        self, lease: Lease, opts: CaptureOptions, deadline: float
+    ) -> tuple[render.Rendered, int]:
+        """Render on a leased page; returns the image and how many requests were refused."""
         channel: ProxyChannel | None = lease.handle
+        if channel is not None:
+            # This capture's ad/tracker lists, applied by the proxy to every request it sees.
+            channel.blocked_hosts = blocking.host_blocker(opts)
         watch = MainFrameWatch(lease.page)
+        await render.prepare(lease.page, opts)
         await render.navigate(lease.page, opts)
         watch.raise_if_blocked()  # a redirect or script navigation to a forbidden host
-        rendered = await render.capture(lease.page, opts)
+        rendered = await render.capture(lease.page, opts, deadline=deadline)
         watch.raise_if_blocked()
-        return rendered, len(channel.blocked) if channel is not None else 0
+        refused = len(channel.blocked) if channel is not None else 0
+        return rendered, refused + rendered.blocked_requests
 
     async def _store(
         self, opts: CaptureOptions, data: bytes, base_url: str, customer: CustomerS3 | None, budget: float

@@ -1,0 +1,121 @@
+"""The opt-in capture cache: ``cache=true`` reuses an identical earlier capture.
+
+Off by default — every call is a fresh capture unless the caller asks.  An entry
+is keyed by the account (key id) and the fingerprint of the options that shape
+the image, and lives ``cache_ttl`` seconds, never longer than the stored file's
+own URL.  A hit is answered without rendering and without charging a credit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import StateUnavailable
+from ..storage.base import StoredObject
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    stored: StoredObject
+    format: str
+    width: int
+    height: int
+    blocked_requests: int
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "name": self.stored.name, "url": self.stored.url, "expires_at": self.stored.expires_at.isoformat(),
+            "size": self.stored.size, "content_type": self.stored.content_type, "format": self.format,
+            "width": self.width, "height": self.height, "blocked_requests": self.blocked_requests,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> CacheEntry:
+        raw: dict[str, Any] = json.loads(text)
+        stored = StoredObject(name=raw["name"], url=raw["url"], expires_at=datetime.fromisoformat(raw["expires_at"]),
+                              size=raw["size"], content_type=raw["content_type"])
+        return cls(stored=stored, format=raw["format"], width=raw["width"], height=raw["height"],
+                   blocked_requests=raw["blocked_requests"])
+
+
+class CaptureCache(Protocol):
+    async def get(self, account: str, fingerprint: str) -> CacheEntry | None: ...
+    async def put(self, account: str, fingerprint: str, entry: CacheEntry, ttl: float) -> None: ...
+    async def close(self) -> None: ...
+
+
+def usable_ttl(entry: CacheEntry, ttl: float) -> float:
+    """Seconds an entry may live: its TTL, but never past its file URL's expiry."""
+    return min(ttl, (entry.stored.expires_at - datetime.now(UTC)).total_seconds())
+
+
+class SqliteCaptureCache:
+    def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS capture_cache (account TEXT NOT NULL, fingerprint TEXT NOT NULL,"
+                " entry TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (account, fingerprint))"
+            )
+
+    async def _run(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        def run() -> list[Any]:
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
+
+        try:
+            return await asyncio.to_thread(run)
+        except sqlite3.Error as exc:
+            raise StateUnavailable(f"state store error: {exc.__class__.__name__}") from exc
+
+    async def get(self, account: str, fingerprint: str) -> CacheEntry | None:
+        rows = await self._run(
+            "SELECT entry FROM capture_cache WHERE account = ? AND fingerprint = ? AND expires > ?",
+            (account, fingerprint, datetime.now(UTC).timestamp()),
+        )
+        return CacheEntry.from_json(rows[0][0]) if rows else None
+
+    async def put(self, account: str, fingerprint: str, entry: CacheEntry, ttl: float) -> None:
+        now = datetime.now(UTC).timestamp()
+        await self._run("DELETE FROM capture_cache WHERE expires <= ?", (now,))  # keeps the table small
+        await self._run(
+            "INSERT OR REPLACE INTO capture_cache (account, fingerprint, entry, expires) VALUES (?, ?, ?, ?)",
+            (account, fingerprint, entry.to_json(), now + ttl),
+        )
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._db.close)
+
+
+class RedisCaptureCache:
+    """Entries as plain keys with a TTL: every instance shares them, Redis expires them."""
+
+    def __init__(self, client: Any, prefix: str = "screenshot:cache:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def get(self, account: str, fingerprint: str) -> CacheEntry | None:
+        from ..state.redis import guarded
+
+        raw = await guarded(self.client.get(f"{self.prefix}{account}:{fingerprint}"))
+        return CacheEntry.from_json(raw if isinstance(raw, str) else raw.decode()) if raw else None
+
+    async def put(self, account: str, fingerprint: str, entry: CacheEntry, ttl: float) -> None:
+        from ..state.redis import guarded
+
+        await guarded(self.client.set(f"{self.prefix}{account}:{fingerprint}", entry.to_json(),
+                                      px=max(1, int(ttl * 1000))))
+
+    async def close(self) -> None:
+        """The client belongs to the state store, which closes it."""

@@ -27,15 +27,16 @@ from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver, SystemResolver
 from .errors import BrowserUnavailable, error_middleware
+from .jobs import install_jobs
 from .limits.admission import Admission
-from .limits.concurrency import ConcurrencyGate, LocalConcurrencyGate
-from .limits.rate import LocalRateLimiter, RateLimiter
+from .limits.concurrency import ConcurrencyGate
+from .limits.rate import RateLimiter
 from .observability import Handler, request_id_middleware
 from .state.base import StateStore
 from .storage.base import Storage
 from .storage.local import LocalStorage
 from .storage.s3 import S3Storage
-from .wiring import open_backend, start_browser
+from .wiring import local_backend, open_backend, start_browser
 
 # Paths that keep answering while the service drains.
 _ALWAYS_OPEN = ("/healthz", "/readyz", "/metrics")
@@ -74,6 +75,7 @@ def create_app(
     app.router.add_post("/v1/screenshot", screenshot.post_screenshot)
     app.router.add_get("/v1/files/{name}", files.get_file)
     app.router.add_get("/v1/usage", usage.get_usage)
+    install_jobs(app)  # /v1/jobs and the job workers' cleanup context (after the capture service's)
     return app
 
 
@@ -102,15 +104,17 @@ def _state_ctx(
 ) -> Any:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[keys.SETTINGS]
-        if given is None:
-            store, rate, gate = open_backend(settings)
-        else:
-            store, rate, gate = given, LocalRateLimiter(), LocalConcurrencyGate()
-        app[keys.STATE] = store
-        app[keys.ADMISSION] = Admission(store, rate_limiter or rate, concurrency or gate, settings.plans)
+        backend = open_backend(settings) if given is None else local_backend(given, settings.state.sqlite.path)
+        app[keys.STATE] = backend.state
+        app[keys.CACHE] = backend.cache
+        app[keys.ADMISSION] = Admission(
+            backend.state, rate_limiter or backend.rate, concurrency or backend.gate, settings.plans
+        )
         yield
         if given is None:
-            await store.close()
+            await backend.close()
+        else:
+            await backend.cache.close()
 
     return ctx
 
@@ -170,6 +174,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.RESOLVER],
         deadline_seconds=app[keys.SETTINGS].capture.deadline_seconds,
         egress_proxy_url=app[keys.PROXY].proxy_server,
+        cache=app[keys.CACHE],
     )
     yield
 

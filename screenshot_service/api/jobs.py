@@ -1,0 +1,42 @@
+"""POST /v1/jobs, GET and DELETE /v1/jobs/{id}: parse → authenticate → JobService → JSON."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ..appkeys import LIMIT_HEADERS, TARGET_HOST
+from ..jobs.idempotency import idempotency_key
+from ..jobs.keys import JOBS
+from ..jobs.models import Job
+from .common import base_url, caller, json_response, read_json_object
+
+
+async def post_job(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    key = await caller(request, body.get("api_key"))
+    url = body.get("url")
+    request[TARGET_HOST] = (urlsplit(url).hostname or "") if isinstance(url, str) else ""
+    job, created = await request.app[JOBS].submit(
+        key, body, base_url=base_url(request), idempotency_key=idempotency_key(request),
+        headers=request[LIMIT_HEADERS],
+    )  # fmt: skip
+    headers = {"Location": job.status_url}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"  # nothing new was accepted: 200, not 202
+    return _job_response(job, status=202 if created else 200, headers=headers)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    key = await caller(request)
+    return _job_response(await request.app[JOBS].get(key, request.match_info["id"]))
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    key = await caller(request)
+    return _job_response(await request.app[JOBS].cancel(key, request.match_info["id"]))
+
+
+def _job_response(job: Job, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response(job.to_json(), status=status, headers=headers)

@@ -1,0 +1,124 @@
+"""Wiring the jobs package into an app: routes, the job store and the workers.
+
+One cleanup context owns everything jobs need — the store, an HTTP client for
+webhooks (sent through the app's egress proxy), the runner and the retention
+sweeper — so they start after the state store, proxy, storage and browser pool
+they use and stop before them.  Stopping lets jobs in flight finish within ``drain_seconds`` and
+gives the rest back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from ..appkeys import ADMISSION, CAPTURE, LIFECYCLE, POLICY, POOL, PROXY, RESOLVER, SETTINGS, STATE
+from ..config import Settings
+from ..errors import ApiError
+from .keys import JOBS, JOBS_INSTALLED, JOBS_TUNING, JobsTuning
+from .runner import JobRunner
+from .service import JobService
+from .store import JobStore
+from .webhooks import WebhookSender
+
+log = logging.getLogger("screenshot_service.jobs")
+
+# A store handed in by a test; the app neither opens nor closes it.
+_GIVEN_STORE = web.AppKey("jobs_given_store", JobStore)
+
+
+def install(
+    app: web.Application,
+    *,
+    store: JobStore | None,
+    lease_seconds: float | None,
+    poll_interval: float | None,
+    webhook_backoff: float | None,
+    sweep_interval: float | None,
+) -> None:
+    changes = {"lease_seconds": lease_seconds, "poll_interval": poll_interval,
+               "webhook_backoff": webhook_backoff, "sweep_interval": sweep_interval}  # fmt: skip
+    tuning = app.get(JOBS_TUNING, JobsTuning())
+    app[JOBS_TUNING] = dataclasses.replace(tuning, **{k: v for k, v in changes.items() if v is not None})
+    if store is not None:
+        app[_GIVEN_STORE] = store
+    if app.get(JOBS_INSTALLED):
+        return  # create_app installed jobs already; a test only adjusted the tuning
+    app[JOBS_INSTALLED] = True
+
+    from ..api import jobs as handlers
+
+    app.router.add_post("/v1/jobs", handlers.post_job)
+    app.router.add_get("/v1/jobs/{id}", handlers.get_job)
+    app.router.add_delete("/v1/jobs/{id}", handlers.delete_job)
+    app.cleanup_ctx.append(_jobs_ctx)
+
+
+def open_job_store(settings: Settings) -> JobStore:
+    """Jobs live where the state lives: the same SQLite file or the same Redis."""
+    if settings.state.backend == "redis":
+        from .redis_jobs import RedisJobStore
+
+        return RedisJobStore(str(settings.state.redis.url))
+    from .sqlite_jobs import SqliteJobStore
+
+    return SqliteJobStore(settings.state.sqlite.path)
+
+
+async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    tuning = app[JOBS_TUNING]
+    pool_size = app[POOL].cfg.pool_size
+    if settings.jobs.workers >= pool_size:
+        log.warning("jobs.workers=%d >= browser.pool_size=%d: a job backlog can hold every browser slot",
+                    settings.jobs.workers, pool_size)
+    retention = settings.storage.retention_days * 86400.0
+    async with contextlib.AsyncExitStack() as stack:  # torn down in reverse: workers first, store last
+        given = app.get(_GIVEN_STORE)
+        store = given if given is not None else open_job_store(settings)
+        if given is None:
+            stack.push_async_callback(store.close)
+        session = aiohttp.ClientSession()
+        stack.push_async_callback(session.close)
+        # Webhook POSTs go through the app's egress proxy: checked per connection, like the browser.
+        sender = WebhookSender(
+            session, proxy_url=app[PROXY].proxy_server, attempts=settings.jobs.webhook_attempts,
+            timeout=settings.jobs.webhook_timeout_seconds, backoff=tuning.webhook_backoff,
+        )  # fmt: skip
+        lifecycle = app[LIFECYCLE]
+        runner = JobRunner(
+            store, app[STATE], app[CAPTURE], sender, workers=settings.jobs.workers, retention_seconds=retention,
+            accepting=lambda: not lifecycle.draining, lease_seconds=tuning.lease_seconds,
+            poll_interval=tuning.poll_interval,
+        )  # fmt: skip
+        app[JOBS] = JobService(
+            store, app[STATE], app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention
+        )
+        runner.start()
+        stack.push_async_callback(runner.stop, settings.server.drain_seconds)
+        sweeper = asyncio.create_task(_sweep_forever(store, tuning.sweep_interval))
+        stack.push_async_callback(_cancel, sweeper)
+        yield
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _sweep_forever(store: JobStore, interval: float) -> None:
+    while True:
+        try:
+            removed = await store.sweep()
+            if removed:
+                log.info("retention sweep removed %d job records", removed)
+        except ApiError as error:
+            log.warning("job retention sweep failed: %s", error.message)
+        await asyncio.sleep(interval)

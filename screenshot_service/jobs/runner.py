@@ -1,0 +1,305 @@
+"""JobRunner: the workers that take jobs off the queue and run them.
+
+One dispatcher per process claims jobs while fewer than ``jobs.workers`` are
+capturing, so jobs never hold more browser slots than that and the rest of the
+pool stays free for sync requests.  Each job runs in its own task:
+
+    capture (own 30 s deadline from now) -> finish (terminal status stored)
+    -> slot freed -> settle the credit -> webhook -> ack
+
+The claim's lease is renewed all along; only the ack takes the job off the
+queue.  A process that dies anywhere in between leaves a lease that runs out,
+and whoever claims the job next continues from what the record says: capture
+again if it never finished, otherwise settle again (idempotent: commit or
+refund happen once) and send the webhook if it is still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..capture.options import CaptureOptions
+from ..capture.service import CaptureResult, CaptureService
+from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded
+from ..state.base import StateStore
+from .models import FAILED, SUCCEEDED, WEBHOOK_DELIVERED, WEBHOOK_FAILED, WEBHOOK_PENDING, Job, now_utc
+from .store import MAX_RUNS, JobStore
+from .webhooks import WebhookSender
+
+log = logging.getLogger("screenshot_service.jobs")
+
+BROWSER_RETRIES = 2  # a browser crash under a job is retried this often before the job fails
+OVERLOADED_PAUSE = 0.25  # the pool's queue is full of sync requests: they go first, try again shortly
+
+
+class _GiveBack(Exception):
+    """The process is stopping: put the job back rather than fail it."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        state: StateStore,
+        capture: CaptureService,
+        webhooks: WebhookSender,
+        *,
+        workers: int,
+        retention_seconds: float,
+        accepting: Callable[[], bool] = lambda: True,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.store, self.state, self.capture, self.webhooks = store, state, capture, webhooks
+        self.workers = workers
+        self.retention_seconds = retention_seconds
+        self.accepting = accepting  # False while the app drains: claim nothing new
+        self.lease_seconds = lease_seconds  # renewed every third of it; a dead owner's jobs wait this long
+        self.poll_interval = poll_interval  # other instances' submissions are seen this fast
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._slots = asyncio.Semaphore(max(workers, 1))
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._claim_failing = False
+        self.running = 0  # jobs capturing right now (metrics, tests)
+        self.completed = 0  # jobs finished by this process
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.workers > 0 and self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="jobs-dispatcher")
+
+    def wake(self) -> None:
+        """A job was submitted or canceled here: look at the queue now, not at the next poll."""
+        self._wake.set()
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Claim nothing more; let jobs in flight finish within ``drain_seconds``; give back the rest."""
+        self._stopping = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=drain_seconds)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- claiming -------------------------------------------------------------------------
+    async def _dispatch(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                job = await self._next()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _next(self) -> Job:
+        while True:
+            self._wake.clear()
+            job = None
+            if self.accepting():
+                try:
+                    job = await self.store.claim(self.owner, self.lease_seconds)
+                    if self._claim_failing:
+                        log.info("claiming jobs works again")
+                    self._claim_failing = False
+                except ApiError as error:  # the store is down: keep polling, jobs are safe in it
+                    if not self._claim_failing:  # once per outage, not twice a second
+                        log.warning("claiming a job failed: %s", error.message)
+                    self._claim_failing = True
+                except Exception:  # a bug must not silently stop every job on this instance
+                    log.exception("claiming a job failed")
+            if job is not None:
+                return job
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
+
+    # -- one job --------------------------------------------------------------------------------
+    async def _process(self, job: Job) -> None:
+        holding_slot = True
+        try:
+            async with self._leased(job.id) as lease:
+                try:
+                    if not job.finished:
+                        finished = await self._run(job)
+                        if finished is None:
+                            return
+                        job = finished
+                    self._slots.release()
+                    holding_slot = False
+                    await self._settle(job)
+                    await self._notify(job)
+                    await self.store.ack(job.id, self.owner)
+                except asyncio.CancelledError:
+                    if lease.lost:
+                        log.warning("job=%s: lease lost, another worker has it", job.id)
+                        _uncancel()
+                        return
+                    await self._give_back(job.id)  # shutdown: the next start picks it up at once
+                    raise
+                except _GiveBack:
+                    await self._give_back(job.id)
+        except ApiError as error:
+            # The store or state is unavailable: the lease runs out and the job is retried.
+            log.warning("job=%s: %s; it will be retried", job.id, error.message)
+        except Exception:
+            log.exception("job=%s: unexpected error; it will be retried when its lease runs out", job.id)
+        finally:
+            if holding_slot:
+                self._slots.release()
+
+    async def _run(self, job: Job) -> Job | None:
+        """Capture and store the terminal state; None if the lease was lost meanwhile."""
+        result: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        self.running += 1
+        try:
+            if job.runs > MAX_RUNS:
+                raise InternalError(f"the job was interrupted {job.runs - 1} times while running; not retrying")
+            result = (await self._capture(job)).to_json()
+        except ApiError as failure:
+            error = failure.to_dict()["error"]
+        except (_GiveBack, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("job=%s: unexpected error", job.id)
+            error = InternalError(f"internal error; quote job id {job.id}").to_dict()["error"]
+        finally:
+            self.running -= 1
+        finished = job.with_changes(
+            status=SUCCEEDED if error is None else FAILED, finished_at=now_utc(), result=result, error=error,
+            options=None, webhook_status=WEBHOOK_PENDING if job.webhook_url else None,
+        )  # fmt: skip
+        if not await self.store.finish(finished, self.owner, self.retention_seconds):
+            log.warning("job=%s: lease lost before it finished; another worker has it", job.id)
+            return None
+        self.completed += 1
+        log.info("job=%s key=%s host=%s %s", job.id, job.key_id, _host(job), finished.status)
+        return finished
+
+    async def _capture(self, job: Job) -> CaptureResult:
+        opts = CaptureOptions.from_json(job.options or {})
+        # The opt-in cache, as for sync requests: a hit renders nothing (and is refunded in _settle).
+        hit = await self.capture.cached(opts, job.key_id)
+        if hit is not None:
+            return hit
+        result = await self._render(job, opts)
+        try:
+            await self.capture.remember(opts, job.key_id, result)
+        except ApiError as error:  # the capture is done and stored; a cache miss later is harmless
+            log.warning("job=%s: caching the result failed: %s", job.id, error.message)
+        return result
+
+    async def _render(self, job: Job, opts: CaptureOptions) -> CaptureResult:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            if self._stopping:
+                raise _GiveBack
+            try:
+                # The deadline counts from now: queued time is not the capture's.
+                return await self.capture.capture(opts, started=loop.time(), base_url=job.base_url)
+            except Overloaded:
+                await asyncio.sleep(OVERLOADED_PAUSE)
+            except BrowserUnavailable:
+                if self._stopping:
+                    raise _GiveBack from None
+                failures += 1
+                if failures > BROWSER_RETRIES:
+                    raise
+                await asyncio.sleep(failures)
+
+    async def _settle(self, job: Job) -> None:
+        """Commit a fresh capture, refund anything else (failure, cancel, cache hit);
+        both are no-ops the second time."""
+        if job.status == SUCCEEDED and not (job.result or {}).get("cached"):
+            await self.state.commit_credit(job.reservation)
+        else:
+            await self.state.refund_credit(job.reservation)
+
+    async def _notify(self, job: Job) -> None:
+        if job.webhook_status != WEBHOOK_PENDING or not job.webhook_url:
+            return
+        secret = await self._secret(job.key_id)
+        if secret is None:
+            log.warning("job=%s: its key is gone or revoked; webhook not sent", job.id)
+            await self.store.update_webhook(job.id, self.owner, WEBHOOK_FAILED, 0)
+            return
+        body = json.dumps(job.to_json(for_webhook=True)).encode()
+        delivery = await self.webhooks.deliver(job.webhook_url, body, secret, job_id=job.id)
+        status = WEBHOOK_DELIVERED if delivery.delivered else WEBHOOK_FAILED
+        await self.store.update_webhook(job.id, self.owner, status, delivery.attempts)
+
+    async def _secret(self, key_id: str) -> str | None:
+        lookup = getattr(self.state, "key_by_id", None)  # cheaper when the store offers it
+        if lookup is not None:
+            record = await lookup(key_id)
+        else:
+            record = next((k for k in await self.state.list_keys() if k.id == key_id), None)
+        return record.webhook_secret if record is not None and not record.revoked else None
+
+    async def _give_back(self, job_id: str) -> None:
+        try:
+            await asyncio.shield(self.store.release(job_id, self.owner))
+        except ApiError as error:
+            log.warning("job=%s: could not give it back (%s); its lease will run out", job_id, error.message)
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, job_id: str) -> AsyncIterator[_Lease]:
+        lease = _Lease()
+        task = asyncio.current_task()
+        assert task is not None
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(self.lease_seconds / 3)
+                try:
+                    if not await self.store.renew(job_id, self.owner, self.lease_seconds):
+                        lease.lost = True
+                        task.cancel()
+                        return
+                except ApiError as error:
+                    log.warning("job=%s: renewing its lease failed: %s", job_id, error.message)
+
+        keeper = asyncio.create_task(keep())
+        try:
+            yield lease
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+
+class _Lease:
+    lost = False
+
+
+def _uncancel() -> None:
+    # The cancel came from our own lease keeper, not from whoever owns the task.
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+def _host(job: Job) -> str:
+    # Logs name the target host, never the full URL (SPEC §7 privacy).
+    url = (job.options or {}).get("url")
+    return (urlsplit(url).hostname or "") if isinstance(url, str) else ""

@@ -1,0 +1,188 @@
+"""JobService: what POST/GET/DELETE /v1/jobs do, without HTTP.
+
+Submitting checks everything that can be checked at once — options, the
+webhook URL against the egress policy, the target URL, the monthly quota (a
+credit is reserved now, so a used-up quota is an immediate 422), the plan's
+``max_queued_jobs`` — and then stores the job and its Idempotency-Key in one
+atomic step.  Whatever goes wrong after the credit was reserved gives it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from ..capture.options import CaptureOptions
+from ..config import PlanConfig
+from ..egress.policy import EgressPolicy
+from ..egress.resolver import Resolver, check_target
+from ..errors import (
+    ApiError,
+    ConcurrencyLimited,
+    InvalidParameter,
+    InvalidUrl,
+    NotFound,
+    QuotaExceeded,
+    TargetUnreachable,
+)
+from ..limits.admission import Admission, quota_headers
+from ..limits.quota import current_period
+from ..state.base import KeyRecord, Reservation, StateStore
+from .idempotency import check_replay, fingerprint
+from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
+from .runner import JobRunner
+from .store import JobStore
+
+_JOB_ID = re.compile(r"^job_[0-9a-f]{24}$")
+WEBHOOK_FIELD = "webhook_url"
+
+
+class JobNotCancelable(ApiError):
+    # 409 Conflict: the request is fine, the job's state forbids it (SPEC §4 gains this row).
+    status, code = 409, "job_not_cancelable"
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        state: StateStore,
+        admission: Admission,
+        runner: JobRunner,
+        policy: EgressPolicy,
+        resolver: Resolver,
+        *,
+        retention_seconds: float,
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.admission = admission
+        self.runner = runner
+        self.policy = policy
+        self.resolver = resolver
+        self.retention_seconds = retention_seconds
+
+    async def submit(
+        self,
+        key: KeyRecord,
+        body: dict[str, Any],
+        *,
+        base_url: str,
+        idempotency_key: str | None,
+        headers: dict[str, str],
+    ) -> tuple[Job, bool]:
+        """(job, created): created is False for an Idempotency-Key replay."""
+        plan = self.admission.plan_of(key)
+        options, webhook_url, opts = parse_job_body(body)
+        body_print = fingerprint(body)
+        if idempotency_key is not None:
+            existing = await self.store.by_idempotency_key(key.id, idempotency_key)
+            if existing is not None:
+                return check_replay(existing, body_print, idempotency_key), False
+        if webhook_url is not None:
+            await self._check_webhook(webhook_url)
+        if opts.url:
+            await self._check_target(opts.url)
+        reservation = await self._reserve(key, plan, headers)
+        job = Job(
+            id=new_job_id(), key_id=key.id, status=QUEUED, options=options, webhook_url=webhook_url,
+            base_url=base_url, created_at=now_utc(), reservation_id=reservation.id, period=reservation.period,
+            idempotency_key=idempotency_key, fingerprint=body_print,
+        )  # fmt: skip
+        try:
+            submitted = await self.store.create(job, max_active=plan.max_queued_jobs, ttl=self.retention_seconds)
+        except BaseException:
+            await asyncio.shield(self.state.refund_credit(reservation))
+            raise
+        if submitted.outcome != "created":
+            await asyncio.shield(self.state.refund_credit(reservation))
+        if submitted.outcome == "full":
+            raise ConcurrencyLimited(
+                f"plan '{key.plan}' allows {plan.max_queued_jobs} unfinished job(s) per key and "
+                f"{submitted.active} are queued or running; retry when one finishes",
+                retry_after=2,
+                details={"plan": key.plan, "max_queued_jobs": plan.max_queued_jobs, "unfinished": submitted.active},
+            )
+        assert submitted.job is not None
+        if submitted.outcome == "existing":  # a concurrent request with the same key won the race
+            assert idempotency_key is not None
+            return check_replay(submitted.job, body_print, idempotency_key), False
+        self.runner.wake()
+        return submitted.job, True
+
+    async def get(self, key: KeyRecord, job_id: str) -> Job:
+        job = await self.store.get(job_id) if _JOB_ID.match(job_id) else None
+        if job is None or job.key_id != key.id:
+            # Someone else's job is as invisible as a missing one: ids leak nothing.
+            raise NotFound(f"no job {job_id!r} for this API key")
+        return job
+
+    async def cancel(self, key: KeyRecord, job_id: str) -> Job:
+        job = await self.store.cancel(job_id, key.id, now_utc()) if _JOB_ID.match(job_id) else None
+        if job is None:
+            raise NotFound(f"no job {job_id!r} for this API key")
+        if job.status != CANCELED:
+            raise JobNotCancelable(
+                f"job {job_id} is {job.status}; only a queued job can be canceled",
+                details={"job_id": job_id, "status": job.status},
+            )
+        # Idempotent: a repeated DELETE refunds nothing more, and if this request dies
+        # right here, the worker that takes the canceled job off the queue refunds it.
+        await asyncio.shield(self.state.refund_credit(job.reservation))
+        self.runner.wake()
+        return job
+
+    async def _reserve(self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str]) -> Reservation:
+        period = current_period()
+        reservation = await self.state.reserve_credit(key.id, period.name, plan.monthly_captures)
+        used = await self.state.credits_used(key.id, period.name)
+        headers.update(quota_headers(plan.monthly_captures, used))
+        if reservation is None:
+            raise QuotaExceeded(
+                f"the {plan.monthly_captures} monthly captures of plan '{key.plan}' are used up; "
+                f"the quota resets at {period.resets_at_iso}",
+                details={"plan": key.plan, "monthly_captures": plan.monthly_captures, "used": used,
+                         "resets_at": period.resets_at_iso},
+            )
+        return reservation
+
+    async def _check_webhook(self, url: str) -> None:
+        try:
+            await check_target(url, self.policy, self.resolver, what=WEBHOOK_FIELD)
+        except TargetUnreachable:
+            # A 400 naming the field: the caller's URL is wrong, not our network.
+            raise InvalidUrl(
+                f"{WEBHOOK_FIELD} host does not resolve", details={"field": WEBHOOK_FIELD}
+            ) from None
+
+    async def _check_target(self, url: str) -> None:
+        """A blocked target is a 400 now rather than a failed job later."""
+        try:
+            await check_target(url, self.policy, self.resolver)
+        except TargetUnreachable:
+            pass  # DNS may recover before the job runs; if not, the job fails with target_unreachable
+
+
+def parse_job_body(body: dict[str, Any]) -> tuple[dict[str, Any], str | None, CaptureOptions]:
+    """(stored options, webhook_url, validated options) from a POST /v1/jobs body.
+
+    ``webhook_url`` is taken out here, whether or not CaptureOptions knows it, so
+    the stored options are exactly what the capture needs.
+    """
+    if body.get("s3") is not None:
+        # A job's options wait in the store (Redis, SQLite) until a worker runs them,
+        # and bucket credentials are never stored: customer buckets are sync-only.
+        raise InvalidParameter.fields({
+            "s3": "not accepted on jobs (credentials are never stored); use POST /v1/screenshot"
+        })
+    options = {k: v for k, v in body.items() if k not in ("api_key", WEBHOOK_FIELD)}
+    webhook_url = body.get(WEBHOOK_FIELD)
+    if webhook_url is not None and (not isinstance(webhook_url, str) or not webhook_url.strip()):
+        raise InvalidParameter.fields({WEBHOOK_FIELD: "must be an http or https URL"})
+    opts = CaptureOptions.from_json(options)
+    if opts.response_type != "json":
+        raise InvalidParameter.fields({
+            "response_type": "a job's result is always JSON; fetch the image from result.url"
+        })
+    return options, webhook_url, opts

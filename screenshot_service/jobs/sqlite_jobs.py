@@ -1,0 +1,235 @@
+"""Jobs on SQLite: the state store's file, our own connection and tables.
+
+The SQLite backend is one process by design (its rate limiter and concurrency
+gate live in memory too), so opening the store means the previous process is
+gone: every lease it held is dropped at once and its jobs are first in line
+again, instead of waiting for leases to run out.  Every multi-statement change
+is one ``BEGIN IMMEDIATE`` transaction, so it is atomic against the state
+store's own connection to the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import StateUnavailable
+from .models import CANCELED, QUEUED, RUNNING, UNFINISHED, Job, iso, now_utc
+from .store import Submitted
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- queue order
+    id TEXT NOT NULL UNIQUE,
+    key_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '',
+    webhook_url TEXT NOT NULL DEFAULT '',
+    base_url TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT NOT NULL DEFAULT '',
+    finished_at TEXT NOT NULL DEFAULT '',
+    result TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    reservation_id TEXT NOT NULL,
+    period TEXT NOT NULL,
+    idempotency_key TEXT,            -- NULL when none: the unique index ignores NULLs
+    fingerprint TEXT NOT NULL DEFAULT '',
+    runs INTEGER NOT NULL DEFAULT 0,
+    webhook_status TEXT NOT NULL DEFAULT '',
+    webhook_attempts INTEGER NOT NULL DEFAULT 0,
+    in_queue INTEGER NOT NULL DEFAULT 1,  -- still needs a worker (capture, settle or webhook)
+    owner TEXT,                           -- the claiming worker while leased
+    lease_until REAL,                     -- unix time the lease runs out
+    expires_at REAL NOT NULL              -- unix time the record may be swept
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (key_id, idempotency_key);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (in_queue, seq);
+CREATE INDEX IF NOT EXISTS jobs_active ON jobs (key_id, status);
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at);
+"""
+
+
+class SqliteJobStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            # The previous process is gone (see module doc): its leases with it.
+            self._db.execute(
+                "UPDATE jobs SET owner = NULL, lease_until = NULL,"
+                " status = CASE status WHEN ? THEN ? ELSE status END WHERE owner IS NOT NULL",
+                (RUNNING, QUEUED),
+            )
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(self._db)
+
+        try:
+            return await asyncio.to_thread(locked)
+        except sqlite3.Error as exc:
+            raise StateUnavailable(f"job store error: {exc.__class__.__name__}") from exc
+
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def wrapped(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                value = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return value
+
+        return await self._run(wrapped)
+
+    async def create(self, job: Job, *, max_active: int, ttl: float) -> Submitted:
+        record: dict[str, Any] = dict(job.to_record())
+        record["idempotency_key"] = job.idempotency_key  # NULL, not "", when absent
+        record["expires_at"] = time.time() + ttl
+        columns = ", ".join(record)
+        marks = ", ".join("?" for _ in record)
+
+        def create(db: sqlite3.Connection) -> Submitted:
+            if job.idempotency_key is not None:
+                row = db.execute(
+                    "SELECT * FROM jobs WHERE key_id = ? AND idempotency_key = ?",
+                    (job.key_id, job.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return Submitted("existing", _job(row))
+            active = db.execute(
+                f"SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ({_marks(UNFINISHED)})",
+                (job.key_id, *UNFINISHED),
+            ).fetchone()[0]
+            if active >= max_active:
+                return Submitted("full", active=int(active))
+            db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", tuple(record.values()))
+            return Submitted("created", job)
+
+        return await self._transaction(create)
+
+    async def get(self, job_id: str) -> Job | None:
+        row = await self._run(lambda db: db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+        return _job(row) if row is not None else None
+
+    async def by_idempotency_key(self, key_id: str, idempotency_key: str) -> Job | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT * FROM jobs WHERE key_id = ? AND idempotency_key = ?", (key_id, idempotency_key)
+            ).fetchone()
+        )
+        return _job(row) if row is not None else None
+
+    async def claim(self, owner: str, lease: float) -> Job | None:
+        def claim(db: sqlite3.Connection) -> Job | None:
+            now = time.time()
+            row = db.execute(
+                "SELECT seq, status FROM jobs WHERE in_queue = 1 AND (owner IS NULL OR lease_until < ?)"
+                " ORDER BY owner IS NULL, seq LIMIT 1",  # run-out leases first: they were running
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE jobs SET owner = ?, lease_until = ? WHERE seq = ?", (owner, now + lease, row[0]))
+            if row["status"] in UNFINISHED:
+                db.execute(
+                    "UPDATE jobs SET status = ?, started_at = ?, runs = runs + 1 WHERE seq = ?",
+                    (RUNNING, iso(now_utc()), row[0]),
+                )
+            return _job(db.execute("SELECT * FROM jobs WHERE seq = ?", (row[0],)).fetchone())
+
+        return await self._transaction(claim)
+
+    async def renew(self, job_id: str, owner: str, lease: float) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ?", (time.time() + lease, job_id, owner)
+            )
+        )
+        return cursor.rowcount > 0
+
+    async def finish(self, job: Job, owner: str, ttl: float) -> bool:
+        record = job.to_record()
+        fields = ("status", "finished_at", "result", "error", "webhook_status", "webhook_attempts")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        cursor = await self._run(
+            lambda db: db.execute(
+                f"UPDATE jobs SET {assignments}, options = '', expires_at = ? WHERE id = ? AND owner = ?",
+                (*(record[name] for name in fields), time.time() + ttl, job.id, owner),
+            )
+        )
+        return cursor.rowcount > 0
+
+    async def update_webhook(self, job_id: str, owner: str, status: str, attempts: int) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE jobs SET webhook_status = ?, webhook_attempts = ? WHERE id = ? AND owner = ?",
+                (status, attempts, job_id, owner),
+            )
+        )
+
+    async def ack(self, job_id: str, owner: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE jobs SET in_queue = 0, owner = NULL, lease_until = NULL WHERE id = ? AND owner = ?",
+                (job_id, owner),
+            )
+        )
+
+    async def release(self, job_id: str, owner: str) -> None:
+        # A graceful give-back is not a crash: the run does not count against MAX_RUNS.
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE jobs SET owner = NULL, lease_until = NULL,"
+                " runs = CASE status WHEN ? THEN MAX(runs - 1, 0) ELSE runs END,"
+                " started_at = CASE status WHEN ? THEN '' ELSE started_at END,"
+                " status = CASE status WHEN ? THEN ? ELSE status END WHERE id = ? AND owner = ?",
+                (RUNNING, RUNNING, RUNNING, QUEUED, job_id, owner),
+            )
+        )
+
+    async def cancel(self, job_id: str, key_id: str, finished_at: datetime) -> Job | None:
+        def cancel(db: sqlite3.Connection) -> Job | None:
+            db.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, options = '' WHERE id = ? AND key_id = ? AND status = ?",
+                (CANCELED, iso(finished_at), job_id, key_id, QUEUED),
+            )
+            row = db.execute("SELECT * FROM jobs WHERE id = ? AND key_id = ?", (job_id, key_id)).fetchone()
+            return _job(row) if row is not None else None
+
+        return await self._transaction(cancel)
+
+    async def sweep(self) -> int:
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM jobs WHERE expires_at < ? AND in_queue = 0", (time.time(),))
+        )
+        return int(cursor.rowcount)
+
+    async def close(self) -> None:
+        await self._run(lambda db: db.close())
+
+
+def _marks(values: tuple[str, ...]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job.from_record(dict(zip(row.keys(), row, strict=True)))

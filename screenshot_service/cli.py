@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     from .capture_cli import add_capture_parser
 
     add_capture_parser(sub, with_config)
+    from .bench import add_bench_parser
+
+    add_bench_parser(sub, with_config)
     return parser
 
 

@@ -42,7 +42,6 @@ bootstrap() {
         .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
         .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
         .venv/bin/python -m pip check
-        rm -f .venv/.installed-*
-        touch "$stamp"
+        touch "$stamp"  # one stamp per (setup.cfg, extras): serve/test/bench do not undo each other
     fi
 }

@@ -39,6 +39,8 @@ async def _capture(
     hit = None if customer else await service.cached(opts, key.id)
     if hit is not None:
         return render_result(hit, opts.response_type)
+    # A full pool answers 503 before any credit is reserved: overload costs no state round trips.
+    service.pool.check_capacity()
     async with request.app[ADMISSION].admit(key, request[LIMIT_HEADERS]) as ticket:
         result = await service.capture(opts, started=request[STARTED], base_url=base_url(request), customer_s3=customer)
         await asyncio.shield(ticket.commit())

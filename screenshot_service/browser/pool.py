@@ -187,8 +187,8 @@ class BrowserPool:
         return [i.chromium.pid for i in [*self._instances, *self._retiring]]
 
     # -- leasing -------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[Lease]:
+    def check_capacity(self) -> None:
+        """Raise 503 now if a lease would be refused: callers use it before any costly work."""
         if self._draining:
             raise BrowserUnavailable("the service is shutting down", retry_after=5)
         if self._slots.locked() and self._waiting >= self.cfg.max_queue:
@@ -197,6 +197,10 @@ class BrowserPool:
                 retry_after=1,
                 details={"pool_size": self.cfg.pool_size, "queued": self._waiting},
             )
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[Lease]:
+        self.check_capacity()
         started = time.monotonic()
         self._waiting += 1
         try:

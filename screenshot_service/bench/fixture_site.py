@@ -1,0 +1,122 @@
+"""The benchmark's local fixture site: four kinds of page, all on 127.0.0.1.
+
+* ``/small``  — a tiny page whose JavaScript paints a square (proves JS ran).
+* ``/heavy``  — about 5000 DOM elements (a styled table) plus the same square.
+* ``/lazy``   — a tall page of ``loading=lazy`` images, captured full-page.
+* ``/slow``   — a small page whose one image takes ``SLOW_MS`` to arrive, so
+  its load event is late: latency is dominated by waiting, not by CPU.
+
+Nothing is fetched from outside; images are inline-generated SVG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+# The square painted by JavaScript on /small and /heavy: (100,100)-(300,300).
+PAINT_RGB = (0, 128, 0)
+PAINT_PIXEL = (200, 200)
+HEAVY_ROWS = 1000  # 1000 × (tr + 4 td) ≈ 5000 elements
+LAZY_IMAGES = 24
+SLOW_MS = 300
+
+_PAINT = (
+    "<div id=box style='position:absolute;left:100px;top:100px;width:200px;height:200px'></div>"
+    f"<script>document.getElementById('box').style.background='rgb{PAINT_RGB}';</script>"
+)
+
+
+def _page(body: str, head: str = "") -> web.Response:
+    html = (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"{head}</head><body style='margin:0;font-family:sans-serif'>{body}</body></html>"
+    )
+    return web.Response(text=html, content_type="text/html")
+
+
+def _svg(index: int) -> str:
+    hue = (index * 37) % 360
+    return (
+        "<svg xmlns='http://www.w3.org/2000/svg' width='600' height='300'>"
+        f"<rect width='600' height='300' fill='hsl({hue},70%,60%)'/>"
+        f"<text x='20' y='160' font-size='48' fill='#fff'>image {index}</text></svg>"
+    )
+
+
+def _heavy_html() -> str:
+    rows = "".join(
+        f"<tr><td>{i}</td><td class=n>{i * 7919 % 10007}</td><td>row {i}</td><td><b>{i % 13}</b></td></tr>"
+        for i in range(HEAVY_ROWS)
+    )
+    return f"<table>{rows}</table>{_PAINT}"
+
+
+_HEAVY_HEAD = "<style>td{padding:2px 6px;border-bottom:1px solid #ddd}.n{color:#a33}</style>"
+
+
+def build() -> web.Application:
+    heavy = _heavy_html()
+    lazy = "".join(
+        f"<section style='height:400px'><h2>section {i}</h2>"
+        f"<img loading=lazy src='/img/{i}.svg' width=600 height=300></section>"
+        for i in range(LAZY_IMAGES)
+    )
+    routes = web.RouteTableDef()
+
+    @routes.get("/small")
+    async def small(request: web.Request) -> web.Response:
+        return _page("<h1 style='margin:8px'>small</h1>" + _PAINT)
+
+    @routes.get("/heavy")
+    async def heavy_page(request: web.Request) -> web.Response:
+        return _page(heavy, head=_HEAVY_HEAD)
+
+    @routes.get("/lazy")
+    async def lazy_page(request: web.Request) -> web.Response:
+        return _page(lazy)
+
+    @routes.get("/slow")
+    async def slow(request: web.Request) -> web.Response:
+        ms = int(request.query.get("ms", str(SLOW_MS)))
+        return _page(f"<h1>slow resource</h1><img src='/slow-resource.svg?ms={ms}' width=600 height=300>")
+
+    @routes.get("/slow-resource.svg")
+    async def slow_resource(request: web.Request) -> web.Response:
+        await asyncio.sleep(int(request.query.get("ms", str(SLOW_MS))) / 1000)
+        return web.Response(text=_svg(0), content_type="image/svg+xml")
+
+    @routes.get("/img/{index}.svg")
+    async def image(request: web.Request) -> web.Response:
+        return web.Response(text=_svg(int(request.match_info["index"])), content_type="image/svg+xml",
+                            headers={"Cache-Control": "no-store"})
+
+    app = web.Application()
+    app.add_routes(routes)
+    return app
+
+
+@dataclass(frozen=True)
+class FixtureSite:
+    base_url: str
+    port: int
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@contextlib.asynccontextmanager
+async def serve(host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[FixtureSite]:
+    runner = web.AppRunner(build(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        yield FixtureSite(base_url=f"http://{host}:{bound}", port=bound)
+    finally:
+        await runner.cleanup()

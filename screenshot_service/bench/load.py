@@ -1,0 +1,105 @@
+"""Load generators: a closed loop of workers, turn-taking at concurrency 1, and bursts.
+
+Each returns a ``report.Run``: one ``Sample`` per request (status and latency)
+and the wall time.  A failing request is a sample with the exception's name
+as its status, never an exception out of the generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from .report import Run, Sample
+
+REQUEST_TIMEOUT = 60.0  # client side; the service's own deadline is 30 s
+OK = ("200", "ok")
+
+Call = Callable[[], Awaitable[str]]
+
+
+async def run_load(call: Call, concurrency: int, max_requests: int, max_seconds: float,
+                   tick: Callable[[str], None] = lambda status: None) -> Run:
+    """``concurrency`` workers calling ``call`` until the request or time budget is spent.
+
+    Every worker makes at least one request, so a slow page still yields a sample per worker.
+    """
+    issued = 0
+    samples: list[Sample] = []
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        nonlocal issued
+        first = True
+        while issued < max_requests and (first or time.perf_counter() - started < max_seconds):
+            first = False
+            issued += 1
+            begin = time.perf_counter()
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    status = await call()
+            except TimeoutError:
+                status = "client_timeout"
+            except Exception as exc:
+                status = type(exc).__name__
+            samples.append(Sample(status=status, latency_s=time.perf_counter() - begin, ok=status in OK))
+            tick(status)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Run(samples=samples, wall_s=time.perf_counter() - started)
+
+
+async def run_alternating(calls: list[Call], max_requests: int, max_seconds: float,
+                          tick: Callable[[str], None] = lambda status: None) -> list[Run]:
+    """One request at a time, taking turns between ``calls`` (floor, service, floor, ...).
+
+    At concurrency 1 this pairs the measurements: a drift in the machine's
+    background load hits both sides alike.  Each side's wall time is the sum of
+    its own requests, so throughput stays successes per second of its own work.
+    """
+    runs = [Run() for _ in calls]
+    started = time.perf_counter()
+    rounds = 0
+    while rounds < max_requests and (rounds == 0 or time.perf_counter() - started < max_seconds):
+        rounds += 1
+        for call, run in zip(calls, runs, strict=True):
+            begin = time.perf_counter()
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    status = await call()
+            except TimeoutError:
+                status = "client_timeout"
+            except Exception as exc:
+                status = type(exc).__name__
+            took = time.perf_counter() - begin
+            run.samples.append(Sample(status=status, latency_s=took, ok=status in OK))
+            run.wall_s += took
+            tick(status)
+    return runs
+
+
+async def run_burst(call: Call, concurrent: int, waves: int, pause: float = 1.0,
+                    tick: Callable[[str], None] = lambda status: None) -> Run:
+    """``waves`` bursts of ``concurrent`` simultaneous requests (the overload scenario)."""
+    run = Run()
+
+    async def one() -> None:
+        begin = time.perf_counter()
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                status = await call()
+        except TimeoutError:
+            status = "client_timeout"
+        except Exception as exc:
+            status = type(exc).__name__
+        run.samples.append(Sample(status=status, latency_s=time.perf_counter() - begin, ok=status in OK))
+        tick(status)
+
+    for wave in range(waves):
+        if wave:
+            await asyncio.sleep(pause)
+        begin = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(concurrent)))
+        run.wall_s += time.perf_counter() - begin
+    return run

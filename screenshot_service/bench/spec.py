@@ -1,0 +1,32 @@
+"""What one benchmark capture is: the same request for the service, the floor and the naive loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """One kind of capture of one fixture page (``path`` is joined to the site's base URL)."""
+
+    page: str  # short name used in scenario names: small, heavy, lazy, slow
+    path: str
+    width: int = 1280
+    height: int = 800
+    full_page: bool = False
+    max_height: int = 16384  # the service's default cap for full-page height
+
+    def query(self) -> dict[str, str]:
+        """The service's query parameters for this capture (besides url and response_type)."""
+        params = {"width": str(self.width), "height": str(self.height)}
+        if self.full_page:
+            params["full_page"] = "true"
+        return params
+
+
+PAGES: dict[str, CaptureSpec] = {
+    "small": CaptureSpec("small", "/small"),
+    "heavy": CaptureSpec("heavy", "/heavy"),
+    "lazy": CaptureSpec("lazy", "/lazy", full_page=True),
+    "slow": CaptureSpec("slow", "/slow"),
+}

@@ -1,0 +1,232 @@
+"""The benchmark harness works: floor loop, load runner, report, targets, plot, config.
+
+Functional only — no timing assertions (timing targets are judged from
+results.json by `screenshot-service bench`, never here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from screenshot_service import config
+from screenshot_service.bench import add_bench_parser, fixture_site, plot, procstats, report, run
+from screenshot_service.bench.floor import floor_browser
+from screenshot_service.bench.load import run_alternating, run_burst, run_load
+from screenshot_service.bench.plan import make_plan
+from screenshot_service.bench.report import Run, Sample, Stats
+from screenshot_service.bench.service import BENCH_PLAN, ServiceOptions, bench_config
+from screenshot_service.bench.spec import PAGES
+
+
+def _leftovers(user_data_dir: str) -> list[str]:
+    """Pids of any process still running on this profile, and the profile if it still exists."""
+    found = subprocess.run(["pgrep", "-f", f"--user-data-dir={user_data_dir}"], capture_output=True, text=True)
+    return found.stdout.split() + ([user_data_dir] if os.path.exists(user_data_dir) else [])
+
+
+async def test_floor_captures_decode_and_show_the_js_painted_pixel() -> None:
+    async with fixture_site.serve() as site:
+        async with floor_browser() as browser:
+            pid, profile = browser.pid, browser._user_data_dir
+            shots = await asyncio.gather(*(browser.capture(site.url("/small"), PAGES["small"]) for _ in range(2)))
+        assert len(shots) == 2
+        for data in shots:
+            image = Image.open(io.BytesIO(data))
+            assert image.format == "PNG" and image.size == (1280, 800)
+            rgb = image.convert("RGB")
+            assert rgb.getpixel(fixture_site.PAINT_PIXEL) == fixture_site.PAINT_RGB  # JavaScript ran
+            assert rgb.getpixel((20, 700)) == (255, 255, 255)
+    # Nothing of that Chromium is left: not its process group, not any process on its profile.
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+    assert _leftovers(profile) == []
+
+
+def _samples(spec: list[tuple[str, float]]) -> list[Sample]:
+    return [Sample(status=status, latency_s=seconds, ok=status in ("200", "ok")) for status, seconds in spec]
+
+
+def _synthetic_results() -> dict[str, Any]:
+    # service: 10 successes at 0.1 .. 1.0 s plus two errors, over 5 s of wall time
+    service = Run(_samples([("200", i / 10) for i in range(1, 11)] + [("503", 0.01), ("504", 30.0)]), wall_s=5.0)
+    floor = Run(_samples([("ok", 0.2)] * 8), wall_s=4.0)
+    naive = Run(_samples([("ok", 2.0)] * 3), wall_s=6.0)
+    record = report.scenario_record("small", 1, Stats.of(service), Stats.of(floor), Stats.of(naive))
+    saturated = report.scenario_record("small", 4, Stats.of(Run(_samples([("200", 0.5)] * 20), 2.0)),
+                                       Stats.of(Run(_samples([("ok", 0.5)] * 20), 2.0)))
+    overload_run = Run(_samples([("200", 0.4)] * 8 + [("503", 0.01)] * 20 + [("429", 0.06)] * 4), wall_s=1.0)
+    return {
+        "mode": "quick",
+        "config": {"pool_size": 4},
+        "machine": {"cpus": 2},
+        "scenarios": [record, saturated],
+        "overload": report.overload_record(8, 32, 1, overload_run, unloaded_p95_ms=record["p95_ms"],
+                                           saturated_p95_ms=saturated["p95_ms"]),
+        "soak": {"captures": 500, "service_rss_growth_pct": 1.0, "chromium_rss_growth_pct": 3.0},
+        "rss_growth_pct": report.growth_pct(1000.0, 1030.0),
+    }
+
+
+def test_report_fields_and_ratios(tmp_path: Path) -> None:
+    results = _synthetic_results()
+    path = report.write_results(tmp_path / "out", results)
+    written = json.loads(path.read_text())
+    record = written["scenarios"][0]
+    assert set(report.SCENARIO_FIELDS) <= set(record)
+    assert record["name"] == "small-c1" and record["concurrency"] == 1
+    assert (record["requests"], record["ok"]) == (12, 10)
+    assert record["errors"] == {"503": 1, "504": 1}  # errors by status, never in the latency figures
+    assert record["p50_ms"] == pytest.approx(550.0)  # linear interpolation over 100..1000 ms
+    assert record["p95_ms"] == pytest.approx(955.0)
+    assert record["p99_ms"] == pytest.approx(991.0)
+    assert record["throughput_per_s"] == pytest.approx(2.0)  # 10 successes / 5 s
+    assert record["floor_p50_ms"] == pytest.approx(200.0)
+    assert record["floor_throughput_per_s"] == pytest.approx(2.0)
+    assert record["latency_ratio"] == pytest.approx(550.0 / 200.0, abs=1e-3)
+    assert record["throughput_ratio"] == pytest.approx(1.0)
+    assert record["naive_p50_ms"] == pytest.approx(2000.0)
+    assert record["naive_throughput_per_s"] == pytest.approx(0.5)
+    assert (record["floor_requests"], record["floor_ok"]) == (8, 8)
+    assert written["rss_growth_pct"] == pytest.approx(3.0)
+    assert written["scenarios"][1]["naive_p50_ms"] is None  # naive runs at concurrency 1 only
+
+    overload = written["overload"]
+    assert (overload["admitted"], overload["rejected"]) == (8, 24)
+    assert overload["rejected_by_status"] == {"429": 4, "503": 20}
+    assert overload["rejected_over_50ms"] == 4
+    assert overload["admitted_p95_ratio"] == pytest.approx(400.0 / 955.0, abs=1e-3)
+
+
+def test_targets_are_judged_from_the_results_document() -> None:
+    verdicts = [t.passed for t in report.evaluate(_synthetic_results())]
+    assert verdicts == [
+        False,  # small-page latency: 550 / 200 ms = 2.75x the floor
+        True,  # saturated throughput: 10/s vs 10/s
+        False,  # overload rejections: the four 429s took 60 ms
+        True,  # admitted p95 400 ms vs unloaded 955 ms
+        True,  # RSS growth 3%
+        False,  # naive: 2.0/s vs 0.5/s is 4x, under 5x
+    ]
+    assert all(line.startswith("SKIP") for line in (t.line() for t in report.evaluate({})))
+
+
+def test_stats_of_a_run_without_successes() -> None:
+    stats = Stats.of(Run(_samples([("503", 0.01), ("ConnectionError", 0.02)]), wall_s=1.0))
+    assert stats.p50_ms is None and stats.throughput_per_s == 0.0
+    assert stats.errors == {"503": 1, "ConnectionError": 1}
+    assert report.ratio(None, 5.0) is None and report.ratio(1.0, 0.0) is None
+
+
+def test_table_and_summary_render() -> None:
+    text = report.summary(_synthetic_results())
+    assert "small-c1" in text and "small-c4" in text and "overload:" in text
+
+
+@pytest.mark.skipif(not plot.available(), reason="matplotlib (the bench extra) is not installed")
+def test_plot_is_written(tmp_path: Path) -> None:
+    path = plot.write_plot(_synthetic_results(), tmp_path / "plot.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 600
+
+
+async def test_run_load_respects_the_request_budget_and_records_outcomes() -> None:
+    statuses = iter(["200", "503", "200", "boom", "200", "200", "200", "200"])
+
+    async def call() -> str:
+        await asyncio.sleep(0)
+        status = next(statuses)
+        if status == "boom":
+            raise ConnectionResetError("gone")
+        return status
+
+    run_ = await run_load(call, concurrency=3, max_requests=6, max_seconds=60)
+    assert len(run_.samples) == 6
+    assert sorted(s.status for s in run_.samples) == ["200", "200", "200", "200", "503", "ConnectionResetError"]
+    assert sum(s.ok for s in run_.samples) == 4
+
+    calls = 0
+
+    async def counted() -> str:
+        nonlocal calls
+        calls += 1
+        return "503"
+
+    burst = await run_burst(counted, concurrent=5, waves=2, pause=0)
+    assert calls == 10 and len(burst.samples) == 10 and not any(s.ok for s in burst.samples)
+
+
+async def test_run_alternating_takes_turns() -> None:
+    order: list[str] = []
+
+    def side(name: str, status: str) -> Any:
+        async def call() -> str:
+            order.append(name)
+            return status
+
+        return call
+
+    floor_run, service_run = await run_alternating([side("floor", "ok"), side("service", "200")], 3, 60)
+    assert order == ["floor", "service"] * 3
+    assert [len(floor_run.samples), len(service_run.samples)] == [3, 3]
+    assert all(s.ok for s in floor_run.samples + service_run.samples)
+    assert floor_run.wall_s == pytest.approx(sum(s.latency_s for s in floor_run.samples))
+
+
+def test_generated_config_loads_with_the_real_loader(tmp_path: Path) -> None:
+    text = bench_config(tmp_path, 18080, 43210, ServiceOptions(pool_size=3, max_queue=2))
+    path = tmp_path / "bench.toml"
+    path.write_text(text)
+    settings = config.load(path, environ={})
+    assert settings.server.port == 18080
+    assert (settings.browser.pool_size, settings.browser.max_queue) == (3, 2)
+    assert settings.egress.allow == ["127.0.0.1:43210"]
+    assert set(settings.plans) == {BENCH_PLAN}
+    plan = settings.plans[BENCH_PLAN]
+    assert plan.requests_per_second >= 1000 and plan.concurrency >= 1000 and plan.monthly_captures >= 10**8
+    assert settings.storage.local.path.startswith(str(tmp_path))
+
+
+def test_quick_plan_shape() -> None:
+    quick = make_plan(quick=True, pool_size=4)
+    assert quick.levels["small"] == (1, 2, 4) and quick.budget_s is not None
+    assert quick.soak_captures == 500 and quick.naive_pages == ("small",)
+    full = make_plan(quick=False, pool_size=4)
+    assert set(full.levels) == set(PAGES) and full.levels["heavy"] == (1, 2, 4, 8) and full.budget_s is None
+    custom = make_plan(quick=True, pool_size=4, pages=["slow"], concurrency=[8, 2, 2])
+    assert custom.levels == {"slow": (2, 8)}
+
+
+def test_cli_parser_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="screenshot-service")
+    add_bench_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--quick", "--out", str(tmp_path), "--concurrency", "1,4"])
+    assert args.func is run and args.quick and args.concurrency == [1, 4]
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        parser.parse_args(["bench", "--pages", "nope"])
+
+    path = report.write_results(tmp_path, _synthetic_results())
+    checked = parser.parse_args(["bench", "--check", str(path), "--strict"])
+    assert run(checked, config.Settings()) == 1  # two targets FAIL in the synthetic document
+    out = capsys.readouterr().out
+    assert "PASS  saturated throughput" in out and "FAIL  small-page latency" in out
+
+
+def test_procstats_reads_this_process() -> None:
+    assert procstats.rss_kib(os.getpid()) > 0
+    assert (procstats.status_kib(os.getpid(), "VmHWM") or 0) >= procstats.rss_kib(os.getpid()) // 2
+    assert os.getpid() in procstats.descendants(os.getppid())
+    assert procstats.rss_kib(2**22 + 12345) == 0  # no such process
+    assert procstats.cpu_seconds(os.getpid()) > 0  # importing pytest alone costs CPU
+    assert procstats.cpu_seconds(2**22 + 12345) == 0.0
+    assert procstats.alive(os.getpid()) and not procstats.alive(2**22 + 12345)

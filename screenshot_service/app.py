@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from . import appkeys as keys
-from .api import files, health, screenshot, usage
+from .api import files, health, openapi, screenshot, usage
 from .api.common import add_limit_headers
 from .browser.pool import BrowserPool
 from .capture.service import CaptureService
@@ -75,6 +75,7 @@ def create_app(
     app.router.add_post("/v1/screenshot", screenshot.post_screenshot)
     app.router.add_get("/v1/files/{name}", files.get_file)
     app.router.add_get("/v1/usage", usage.get_usage)
+    app.router.add_get("/v1/openapi.json", openapi.get_openapi)
     install_jobs(app)  # /v1/jobs and the job workers' cleanup context (after the capture service's)
     return app
 

@@ -196,8 +196,8 @@ async def launch_floor(executable: str = "", timeout: float = 30.0) -> FloorBrow
     )
     session: aiohttp.ClientSession | None = None
     try:
-        endpoint = await asyncio.wait_for(_read_endpoint(process), timeout)
-        asyncio.create_task(_drain(process))  # noqa: RUF006 - ends with the process
+        endpoint = await asyncio.wait_for(_endpoint(process), timeout)
+        asyncio.create_task(launcher.drain_stderr(process))  # noqa: RUF006 - ends with the process
         session = aiohttp.ClientSession()
         ws = await session.ws_connect(endpoint, max_msg_size=0, autoping=False)
         return FloorBrowser(process, session, CdpConnection(ws), user_data_dir)
@@ -219,19 +219,8 @@ async def floor_browser(executable: str = "") -> AsyncIterator[FloorBrowser]:
         await browser.close()
 
 
-async def _read_endpoint(process: asyncio.subprocess.Process) -> str:
-    assert process.stderr is not None
-    while True:
-        line = await process.stderr.readline()
-        if not line:
-            raise CdpError("Chromium exited before reporting its DevTools endpoint")
-        match = _ENDPOINT.search(line)
-        if match:
-            return match.group(1).decode()
-
-
-async def _drain(process: asyncio.subprocess.Process) -> None:
-    assert process.stderr is not None
-    with contextlib.suppress(Exception):
-        while await process.stderr.read(65536):
-            pass
+async def _endpoint(process: asyncio.subprocess.Process) -> str:
+    try:
+        return await launcher.read_endpoint(process)
+    except EOFError as exc:
+        raise CdpError(str(exc)) from None

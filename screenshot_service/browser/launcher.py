@@ -144,7 +144,7 @@ async def launch(executable: str, extra_flags: tuple[str, ...] = (), timeout: fl
         start_new_session=True,  # its own process group, so one killpg ends every child
     )
     try:
-        endpoint = await asyncio.wait_for(_read_endpoint(process), timeout)
+        endpoint = await asyncio.wait_for(read_endpoint(process), timeout)
         browser = await pyppeteer.connect(browserWSEndpoint=endpoint, defaultViewport=None)
     except BaseException as exc:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -155,12 +155,12 @@ async def launch(executable: str, extra_flags: tuple[str, ...] = (), timeout: fl
             raise BrowserLaunchError(f"Chromium ({executable}) did not start: {exc!r}") from exc
         raise
     chromium = ChromiumProcess(process=process, browser=browser, user_data_dir=user_data_dir)
-    chromium._stderr_task = asyncio.create_task(_drain(process))
+    chromium._stderr_task = asyncio.create_task(drain_stderr(process))
     log.info("chromium started pid=%s", process.pid)
     return chromium
 
 
-async def _read_endpoint(process: asyncio.subprocess.Process) -> str:
+async def read_endpoint(process: asyncio.subprocess.Process) -> str:
     assert process.stderr is not None
     while True:
         line = await process.stderr.readline()
@@ -171,7 +171,7 @@ async def _read_endpoint(process: asyncio.subprocess.Process) -> str:
             return match.group(1).decode()
 
 
-async def _drain(process: asyncio.subprocess.Process) -> None:
+async def drain_stderr(process: asyncio.subprocess.Process) -> None:
     """Keep reading Chromium's stderr so a full pipe can never block it."""
     assert process.stderr is not None
     with contextlib.suppress(Exception):

@@ -8,16 +8,13 @@ own URL.  A hit is answered without rendering and without charging a credit.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import StateUnavailable
+from ..state.sqlite_file import SqliteFile
 from ..storage.base import StoredObject
 
 
@@ -45,6 +42,12 @@ class CacheEntry:
                    blocked_requests=raw["blocked_requests"])
 
 
+CACHE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS capture_cache (account TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    entry TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (account, fingerprint));
+"""
+
+
 class CaptureCache(Protocol):
     async def get(self, account: str, fingerprint: str) -> CacheEntry | None: ...
     async def put(self, account: str, fingerprint: str, entry: CacheEntry, ttl: float) -> None: ...
@@ -58,26 +61,10 @@ def usable_ttl(entry: CacheEntry, ttl: float) -> float:
 
 class SqliteCaptureCache:
     def __init__(self, path: str | Path) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS capture_cache (account TEXT NOT NULL, fingerprint TEXT NOT NULL,"
-                " entry TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (account, fingerprint))"
-            )
+        self.file = SqliteFile(path, CACHE_SCHEMA)
 
     async def _run(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
-        def run() -> list[Any]:
-            with self._lock:
-                return self._db.execute(sql, args).fetchall()
-
-        try:
-            return await asyncio.to_thread(run)
-        except sqlite3.Error as exc:
-            raise StateUnavailable(f"state store error: {exc.__class__.__name__}") from exc
+        return await self.file.run(lambda db: db.execute(sql, args).fetchall())
 
     async def get(self, account: str, fingerprint: str) -> CacheEntry | None:
         rows = await self._run(
@@ -95,7 +82,7 @@ class SqliteCaptureCache:
         )
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._db.close)
+        await self.file.close()
 
 
 class RedisCaptureCache:

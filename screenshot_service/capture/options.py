@@ -283,6 +283,17 @@ _FORBIDDEN_HEADERS = frozenset(
 _COOKIE_KEYS = {"name", "value", "path", "expires", "http_only", "httpOnly", "secure", "same_site", "sameSite"}
 
 
+def _described(parse: Callable[[Any], Any], schema: dict[str, Any]) -> Callable[[Any], Any]:
+    """Attach the JSON Schema of what ``parse`` accepts; /v1/openapi.json is built from it."""
+    parse.schema = schema  # type: ignore[attr-defined]
+    return parse
+
+
+def schema_of(parse: Callable[[Any], Any]) -> dict[str, Any]:
+    """The JSON Schema of one option's parser (factories attach theirs; named parsers are below)."""
+    return dict(getattr(parse, "schema", None) or PARSER_SCHEMAS[parse])
+
+
 def boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -305,7 +316,7 @@ def integer(lo: int, hi: int) -> Callable[[Any], int]:
             raise Bad(f"must be from {lo} to {hi}, got {value}")
         return value
 
-    return parse
+    return _described(parse, {"type": "integer", "minimum": lo, "maximum": hi})
 
 
 def number(lo: float, hi: float) -> Callable[[Any], float]:
@@ -320,7 +331,7 @@ def number(lo: float, hi: float) -> Callable[[Any], float]:
             raise Bad(f"must be from {lo:g} to {hi:g}, got {value}")
         return result
 
-    return parse
+    return _described(parse, {"type": "number", "minimum": lo, "maximum": hi})
 
 
 def choice(*choices: str) -> Callable[[Any], str]:
@@ -329,7 +340,7 @@ def choice(*choices: str) -> Callable[[Any], str]:
             raise Bad(f"must be one of {', '.join(choices)}")
         return value.lower()
 
-    return parse
+    return _described(parse, {"type": "string", "enum": list(choices)})
 
 
 def text(max_len: int, *, utf8_bytes: bool = False, single_line: bool = False) -> Callable[[Any], str]:
@@ -343,7 +354,7 @@ def text(max_len: int, *, utf8_bytes: bool = False, single_line: bool = False) -
             raise Bad("must not contain control characters")
         return value
 
-    return parse
+    return _described(parse, {"type": "string", "maxLength": max_len})
 
 
 def http_url(value: Any) -> str:
@@ -482,3 +493,28 @@ def _cookie(index: int, item: Any) -> Cookie:
     except Bad as flag:
         raise bad(f"http_only and secure {flag}") from None
     return Cookie(name, val, path, None if expires is None else float(expires), http_only, secure, same_site)
+
+
+# JSON Schemas of the named parsers (the factories above attach their own).
+PARSER_SCHEMAS: dict[Callable[[Any], Any], dict[str, Any]] = {
+    boolean: {"type": "boolean"},
+    http_url: {"type": "string", "format": "uri", "maxLength": 2048},
+    selector: {"type": "string", "maxLength": 1024},
+    selector_list: {"type": "array", "items": {"type": "string", "maxLength": 1024}, "maxItems": 100},
+    clip: {"oneOf": [
+        {"type": "string", "pattern": r"^\d+,\d+,\d+,\d+$", "description": "x,y,width,height"},
+        {"type": "object", "required": ["x", "y", "width", "height"],
+         "properties": {k: {"type": "integer", "minimum": 0} for k in ("x", "y", "width", "height")}},
+    ]},
+    headers: {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 50},
+    cookies: {"type": "array", "maxItems": 50, "items": {
+        "type": "object", "required": ["name", "value"],
+        "properties": {"name": {"type": "string"}, "value": {"type": "string"}, "path": {"type": "string"},
+                       "expires": {"type": "number"}, "http_only": {"type": "boolean"},
+                       "secure": {"type": "boolean"}, "same_site": {"type": "string", "enum": ["Strict", "Lax", "None"]}},
+    }},
+    _s3: {"type": "object", "required": ["bucket", "region", "access_key_id", "secret_access_key"],
+          "properties": {"bucket": {"type": "string"}, "region": {"type": "string"},
+                         "access_key_id": {"type": "string"}, "secret_access_key": {"type": "string"},
+                         "endpoint_url": {"type": "string", "format": "uri"}, "key_prefix": {"type": "string"}}},
+}

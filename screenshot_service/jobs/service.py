@@ -14,7 +14,6 @@ import re
 from typing import Any
 
 from ..capture.options import CaptureOptions
-from ..config import PlanConfig
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
 from ..errors import (
@@ -23,12 +22,10 @@ from ..errors import (
     InvalidParameter,
     InvalidUrl,
     NotFound,
-    QuotaExceeded,
     TargetUnreachable,
 )
-from ..limits.admission import Admission, quota_headers
-from ..limits.quota import current_period
-from ..state.base import KeyRecord, Reservation, StateStore
+from ..limits.admission import Admission
+from ..state.base import KeyRecord, StateStore
 from .idempotency import check_replay, fingerprint
 from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
 from .runner import JobRunner
@@ -84,7 +81,7 @@ class JobService:
             await self._check_webhook(webhook_url)
         if opts.url:
             await self._check_target(opts.url)
-        reservation = await self._reserve(key, plan, headers)
+        reservation = await self.admission.reserve(key, plan, headers)
         job = Job(
             id=new_job_id(), key_id=key.id, status=QUEUED, options=options, webhook_url=webhook_url,
             base_url=base_url, created_at=now_utc(), reservation_id=reservation.id, period=reservation.period,
@@ -132,20 +129,6 @@ class JobService:
         await asyncio.shield(self.state.refund_credit(job.reservation))
         self.runner.wake()
         return job
-
-    async def _reserve(self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str]) -> Reservation:
-        period = current_period()
-        reservation = await self.state.reserve_credit(key.id, period.name, plan.monthly_captures)
-        used = await self.state.credits_used(key.id, period.name)
-        headers.update(quota_headers(plan.monthly_captures, used))
-        if reservation is None:
-            raise QuotaExceeded(
-                f"the {plan.monthly_captures} monthly captures of plan '{key.plan}' are used up; "
-                f"the quota resets at {period.resets_at_iso}",
-                details={"plan": key.plan, "monthly_captures": plan.monthly_captures, "used": used,
-                         "resets_at": period.resets_at_iso},
-            )
-        return reservation
 
     async def _check_webhook(self, url: str) -> None:
         try:

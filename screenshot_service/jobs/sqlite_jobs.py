@@ -10,16 +10,13 @@ store's own connection to the same file.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import StateUnavailable
+from ..state.sqlite_file import SqliteFile
 from .models import CANCELED, QUEUED, RUNNING, UNFINISHED, Job, iso, now_utc
 from .store import Submitted
 
@@ -60,45 +57,17 @@ CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at);
 
 class SqliteJobStore:
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+        self.file = SqliteFile(path, SCHEMA, what="job store")
+        self.path = self.file.path
+        self._run = self.file.run
+        self._transaction = self.file.transaction
+        with self.file.lock:
             # The previous process is gone (see module doc): its leases with it.
-            self._db.execute(
+            self.file.db.execute(
                 "UPDATE jobs SET owner = NULL, lease_until = NULL,"
                 " status = CASE status WHEN ? THEN ? ELSE status END WHERE owner IS NOT NULL",
                 (RUNNING, QUEUED),
             )
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(self._db)
-
-        try:
-            return await asyncio.to_thread(locked)
-        except sqlite3.Error as exc:
-            raise StateUnavailable(f"job store error: {exc.__class__.__name__}") from exc
-
-    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def wrapped(db: sqlite3.Connection) -> T:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                value = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return value
-
-        return await self._run(wrapped)
 
     async def create(self, job: Job, *, max_active: int, ttl: float) -> Submitted:
         record: dict[str, Any] = dict(job.to_record())
@@ -224,7 +193,7 @@ class SqliteJobStore:
         return int(cursor.rowcount)
 
     async def close(self) -> None:
-        await self._run(lambda db: db.close())
+        await self.file.close()
 
 
 def _marks(values: tuple[str, ...]) -> str:

@@ -124,6 +124,14 @@ class Admission:
             await asyncio.shield(self.gate.release(key.id, token))
 
     async def _reserve(self, key: KeyRecord, plan: PlanConfig, period: Period, headers: dict[str, str]) -> Ticket:
+        reservation = await self.reserve(key, plan, headers, period)
+        return Ticket(key=key, plan=plan, reservation=reservation, _state=self.state)
+
+    async def reserve(
+        self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str], period: Period | None = None
+    ) -> Reservation:
+        """Take one credit of this month's quota (422 when used up); fills the quota headers."""
+        period = period or current_period()
         reservation = await self.state.reserve_credit(key.id, period.name, plan.monthly_captures)
         used = await self.state.credits_used(key.id, period.name)
         headers.update(quota_headers(plan.monthly_captures, used))
@@ -134,4 +142,4 @@ class Admission:
                 details={"plan": key.plan, "monthly_captures": plan.monthly_captures, "used": used,
                          "resets_at": period.resets_at_iso},
             )
-        return Ticket(key=key, plan=plan, reservation=reservation, _state=self.state)
+        return reservation

@@ -1,25 +1,19 @@
-"""Embedded state store on SQLite: one file, WAL mode, one writer connection.
+"""Embedded state store on SQLite (keys and quota).
 
-SQLite calls are short and run in a worker thread under a lock so the event
-loop never blocks on disk; quota reserve/refund are single conditional
-statements inside a transaction, so they are atomic without extra locking.
+Quota reserve/refund are conditional statements inside one IMMEDIATE
+transaction each, so they are atomic without extra locking.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import sqlite3
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from ..errors import StateUnavailable
 from .base import KeyRecord, Reservation
-
-T = TypeVar("T")
+from .sqlite_file import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -50,30 +44,9 @@ CREATE TABLE IF NOT EXISTS quota_reservations (
 
 class SqliteStateStore:
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._migrate()
-
-    def _migrate(self) -> None:
-        """Hook for later schema additions (jobs, cache) that extend this store."""
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(self._db)
-
-        try:
-            return await asyncio.to_thread(locked)
-        except sqlite3.Error as exc:
-            raise StateUnavailable(f"state store error: {exc.__class__.__name__}") from exc
+        self.file = SqliteFile(path, SCHEMA)
+        self.path = self.file.path
+        self._run = self.file.run
 
     async def ping(self) -> None:
         await self._run(lambda db: db.execute("SELECT 1").fetchone())
@@ -114,27 +87,21 @@ class SqliteStateStore:
         reservation = Reservation(id=secrets.token_hex(12), key_id=key_id, period=period)
 
         def reserve(db: sqlite3.Connection) -> bool:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("INSERT OR IGNORE INTO quota_usage (key_id, period, used) VALUES (?, ?, 0)",
-                           (key_id, period))
-                taken = db.execute(
-                    "UPDATE quota_usage SET used = used + 1 WHERE key_id = ? AND period = ? AND used < ?",
-                    (key_id, period, limit),
-                ).rowcount
-                if taken:
-                    db.execute(
-                        "INSERT INTO quota_reservations (id, key_id, period, state, created_at)"
-                        " VALUES (?, ?, ?, 'reserved', ?)",
-                        (reservation.id, key_id, period, _now()),
-                    )
-                db.execute("COMMIT")
-                return bool(taken)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            db.execute("INSERT OR IGNORE INTO quota_usage (key_id, period, used) VALUES (?, ?, 0)",
+                       (key_id, period))
+            taken = db.execute(
+                "UPDATE quota_usage SET used = used + 1 WHERE key_id = ? AND period = ? AND used < ?",
+                (key_id, period, limit),
+            ).rowcount
+            if taken:
+                db.execute(
+                    "INSERT INTO quota_reservations (id, key_id, period, state, created_at)"
+                    " VALUES (?, ?, ?, 'reserved', ?)",
+                    (reservation.id, key_id, period, _now()),
+                )
+            return bool(taken)
 
-        return reservation if await self._run(reserve) else None
+        return reservation if await self.file.transaction(reserve) else None
 
     async def commit_credit(self, reservation: Reservation) -> None:
         await self._run(
@@ -146,24 +113,18 @@ class SqliteStateStore:
 
     async def refund_credit(self, reservation: Reservation) -> bool:
         def refund(db: sqlite3.Connection) -> bool:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                moved = db.execute(
-                    "UPDATE quota_reservations SET state = 'refunded' WHERE id = ? AND state = 'reserved'",
-                    (reservation.id,),
-                ).rowcount
-                if moved:
-                    db.execute(
-                        "UPDATE quota_usage SET used = MAX(used - 1, 0) WHERE key_id = ? AND period = ?",
-                        (reservation.key_id, reservation.period),
-                    )
-                db.execute("COMMIT")
-                return bool(moved)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            moved = db.execute(
+                "UPDATE quota_reservations SET state = 'refunded' WHERE id = ? AND state = 'reserved'",
+                (reservation.id,),
+            ).rowcount
+            if moved:
+                db.execute(
+                    "UPDATE quota_usage SET used = MAX(used - 1, 0) WHERE key_id = ? AND period = ?",
+                    (reservation.key_id, reservation.period),
+                )
+            return bool(moved)
 
-        return await self._run(refund)
+        return await self.file.transaction(refund)
 
     async def credits_used(self, key_id: str, period: str) -> int:
         row = await self._run(
@@ -174,7 +135,7 @@ class SqliteStateStore:
         return int(row[0]) if row else 0
 
     async def close(self) -> None:
-        await self._run(lambda db: db.close())
+        await self.file.close()
 
 
 def _now() -> str:

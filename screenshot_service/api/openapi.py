@@ -1,0 +1,261 @@
+"""GET /v1/openapi.json: OpenAPI 3.1 for every endpoint, option, response and error.
+
+The capture options' schemas come from the same table that validates requests
+(``CaptureOptions.parsers()`` + ``schema_of``) and their defaults from the
+dataclass, so the document cannot drift from what the code accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from aiohttp import web
+
+from .. import __version__
+from ..capture.options import POST_ONLY, CaptureOptions, schema_of
+from .common import json_response
+
+# What each option means (SPEC §3); types, ranges and defaults are generated.
+OPTION_DOCS = {
+    "url": "Page to capture; http or https only. Required unless `html` is given.",
+    "html": "POST only: render this HTML (at most 2 MB) instead of a URL.",
+    "width": "Viewport width in CSS pixels.",
+    "height": "Viewport height in CSS pixels.",
+    "device_scale_factor": "Pixel density: the image is viewport times this.",
+    "device": "Preset: viewport, scale, mobile, touch and user agent (explicit width/height/scale/UA win).",
+    "full_page": "Capture the whole scroll height; lazy content is revealed by scrolling first.",
+    "max_height": "Cap for full-page height in CSS px; taller pages are cut (`clamped: true`).",
+    "selector": "Capture just the first element matching this CSS selector.",
+    "clip": "Capture a rectangle: `x,y,width,height` (query) or an object.",
+    "format": "Output format.",
+    "quality": "JPEG/WebP quality.",
+    "omit_background": "Transparent background (png/webp).",
+    "wait_until": "Navigation completion event.",
+    "wait_for_selector": "Wait until an element matching this selector is visible.",
+    "delay": "Extra wait before capture, in milliseconds.",
+    "timeout": "The request's own deadline in seconds, never above the server's.",
+    "hide_selectors": "Elements hidden before capture (comma-separated in a query string).",
+    "css": "CSS injected before capture.",
+    "js": "JavaScript run before capture; an exception is a 400 on `js`.",
+    "block_ads": "Block requests to hosts on the bundled ad list.",
+    "block_trackers": "Block requests to hosts on the bundled tracker list.",
+    "block_cookie_banners": "Hide and dismiss common cookie-consent banners.",
+    "dark_mode": "Emulate prefers-color-scheme: dark.",
+    "reduced_motion": "Emulate prefers-reduced-motion: reduce.",
+    "user_agent": "User-Agent sent to the target.",
+    "headers": "Extra HTTP headers sent to the target (a JSON object; JSON text in a query string).",
+    "cookies": "Cookies set for the target's host only (a JSON list; JSON text in a query string).",
+    "cache": "Reuse an identical earlier capture of this account (no render, no credit).",
+    "cache_ttl": "How long, in seconds, a capture may be reused with `cache`.",
+    "response_type": "`json` (a URL), `base64` (JSON plus the image) or `image` (the bytes).",
+    "webhook_url": "Jobs only: POSTed the final job JSON, signed with X-Signature.",
+    "s3": "POST only: upload to your own bucket with your credentials (never stored or logged).",
+}
+
+ERROR_CODES = {
+    "400": ["invalid_parameter", "invalid_url", "blocked_target", "malformed_body", "selector_not_found"],
+    "401": ["missing_api_key", "invalid_api_key"],
+    "404": ["not_found"],
+    "409": ["job_not_cancelable"],
+    "413": ["payload_too_large"],
+    "422": ["quota_exceeded", "idempotency_mismatch"],
+    "429": ["rate_limited", "concurrency_limited"],
+    "500": ["internal_error"],
+    "502": ["target_unreachable", "storage_error"],
+    "503": ["overloaded", "browser_unavailable", "state_unavailable"],
+    "504": ["capture_timeout"],
+}
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "application/pdf")
+LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                 "X-RateLimit-Reset", "X-Quota-Limit", "X-Quota-Remaining")
+
+
+def option_schemas(*, post: bool) -> dict[str, Any]:
+    defaults = {f.name: f.default for f in dataclasses.fields(CaptureOptions)}
+    schemas: dict[str, Any] = {}
+    for name, parser in CaptureOptions.parsers().items():
+        if not post and name in POST_ONLY:
+            continue
+        schema = schema_of(parser)
+        default = defaults.get(name)
+        if default not in (None, ()):
+            schema["default"] = default
+        schema["description"] = OPTION_DOCS.get(name, name)
+        schemas[name] = schema
+    return schemas
+
+
+def _query_parameter(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    # In a query string everything is text: lists comma-separated, objects as JSON text.
+    if schema.get("type") == "array":
+        schema = {"type": "string", "description": schema["description"]}
+    elif schema.get("type") == "object" or "oneOf" in schema:
+        schema = {"type": "string", "description": schema["description"]}
+    return {"name": name, "in": "query", "required": name == "url", "schema": schema,
+            "description": schema.get("description", "")}
+
+
+def _error(status: str) -> dict[str, Any]:
+    headers = {"Retry-After": {"schema": {"type": "string"}}} if status in ("429", "503") else {}
+    return {
+        "description": ", ".join(ERROR_CODES[status]),
+        "headers": headers,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _errors(*statuses: str) -> dict[str, Any]:
+    return {status: _error(status) for status in statuses}
+
+
+def _limit_headers() -> dict[str, Any]:
+    return {name: {"schema": {"type": "string"}} for name in LIMIT_HEADERS}
+
+
+CAPTURE_ERRORS = ("400", "401", "413", "422", "429", "500", "502", "503", "504")
+
+
+def _capture_ok() -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": {"$ref": "#/components/schemas/CaptureResult"}}}
+    for media in IMAGE_TYPES:
+        content[media] = {"schema": {"type": "string", "format": "binary"}}
+    headers = _limit_headers() | {"X-Cache": {"schema": {"type": "string", "enum": ["HIT", "MISS"]}}}
+    return {"description": "the capture (JSON, JSON with base64, or the bytes per response_type)",
+            "headers": headers, "content": content}
+
+
+@functools.cache
+def build() -> dict[str, Any]:
+    post_options = option_schemas(post=True)
+    # Exactly one of url and html; other combinations the API refuses are listed in each 400.
+    one_target = [{"required": ["url"], "not": {"required": ["html"]}},
+                  {"required": ["html"], "not": {"required": ["url"]}}]
+    capture_body = {"type": "object", "additionalProperties": False, "oneOf": one_target,
+                    "properties": post_options | {"api_key": {"type": "string"}}}
+    job_options = {k: v for k, v in post_options.items() if k != "s3"}
+    job_options["response_type"] = {"type": "string", "enum": ["json"], "default": "json"}
+    job_body = {"type": "object", "additionalProperties": False, "oneOf": one_target,
+                "properties": job_options | {"api_key": {"type": "string"}}}
+    query = [_query_parameter(name, schema) for name, schema in option_schemas(post=False).items()]
+    query.append({"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}})
+    job_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    job_json = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "screenshot_service", "version": __version__,
+                 "description": "Self-hosted website screenshot API on a warm headless Chromium pool."},
+        "security": [{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}],
+        "paths": {
+            "/v1/screenshot": {
+                "get": {"summary": "Capture a page (legacy GET: options as query parameters)",
+                        "operationId": "screenshotGet", "parameters": query,
+                        "responses": {"200": _capture_ok(), **_errors(*CAPTURE_ERRORS)}},
+                "post": {"summary": "Capture a page (options in a JSON body)", "operationId": "screenshotPost",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": capture_body}}},
+                         "responses": {"200": _capture_ok(), **_errors(*CAPTURE_ERRORS)}},
+            },
+            "/v1/jobs": {"post": {
+                "summary": "Enqueue an asynchronous capture", "operationId": "createJob",
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": job_body}}},
+                "responses": {
+                    "202": {"description": "queued", "headers": _limit_headers(), "content": job_json},
+                    "200": {"description": "an idempotent replay of the original job", "content": job_json},
+                    **_errors("400", "401", "413", "422", "429", "500", "503"),
+                },
+            }},
+            "/v1/jobs/{id}": {
+                "get": {"summary": "Job status and result", "operationId": "getJob", "parameters": [job_id],
+                        "responses": {"200": {"description": "the job", "content": job_json},
+                                      **_errors("401", "404", "429", "500", "503")}},
+                "delete": {"summary": "Cancel a queued job", "operationId": "cancelJob", "parameters": [job_id],
+                           "responses": {"200": {"description": "canceled", "content": job_json},
+                                         **_errors("401", "404", "409", "429", "500", "503")}},
+            },
+            "/v1/files/{name}": {"get": {
+                "summary": "A stored capture (local backend)", "operationId": "getFile", "security": [],
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the image", "content": {
+                    m: {"schema": {"type": "string", "format": "binary"}} for m in IMAGE_TYPES}},
+                    **_errors("404")},
+            }},
+            "/v1/usage": {"get": {
+                "summary": "The calling key's plan, rate and quota", "operationId": "getUsage",
+                "responses": {"200": {"description": "usage", "headers": _limit_headers(), "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Usage"}}}},
+                    **_errors("401", "429", "500", "503")},
+            }},
+            "/v1/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [],
+                                         "responses": {"200": {"description": "OpenAPI 3.1",
+                                                               "content": {"application/json": {}}}}}},
+            "/": {"get": {"summary": "The API Tester page", "operationId": "tester", "security": [],
+                          "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
+            "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz", "security": [],
+                                 "responses": {"200": {"description": "alive", "content": {"application/json": {}}}}}},
+            "/readyz": {"get": {"summary": "Readiness", "operationId": "readyz", "security": [],
+                                "responses": {"200": {"description": "ready", "content": {"application/json": {}}},
+                                              "503": {"description": "draining, browser down or state store down",
+                                                      "content": {"application/json": {}}}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics", "security": [],
+                                 "responses": {"200": {"description": "Prometheus text format",
+                                                       "content": {"text/plain": {}}}}}},
+        },
+        "webhooks": {"jobFinished": {"post": {
+            "summary": "The final job JSON, signed with X-Signature: t=TIMESTAMP,v1=HEX(HMAC-SHA256(secret, TIMESTAMP.body))",
+            "parameters": [{"name": "X-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"content": job_json},
+            "responses": {"200": {"description": "any 2xx acknowledges the delivery"}},
+        }}},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "api_key"},
+            },
+            "schemas": _schemas(),
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    error_body = {"type": "object", "required": ["status", "code", "message"], "properties": {
+        "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
+        "details": {"type": "object"}}}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": error_body}},
+        "CaptureResult": {"type": "object", "required": [
+            "url", "expires_at", "format", "width", "height", "bytes", "took_ms", "cached", "blocked_requests"],
+            "properties": {
+                "url": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
+                "format": {"type": "string", "enum": ["png", "jpeg", "webp", "pdf"]},
+                "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"},
+                "took_ms": {"type": "integer"}, "cached": {"type": "boolean"},
+                "blocked_requests": {"type": "integer"}, "clamped": {"type": "boolean"},
+                "image_base64": {"type": "string", "description": "with response_type=base64"}}},
+        "Job": {"type": "object", "required": ["id", "status", "status_url", "created_at", "result", "error"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
+                    "status_url": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+                    "started_at": nullable_time, "finished_at": nullable_time,
+                    "result": {"oneOf": [{"$ref": "#/components/schemas/CaptureResult"}, {"type": "null"}]},
+                    "error": {"oneOf": [error_body, {"type": "null"}]},
+                    "webhook": {"type": "object"}}},
+        "Usage": {"type": "object", "required": ["key_id", "plan", "rate", "quota"], "properties": {
+            "key_id": {"type": "string"}, "plan": {"type": "string"}, "concurrency": {"type": "integer"},
+            "max_queued_jobs": {"type": "integer"},
+            "rate": {"type": "object", "properties": {"requests_per_second": {"type": "number"},
+                                                      "burst": {"type": "integer"}}},
+            "quota": {"type": "object", "properties": {
+                "period": {"type": "string"}, "limit": {"type": "integer"}, "used": {"type": "integer"},
+                "remaining": {"type": "integer"}, "resets_at": {"type": "string", "format": "date-time"}}}}},
+    }
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return json_response(build())
+

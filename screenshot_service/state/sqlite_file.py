@@ -1,0 +1,63 @@
+"""One SQLite file shared by the embedded stores (state, jobs, cache).
+
+Each store opens its own connection in WAL mode; calls are short and run in a
+worker thread under the connection's lock, so the event loop never blocks on
+disk.  Errors become 503 ``state_unavailable`` naming what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import StateUnavailable
+
+T = TypeVar("T")
+
+
+class SqliteFile:
+    def __init__(self, path: str | Path, schema: str = "", *, what: str = "state store") -> None:
+        self.path = str(path)
+        self.what = what  # named in error messages
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self.db.row_factory = sqlite3.Row
+        self.lock = threading.Lock()
+        with self.lock:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if schema:
+                self.db.executescript(schema)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self.lock:
+                return fn(self.db)
+
+        try:
+            return await asyncio.to_thread(locked)
+        except sqlite3.Error as exc:
+            raise StateUnavailable(f"{self.what} error: {exc.__class__.__name__}") from exc
+
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` inside BEGIN IMMEDIATE … COMMIT: atomic against every other connection."""
+
+        def wrapped(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                value = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return value
+
+        return await self.run(wrapped)
+
+    async def close(self) -> None:
+        await self.run(lambda db: db.close())

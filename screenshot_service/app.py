@@ -20,6 +20,8 @@ from aiohttp import web
 from . import appkeys as keys
 from .api import files, health, openapi, screenshot, usage
 from .api.common import add_limit_headers
+from .api.metrics import install_metrics
+from .api.tester import install_tester
 from .browser.pool import BrowserPool
 from .capture.service import CaptureService
 from .config import Settings
@@ -58,6 +60,9 @@ def create_app(
     )
     app[keys.SETTINGS] = settings
     app[keys.LIFECYCLE] = keys.Lifecycle()
+    # First, so every later part (jobs, capture) finds app[METRICS]; its middleware goes
+    # right before error_middleware, so it counts the status the client actually receives.
+    install_metrics(app)
     app[keys.POLICY] = EgressPolicy.from_config(settings.egress)
     app[keys.RESOLVER] = resolver or SystemResolver()
 
@@ -75,6 +80,7 @@ def create_app(
     app.router.add_post("/v1/screenshot", screenshot.post_screenshot)
     app.router.add_get("/v1/files/{name}", files.get_file)
     app.router.add_get("/v1/usage", usage.get_usage)
+    install_tester(app)  # GET /
     app.router.add_get("/v1/openapi.json", openapi.get_openapi)
     install_jobs(app)  # /v1/jobs and the job workers' cleanup context (after the capture service's)
     return app
@@ -175,6 +181,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.RESOLVER],
         deadline_seconds=app[keys.SETTINGS].capture.deadline_seconds,
         egress_proxy_url=app[keys.PROXY].proxy_server,
+        metrics=app[keys.METRICS],
         cache=app[keys.CACHE],
     )
     yield

@@ -14,6 +14,7 @@ from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver
 from .limits.admission import Admission
+from .metrics import METRICS as METRICS  # defined beside Metrics (no import cycle); listed here with the rest
 from .state.base import StateStore
 from .storage.base import Storage
 

@@ -88,6 +88,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from .tls import server_ssl_context
 
     configure_logging(settings.server.log_level)
+    ssl_context = server_ssl_context(settings.server)  # a bad TLS setting stops us before anything is created
     if not args.no_bootstrap_key:
         asyncio.run(_bootstrap_key(settings))
     app = create_app(settings)
@@ -95,7 +96,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         app,
         host=settings.server.host,
         port=settings.server.port,
-        ssl_context=server_ssl_context(settings.server),
+        ssl_context=ssl_context,
         access_log_class=JsonAccessLogger,
         access_log=access_log,
         shutdown_timeout=settings.server.drain_seconds,

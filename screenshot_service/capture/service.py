@@ -9,6 +9,7 @@ half-way through being saved.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from ..egress.policy import EgressPolicy
 from ..egress.proxy import ProxyChannel
 from ..egress.resolver import Resolver, check_target
 from ..errors import CaptureTimeout, StorageError
+from ..metrics import Metrics
 from ..storage.base import Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
 from . import blocking, render
@@ -76,6 +78,7 @@ class CaptureService:
         *,
         deadline_seconds: float,
         egress_proxy_url: str | None = None,
+        metrics: Metrics | None = None,
         cache: CaptureCache | None = None,
     ) -> None:
         self.cache = cache
@@ -85,6 +88,8 @@ class CaptureService:
         self.resolver = resolver
         self.deadline_seconds = deadline_seconds
         self.egress_proxy_url = egress_proxy_url  # for uploads to caller-named S3 endpoints
+        # A private registry when none is given (one-shot CLI): the hooks never need a None check.
+        self.metrics = metrics or Metrics()
 
     def deadline_for(self, opts: CaptureOptions, started: float) -> float:
         """Loop time by which this capture must be over: min(timeout, server deadline)."""
@@ -112,6 +117,7 @@ class CaptureService:
                     target = await check_target(opts.url, self.policy, self.resolver)
                     opts = opts.with_changes(url=target.url)
                 async with self.pool.lease() as lease:
+                    self.metrics.observe_phase("queue", lease.waited_s)
                     rendered, blocked = await lease.guard(self._render(lease, opts, deadline))
                 # Storage gets what is left minus a margin, so a hung store is a 502
                 # storage_error inside the deadline rather than a generic 504.
@@ -122,6 +128,7 @@ class CaptureService:
                 f"the capture did not finish within {budget:g} s",
                 details={"deadline_seconds": budget},
             ) from None
+        self.metrics.observe_phase("total", loop.time() - started)
         return CaptureResult(
             stored=stored,
             data=rendered.data,
@@ -164,25 +171,38 @@ class CaptureService:
             # This capture's ad/tracker lists, applied by the proxy to every request it sees.
             channel.blocked_hosts = blocking.host_blocker(opts)
         watch = MainFrameWatch(lease.page)
+        began = time.monotonic()
         await render.prepare(lease.page, opts)
         await render.navigate(lease.page, opts)
+        self.metrics.observe_phase("navigation", time.monotonic() - began)
         watch.raise_if_blocked()  # a redirect or script navigation to a forbidden host
+        began = time.monotonic()
         rendered = await render.capture(lease.page, opts, deadline=deadline)
+        self.metrics.observe_phase("capture", time.monotonic() - began)
         watch.raise_if_blocked()
         refused = len(channel.blocked) if channel is not None else 0
+        self.metrics.count_blocked(refused)  # egress refusals only, not the ad/tracker lists
         return rendered, refused + rendered.blocked_requests
 
     async def _store(
         self, opts: CaptureOptions, data: bytes, base_url: str, customer: CustomerS3 | None, budget: float
     ) -> StoredObject:
         name = new_object_name(opts.format)
+        began = time.monotonic()
         try:
             async with asyncio.timeout(budget):
                 if customer is None:
-                    return await self.storage.put(name, data, opts.content_type, base_url=base_url)
-                return await self._store_for_customer(customer, name, data, opts.content_type)
+                    stored = await self.storage.put(name, data, opts.content_type, base_url=base_url)
+                else:
+                    stored = await self._store_for_customer(customer, name, data, opts.content_type)
         except TimeoutError:
+            self.metrics.count_storage_error(customer=customer is not None)
             raise StorageError(f"storage did not answer within {budget:.1f} s") from None
+        except StorageError:
+            self.metrics.count_storage_error(customer=customer is not None)
+            raise
+        self.metrics.observe_phase("storage", time.monotonic() - began)
+        return stored
 
     async def _store_for_customer(self, customer: CustomerS3, name: str, data: bytes, content_type: str) -> StoredObject:
         endpoint = customer.endpoint_url or None

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from ..appkeys import ADMISSION, CAPTURE, LIFECYCLE, POLICY, POOL, PROXY, RESOLVER, SETTINGS, STATE
+from ..appkeys import ADMISSION, CAPTURE, LIFECYCLE, METRICS, POLICY, POOL, PROXY, RESOLVER, SETTINGS, STATE
 from ..config import Settings
 from ..errors import ApiError
 from .keys import JOBS, JOBS_INSTALLED, JOBS_TUNING, JobsTuning
@@ -95,7 +95,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         runner = JobRunner(
             store, app[STATE], app[CAPTURE], sender, workers=settings.jobs.workers, retention_seconds=retention,
             accepting=lambda: not lifecycle.draining, lease_seconds=tuning.lease_seconds,
-            poll_interval=tuning.poll_interval,
+            poll_interval=tuning.poll_interval, on_state=app[METRICS].job_state,
         )  # fmt: skip
         app[JOBS] = JobService(
             store, app[STATE], app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention

@@ -31,7 +31,16 @@ from ..capture.options import CaptureOptions
 from ..capture.service import CaptureResult, CaptureService
 from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded
 from ..state.base import StateStore
-from .models import FAILED, SUCCEEDED, WEBHOOK_DELIVERED, WEBHOOK_FAILED, WEBHOOK_PENDING, Job, now_utc
+from .models import (
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    WEBHOOK_DELIVERED,
+    WEBHOOK_FAILED,
+    WEBHOOK_PENDING,
+    Job,
+    now_utc,
+)
 from .store import MAX_RUNS, JobStore
 from .webhooks import WebhookSender
 
@@ -58,7 +67,9 @@ class JobRunner:
         accepting: Callable[[], bool] = lambda: True,
         lease_seconds: float = 30.0,
         poll_interval: float = 0.5,
+        on_state: Callable[[str], None] = lambda state: None,
     ) -> None:
+        self.on_state = on_state  # counts job state changes (metrics)
         self.store, self.state, self.capture, self.webhooks = store, state, capture, webhooks
         self.workers = workers
         self.retention_seconds = retention_seconds
@@ -171,6 +182,7 @@ class JobRunner:
         result: dict[str, Any] | None = None
         error: dict[str, Any] | None = None
         self.running += 1
+        self.on_state(RUNNING)
         try:
             if job.runs > MAX_RUNS:
                 raise InternalError(f"the job was interrupted {job.runs - 1} times while running; not retrying")
@@ -192,6 +204,7 @@ class JobRunner:
             log.warning("job=%s: lease lost before it finished; another worker has it", job.id)
             return None
         self.completed += 1
+        self.on_state(finished.status)
         log.info("job=%s key=%s host=%s %s", job.id, job.key_id, _host(job), finished.status)
         return finished
 

@@ -102,6 +102,8 @@ class JobService:
                 details={"plan": key.plan, "max_queued_jobs": plan.max_queued_jobs, "unfinished": submitted.active},
             )
         assert submitted.job is not None
+        if submitted.outcome == "created":
+            self.runner.on_state(QUEUED)
         if submitted.outcome == "existing":  # a concurrent request with the same key won the race
             assert idempotency_key is not None
             return check_replay(submitted.job, body_print, idempotency_key), False
@@ -119,7 +121,9 @@ class JobService:
         job = await self.store.cancel(job_id, key.id, now_utc()) if _JOB_ID.match(job_id) else None
         if job is None:
             raise NotFound(f"no job {job_id!r} for this API key")
-        if job.status != CANCELED:
+        if job.status == CANCELED:
+            self.runner.on_state(CANCELED)
+        else:
             raise JobNotCancelable(
                 f"job {job_id} is {job.status}; only a queued job can be canceled",
                 details={"job_id": job_id, "status": job.status},

@@ -1,0 +1,45 @@
+"""GET /metrics (Prometheus text format) and the one call that wires metrics into an app.
+
+Unauthenticated by design, like every Prometheus target: it carries no keys,
+URLs or hosts, only counts.  Expose it to the scraper only (firewall, or an
+internal listener in the load balancer); see the README's deployment section.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ..appkeys import POOL
+from ..errors import error_middleware
+from ..metrics import METRICS, Metrics, metrics_middleware
+
+
+def install_metrics(app: web.Application) -> Metrics:
+    """Create the app's Metrics, its middleware and GET /metrics (idempotent).
+
+    Call before the app starts (aiohttp freezes the middleware list at start-up).
+    The middleware goes right before ``error_middleware``, i.e. outside it, so it
+    counts the status the client actually receives.
+    """
+    if METRICS in app:
+        return app[METRICS]
+
+    def pool_stats() -> dict[str, int] | None:
+        # The pool arrives with its cleanup context; a scrape before that has no pool lines.
+        return app[POOL].stats() if POOL in app else None
+
+    metrics = Metrics(pool_stats)
+    app[METRICS] = metrics
+    chain = app.middlewares
+    position = chain.index(error_middleware) if error_middleware in chain else len(chain)
+    chain.insert(position, metrics_middleware(metrics))
+    app.router.add_get("/metrics", get_metrics)
+    return metrics
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(),
+        headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
+    )

@@ -1,0 +1,211 @@
+"""Prometheus metrics: one registry per app, the request middleware, hooks for services.
+
+Each ``Metrics`` owns its own ``CollectorRegistry`` (never the process-global
+one), so several apps in one process — tests, the bench harness — never see
+each other's numbers or collide on registration.
+
+Label values are always drawn from closed sets (route patterns, the error
+vocabulary of ``errors.py``, fixed phases and job states): a scanner probing
+random paths or methods must not be able to grow the number of series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .errors import ApiError
+
+NAMESPACE = "screenshot"
+PHASES = ("queue", "navigation", "capture", "storage", "total")
+JOB_STATES = ("queued", "running", "succeeded", "failed", "canceled")
+# Captures take 0.05–30 s (the hard deadline); queue waits are often near zero.
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
+                    7.5, 10.0, 15.0, 20.0, 30.0)
+# Codes meaning "turned away without doing the work" (auth, limits, policy, overload).
+REJECTIONS = ("rate_limited", "concurrency_limited", "quota_exceeded", "overloaded", "browser_unavailable",
+              "state_unavailable", "blocked_target", "invalid_url", "invalid_parameter", "malformed_body",
+              "payload_too_large", "missing_api_key", "invalid_api_key", "idempotency_mismatch")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Pool stats keys exported as gauges (levels) and as counters (monotonic since start).
+_POOL_GAUGES = {
+    "size": "Browser slots (pool_size).",
+    "in_use": "Slots leased by captures right now.",
+    "waiting": "Requests queued for a slot.",
+    "warm": "Fresh contexts ready to lease.",
+    "browsers": "Live Chromium processes.",
+}
+_POOL_COUNTERS = {
+    "browser_restarts": ("restarts", "Chromium relaunches after a crash."),
+    "browser_recycles": ("recycles", "Planned Chromium replacements after recycle_after captures."),
+    "pool_leases": ("captures", "Contexts leased (captures attempted) since start."),
+}
+
+PoolStats = Callable[[], Mapping[str, int] | None]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error_codes() -> frozenset[str]:
+    """Every code the error middleware can render: the ApiError hierarchy plus its two extras."""
+    codes = {"method_not_allowed", "http_error"}
+    pending: list[type[ApiError]] = [ApiError]
+    while pending:
+        cls = pending.pop()
+        codes.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return frozenset(codes)
+
+
+class _PoolCollector(Collector):
+    """Reads the pool's own bookkeeping at scrape time, so nothing can drift out of date."""
+
+    def __init__(self, source: PoolStats) -> None:
+        self._source = source
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # registering must not call the source: the pool may not exist yet
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._source()
+        if stats is None:
+            return
+        for key, doc in _POOL_GAUGES.items():
+            yield GaugeMetricFamily(f"{NAMESPACE}_pool_{key}", doc, value=stats.get(key, 0))
+        for name, (key, doc) in _POOL_COUNTERS.items():
+            yield CounterMetricFamily(f"{NAMESPACE}_{name}", doc, value=stats.get(key, 0))
+
+
+class Metrics:
+    def __init__(self, pool_stats: PoolStats | None = None) -> None:
+        self.registry = CollectorRegistry()
+        opts: dict[str, Any] = {"namespace": NAMESPACE, "registry": self.registry}
+        self.http_requests = Counter(
+            "http_requests", "HTTP requests by route pattern, method and final status.",
+            ["endpoint", "method", "status"], **opts)
+        self.http_duration = Histogram(
+            "http_request_duration_seconds", "Time to the handler's response, by route pattern.",
+            ["endpoint", "method"], buckets=DURATION_BUCKETS, **opts)
+        self.capture_duration = Histogram(
+            "capture_duration_seconds", "Successful capture time by phase (total counts from arrival).",
+            ["phase"], buckets=DURATION_BUCKETS, **opts)
+        self.rejections = Counter(
+            "rejections", "Requests turned away, by error code.", ["reason"], **opts)
+        self.errors = Counter(
+            "api_errors", "Every error response, by error code.", ["code"], **opts)
+        self.egress_blocked = Counter(
+            "egress_blocked_requests", "Browser requests refused by the egress policy.", **opts)
+        self.jobs = Counter("jobs", "Job state transitions.", ["state"], **opts)
+        self.storage_errors = Counter(
+            "storage_errors", "Failed or timed-out stores ('customer' = the caller's own bucket).",
+            ["target"], **opts)
+        self._codes = _error_codes()
+        if pool_stats is not None:
+            self.registry.register(_PoolCollector(pool_stats))
+        # Zero-valued series from the start, so rate() and absent()-style alerts work
+        # before the first event.
+        for phase in PHASES:
+            self.capture_duration.labels(phase)
+        for state in JOB_STATES:
+            self.jobs.labels(state)
+        for reason in REJECTIONS:
+            self.rejections.labels(reason)
+        for target in ("service", "customer"):
+            self.storage_errors.labels(target)
+
+    # -- hooks for services -----------------------------------------------------------
+    def observe_phase(self, phase: str, seconds: float) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"unknown capture phase {phase!r}; one of {PHASES}")
+        self.capture_duration.labels(phase).observe(max(0.0, seconds))
+
+    def count_blocked(self, n: int) -> None:
+        if n > 0:
+            self.egress_blocked.inc(n)
+
+    def count_storage_error(self, *, customer: bool = False) -> None:
+        self.storage_errors.labels("customer" if customer else "service").inc()
+
+    def job_state(self, state: str) -> None:
+        self.jobs.labels(state if state in JOB_STATES else "other").inc()
+
+    # -- requests ------------------------------------------------------------------------
+    def count_error(self, code: str) -> None:
+        code = code if code in self._codes else "other"
+        self.errors.labels(code).inc()
+        if code in REJECTIONS:
+            self.rejections.labels(code).inc()
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        method = method if method in _METHODS else "other"
+        self.http_requests.labels(endpoint, method, str(status)).inc()
+        self.http_duration.labels(endpoint, method).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+# The app's Metrics (re-exported by appkeys.py, which lists every key).
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def metrics_middleware(metrics: Metrics) -> Middleware:
+    """Count every request by route pattern, method and the status the client gets.
+
+    Place it OUTSIDE ``error_middleware`` (earlier in the list), so that it sees
+    the rendered JSON error responses rather than exceptions.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        began = time.perf_counter()
+        status = 500  # only if something escapes the error middleware
+        try:
+            response = await handler(request)
+            status = response.status
+            code = _error_code(response)
+            if code is not None:
+                metrics.count_error(code)
+            return response
+        except web.HTTPException as exc:  # redirects and the like pass the error middleware
+            status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = 499  # client went away (nginx's convention)
+            raise
+        finally:
+            metrics.observe_request(_endpoint(request), request.method, status, time.perf_counter() - began)
+
+    return middleware
+
+
+def _endpoint(request: web.Request) -> str:
+    # The route pattern (/v1/files/{name}), never the raw path: bounded label values.
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def _error_code(response: web.StreamResponse) -> str | None:
+    """The ``error.code`` of a JSON error body.
+
+    The error middleware is the one place errors become JSON, and its body is the
+    stable record of the code: reading it here avoids a second hook in every raiser.
+    """
+    if response.status < 400 or not isinstance(response, web.Response):
+        return None
+    body = response.body
+    if response.content_type != "application/json" or not isinstance(body, bytes) or len(body) > 65536:
+        return None
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None

@@ -17,12 +17,15 @@ from .common import base_url, caller, json_response, read_json_object
 
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
+    # Shed load first: a full pool answers 503 before auth, parsing or any state round trip.
+    request.app[CAPTURE].pool.check_capacity()
     key = await caller(request)
     opts = CaptureOptions.from_query(request.query)
     return await _capture(request, key, opts)
 
 
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
+    request.app[CAPTURE].pool.check_capacity()
     body = await read_json_object(request)
     key = await caller(request, body.get("api_key"))
     opts = CaptureOptions.from_json(body)
@@ -39,8 +42,6 @@ async def _capture(
     hit = None if customer else await service.cached(opts, key.id)
     if hit is not None:
         return render_result(hit, opts.response_type)
-    # A full pool answers 503 before any credit is reserved: overload costs no state round trips.
-    service.pool.check_capacity()
     async with request.app[ADMISSION].admit(key, request[LIMIT_HEADERS]) as ticket:
         result = await service.capture(opts, started=request[STARTED], base_url=base_url(request), customer_s3=customer)
         await asyncio.shield(ticket.commit())

@@ -187,7 +187,8 @@ def replace(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
     return from_dict(merged)
 
 
-def to_dict(settings: Any) -> dict[str, Any]:
+def to_dict(settings: Any) -> Any:
+    """Plain TOML-shaped data: tables for dataclasses and dicts, secrets as their text."""
     if dataclasses.is_dataclass(settings):
         return {f.name: to_dict(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
     if isinstance(settings, dict):

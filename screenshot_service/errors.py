@@ -154,6 +154,23 @@ def json_error(error: ApiError) -> web.Response:
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+
+def _from_http(request: web.Request, http: web.HTTPException) -> ApiError:
+    """aiohttp's own errors (no route, wrong method, body too big) in our one error shape."""
+    mapped: ApiError
+    kind = _HTTP_CODES.get(http.status)
+    if kind is None:
+        mapped = ApiError(http.reason or "error")
+        mapped.status, mapped.code = http.status, "http_error"
+    elif http.status == 405:
+        mapped = InvalidParameter(f"method {request.method} is not allowed on {request.path}")
+        mapped.status, mapped.code = 405, "method_not_allowed"
+    elif http.status == 404:
+        mapped = NotFound(f"no route for {request.method} {request.path}")
+    else:
+        mapped = kind(http.reason or "request body too large")
+    return mapped
+
 # aiohttp's own HTTP exceptions (no route, wrong method) mapped onto our codes so
 # that every error body has one shape.
 _HTTP_CODES = {404: NotFound, 405: InvalidParameter, 413: PayloadTooLarge}
@@ -168,18 +185,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as http:
         if http.status < 400:
             raise
-        kind = _HTTP_CODES.get(http.status)
-        if kind is None:
-            error = ApiError(http.reason or "error")
-            error.status, error.code = http.status, "http_error"
-        elif http.status == 405:
-            error = InvalidParameter(f"method {request.method} is not allowed on {request.path}")
-            error.status, error.code = 405, "method_not_allowed"
-        elif http.status == 404:
-            error = NotFound(f"no route for {request.method} {request.path}")
-        else:
-            error = kind(http.reason or "request body too large")
-        return json_error(error)
+        return json_error(_from_http(request, http))
     except Exception:
         from .appkeys import REQUEST_ID
 

@@ -51,7 +51,8 @@ async def _capture(
 
 
 def render_result(result: CaptureResult, response_type: str, cache_status: str | None = None) -> web.StreamResponse:
-    headers = {"X-Cache": "HIT" if result.cached else cache_status} if (result.cached or cache_status) else None
+    status = "HIT" if result.cached else cache_status
+    headers = {"X-Cache": status} if status else None
     if response_type == "image":
         return web.Response(body=result.data, content_type=result.stored.content_type, headers=headers)
     body = result.to_json()

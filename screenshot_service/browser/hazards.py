@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 
 from pyppeteer.browser import Browser
 from pyppeteer.dialog import Dialog
@@ -23,8 +24,8 @@ log = logging.getLogger("screenshot_service.browser")
 _pending: set[asyncio.Future[None]] = set()
 
 
-def _keep(coro: object) -> None:
-    future = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+def _keep(coro: Awaitable[None]) -> None:
+    future = asyncio.ensure_future(coro)
     _pending.add(future)
     future.add_done_callback(_pending.discard)
 

@@ -76,9 +76,9 @@ def find_executable(configured: str = "") -> str:
             raise BrowserLaunchError(f"browser.executable = {configured!r} is not an executable file")
         return path
     for name in CANDIDATES:
-        path = shutil.which(name)
-        if path:
-            return path
+        found = shutil.which(name)
+        if found:
+            return found
     raise BrowserLaunchError(
         "no Chromium found on PATH (looked for " + ", ".join(CANDIDATES) + "); "
         "install it with: apt-get install -y chromium fonts-liberation fonts-noto-color-emoji"

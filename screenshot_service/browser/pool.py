@@ -73,7 +73,8 @@ class Lease:
         """Run ``work``, but fail fast with 503 if the browser dies under it."""
         task = asyncio.ensure_future(work)
         try:
-            done, _ = await asyncio.wait({task, self._lost}, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {task, self._lost}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             task.cancel()
             with contextlib.suppress(BaseException):

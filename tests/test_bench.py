@@ -73,6 +73,8 @@ def _synthetic_results() -> dict[str, Any]:
         "scenarios": [record, saturated],
         "overload": report.overload_record(8, 32, 1, overload_run, unloaded_p95_ms=record["p95_ms"],
                                            saturated_p95_ms=saturated["p95_ms"]),
+        "jobs_backlog": {"jobs_queued": 20, "sync_p50_ms": 500.0, "sync_p95_ms": 600.0,
+                         "unloaded_p50_ms": 200.0, "sync_latency_ratio": 2.5, "errors": {}},
         "soak": {"captures": 500, "service_rss_growth_pct": 1.0, "chromium_rss_growth_pct": 3.0},
         "rss_growth_pct": report.growth_pct(1000.0, 1030.0),
     }
@@ -115,6 +117,7 @@ def test_targets_are_judged_from_the_results_document() -> None:
         True,  # saturated throughput: 10/s vs 10/s
         False,  # overload rejections: the four 429s took 60 ms
         True,  # admitted p95 400 ms vs unloaded 955 ms
+        False,  # job backlog: sync p50 500 ms vs unloaded 200 ms = 2.5x
         True,  # RSS growth 3%
         False,  # naive: 2.0/s vs 0.5/s is 4x, under 5x
     ]

@@ -159,3 +159,41 @@ async def soak(plan: BenchPlan, target: BenchTarget, progress: Progress, pool_si
                      "service_rss_growth_pct": None, "chromium_rss_growth_pct": None,
                      "total_rss_growth_pct": None, "rss_growth_pct": None})
     return soak
+
+
+JOBS_BACKLOG = 20  # jobs queued before the sync requests are timed
+JOBS_BACKLOG_SAMPLES = 8
+
+
+async def jobs_backlog(plan: BenchPlan, target: BenchTarget, progress: Progress,
+                       scenarios: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Step 5's ratio: small-page sync latency while a backlog of jobs runs, against unloaded.
+
+    Jobs may use at most ``[jobs] workers`` browser slots, so sync requests should keep most of
+    their latency; the ratio shows how much the backlog's CPU still costs them on this machine.
+    """
+    unloaded = next((s for s in scenarios if s["page"] == "small" and s["concurrency"] == 1), None)
+    if unloaded is None:
+        return None
+    small = PAGES["small"]
+    service = target.service
+    body = {"url": target.site.base_url + small.path, **small.query()}
+    progress.step(f"jobs backlog {JOBS_BACKLOG} + sync small c=1", JOBS_BACKLOG_SAMPLES)
+    accepted = 0
+    for _ in range(JOBS_BACKLOG):
+        async with target.session.post(service.base_url + "/v1/jobs", json=body,
+                                       headers={"X-API-Key": service.api_key}) as response:
+            await response.read()
+            accepted += response.status == 202
+    run = await run_load(target.service_call(small, plan.response_type), 1, JOBS_BACKLOG_SAMPLES,
+                         plan.max_seconds, progress.tick)
+    progress.done()
+    stats = Stats.of(run)
+    return {
+        "jobs_queued": accepted,
+        "sync_p50_ms": stats.p50_ms,
+        "sync_p95_ms": stats.p95_ms,
+        "unloaded_p50_ms": unloaded["p50_ms"],
+        "sync_latency_ratio": report.ratio(stats.p50_ms, unloaded["p50_ms"]),
+        "errors": stats.errors,
+    }

@@ -28,6 +28,7 @@ REJECT_MS_MAX = 50.0  # every overload rejection
 OVERLOAD_P95_FACTOR_MAX = 2.0  # admitted p95 under overload / unloaded p95
 RSS_GROWTH_PCT_MAX = 10.0
 NAIVE_SPEEDUP_MIN = 5.0
+BACKLOG_RATIO_MAX = 2.0  # Step 5: a job backlog may at most double sync latency
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,16 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         f"admitted p95 {overload['admitted_p95_ms']} ms / unloaded (concurrency 1) p95 "
         f"{overload['unloaded_p95_ms']} ms = {value}x (vs saturated p95: "
         f"{overload.get('admitted_p95_vs_saturated')}x)",
+    ))
+
+    backlog = results.get("jobs_backlog") or {}
+    value = backlog.get("sync_latency_ratio")
+    targets.append(Target(
+        f"sync latency with a job backlog <= {BACKLOG_RATIO_MAX:g}x unloaded (Step 5)",
+        None if value is None else value <= BACKLOG_RATIO_MAX,
+        "not measured" if value is None else
+        f"{backlog['jobs_queued']} jobs queued: sync p50 {backlog['sync_p50_ms']} ms / unloaded "
+        f"{backlog['unloaded_p50_ms']} ms = {value}x",
     ))
 
     soak = results.get("soak") or {}

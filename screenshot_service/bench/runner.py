@@ -93,6 +93,7 @@ async def execute(plan: BenchPlan, target: BenchTarget, progress: Progress) -> d
 
     results: dict[str, Any] = {"scenarios": scenarios}
     results["overload"] = await phases.overload(plan, target, progress, pool_size, scenarios)
+    results["jobs_backlog"] = await phases.jobs_backlog(plan, target, progress, scenarios)
     soak = await phases.soak(plan, target, progress, pool_size)
     results["soak"] = soak
     results["rss_growth_pct"] = soak.get("rss_growth_pct") if soak else None
@@ -161,7 +162,7 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="screenshot-bench-"))
     paired = sum(1 for levels in plan.levels.values() if 1 in levels) if opts.floor else 0
     steps = (len(plan.naive_pages) + (len(plan.levels) if plan.warmup else 0) + 2 * plan.scenario_count - paired
-             + (1 if plan.overload_waves else 0) + (1 if plan.soak_captures else 0))
+             + (1 if plan.overload_waves else 0) + (1 if plan.soak_captures else 0) + 1)
     progress = Progress(steps, enabled=opts.progress)
     target: BenchTarget | None = None
     try:

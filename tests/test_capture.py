@@ -260,3 +260,17 @@ async def test_unreachable_target_is_502(service: Service) -> None:
 def _path(url: str) -> str:
     """The path of an absolute URL the service returned, for the test client."""
     return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+async def test_a_burst_beyond_slots_and_queue_is_refused_in_full(make_service: Any, make_pool: Any) -> None:
+    pool = await make_pool(pool_size=1, max_queue=1)
+    service = await make_service(pool=pool)
+    responses = await asyncio.gather(*(service.shot("/slow?s=0.5") for _ in range(6)))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200, 200, 503, 503, 503, 503]  # one running, one waiting, the rest at once
+    for response in responses:
+        if response.status == 503:
+            assert (await response.json())["error"]["code"] == "overloaded"
+    from screenshot_service.limits.quota import current_period
+
+    assert await service.state.credits_used(service.key_id, current_period().name) == 2

@@ -18,19 +18,19 @@ from .common import base_url, caller, json_response, read_json_object
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
     # Shed load first: a full pool answers 503 before auth, parsing or any state round trip.
-    request.app[CAPTURE].pool.check_capacity()
-    key = await caller(request)
-    opts = CaptureOptions.from_query(request.query)
-    return await _capture(request, key, opts)
+    with request.app[CAPTURE].pool.place():
+        key = await caller(request)
+        opts = CaptureOptions.from_query(request.query)
+        return await _capture(request, key, opts)
 
 
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
-    request.app[CAPTURE].pool.check_capacity()
-    body = await read_json_object(request)
-    key = await caller(request, body.get("api_key"))
-    opts = CaptureOptions.from_json(body)
-    # The caller's own bucket (POST only), validated with the options; never stored or logged.
-    return await _capture(request, key, opts, opts.s3)
+    with request.app[CAPTURE].pool.place():
+        body = await read_json_object(request)
+        key = await caller(request, body.get("api_key"))
+        opts = CaptureOptions.from_json(body)
+        # The caller's own bucket (POST only), validated with the options; never stored or logged.
+        return await _capture(request, key, opts, opts.s3)
 
 
 async def _capture(

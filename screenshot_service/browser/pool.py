@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -130,6 +130,7 @@ class BrowserPool:
         self._retiring: set[_Instance] = set()  # recycled, finishing their last leases
         self._waiting = 0
         self._in_use = 0
+        self._places = 0  # requests holding a place() from arrival to answer
         self._draining = False
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -188,8 +189,29 @@ class BrowserPool:
         return [i.chromium.pid for i in [*self._instances, *self._retiring]]
 
     # -- leasing -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def place(self) -> Iterator[None]:
+        """Hold one of the pool's places (``pool_size`` slots + ``max_queue``) for a whole request.
+
+        Taken before any other work, so a burst is refused at once and in full: without it,
+        every request of a burst would pass the check, do its auth and credit work, and only
+        then be turned away by ``lease()``.
+        """
+        self.check_capacity()
+        if self._places >= self.cfg.pool_size + self.cfg.max_queue:
+            raise Overloaded(
+                f"all {self.cfg.pool_size} browser slots and {self.cfg.max_queue} queue places are taken",
+                retry_after=1,
+                details={"pool_size": self.cfg.pool_size, "max_queue": self.cfg.max_queue},
+            )
+        self._places += 1
+        try:
+            yield
+        finally:
+            self._places -= 1
+
     def check_capacity(self) -> None:
-        """Raise 503 now if a lease would be refused: callers use it before any costly work."""
+        """Raise 503 now if a lease would be refused."""
         if self._draining:
             raise BrowserUnavailable("the service is shutting down", retry_after=5)
         if self._slots.locked() and self._waiting >= self.cfg.max_queue:

@@ -58,16 +58,6 @@ class CaptureResult:
         return body
 
 
-@dataclass(frozen=True)
-class Phases:
-    """Seconds spent per phase, for the capture-duration histogram."""
-
-    queue: float = 0.0
-    navigation: float = 0.0
-    capture: float = 0.0
-    storage: float = 0.0
-
-
 class CaptureService:
     def __init__(
         self,

@@ -18,7 +18,7 @@ from ..config import PlanConfig
 from ..errors import ConcurrencyLimited, InvalidApiKey, QuotaExceeded, RateLimited
 from ..state.base import KeyRecord, Reservation, StateStore
 from .concurrency import ConcurrencyGate
-from .quota import Period, current_period
+from .quota import current_period
 from .rate import RateDecision, RateLimiter
 
 
@@ -113,8 +113,8 @@ class Admission:
                 details={"plan": key.plan, "concurrency": plan.concurrency},
             )
         try:
-            period = current_period()
-            ticket = await self._reserve(key, plan, period, headers)
+            reservation = await self.reserve(key, plan, headers)
+            ticket = Ticket(key=key, plan=plan, reservation=reservation, _state=self.state)
             try:
                 yield ticket
             finally:
@@ -123,15 +123,9 @@ class Admission:
         finally:
             await asyncio.shield(self.gate.release(key.id, token))
 
-    async def _reserve(self, key: KeyRecord, plan: PlanConfig, period: Period, headers: dict[str, str]) -> Ticket:
-        reservation = await self.reserve(key, plan, headers, period)
-        return Ticket(key=key, plan=plan, reservation=reservation, _state=self.state)
-
-    async def reserve(
-        self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str], period: Period | None = None
-    ) -> Reservation:
+    async def reserve(self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str]) -> Reservation:
         """Take one credit of this month's quota (422 when used up); fills the quota headers."""
-        period = period or current_period()
+        period = current_period()
         reservation = await self.state.reserve_credit(key.id, period.name, plan.monthly_captures)
         used = await self.state.credits_used(key.id, period.name)
         headers.update(quota_headers(plan.monthly_captures, used))

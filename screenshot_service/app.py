@@ -163,8 +163,13 @@ def _pool_ctx(given: BrowserPool | None) -> Any:
             app[keys.POOL] = given
             yield
             return
+        settings = app[keys.SETTINGS]
         pool, _ = await start_browser(
-            app[keys.SETTINGS].browser, app[keys.POLICY], app[keys.RESOLVER], app[keys.PROXY]
+            settings.browser,
+            app[keys.POLICY],
+            app[keys.RESOLVER],
+            app[keys.PROXY],
+            job_slots=settings.jobs.workers,
         )
         app[keys.POOL] = pool
         yield

@@ -116,7 +116,8 @@ class StateConfig:
 
 @dataclass(frozen=True)
 class JobsConfig:
-    # At most this many pool slots run jobs at once, so a backlog never starves sync requests.
+    # Job captures at once, in the pool's jobs lane: their own Chromium, 15 nice steps down, so a
+    # backlog only takes the CPU sync captures leave idle (browser/pool.py).  0: run none here.
     workers: int = _opt(2, min=0, max=64)
     webhook_attempts: int = _opt(3, min=1, max=10)
     webhook_timeout_seconds: float = _opt(10.0, min=1, max=60)

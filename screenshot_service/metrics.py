@@ -42,6 +42,8 @@ _POOL_GAUGES = {
     "in_use": "Slots leased by captures right now.",
     "waiting": "Requests queued for a slot.",
     "warm": "Fresh contexts ready to lease.",
+    "jobs_size": "Contexts of the jobs lane ([jobs] workers; 0 = jobs share the sync slots).",
+    "jobs_in_use": "Jobs-lane contexts leased by job captures right now.",
     "browsers": "Live Chromium processes.",
 }
 _POOL_COUNTERS = {

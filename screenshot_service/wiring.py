@@ -18,14 +18,27 @@ from .state.sqlite import SqliteStateStore
 
 
 async def start_browser(
-    browser: BrowserConfig, policy: EgressPolicy, resolver: Resolver, proxy: EgressProxy | None = None
+    browser: BrowserConfig,
+    policy: EgressPolicy,
+    resolver: Resolver,
+    proxy: EgressProxy | None = None,
+    *,
+    job_slots: int = 0,
 ) -> tuple[BrowserPool, EgressProxy]:
-    """A warm pool whose every request goes through a started egress proxy (made here if not given)."""
+    """A warm pool whose every request goes through a started egress proxy (made here if not given).
+
+    ``job_slots`` > 0 gives asynchronous jobs their own low-priority lane of that many contexts.
+    """
     if proxy is None:
         proxy = EgressProxy(policy, resolver)
         await proxy.start()
     try:
-        pool = BrowserPool(browser, extra_flags=browser_flags(proxy), context_hook=ProxyContextHook(proxy))
+        pool = BrowserPool(
+            browser,
+            extra_flags=browser_flags(proxy),
+            context_hook=ProxyContextHook(proxy),
+            job_slots=job_slots,
+        )
         await pool.start()
     except BaseException:
         await proxy.stop()

@@ -97,15 +97,16 @@ async def shared_pool(test_site: TestSite) -> AsyncIterator[BrowserPool]:
 async def make_pool(test_site: TestSite) -> AsyncIterator[Callable[..., Any]]:
     """Build a private pool (closed after the test) for tests that abuse one.
 
-    ``make_pool(allow=[...], **browser settings)``; the test site is allowed by default.
+    ``make_pool(allow=[...], job_slots=N, **browser settings)``; the test site is allowed by
+    default; ``job_slots`` > 0 adds the jobs lane.
     """
     built: list[tuple[BrowserPool, Any]] = []
 
-    async def make(*, allow: list[str] | None = None, **browser: Any) -> BrowserPool:
+    async def make(*, allow: list[str] | None = None, job_slots: int = 0, **browser: Any) -> BrowserPool:
         cfg = config.replace(config.Settings(), browser=browser).browser
         allow = [f"127.0.0.1:{test_site.port}"] if allow is None else allow
         policy = EgressPolicy.from_config(config.EgressConfig(allow=allow))
-        pool, proxy = await start_browser(cfg, policy, SystemResolver())
+        pool, proxy = await start_browser(cfg, policy, SystemResolver(), job_slots=job_slots)
         built.append((pool, proxy))
         return pool
 

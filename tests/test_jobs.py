@@ -8,6 +8,7 @@ import functools
 import hashlib
 import hmac
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -144,6 +145,44 @@ async def test_sync_requests_keep_working_while_a_backlog_of_jobs_runs(make_jobs
     assert took < 5, f"a sync capture took {took:.1f} s behind a job backlog"
     finished = await asyncio.gather(*(svc.wait_done(job_id, timeout=120) for job_id in ids))
     assert {job["status"] for job in finished} == {"succeeded"}
+
+
+def _nice(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # gone meanwhile (a disposed renderer)
+    return int(stat[stat.rfind(")") + 2 :].split()[16])  # after "pid (comm)": state=0 ... nice=16
+
+
+async def test_jobs_render_in_their_own_chromium_below_the_sync_lane(
+    aiohttp_client: Any, tmp_path: Path, test_site: TestSite, make_pool: Callable[..., Any]
+) -> None:
+    """With a jobs lane, a backlog can only take the CPU that sync captures leave idle: its
+    Chromium (renderers included) runs 15 nice steps below the service and the sync one."""
+    pool = await make_pool(job_slots=1, pool_size=1)
+    svc = await start_app(aiohttp_client, settings_for(tmp_path / "svc", test_site, jobs={"workers": 1}),
+                          test_site, pool)  # fmt: skip
+    done = await svc.wait_done((await svc.submit_ok("/paint", width=320, height=240))["id"])
+    assert done["status"] == "succeeded", done
+    image = await svc.client.get(_path(done["result"]["url"]))
+    assert image_of(await image.read()).convert("RGB").getpixel((200, 200)) == PAINT_RGB
+    sync = await svc.client.get("/v1/screenshot", params={"url": svc.site.url + "/paint"}, headers=svc.auth())
+    assert sync.status == 200, await sync.text()
+    stats = pool.stats()
+    assert (stats["jobs_size"], stats["jobs_captures"], stats["captures"]) == (1, 1, 2)
+    assert stats["jobs_in_use"] == 0 and stats["in_use"] == 0
+
+    def nices(lane: str) -> set[int | None]:
+        [browser] = pool.chromium_pids(lane)
+        tree = [browser, *descendants(browser)]
+        assert len(tree) > 2  # the browser, its zygotes, its renderers
+        return {_nice(pid) for pid in tree} - {None}
+
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert nices("jobs") == {min(19, own + 15)}  # even as root, where Chromium sets its own
+    [sync_browser] = pool.chromium_pids("sync")
+    assert nices("sync") and (_nice(sync_browser) or 0) <= own  # not niced: Chromium ranks its own threads
 
 
 async def test_an_opt_in_cache_hit_answers_a_job_without_a_charge(make_jobs: MakeJobs, tmp_path: Path) -> None:

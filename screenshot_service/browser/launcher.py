@@ -131,17 +131,42 @@ class ChromiumProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-async def launch(executable: str, extra_flags: tuple[str, ...] = (), timeout: float = 30.0) -> ChromiumProcess:
+def _niced(argv: list[str], nice: int) -> list[str]:
+    """``argv`` run ``nice`` steps below this process, with every process and thread it starts."""
+    if nice <= 0:
+        return argv
+    tool = shutil.which("nice")
+    if tool is None:
+        log.warning("no `nice` on PATH: Chromium runs at this process's CPU priority")
+        return argv
+    prefix = [tool, "-n", str(nice)]
+    if os.geteuid() == 0:
+        # As root, Chromium sets its threads' priorities itself (0, and -8 for display and
+        # IO threads), undoing ours; without CAP_SYS_NICE it cannot go below what it inherits.
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            log.warning("no `setpriv` on PATH: Chromium, run as root, may raise its own CPU priority")
+        else:
+            prefix += [setpriv, "--bounding-set", "-sys_nice", "--"]
+    return [*prefix, *argv]
+
+
+async def launch(
+    executable: str, extra_flags: tuple[str, ...] = (), timeout: float = 30.0, nice: int = 0
+) -> ChromiumProcess:
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-chromium-")
     flags = list(BASE_FLAGS) + list(extra_flags) + [f"--user-data-dir={user_data_dir}"]
     if os.geteuid() == 0:
         flags.append("--no-sandbox")  # Chromium will not start as root with its sandbox
     process = await asyncio.create_subprocess_exec(
-        executable, *flags, "about:blank",
+        *_niced([executable, *flags, "about:blank"], nice),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # its own process group, so one killpg ends every child
+        # Its own process group, so one killpg ends every child; but not its own session,
+        # which on kernels with autogroup scheduling would make it a separate CPU group
+        # that `nice` cannot rank against this process.
+        process_group=0,
     )
     try:
         endpoint = await asyncio.wait_for(read_endpoint(process), timeout)

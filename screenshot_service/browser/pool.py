@@ -5,14 +5,23 @@ Bookkeeping, in one place so /metrics, /readyz and logs can show it:
 * ``pool_size`` slots (an asyncio.Semaphore); at most ``max_queue`` callers wait
   for one, anyone beyond that gets 503 ``overloaded`` at once: requests never
   pile up into timeouts.
-* Each Chromium instance keeps up to its share of the slots as *warm* contexts
-  (a fresh incognito context with a blank page and default viewport).  A lease
+* Each Chromium instance keeps its share of the slots as *warm* contexts (a
+  fresh incognito context with a blank page and default viewport).  A lease
   takes one; when it ends, the context is disposed in the background and a new
   one warms up, so no cookie, storage or cache ever crosses two captures.
 * An instance is recycled after ``recycle_after`` captures (a replacement is
   launched first; the old one closes when its last lease ends).
 * When Chromium dies, leases on it fail at once with 503 ``browser_unavailable``
   and a replacement is launched in the background.
+* Two *lanes*: sync requests lease from ``pool_size`` slots; asynchronous jobs
+  (when the pool is given ``job_slots``) lease from their own slots in their own
+  Chromium, started 15 nice steps down.  Captures are CPU-bound on a small
+  machine, so slots alone would still let a job backlog slow every sync capture
+  (6x on 2 cores in the benchmark); niced, jobs run on the CPU that sync
+  captures leave idle, and still progress under a sync flood (nice 15 weighs
+  about 1/30 of nice 0, per runnable thread).  The sync lane is not niced: as
+  root Chromium raises its display and IO threads itself, which a nice would
+  have to forbid (see launcher), and that costs a third of its throughput.
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ log = logging.getLogger("screenshot_service.pool")
 T = TypeVar("T")
 
 DEFAULT_VIEWPORT = {"width": 1280, "height": 800, "deviceScaleFactor": 1}
+
+SYNC = "sync"
+JOBS = "jobs"
+LANE_NICE = {SYNC: 0, JOBS: 15}  # Chromium's niceness per lane, relative to this process (see above)
 CLOSE_TIMEOUT = 5.0  # a context that will not dispose in this long means a wedged browser
 
 
@@ -99,7 +112,8 @@ class _Instance:
     """One Chromium process and the contexts it owns."""
 
     chromium: launcher.ChromiumProcess
-    share: int  # how many of the pool's slots this instance serves
+    share: int  # how many of its lane's slots this instance serves
+    lane: str = SYNC
     warm: deque[WarmContext] = field(default_factory=deque)
     in_use: int = 0
     warming: int = 0
@@ -120,16 +134,20 @@ class BrowserPool:
         executable: str | None = None,
         extra_flags: tuple[str, ...] = (),
         context_hook: ContextHook | None = None,
+        job_slots: int = 0,
     ) -> None:
         self.cfg = cfg
         self.executable = executable or launcher.find_executable(cfg.executable)
         self.extra_flags = extra_flags
         self.context_hook = context_hook
+        self.job_slots = job_slots  # 0: jobs share the sync lane's slots
         self._slots = asyncio.Semaphore(cfg.pool_size)
-        self._instances: list[_Instance] = []  # the active ones, `browsers` of them
+        self._job_slots = asyncio.Semaphore(max(job_slots, 1))
+        self._instances: list[_Instance] = []  # the active ones: `browsers` sync, one for jobs
         self._retiring: set[_Instance] = set()  # recycled, finishing their last leases
         self._waiting = 0
-        self._in_use = 0
+        self._in_use = 0  # sync leases
+        self._jobs_in_use = 0
         self._places = 0  # requests holding a place() from arrival to answer
         self._draining = False
         self._closed = False
@@ -137,12 +155,15 @@ class BrowserPool:
         self._launch_lock = asyncio.Lock()
         self.restarts = 0  # relaunches after a crash
         self.recycles = 0  # planned replacements after recycle_after captures
-        self.captures = 0
+        self.captures = 0  # leases, both lanes
+        self.jobs_captures = 0  # leases of the jobs lane
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        shares = _split(self.cfg.pool_size, self.cfg.browsers)
-        instances = await asyncio.gather(*(self._launch(share) for share in shares))
+        lanes = [(share, SYNC) for share in _split(self.cfg.pool_size, self.cfg.browsers)]
+        if self.job_slots:
+            lanes.append((self.job_slots, JOBS))
+        instances = await asyncio.gather(*(self._launch(share, lane) for share, lane in lanes))
         self._instances = list(instances)
         # Warm before serving, so the first request is as fast as the hundredth.
         await asyncio.gather(*(self._refill(instance) for instance in self._instances))
@@ -150,9 +171,9 @@ class BrowserPool:
     async def wait_idle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for leases in flight to end. True if all did."""
         deadline = time.monotonic() + timeout
-        while self._in_use and time.monotonic() < deadline:
+        while self._in_use + self._jobs_in_use and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        return self._in_use == 0
+        return self._in_use + self._jobs_in_use == 0
 
     async def close(self) -> None:
         self._closed = True
@@ -174,19 +195,26 @@ class BrowserPool:
         return self._draining
 
     def stats(self) -> dict[str, int]:
+        def warm(lane: str) -> int:
+            return sum(len(i.warm) for i in self._instances if i.alive and i.lane == lane)
+
         return {
             "size": self.cfg.pool_size,
             "in_use": self._in_use,
             "waiting": self._waiting,
-            "warm": sum(len(i.warm) for i in self._instances if i.alive),
+            "warm": warm(SYNC),
+            "jobs_size": self.job_slots,
+            "jobs_in_use": self._jobs_in_use,
+            "jobs_warm": warm(JOBS),
+            "jobs_captures": self.jobs_captures,
             "browsers": sum(1 for i in self._instances if i.alive),
             "restarts": self.restarts,
             "recycles": self.recycles,
             "captures": self.captures,
         }
 
-    def chromium_pids(self) -> list[int]:
-        return [i.chromium.pid for i in [*self._instances, *self._retiring]]
+    def chromium_pids(self, lane: str | None = None) -> list[int]:
+        return [i.chromium.pid for i in [*self._instances, *self._retiring] if lane in (None, i.lane)]
 
     # -- leasing -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -222,19 +250,29 @@ class BrowserPool:
             )
 
     @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[Lease]:
-        self.check_capacity()
+    async def lease(self, lane: str = SYNC) -> AsyncIterator[Lease]:
+        """A fresh context and page of ``lane``; jobs use the sync lane when there is no jobs lane."""
+        if lane == JOBS and not self.job_slots:
+            lane = SYNC
         started = time.monotonic()
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        self._in_use += 1
+        slots = self._slots if lane == SYNC else self._job_slots
+        if lane == SYNC:
+            self.check_capacity()
+            self._waiting += 1
+            try:
+                await slots.acquire()
+            finally:
+                self._waiting -= 1
+            self._in_use += 1
+        else:  # the job runner bounds how many wait here
+            if self._draining:
+                raise BrowserUnavailable("the service is shutting down", retry_after=5)
+            await slots.acquire()
+            self._jobs_in_use += 1
         instance: _Instance | None = None
         warm: WarmContext | None = None
         try:
-            instance = await self._pick_instance()
+            instance = await self._pick_instance(lane)
             instance.in_use += 1
             warm = instance.warm.popleft() if instance.warm else await self._new_context(instance)
             yield Lease(
@@ -245,12 +283,16 @@ class BrowserPool:
                 _lost=instance.lost,
             )
         finally:
-            self._in_use -= 1
-            self._slots.release()
+            if lane == SYNC:
+                self._in_use -= 1
+            else:
+                self._jobs_in_use -= 1
+            slots.release()
             if instance is not None:
                 instance.in_use -= 1
                 instance.captures += 1
                 self.captures += 1
+                self.jobs_captures += lane == JOBS
                 self._spawn(self._after_lease(instance, warm))
 
     async def _after_lease(self, instance: _Instance, used: WarmContext | None) -> None:
@@ -263,11 +305,11 @@ class BrowserPool:
         else:
             await self._refill(instance)
 
-    async def _pick_instance(self) -> _Instance:
-        live = [i for i in self._instances if i.alive and not i.retiring]
+    async def _pick_instance(self, lane: str) -> _Instance:
+        live = [i for i in self._instances if i.alive and not i.retiring and i.lane == lane]
         if not live:
             await self._replace_dead()
-            live = [i for i in self._instances if i.alive]
+            live = [i for i in self._instances if i.alive and i.lane == lane]
             if not live:
                 raise BrowserUnavailable("the browser is restarting; retry shortly", retry_after=2)
         return min(live, key=lambda i: (i.in_use - len(i.warm), i.in_use))
@@ -333,11 +375,11 @@ class BrowserPool:
                     await self.context_hook.close(warm.handle)
 
     # -- instances -------------------------------------------------------------------------------
-    async def _launch(self, share: int) -> _Instance:
+    async def _launch(self, share: int, lane: str) -> _Instance:
         chromium = await launcher.launch(
-            self.executable, self.extra_flags, timeout=self.cfg.launch_timeout_seconds
+            self.executable, self.extra_flags, timeout=self.cfg.launch_timeout_seconds, nice=LANE_NICE[lane]
         )
-        instance = _Instance(chromium=chromium, share=share)
+        instance = _Instance(chromium=chromium, share=share, lane=lane)
         watch_popups(chromium.browser)
         chromium.browser.on("disconnected", lambda: self._on_disconnect(instance))
         return instance
@@ -359,7 +401,7 @@ class BrowserPool:
                     continue
                 await self._shutdown(instance)
                 try:
-                    fresh = await self._launch(instance.share)
+                    fresh = await self._launch(instance.share, instance.lane)
                 except Exception as exc:
                     log.error("relaunching chromium failed: %r", exc)
                     return
@@ -372,7 +414,7 @@ class BrowserPool:
             if old.retiring or not old.alive or old not in self._instances:
                 return
             try:
-                fresh = await self._launch(old.share)
+                fresh = await self._launch(old.share, old.lane)
             except Exception as exc:
                 log.error("recycling chromium failed, keeping the old one: %r", exc)
                 old.captures = 0
@@ -405,4 +447,3 @@ def _split(total: int, parts: int) -> list[int]:
     """Share ``total`` slots over ``parts`` browsers as evenly as possible (never 0)."""
     parts = max(1, min(parts, total))
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-

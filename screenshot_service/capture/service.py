@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..browser.pool import BrowserPool, Lease
+from ..browser.pool import SYNC, BrowserPool, Lease
 from ..egress.policy import EgressPolicy
 from ..egress.proxy import ProxyChannel
 from ..egress.resolver import Resolver, check_target
@@ -92,10 +92,12 @@ class CaptureService:
         started: float,
         base_url: str = "",
         customer_s3: CustomerS3 | None = None,
+        lane: str = SYNC,
     ) -> CaptureResult:
         """``started`` is the loop time the request arrived; the deadline counts from it.
 
-        With ``customer_s3`` the image goes to the caller's bucket instead of ours.
+        With ``customer_s3`` the image goes to the caller's bucket instead of ours; ``lane``
+        is the pool's (sync requests, or asynchronous jobs at a lower CPU priority).
         """
         loop = asyncio.get_running_loop()
         deadline = self.deadline_for(opts, started)
@@ -106,7 +108,7 @@ class CaptureService:
                     assert opts.url is not None
                     target = await check_target(opts.url, self.policy, self.resolver)
                     opts = opts.with_changes(url=target.url)
-                async with self.pool.lease() as lease:
+                async with self.pool.lease(lane) as lease:
                     self.metrics.observe_phase("queue", lease.waited_s)
                     rendered, blocked = await lease.guard(self._render(lease, opts, deadline))
                 # Storage gets what is left minus a margin, so a hung store is a 502

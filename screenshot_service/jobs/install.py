@@ -75,7 +75,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     tuning = app[JOBS_TUNING]
     pool_size = app[POOL].cfg.pool_size
-    if settings.jobs.workers >= pool_size:
+    if not app[POOL].job_slots and settings.jobs.workers >= pool_size:  # jobs share the sync lane
         log.warning("jobs.workers=%d >= browser.pool_size=%d: a job backlog can hold every browser slot",
                     settings.jobs.workers, pool_size)
     retention = settings.storage.retention_days * 86400.0

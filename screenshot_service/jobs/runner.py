@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..browser.pool import JOBS
 from ..capture.options import CaptureOptions
 from ..capture.service import CaptureResult, CaptureService
 from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded
@@ -229,7 +230,7 @@ class JobRunner:
                 raise _GiveBack
             try:
                 # The deadline counts from now: queued time is not the capture's.
-                return await self.capture.capture(opts, started=loop.time(), base_url=job.base_url)
+                return await self.capture.capture(opts, started=loop.time(), base_url=job.base_url, lane=JOBS)
             except Overloaded:
                 await asyncio.sleep(OVERLOADED_PAUSE)
             except BrowserUnavailable:

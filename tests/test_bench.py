@@ -124,6 +124,18 @@ def test_targets_are_judged_from_the_results_document() -> None:
     assert all(line.startswith("SKIP") for line in (t.line() for t in report.evaluate({})))
 
 
+def test_a_job_backlog_passes_only_if_sync_keeps_its_latency_and_the_jobs_finish() -> None:
+    def backlog_verdict(**backlog: Any) -> bool | None:
+        results = {"jobs_backlog": {"jobs_queued": 20, "sync_p50_ms": 300.0, "unloaded_p50_ms": 250.0,
+                                    "sync_latency_ratio": 1.2, "jobs_drained_s": 14.0, **backlog}}
+        [target] = [t for t in report.evaluate(results) if "job backlog" in t.name]
+        return target.passed
+
+    assert backlog_verdict(jobs_succeeded=20) is True
+    assert backlog_verdict(jobs_succeeded=17) is False  # starved or failed jobs are no pass
+    assert backlog_verdict(jobs_succeeded=20, sync_latency_ratio=2.4) is False
+
+
 def test_stats_of_a_run_without_successes() -> None:
     stats = Stats.of(Run(_samples([("503", 0.01), ("ConnectionError", 0.02)]), wall_s=1.0))
     assert stats.p50_ms is None and stats.throughput_per_s == 0.0

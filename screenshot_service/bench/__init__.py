@@ -7,8 +7,12 @@ reports latency percentiles, throughput, errors, overload behaviour and memory
 — as a table on stdout, ``DIR/results.json`` and ``DIR/plot.png`` with
 ``--out DIR``, and PASS/FAIL lines for the Step 7 targets.
 
-The lead wires it into the CLI with ``add_bench_parser(sub)``; until then
 ``python -m screenshot_service.bench`` runs the same thing.
+
+The started service gets one browser slot per core and no queue: captures are
+CPU-bound, so more slots than cores only share the same CPU more slowly, and a
+queue makes every admitted request of a burst wait (``--pool-size`` and
+``--max-queue`` measure other choices).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+
+DEFAULT_POOL = max(1, min(os.cpu_count() or 2, 64))
 
 
 def _int_list(text: str) -> list[int]:
@@ -54,10 +60,11 @@ def configure_parser(bench: argparse.ArgumentParser) -> argparse.ArgumentParser:
     bench.add_argument("--api-key", default=os.environ.get("SCREENSHOT_BENCH_API_KEY"),
                        help="API key for --url (default: $SCREENSHOT_BENCH_API_KEY)")
     bench.add_argument("--pid", type=int, help="with --url: the service's pid, to measure its memory")
-    bench.add_argument("--pool-size", type=int, default=4, help="browser.pool_size of the started service (4)")
+    bench.add_argument("--pool-size", type=int, default=DEFAULT_POOL,
+                       help=f"browser.pool_size of the started service (default: the CPU count, {DEFAULT_POOL})")
     bench.add_argument("--max-queue", type=int,
-                       help="browser.max_queue of the started service (default: the pool size); with --url, "
-                            "the running service's value for the overload scenario (default 16)")
+                       help="browser.max_queue of the started service (default 0: refuse rather than queue); "
+                            "with --url, the running service's value for the overload scenario (default 16)")
     bench.add_argument("--browsers", type=int, default=1, help="browser.browsers of the started service (1)")
     bench.add_argument("--recycle-after", type=int, default=200, help="browser.recycle_after (200)")
     bench.add_argument("--pages", type=_pages, help="comma-separated: small,heavy,lazy,slow (default: all)")
@@ -105,7 +112,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from .runner import RunOptions, run_bench
     from .service import ServiceOptions
 
-    max_queue = args.max_queue if args.max_queue is not None else (None if args.url else args.pool_size)
+    max_queue = args.max_queue if args.max_queue is not None else (None if args.url else 0)
     pool_size = args.pool_size
     plan = make_plan(quick=args.quick, pool_size=pool_size, pages=args.pages, concurrency=args.concurrency,
                      requests=args.requests, seconds=args.seconds, soak=args.soak, naive_samples=args.naive,

@@ -163,6 +163,7 @@ async def soak(plan: BenchPlan, target: BenchTarget, progress: Progress, pool_si
 
 JOBS_BACKLOG = 20  # jobs queued before the sync requests are timed
 JOBS_BACKLOG_SAMPLES = 8
+JOBS_DRAIN_TIMEOUT = 120.0  # the backlog must also finish: jobs are deprioritised, not starved
 
 
 async def jobs_backlog(plan: BenchPlan, target: BenchTarget, progress: Progress,
@@ -179,21 +180,49 @@ async def jobs_backlog(plan: BenchPlan, target: BenchTarget, progress: Progress,
     service = target.service
     body = {"url": target.site.base_url + small.path, **small.query()}
     progress.step(f"jobs backlog {JOBS_BACKLOG} + sync small c=1", JOBS_BACKLOG_SAMPLES)
-    accepted = 0
+    headers = {"X-API-Key": service.api_key}
+    started = time.perf_counter()
+    job_ids: list[str] = []
     for _ in range(JOBS_BACKLOG):
-        async with target.session.post(service.base_url + "/v1/jobs", json=body,
-                                       headers={"X-API-Key": service.api_key}) as response:
-            await response.read()
-            accepted += response.status == 202
+        async with target.session.post(service.base_url + "/v1/jobs", json=body, headers=headers) as response:
+            if response.status == 202:
+                job_ids.append((await response.json())["id"])
     run = await run_load(target.service_call(small, plan.response_type), 1, JOBS_BACKLOG_SAMPLES,
                          plan.max_seconds, progress.tick)
     progress.done()
+    outcomes = await _wait_jobs(target, job_ids, headers)
     stats = Stats.of(run)
     return {
-        "jobs_queued": accepted,
+        "jobs_queued": len(job_ids),
+        "jobs_succeeded": outcomes.get("succeeded", 0),
+        "jobs_outcomes": outcomes,
+        "jobs_drained_s": round(time.perf_counter() - started, 1),
         "sync_p50_ms": stats.p50_ms,
         "sync_p95_ms": stats.p95_ms,
         "unloaded_p50_ms": unloaded["p50_ms"],
         "sync_latency_ratio": report.ratio(stats.p50_ms, unloaded["p50_ms"]),
         "errors": stats.errors,
     }
+
+
+async def _wait_jobs(target: BenchTarget, job_ids: list[str], headers: dict[str, str]) -> dict[str, int]:
+    """Poll until every job has ended (or the timeout): how many ended in each status."""
+    deadline = time.perf_counter() + JOBS_DRAIN_TIMEOUT
+    pending = list(job_ids)
+    outcomes: dict[str, int] = {}
+    while pending and time.perf_counter() < deadline:
+        still = []
+        for job_id in pending:
+            async with target.session.get(f"{target.service.base_url}/v1/jobs/{job_id}",
+                                          headers=headers) as response:
+                status = (await response.json()).get("status") if response.status == 200 else "lost"
+            if status in ("queued", "running"):
+                still.append(job_id)
+            else:
+                outcomes[status] = outcomes.get(status, 0) + 1
+        pending = still
+        if pending:
+            await asyncio.sleep(0.5)
+    if pending:
+        outcomes["unfinished"] = len(pending)
+    return outcomes

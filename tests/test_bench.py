@@ -220,6 +220,10 @@ def test_quick_plan_shape() -> None:
     assert set(full.levels) == set(PAGES) and full.levels["heavy"] == (1, 2, 4, 8) and full.budget_s is None
     custom = make_plan(quick=True, pool_size=4, pages=["slow"], concurrency=[8, 2, 2])
     assert custom.levels == {"slow": (2, 8)}
+    # no queue: concurrency beyond the slots is the overload phase's business, not a scenario's
+    unqueued = make_plan(quick=False, pool_size=2, capacity=2)
+    assert unqueued.levels["small"] == (1, 2)
+    assert make_plan(quick=False, pool_size=2, capacity=2, concurrency=[4]).levels["small"] == (4,)
 
 
 def test_cli_parser_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -155,6 +155,14 @@ def _nice(pid: int) -> int | None:
     return int(stat[stat.rfind(")") + 2 :].split()[16])  # after "pid (comm)": state=0 ... nice=16
 
 
+def _session_nice(pid: int) -> int | None:
+    """The nice of ``pid``'s autogroup ("/autogroup-123 nice 5"), or None without autogroup."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except OSError:
+        return None
+
+
 async def test_jobs_render_in_their_own_chromium_below_the_sync_lane(
     aiohttp_client: Any, tmp_path: Path, test_site: TestSite, make_pool: Callable[..., Any]
 ) -> None:
@@ -183,6 +191,8 @@ async def test_jobs_render_in_their_own_chromium_below_the_sync_lane(
     assert nices("jobs") == {min(19, own + 15)}  # even as root, where Chromium sets its own
     [sync_browser] = pool.chromium_pids("sync")
     assert nices("sync") and (_nice(sync_browser) or 0) <= own  # not niced: Chromium ranks its own threads
+    if _session_nice(sync_browser) is not None:  # the kernel shares CPU between sessions first
+        assert (_session_nice(sync_browser), _session_nice(pool.chromium_pids("jobs")[0])) == (5, 15)
 
 
 async def test_an_opt_in_cache_hit_answers_a_job_without_a_charge(make_jobs: MakeJobs, tmp_path: Path) -> None:

@@ -114,7 +114,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     max_queue = args.max_queue if args.max_queue is not None else (None if args.url else 0)
     pool_size = args.pool_size
-    plan = make_plan(quick=args.quick, pool_size=pool_size, pages=args.pages, concurrency=args.concurrency,
+    capacity = None if max_queue is None else pool_size + max_queue
+    plan = make_plan(quick=args.quick, pool_size=pool_size, capacity=capacity, pages=args.pages,
+                     concurrency=args.concurrency,
                      requests=args.requests, seconds=args.seconds, soak=args.soak, naive_samples=args.naive,
                      response_type=args.response_type)
     opts = RunOptions(

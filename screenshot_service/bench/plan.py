@@ -30,7 +30,7 @@ class BenchPlan:
         return sum(len(levels) for levels in self.levels.values())
 
 
-def make_plan(*, quick: bool, pool_size: int, pages: list[str] | None = None,
+def make_plan(*, quick: bool, pool_size: int, capacity: int | None = None, pages: list[str] | None = None,
               concurrency: list[int] | None = None, requests: int | None = None,
               seconds: float | None = None, soak: int | None = None, naive_samples: int | None = None,
               response_type: str = "json") -> BenchPlan:
@@ -40,6 +40,8 @@ def make_plan(*, quick: bool, pool_size: int, pages: list[str] | None = None,
     else:
         default = {name: (1, 2, p, 2 * p) for name in PAGES}
     chosen = pages or list(default)
+    if capacity is not None:  # beyond slots + queue is overload, measured by its own phase
+        default = {page: tuple(c for c in wanted if c <= capacity) or (1,) for page, wanted in default.items()}
     levels = {
         page: tuple(sorted(set(concurrency))) if concurrency else tuple(sorted(set(default[page])))
         for page in chosen

@@ -1,6 +1,6 @@
 """Resident memory of a process and its descendants, read from /proc (Linux; no psutil).
 
-Chromium runs in its own process group (the pool starts it with ``process_group=0``)
+Chromium runs in its own session (the pool starts it with ``start_new_session``)
 but stays a child of the service process, so "the service's Chromium" is every
 descendant found by walking parent pids in ``/proc/*/stat``.  Sums of VmRSS
 count shared pages once per process: an upper bound, the usual "RSS" figure

@@ -151,9 +151,24 @@ def _niced(argv: list[str], nice: int) -> list[str]:
     return [*prefix, *argv]
 
 
+def _nice_autogroup(pid: int, nice: int) -> None:
+    """With autogroup scheduling, CPU is shared between sessions first (thread nice only ranks
+    threads inside one): this ranks Chromium's whole session against this process's."""
+    with contextlib.suppress(OSError):  # no autogroup (e.g. in a container's cgroup): thread nice rules
+        with open(f"/proc/{pid}/autogroup", "w", encoding="ascii") as group:
+            group.write(str(nice))
+
+
 async def launch(
-    executable: str, extra_flags: tuple[str, ...] = (), timeout: float = 30.0, nice: int = 0
+    executable: str,
+    extra_flags: tuple[str, ...] = (),
+    timeout: float = 30.0,
+    nice: int = 0,
+    session_nice: int = 0,
 ) -> ChromiumProcess:
+    """Start Chromium and connect to it.  ``nice`` lowers the CPU priority of every thread it
+    runs; ``session_nice`` only that of its session as a whole, where the kernel groups CPU
+    time by session (autogroup), leaving Chromium's ranking of its own threads intact."""
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-chromium-")
     flags = list(BASE_FLAGS) + list(extra_flags) + [f"--user-data-dir={user_data_dir}"]
     if os.geteuid() == 0:
@@ -163,11 +178,13 @@ async def launch(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        # Its own process group, so one killpg ends every child; but not its own session,
-        # which on kernels with autogroup scheduling would make it a separate CPU group
-        # that `nice` cannot rank against this process.
-        process_group=0,
+        # Its own session and process group: one killpg ends every child, and where the
+        # kernel groups CPU time by session (autogroup) this process keeps its fair share
+        # against Chromium's many threads, so answers and 503s never wait behind rendering.
+        start_new_session=True,
     )
+    if max(nice, session_nice) > 0:
+        _nice_autogroup(process.pid, max(nice, session_nice))
     try:
         endpoint = await asyncio.wait_for(read_endpoint(process), timeout)
         browser = await pyppeteer.connect(browserWSEndpoint=endpoint, defaultViewport=None)

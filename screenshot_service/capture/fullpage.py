@@ -147,6 +147,9 @@ async def reveal(page: Page, opts: CaptureOptions, budget: float) -> None:
     await page.evaluate(_IMAGES_JS, int(max(0.1, end - loop.time()) * 800))
     await track(page).settle(min(2.0, end - loop.time()), allowed=0)
     await page.evaluate(_TOP_JS)
+    # On a busy machine the scroll can outrun the page's observers; back at the top they fire
+    # for the first screen: wait for what they start (nothing pending: returns at once).
+    await page.evaluate(_IMAGES_JS, int(max(0.1, min(1.0, end - loop.time())) * 1000))
 
 
 # -- capture ------------------------------------------------------------------------------

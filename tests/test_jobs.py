@@ -28,7 +28,7 @@ from screenshot_service.jobs.store import MAX_RUNS
 from screenshot_service.jobs.webhooks import signature, verify
 from screenshot_service.limits.keys import create_key
 from screenshot_service.state.sqlite import SqliteStateStore
-from tests.conftest import image_of
+from tests.conftest import image_of, kill_process_group, wait_for
 from tests.jobs_helpers import (
     JobsApp,
     descendants,
@@ -193,6 +193,27 @@ async def test_jobs_render_in_their_own_chromium_below_the_sync_lane(
     assert nices("sync") and (_nice(sync_browser) or 0) <= own  # not niced: Chromium ranks its own threads
     if _session_nice(sync_browser) is not None:  # the kernel shares CPU between sessions first
         assert (_session_nice(sync_browser), _session_nice(pool.chromium_pids("jobs")[0])) == (5, 15)
+
+
+async def test_a_crash_of_the_jobs_chromium_is_retried_and_leaves_the_sync_lane_alone(
+    aiohttp_client: Any, tmp_path: Path, test_site: TestSite, make_pool: Callable[..., Any]
+) -> None:
+    pool = await make_pool(job_slots=1, pool_size=1)
+    svc = await start_app(aiohttp_client, settings_for(tmp_path / "svc", test_site, jobs={"workers": 1}),
+                          test_site, pool)  # fmt: skip
+    [sync_browser] = pool.chromium_pids("sync")
+    [jobs_browser] = pool.chromium_pids("jobs")
+    created = await svc.submit_ok("/paint", delay=1500, width=320, height=240)
+    assert await wait_for(lambda: pool.stats()["jobs_in_use"] == 1)
+    await asyncio.sleep(0.3)
+    kill_process_group(jobs_browser)
+    done = await svc.wait_done(created["id"])
+    assert done["status"] == "succeeded", done  # retried on the relaunched jobs Chromium
+    assert pool.stats()["restarts"] == 1 and pool.chromium_pids("sync") == [sync_browser]
+    assert pool.chromium_pids("jobs") != [jobs_browser]
+    sync = await svc.client.get("/v1/screenshot", params={"url": svc.site.url + "/paint"}, headers=svc.auth())
+    assert sync.status == 200
+    assert await svc.credits_used() == 2  # the job once, despite its two runs
 
 
 async def test_an_opt_in_cache_hit_answers_a_job_without_a_charge(make_jobs: MakeJobs, tmp_path: Path) -> None:

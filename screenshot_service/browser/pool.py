@@ -195,7 +195,7 @@ class BrowserPool:
     # -- stats -------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return not self._draining and any(i.alive for i in self._instances)
+        return not self._draining and any(i.alive for i in self._instances if i.lane == SYNC)
 
     @property
     def draining(self) -> bool:

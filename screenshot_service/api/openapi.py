@@ -14,7 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from ..capture.options import POST_ONLY, CaptureOptions, schema_of
+from ..capture.options import POST_ONLY, CaptureOptions
+from ..capture.parsers import schema_of
 from .common import json_response
 
 # What each option means (SPEC §3); types, ranges and defaults are generated.

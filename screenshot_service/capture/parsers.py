@@ -1,0 +1,310 @@
+"""Value parsers shared by the option table in options.py.
+
+Each takes what a query string (text) or a JSON body (typed values) gave for one
+option and returns the typed value, or raises Bad with a message naming the
+problem, phrased for the caller.  Each also carries the JSON Schema of what it
+accepts (attached by the factories, or in PARSER_SCHEMAS), which the OpenAPI
+document is built from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from ..storage.customer import CustomerS3
+
+
+class Bad(ValueError):
+    """One field's problem, phrased for the caller."""
+
+
+class Clip(NamedTuple):
+    """A rectangle in CSS px of the page (not the viewport)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Cookie:
+    name: str
+    value: str
+    path: str | None = None
+    expires: float | None = None  # Unix seconds; None = a session cookie
+    http_only: bool = False
+    secure: bool = False
+    same_site: str | None = None  # Strict | Lax | None
+
+    def to_cdp(self, url: str) -> dict[str, Any]:
+        """Network.setCookies form; ``url`` scopes it to the target's host and nothing else."""
+        cookie: dict[str, Any] = {"name": self.name, "value": self.value, "url": url}
+        optional = {"path": self.path, "expires": self.expires, "sameSite": self.same_site}
+        cookie.update({k: v for k, v in optional.items() if v is not None})
+        if self.http_only:
+            cookie["httpOnly"] = True
+        if self.secure:
+            cookie["secure"] = True
+        return cookie
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Headers the browser or the egress proxy owns; setting them would break framing or leak
+# to third parties.  Cookie has its own option, scoped to the target's host.
+_FORBIDDEN_HEADERS = frozenset(
+    "host content-length connection transfer-encoding keep-alive upgrade te trailer expect cookie".split()
+)
+_COOKIE_KEYS = {"name", "value", "path", "expires", "http_only", "httpOnly", "secure", "same_site", "sameSite"}
+
+
+def _described(parse: Callable[[Any], Any], schema: dict[str, Any]) -> Callable[[Any], Any]:
+    """Attach the JSON Schema of what ``parse`` accepts; /v1/openapi.json is built from it."""
+    parse.schema = schema  # type: ignore[attr-defined]
+    return parse
+
+
+def schema_of(parse: Callable[[Any], Any]) -> dict[str, Any]:
+    """The JSON Schema of one option's parser (factories attach theirs; named parsers are below)."""
+    return dict(getattr(parse, "schema", None) or PARSER_SCHEMAS[parse])
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
+        return value.lower() in ("true", "1")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise Bad("must be a boolean (true/false/1/0)")
+
+
+def integer(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value.strip())
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Bad(f"must be an integer from {lo} to {hi}")
+        if not lo <= value <= hi:
+            raise Bad(f"must be from {lo} to {hi}, got {value}")
+        return value
+
+    return _described(parse, {"type": "integer", "minimum": lo, "maximum": hi})
+
+
+def number(lo: float, hi: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            result = math.nan
+        if isinstance(value, bool) or not math.isfinite(result):
+            raise Bad(f"must be a number from {lo:g} to {hi:g}")
+        if not lo <= result <= hi:
+            raise Bad(f"must be from {lo:g} to {hi:g}, got {value}")
+        return result
+
+    return _described(parse, {"type": "number", "minimum": lo, "maximum": hi})
+
+
+def choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise Bad(f"must be one of {', '.join(choices)}")
+        return value.lower()
+
+    return _described(parse, {"type": "string", "enum": list(choices)})
+
+
+def text(max_len: int, *, utf8_bytes: bool = False, single_line: bool = False) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise Bad("must be a string")
+        size = len(value.encode("utf-8")) if utf8_bytes else len(value)
+        if size > max_len:
+            raise Bad(f"must be at most {max_len} {'bytes' if utf8_bytes else 'characters'}")
+        if single_line and _CONTROL.search(value):
+            raise Bad("must not contain control characters")
+        return value
+
+    return _described(parse, {"type": "string", "maxLength": max_len})
+
+
+def http_url(value: Any) -> str:
+    url = text(2048)(value).strip()
+    # Only the shape is checked here; whether the host may be reached is the egress policy's call.
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise Bad("must be an http or https URL")
+    return url
+
+
+def selector(value: Any) -> str:
+    result = text(1024, single_line=True)(value).strip()
+    if not result:
+        raise Bad("must be a non-empty CSS selector")
+    return result
+
+
+def selector_list(value: Any) -> tuple[str, ...]:
+    """A JSON list, or the query string's comma-separated form.
+
+    Commas inside brackets, parentheses or quotes (``:is(a, b)``, ``[title="a,b"]``)
+    belong to a selector and do not split it.
+    """
+    items = _split_commas(value) if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or len(items) > 100:
+        raise Bad("must be a list of at most 100 CSS selectors")
+    try:
+        return tuple(selector(item) for item in items if not (isinstance(item, str) and not item.strip()))
+    except Bad as bad:
+        raise Bad(f"each entry {bad}") from None
+
+
+def _split_commas(value: str) -> list[str]:
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
+    for char in value:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def clip(value: Any) -> Clip:
+    shape = "must be x,y,width,height in px (or an object with those keys)"
+    if isinstance(value, str):
+        parts: list[Any] = value.split(",")
+    elif isinstance(value, dict):
+        if set(value) != {"x", "y", "width", "height"}:
+            raise Bad(shape)
+        parts = [value["x"], value["y"], value["width"], value["height"]]
+    else:
+        raise Bad(shape)
+    if len(parts) != 4:
+        raise Bad(shape)
+    limits = ((0, 16384), (0, 65536), (1, 16384), (1, 16384))
+    try:
+        x, y, width, height = (integer(lo, hi)(part) for part, (lo, hi) in zip(parts, limits, strict=True))
+    except Bad:
+        raise Bad(f"{shape}; x 0-16384, y 0-65536, width and height 1-16384") from None
+    return Clip(x, y, width, height)
+
+
+def _json(value: Any, what: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise Bad(f"must be {what} (in a query string: as JSON text)") from None
+
+
+def headers(value: Any) -> tuple[tuple[str, str], ...]:
+    obj = _json(value, "a JSON object of header names to values")
+    if not isinstance(obj, dict) or len(obj) > 50:
+        raise Bad("must be a JSON object of at most 50 header names to string values")
+    result = []
+    for name, val in obj.items():
+        if not _TOKEN.match(name):
+            raise Bad(f"{name!r} is not a valid header name")
+        if name.lower() in _FORBIDDEN_HEADERS or name.lower().startswith(("proxy-", "sec-")):
+            raise Bad(f"{name} cannot be set (use the cookies option for cookies)")
+        if not isinstance(val, str) or len(val) > 8192 or _CONTROL.search(val.replace("\t", " ")):
+            raise Bad(f"{name}: value must be a string of at most 8192 characters without line breaks")
+        result.append((name, val))
+    return tuple(result)
+
+
+def cookies(value: Any) -> tuple[Cookie, ...]:
+    items = _json(value, "a JSON list of cookie objects")
+    if not isinstance(items, list) or len(items) > 50:
+        raise Bad("must be a list of at most 50 objects with name and value")
+    return tuple(_cookie(index, item) for index, item in enumerate(items))
+
+
+def _cookie(index: int, item: Any) -> Cookie:
+    def bad(problem: str) -> Bad:
+        return Bad(f"item {index}: {problem}")
+
+    if not isinstance(item, dict):
+        raise bad("must be an object with name and value")
+    if "domain" in item or "url" in item:
+        raise bad("domain and url are not accepted: cookies are set for the target URL's host only")
+    unknown = sorted(set(item) - _COOKIE_KEYS)
+    if unknown:
+        raise bad(f"unknown field(s) {', '.join(unknown)}; known: name, value, path, expires, "
+                  "http_only, secure, same_site")
+    name, val = item.get("name"), item.get("value")
+    if not isinstance(name, str) or not _TOKEN.match(name):
+        raise bad("name must be a non-empty token")
+    if not isinstance(val, str) or len(val) > 4096 or ";" in val or _CONTROL.search(val):
+        raise bad("value must be a string of at most 4096 characters without ';' or control characters")
+    path = item.get("path")
+    if path is not None and (not isinstance(path, str) or not path.startswith("/") or _CONTROL.search(path)):
+        raise bad("path must start with /")
+    expires = item.get("expires")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        raise bad("expires must be a Unix timestamp in seconds")
+    same_site = item.get("same_site", item.get("sameSite"))
+    if same_site is not None and same_site not in ("Strict", "Lax", "None"):
+        raise bad("same_site must be Strict, Lax or None")
+    try:
+        http_only = boolean(item.get("http_only", item.get("httpOnly", False)))
+        secure = boolean(item.get("secure", False))
+    except Bad as flag:
+        raise bad(f"http_only and secure {flag}") from None
+    return Cookie(name, val, path, None if expires is None else float(expires), http_only, secure, same_site)
+
+
+def s3_destination(value: Any) -> CustomerS3:
+    # The storage module owns the shape of the s3 object; import late (it pulls in aioboto3).
+    from ..storage.customer import CustomerS3
+
+    return CustomerS3.from_json(value)
+
+
+# JSON Schemas of the named parsers (the factories above attach their own).
+PARSER_SCHEMAS: dict[Callable[[Any], Any], dict[str, Any]] = {
+    boolean: {"type": "boolean"},
+    http_url: {"type": "string", "format": "uri", "maxLength": 2048},
+    selector: {"type": "string", "maxLength": 1024},
+    selector_list: {"type": "array", "items": {"type": "string", "maxLength": 1024}, "maxItems": 100},
+    clip: {"oneOf": [
+        {"type": "string", "pattern": r"^\d+,\d+,\d+,\d+$", "description": "x,y,width,height"},
+        {"type": "object", "required": ["x", "y", "width", "height"],
+         "properties": {k: {"type": "integer", "minimum": 0} for k in ("x", "y", "width", "height")}},
+    ]},
+    headers: {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 50},
+    cookies: {"type": "array", "maxItems": 50, "items": {
+        "type": "object", "required": ["name", "value"],
+        "properties": {"name": {"type": "string"}, "value": {"type": "string"}, "path": {"type": "string"},
+                       "expires": {"type": "number"}, "http_only": {"type": "boolean"},
+                       "secure": {"type": "boolean"}, "same_site": {"type": "string", "enum": ["Strict", "Lax", "None"]}},
+    }},
+    s3_destination: {"type": "object", "required": ["bucket", "region", "access_key_id", "secret_access_key"],
+          "properties": {"bucket": {"type": "string"}, "region": {"type": "string"},
+                         "access_key_id": {"type": "string"}, "secret_access_key": {"type": "string"},
+                         "endpoint_url": {"type": "string", "format": "uri"}, "key_prefix": {"type": "string"}}},
+}

@@ -16,11 +16,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Coroutine
-from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import Any
 
+from screenshot_service.egress.http1 import (
+    HEAD_LIMIT,
+    Refused,
+    Request,
+    build_head,
+    end_to_end,
+    parse_request,
+    respond,
+    split_head,
+)
 from screenshot_service.egress.policy import Address, EgressPolicy, unwrap
 from screenshot_service.egress.resolver import Resolver, first_blocked, resolve_host
 from screenshot_service.egress.urls import parse_target_url
@@ -28,35 +36,10 @@ from screenshot_service.errors import InvalidUrl, TargetUnreachable
 
 log = logging.getLogger("screenshot_service.egress.proxy")
 
-HEAD_LIMIT = 256 * 1024  # request/response head; Chromium itself allows 256 KiB of headers
 CHUNK = 65536
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy's own; never forwarded.
-_HOP_BY_HOP = frozenset(
-    "connection keep-alive proxy-connection proxy-authorization proxy-authenticate te upgrade".split()
-)
-# Framing stays whatever ``Connection`` says: the body is piped raw, so the origin must see it.
-_KEEP = frozenset({"content-length", "transfer-encoding"})
-
-Fields = list[tuple[str, str]]
 Reader = asyncio.StreamReader
 Writer = asyncio.StreamWriter
 _Copy = Coroutine[Any, Any, bool]  # one direction of a connection; False when a side broke
-
-
-class _Request(NamedTuple):
-    method: str
-    target: str
-    version: str
-    fields: Fields
-
-
-class _Refused(Exception):
-    """A request answered by the proxy itself (4xx/5xx) instead of the origin."""
-
-    def __init__(self, status: int, text: str, *, blocked: bool = False) -> None:
-        super().__init__(text)
-        self.status, self.text, self.blocked = status, text, blocked
 
 
 class ProxyChannel:
@@ -174,16 +157,16 @@ class EgressProxy:
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
             return
         except asyncio.LimitOverrunError:
-            return await _respond(writer, _Refused(431, "request head too large"))
+            return await respond(writer, Refused(431, "request head too large"))
         channel.requests += 1
         try:
-            request = _parse_request(head)
+            request = parse_request(head)
             if request.method == "CONNECT":
                 await self._tunnel(channel, request.target, reader, writer)
             else:
                 await self._forward(channel, request, reader, writer)
-        except _Refused as refused:
-            await _respond(writer, refused)
+        except Refused as refused:
+            await respond(writer, refused)
 
     async def _open(self, channel: ProxyChannel, host: str, port: int) -> tuple[Reader, Writer]:
         """Resolve ``host`` once, check every address, connect to a checked one."""
@@ -194,7 +177,7 @@ class EgressProxy:
             try:
                 addresses = await resolve_host(self.resolver, host, port)
             except TargetUnreachable as error:
-                raise _Refused(502, error.message) from None
+                raise Refused(502, error.message) from None
             reason = first_blocked(self.policy, addresses, port)
             own_ports = {c.port for c in self._channels}
             if reason is None and port in own_ports and any(_is_local(ip) for ip in addresses):
@@ -202,7 +185,7 @@ class EgressProxy:
         if reason is not None:
             channel.blocked.append((host, reason))
             log.info("egress blocked host=%s port=%d: %s", host, port, reason)
-            raise _Refused(403, f"blocked by egress policy: {reason}", blocked=True)
+            raise Refused(403, f"blocked by egress policy: {reason}", blocked=True)
         deadline = asyncio.get_running_loop().time() + self.connect_timeout
         for ip in addresses:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -211,16 +194,16 @@ class EgressProxy:
                 return await asyncio.wait_for(
                     asyncio.open_connection(str(ip), port, limit=HEAD_LIMIT), remaining
                 )
-        raise _Refused(502, f"could not connect to {host} port {port}")
+        raise Refused(502, f"could not connect to {host} port {port}")
 
     async def _tunnel(self, channel: ProxyChannel, authority: str, reader: Reader, writer: Writer) -> None:
         _, sep, port_text = authority.rpartition(":")
         if not sep or not port_text.isdigit() or any(c in authority for c in "/?#\\@"):
-            raise _Refused(400, "CONNECT needs host:port")
+            raise Refused(400, "CONNECT needs host:port")
         try:
             target = parse_target_url(f"http://{authority}/", what="CONNECT target")
         except InvalidUrl as error:
-            raise _Refused(400, error.message) from None
+            raise Refused(400, error.message) from None
         up_reader, up_writer = await self._open(channel, target.host, target.port)
         try:
             writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -230,19 +213,19 @@ class EgressProxy:
             up_writer.close()
 
     async def _forward(
-        self, channel: ProxyChannel, request: _Request, reader: Reader, writer: Writer
+        self, channel: ProxyChannel, request: Request, reader: Reader, writer: Writer
     ) -> None:
         scheme, sep, rest = request.target.partition("://")
         if not sep or scheme.lower() == "https":
-            raise _Refused(400, "a proxy request needs an absolute http:// URI (https goes through CONNECT)")
+            raise Refused(400, "a proxy request needs an absolute http:// URI (https goes through CONNECT)")
         if scheme.lower() != "http":
             reason = f"scheme {scheme.lower()!r} is not allowed"
             channel.blocked.append((rest.partition("/")[0], reason))
-            raise _Refused(403, f"blocked by egress policy: {reason}", blocked=True)
+            raise Refused(403, f"blocked by egress policy: {reason}", blocked=True)
         try:
             url = parse_target_url(request.target, what="proxy request", max_length=HEAD_LIMIT)
         except InvalidUrl as error:
-            raise _Refused(400, error.message) from None
+            raise Refused(400, error.message) from None
         # Origin-form exactly as the client sent it (the canonical url may re-encode).
         rest = rest.partition("#")[0]
         path = rest[min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest)) :]
@@ -250,11 +233,11 @@ class EgressProxy:
         # RFC 9112 §3.2.2: a proxy replaces Host with the authority of the absolute URI.
         fields = [
             ("Host", url.authority),
-            *((n, v) for n, v in _end_to_end(request.fields) if n.lower() != "host"),
+            *((n, v) for n, v in end_to_end(request.fields) if n.lower() != "host"),
         ]
         up_reader, up_writer = await self._open(channel, url.host, url.port)
         try:
-            up_writer.write(_build_head(f"{request.method} {path} {request.version}", fields))
+            up_writer.write(build_head(f"{request.method} {path} {request.version}", fields))
             await up_writer.drain()
             # The response decides the end: once it is copied the connection closes,
             # so a client that stops early (or never sends EOF) cannot pin sockets.
@@ -293,68 +276,19 @@ async def _relay_response(up_reader: Reader, writer: Writer) -> bool:
     while True:
         try:
             head = await up_reader.readuntil(b"\r\n\r\n")
-            status_line, fields = _split_head(head)
+            status_line, fields = split_head(head)
             version, status_text, *_ = [*status_line.split(" ", 2), ""]
             status = int(status_text) if status_text.isdigit() and len(status_text) == 3 else 0
             if not version.startswith("HTTP/1.") or status < 100:
                 raise ValueError(status_line)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            await _respond(writer, _Refused(502, "the origin sent no valid HTTP response"))
+            await respond(writer, Refused(502, "the origin sent no valid HTTP response"))
             return False
         interim = 100 <= status < 200 and status != 101  # 100 Continue, 103 Early Hints: more follows
-        writer.write(head if interim else _build_head(status_line, _end_to_end(fields)))
+        writer.write(head if interim else build_head(status_line, end_to_end(fields)))
         await writer.drain()
         if not interim:
             return await _pipe(up_reader, writer)
-
-
-def _split_head(head: bytes) -> tuple[str, Fields]:
-    """Start line and header fields; raise ValueError on anything a strict parser would refuse."""
-    start, *lines = head.decode("latin-1").split("\r\n")[:-2]
-    fields: Fields = []
-    for line in lines:
-        name, colon, value = line.partition(":")
-        if not colon or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
-            raise ValueError(f"bad header line {line!r}")  # also refuses obs-fold and bare LF
-        fields.append((name, value.strip(" \t")))
-    return start, fields
-
-
-def _parse_request(head: bytes) -> _Request:
-    try:
-        request_line, fields = _split_head(head)
-        method, target, version = request_line.split(" ")
-    except ValueError:
-        raise _Refused(400, "malformed request") from None
-    if not _TOKEN.fullmatch(method) or version not in ("HTTP/1.0", "HTTP/1.1"):
-        raise _Refused(400, "malformed request line")
-    names = [name.lower() for name, _ in fields]
-    lengths = {value for name, value in fields if name.lower() == "content-length"}
-    if ("transfer-encoding" in names and lengths) or len(lengths) > 1:
-        raise _Refused(400, "ambiguous message length")  # the request-smuggling shape
-    return _Request(method, target, version, fields)
-
-
-def _end_to_end(fields: Fields) -> Fields:
-    named = {t.strip().lower() for n, v in fields if n.lower() == "connection" for t in v.split(",")}
-    drop = (_HOP_BY_HOP | named) - _KEEP
-    return [(n, v) for n, v in fields if n.lower() not in drop]
-
-
-def _build_head(start: str, fields: Fields) -> bytes:
-    lines = [start, *(f"{n}: {v}" for n, v in fields), "Connection: close"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-async def _respond(writer: Writer, refused: _Refused) -> None:
-    body = (refused.text + "\n").encode()
-    fields = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if refused.blocked:
-        fields.append(("X-Egress-Blocked", "1"))  # tells a capture's request log "policy, not network"
-    status = f"HTTP/1.1 {refused.status} {HTTPStatus(refused.status).phrase}"
-    with contextlib.suppress(OSError):
-        writer.write(_build_head(status, fields) + body)
-        await writer.drain()
 
 
 def _is_local(ip: Address) -> bool:

@@ -19,6 +19,19 @@ OK = ("200", "ok")
 Call = Callable[[], Awaitable[str]]
 
 
+async def timed(call: Call) -> Sample:
+    """One request: its status (or the exception's name) and how long it took."""
+    begin = time.perf_counter()
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            status = await call()
+    except TimeoutError:
+        status = "client_timeout"
+    except Exception as exc:
+        status = type(exc).__name__
+    return Sample(status=status, latency_s=time.perf_counter() - begin, ok=status in OK)
+
+
 async def run_load(call: Call, concurrency: int, max_requests: int, max_seconds: float,
                    tick: Callable[[str], None] = lambda status: None) -> Run:
     """``concurrency`` workers calling ``call`` until the request or time budget is spent.
@@ -35,16 +48,9 @@ async def run_load(call: Call, concurrency: int, max_requests: int, max_seconds:
         while issued < max_requests and (first or time.perf_counter() - started < max_seconds):
             first = False
             issued += 1
-            begin = time.perf_counter()
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT):
-                    status = await call()
-            except TimeoutError:
-                status = "client_timeout"
-            except Exception as exc:
-                status = type(exc).__name__
-            samples.append(Sample(status=status, latency_s=time.perf_counter() - begin, ok=status in OK))
-            tick(status)
+            sample = await timed(call)
+            samples.append(sample)
+            tick(sample.status)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return Run(samples=samples, wall_s=time.perf_counter() - started)
@@ -64,18 +70,10 @@ async def run_alternating(calls: list[Call], max_requests: int, max_seconds: flo
     while rounds < max_requests and (rounds == 0 or time.perf_counter() - started < max_seconds):
         rounds += 1
         for call, run in zip(calls, runs, strict=True):
-            begin = time.perf_counter()
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT):
-                    status = await call()
-            except TimeoutError:
-                status = "client_timeout"
-            except Exception as exc:
-                status = type(exc).__name__
-            took = time.perf_counter() - begin
-            run.samples.append(Sample(status=status, latency_s=took, ok=status in OK))
-            run.wall_s += took
-            tick(status)
+            sample = await timed(call)
+            run.samples.append(sample)
+            run.wall_s += sample.latency_s
+            tick(sample.status)
     return runs
 
 
@@ -85,16 +83,9 @@ async def run_burst(call: Call, concurrent: int, waves: int, pause: float = 1.0,
     run = Run()
 
     async def one() -> None:
-        begin = time.perf_counter()
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                status = await call()
-        except TimeoutError:
-            status = "client_timeout"
-        except Exception as exc:
-            status = type(exc).__name__
-        run.samples.append(Sample(status=status, latency_s=time.perf_counter() - begin, ok=status in OK))
-        tick(status)
+        sample = await timed(call)
+        run.samples.append(sample)
+        tick(sample.status)
 
     for wave in range(waves):
         if wave:

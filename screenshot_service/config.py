@@ -52,7 +52,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class BrowserConfig:
-    executable: str = ""  # empty = chromium, chromium-browser, google-chrome on PATH
+    executable: str = ""  # empty = auto: the headless shell, else chromium, chromium-browser, google-chrome
     pool_size: int = _opt(4, min=1, max=64)
     max_queue: int = _opt(16, min=0, max=10000)
     recycle_after: int = _opt(200, min=1, max=1_000_000)

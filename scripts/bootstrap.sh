@@ -1,14 +1,14 @@
 # Sourced by scripts/serve, scripts/test and scripts/bench: make this checkout
 # runnable on a fresh machine, idempotently. Usage: bootstrap [extra apt packages...]
 # - .venv with the package installed editable (re-installed when setup.cfg changes)
-# - the system Chromium and fonts (apt-get when root; otherwise says the command)
+# - the system Chromium (its headless shell, the default, and the full binary) and fonts (apt-get when root; otherwise says the command)
 
 bootstrap() {
     local root
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
     cd "$root" || return 1
 
-    local wanted=(chromium fonts-liberation fonts-noto-color-emoji "$@")
+    local wanted=(chromium-headless-shell chromium fonts-liberation fonts-noto-color-emoji "$@")
     local missing=()
     local pkg
     for pkg in "${wanted[@]}"; do
@@ -20,7 +20,7 @@ bootstrap() {
             export DEBIAN_FRONTEND=noninteractive
             apt-get update -qq >/dev/null
             apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-        elif ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+        elif ! command -v chromium-headless-shell >/dev/null && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
             echo "bootstrap: missing ${missing[*]}; install them with:" >&2
             echo "    sudo apt-get install -y ${missing[*]}" >&2
             return 1

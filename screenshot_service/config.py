@@ -58,6 +58,8 @@ class BrowserConfig:
     recycle_after: int = _opt(200, min=1, max=1_000_000)
     browsers: int = _opt(1, min=1, max=16)
     launch_timeout_seconds: float = _opt(30.0, min=1, max=300)
+    # A browser that answers no DevTools call for this long is hung (e.g. stopped): it is killed and replaced.
+    hang_timeout_seconds: float = _opt(10.0, min=1, max=120)
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,35 @@
 """Fixes for pyppeteer 2.0's DevTools plumbing, applied once at import.
 
-pyppeteer resolves the future of a DevTools call without checking whether the
-caller already gave up on it.  A capture cancelled by its deadline leaves such
-a future cancelled; when Chromium's answer arrives, ``set_result`` raises
-InvalidStateError inside the connection's receive loop, which then dies and
-takes every other capture on that browser with it.  These replacements only
-add the missing ``done()`` checks.
+Three failure modes of its ``Connection`` are mended here:
+
+* A DevTools future cancelled by a deadline was later resolved with
+  ``set_result``, which raised InvalidStateError inside the receive loop and
+  killed the connection for every capture on that browser.  Every settle now
+  checks ``done()`` first.
+* A websocket that never opened, or that dropped, left ``_async_send`` spinning
+  (``while not self._connected: await asyncio.sleep(0)``): a core burned for
+  good, and the caller's future never settled (a relaunch hung for ever).
+  Sends now wait for the connection to open or fail, and a closed connection
+  fails every pending and future call at once with ``NetworkError``.
+* A send that hit a closed socket resolved its caller with ``None`` instead of
+  an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
-from pyppeteer import connection
 from pyppeteer.connection import CDPSession, Connection, _createProtocolError, _rewriteError
+from pyppeteer.errors import NetworkError
+from websockets.exceptions import ConnectionClosed
+from websockets.legacy.client import connect as ws_connect
+
+log = logging.getLogger("screenshot_service.browser")
+
+CLOSED = "Connection closed"  # the text of every error a dropped connection produces
 
 
 def _settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
@@ -26,6 +40,81 @@ def _settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseExcep
         future.exception()  # mark retrieved: nobody may be waiting any more
     else:
         future.set_result(result)
+
+
+def _failed(loop: asyncio.AbstractEventLoop, method: str) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = loop.create_future()
+    _settle(future, error=NetworkError(f"Protocol error ({method}): {CLOSED}."))
+    return future
+
+
+def _connection_init(self: Connection, url: str, loop: asyncio.AbstractEventLoop, delay: int = 0) -> None:
+    super(Connection, self).__init__()
+    self._url = url
+    self._lastId = 0
+    self._callbacks = {}
+    self._delay = delay / 1000
+    self._loop = loop
+    self._sessions = {}
+    self._connected = False
+    self._dropped = False  # once True, for good: every call fails at once
+    self._opened = loop.create_future()  # settles when the socket opens or fails to
+    self._closeCallback = None
+    self._ws = ws_connect(url, max_size=None, loop=loop, ping_interval=None, ping_timeout=None)
+    self._recv_fut = loop.create_task(self._recv_loop())
+
+
+async def _recv_loop(self: Connection) -> None:
+    try:
+        async with self._ws as connection:
+            self.connection = connection
+            self._connected = True
+            _settle(self._opened, result=None)
+            while True:
+                message = await connection.recv()
+                if message:
+                    await self._on_message(message)
+    except (TimeoutError, ConnectionClosed, OSError, EOFError) as exc:
+        log.debug("devtools connection ended: %r", exc)
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("devtools connection failed")
+    finally:
+        _settle(self._opened, error=NetworkError(CLOSED))
+        if not self._dropped:
+            self._loop.create_task(self.dispose())
+
+
+async def _async_send(self: Connection, msg: str, callback_id: int) -> None:
+    try:
+        await asyncio.shield(self._opened)
+        await self.connection.send(msg)
+    except Exception:
+        callback = self._callbacks.pop(callback_id, None)
+        if callback is not None:
+            _settle(callback, error=_rewriteError(callback.error, f"Protocol error ({callback.method}): {CLOSED}."))
+        if not self._dropped:
+            await self.dispose()
+
+
+def _connection_send(self: Connection, method: str, params: dict[str, Any] | None = None) -> asyncio.Future[Any]:
+    if self._dropped:
+        return _failed(self._loop, method)
+    self._lastId += 1
+    message_id = self._lastId
+    msg = json.dumps({"id": message_id, "method": method, "params": params or {}})
+    callback = self._loop.create_future()
+    callback.error = NetworkError()
+    callback.method = method
+    self._callbacks[message_id] = callback
+    self._loop.create_task(self._async_send(msg, message_id))
+    return callback
+
+
+async def _connection_dispose(self: Connection) -> None:
+    self._connected = False
+    await self._on_close()
 
 
 def _connection_on_response(self: Connection, msg: dict[str, Any]) -> None:
@@ -39,19 +128,50 @@ def _connection_on_response(self: Connection, msg: dict[str, Any]) -> None:
 
 
 async def _connection_on_close(self: Connection) -> None:
+    if self._dropped:
+        return
+    self._dropped = True
     if self._closeCallback:
         self._closeCallback()
         self._closeCallback = None
     for callback in self._callbacks.values():
-        _settle(callback, error=_rewriteError(callback.error, f"Protocol error {callback.method}: Target closed."))
+        _settle(callback, error=_rewriteError(callback.error, f"Protocol error ({callback.method}): {CLOSED}."))
     self._callbacks.clear()
     for session in self._sessions.values():
         session._on_closed()
     self._sessions.clear()
     if hasattr(self, "connection"):
-        await self.connection.close()
-    if self._recv_fut is not None and not self._recv_fut.done():
+        try:
+            await asyncio.wait_for(self.connection.close(), 2)
+        except Exception:  # a hung peer: drop the transport instead of waiting on it
+            transport = getattr(self.connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+    if not self._recv_fut.done():
         self._recv_fut.cancel()
+
+
+def _session_send(self: CDPSession, method: str, params: dict[str, Any] | None = None) -> asyncio.Future[Any]:
+    if not self._connection:
+        return _failed(self._loop, method)
+    self._lastId += 1
+    message_id = self._lastId
+    msg = json.dumps({"id": message_id, "method": method, "params": params or {}})
+    callback = self._loop.create_future()
+    callback.error = NetworkError()
+    callback.method = method
+    self._callbacks[message_id] = callback
+    outer = self._connection.send("Target.sendMessageToTarget", {"sessionId": self._sessionId, "message": msg})
+
+    def relay(sent: asyncio.Future[Any]) -> None:
+        # The carrier call failing (connection gone) must fail the inner call too.
+        if not sent.cancelled() and sent.exception() is not None:
+            failed = self._callbacks.pop(message_id, None)
+            if failed is not None:
+                _settle(failed, error=_rewriteError(failed.error, f"Protocol error ({method}): {CLOSED}."))
+
+    outer.add_done_callback(relay)
+    return callback
 
 
 def _session_on_message(self: CDPSession, msg: str) -> None:
@@ -80,17 +200,30 @@ def _session_on_message(self: CDPSession, msg: str) -> None:
 
 def _session_on_closed(self: CDPSession) -> None:
     for callback in self._callbacks.values():
-        _settle(callback, error=_rewriteError(callback.error, f"Protocol error {callback.method}: Target closed."))
+        _settle(callback, error=_rewriteError(callback.error, f"Protocol error ({callback.method}): {CLOSED}."))
     self._callbacks.clear()
     self._connection = None
 
 
+def is_connection_lost(error: BaseException) -> bool:
+    """True when ``error`` means the browser, its socket or the page's target went away."""
+    text = str(error)
+    return isinstance(error, (NetworkError, ConnectionError)) and (
+        CLOSED in text or "Target closed" in text or "Session closed" in text or "Connection is closed" in text
+    )
+
+
 def apply() -> None:
+    Connection.__init__ = _connection_init
+    Connection._recv_loop = _recv_loop
+    Connection._async_send = _async_send
+    Connection.send = _connection_send
+    Connection.dispose = _connection_dispose
     Connection._on_response = _connection_on_response
     Connection._on_close = _connection_on_close
+    CDPSession.send = _session_send
     CDPSession._on_message = _session_on_message
     CDPSession._on_closed = _session_on_closed
 
 
-_ = connection  # the module patched
 apply()

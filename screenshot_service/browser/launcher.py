@@ -19,8 +19,7 @@ import signal
 import tempfile
 from dataclasses import dataclass, field
 
-import pyppeteer
-from pyppeteer.browser import Browser
+from .driver import BrowserDriver, DriverError
 
 log = logging.getLogger("screenshot_service.browser")
 
@@ -133,12 +132,12 @@ def _is_executable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-@dataclass
+@dataclass(eq=False)
 class ChromiumProcess:
-    """A running Chromium and the pyppeteer Browser connected to it."""
+    """A running Chromium, its process group and the driver connected to it."""
 
     process: asyncio.subprocess.Process
-    browser: Browser
+    driver: BrowserDriver
     user_data_dir: str
     _stderr_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -146,23 +145,32 @@ class ChromiumProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
     async def close(self, timeout: float = 5.0) -> None:
-        """Ask politely, then kill the whole process group; always remove the profile."""
+        """Ask politely, then kill the whole process group; always remove the profile.
+
+        Bounded: a hung browser costs ``timeout`` for the polite part, then SIGKILL.
+        """
         try:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.browser._connection.send("Browser.close"), timeout)
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout)
-            except TimeoutError:
-                self.kill()
-                await self.process.wait()
+            if self.running:
+                await self.driver.close(timeout)
+                try:
+                    await asyncio.wait_for(self.process.wait(), timeout)
+                except TimeoutError:
+                    pass
         finally:
-            self.kill()  # stragglers of the group (zygote, renderers) go too
-            await self._wait_group_gone()
+            self.kill()  # the browser if it would not go, and every straggler of the group
             with contextlib.suppress(Exception):
-                await self.browser._connection.dispose()
+                await asyncio.wait_for(self.process.wait(), timeout)
+            await self._wait_group_gone()
+            await self.driver.close(0.5)  # the DevTools socket, if the polite close never ran
             if self._stderr_task:
                 self._stderr_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._stderr_task
             shutil.rmtree(self.user_data_dir, ignore_errors=True)
 
     async def _wait_group_gone(self, timeout: float = 3.0) -> None:
@@ -217,6 +225,7 @@ async def launch(
     """Start Chromium and connect to it.  ``nice`` lowers the CPU priority of every thread it
     runs; ``session_nice`` only that of its session as a whole, where the kernel groups CPU
     time by session (autogroup), leaving Chromium's ranking of its own threads intact."""
+    began = asyncio.get_running_loop().time()
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-chromium-")
     # The headless shell is headless by nature; the full binary needs the new headless mode.
     headless = "--headless" if is_headless_shell(executable) else "--headless=new"
@@ -236,17 +245,18 @@ async def launch(
     if max(nice, session_nice) > 0:
         _nice_autogroup(process.pid, max(nice, session_nice))
     try:
+        loop = asyncio.get_running_loop()
         endpoint = await asyncio.wait_for(read_endpoint(process), timeout)
-        browser = await pyppeteer.connect(browserWSEndpoint=endpoint, defaultViewport=None)
+        driver = await BrowserDriver.connect(endpoint, max(1.0, timeout - (loop.time() - began)))
     except BaseException as exc:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
         shutil.rmtree(user_data_dir, ignore_errors=True)
-        if isinstance(exc, (asyncio.TimeoutError, EOFError, OSError)):
+        if isinstance(exc, (asyncio.TimeoutError, EOFError, OSError, DriverError)):
             raise BrowserLaunchError(f"Chromium ({executable}) did not start: {exc!r}") from exc
         raise
-    chromium = ChromiumProcess(process=process, browser=browser, user_data_dir=user_data_dir)
+    chromium = ChromiumProcess(process=process, driver=driver, user_data_dir=user_data_dir)
     chromium._stderr_task = asyncio.create_task(drain_stderr(process))
     log.info("chromium started pid=%s", process.pid)
     return chromium

@@ -27,8 +27,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pyppeteer.page import Page
-
+    from ..browser.driver import PageDriver
     from .options import CaptureOptions
 
 log = logging.getLogger("screenshot_service.capture")
@@ -89,12 +88,12 @@ def url_patterns(blocked: Iterable[str]) -> list[dict[str, Any]]:
     return patterns
 
 
-async def apply_page_blocking(page: Page, opts: CaptureOptions) -> None:
+async def apply_page_blocking(page: PageDriver, opts: CaptureOptions) -> None:
     """Block the selected lists inside Chromium for this page (call before navigation)."""
     blocked = selected_domains(opts)
     if not blocked:
         return
-    await page._client.send("Network.setBlockedURLs", {"urlPatterns": url_patterns(blocked)})
+    await page.send("Network.setBlockedURLs", {"urlPatterns": url_patterns(blocked)})
 
 
 @functools.cache

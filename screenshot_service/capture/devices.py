@@ -9,7 +9,7 @@ precedence, resolved once in ``CaptureOptions``:
   ``device=iphone_15&width=500`` is an iPhone-like browser 500 CSS px wide.
 
 Emulation goes through DevTools directly (not ``page.setViewport``) so that
-switching to a mobile viewport never triggers pyppeteer's reload of the page.
+switching to a mobile viewport never triggers a reload of the page.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pyppeteer.page import Page
-
+    from ..browser.driver import PageDriver
     from .options import CaptureOptions
 
 _IOS_17 = (
@@ -67,9 +66,8 @@ DEVICES: dict[str, Device] = {
 }
 
 
-async def emulate(page: Page, opts: CaptureOptions) -> None:
+async def emulate(page: PageDriver, opts: CaptureOptions) -> None:
     """Viewport, pixel density, mobile layout, touch and user agent, before navigation."""
-    client = page._client
     device = DEVICES.get(opts.device or "")
     mobile = device.mobile if device else False
     touch = device.touch if device else False
@@ -85,11 +83,11 @@ async def emulate(page: Page, opts: CaptureOptions) -> None:
         if portrait
         else {"type": "landscapePrimary", "angle": 90},
     }
-    await client.send("Emulation.setDeviceMetricsOverride", metrics)
+    await page.send("Emulation.setDeviceMetricsOverride", metrics)
     # Always sent, so a page sees exactly the touch support the preset promises.
     touch_params: dict[str, object] = {"enabled": touch}
     if touch:
         touch_params["maxTouchPoints"] = 5
-    await client.send("Emulation.setTouchEmulationEnabled", touch_params)
+    await page.send("Emulation.setTouchEmulationEnabled", touch_params)
     if opts.user_agent:
-        await client.send("Network.setUserAgentOverride", {"userAgent": opts.user_agent})
+        await page.send("Network.setUserAgentOverride", {"userAgent": opts.user_agent})

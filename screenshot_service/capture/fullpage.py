@@ -28,8 +28,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pyppeteer.page import Page
-
+    from ..browser.driver import PageDriver
     from .options import CaptureOptions
 
 SINGLE_LIMIT = 16384  # device px: Chromium's max texture size on many GPU builds; one shot stays below
@@ -53,16 +52,16 @@ class Shot:
 class NetworkTracker:
     """Requests in flight on one page, and how many Chromium itself blocked (setBlockedURLs)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, page: PageDriver) -> None:
         self.inflight: set[str] = set()
         self.blocked = 0
         self.changed = asyncio.get_running_loop().time()
         # frame id -> URL whose document response was a download (navigation then fails with ERR_ABORTED).
         self.downloads: dict[str, str] = {}
-        client.on("Network.requestWillBeSent", lambda e: self._update(e["requestId"], add=True))
-        client.on("Network.loadingFinished", lambda e: self._update(e["requestId"], add=False))
-        client.on("Network.loadingFailed", self._failed)
-        client.on("Network.responseReceived", self._response)
+        page.on("Network.requestWillBeSent", lambda e: self._update(e["requestId"], add=True))
+        page.on("Network.loadingFinished", lambda e: self._update(e["requestId"], add=False))
+        page.on("Network.loadingFailed", self._failed)
+        page.on("Network.responseReceived", self._response)
 
     def _update(self, request_id: str, *, add: bool) -> None:
         (self.inflight.add if add else self.inflight.discard)(request_id)
@@ -94,10 +93,10 @@ class NetworkTracker:
 _trackers: weakref.WeakKeyDictionary[Any, NetworkTracker] = weakref.WeakKeyDictionary()
 
 
-def track(page: Page) -> NetworkTracker:
+def track(page: PageDriver) -> NetworkTracker:
     """The page's tracker, installed on first call (before navigation, to see every request)."""
     if page not in _trackers:
-        _trackers[page] = NetworkTracker(page._client)
+        _trackers[page] = NetworkTracker(page)
     return _trackers[page]
 
 
@@ -138,7 +137,7 @@ _TOP_JS = """async () => {
 }"""
 
 
-async def reveal(page: Page, opts: CaptureOptions, budget: float) -> None:
+async def reveal(page: PageDriver, opts: CaptureOptions, budget: float) -> None:
     """Scroll through the page, let lazy content load and the network settle, return to the top."""
     loop = asyncio.get_running_loop()
     budget = max(0.5, min(budget, REVEAL_MAX))
@@ -155,9 +154,8 @@ async def reveal(page: Page, opts: CaptureOptions, budget: float) -> None:
 # -- capture ------------------------------------------------------------------------------
 
 
-async def capture_full_page(page: Page, opts: CaptureOptions) -> Shot:
-    client = page._client
-    metrics = await client.send("Page.getLayoutMetrics")
+async def capture_full_page(page: PageDriver, opts: CaptureOptions) -> Shot:
+    metrics = await page.send("Page.getLayoutMetrics")
     size = metrics.get("cssContentSize") or metrics["contentSize"]
     scale = opts.device_scale_factor
     full = max(1, math.ceil(size["height"]))
@@ -167,15 +165,15 @@ async def capture_full_page(page: Page, opts: CaptureOptions) -> Shot:
         limit = min(limit, math.floor((WEBP_LIMIT if opts.format == "webp" else SINGLE_LIMIT) / scale))
     height = min(full, limit)
     if height * scale <= SINGLE_LIMIT or opts.format != "png":
-        return Shot(await _shot(client, opts, 0, height), clamped=full > height)
+        return Shot(await _shot(page, opts, 0, height), clamped=full > height)
     rows = _tile_css_rows(opts.width, scale)
-    tiles = [await _shot(client, opts, y, min(rows, height - y)) for y in range(0, height, rows)]
+    tiles = [await _shot(page, opts, y, min(rows, height - y)) for y in range(0, height, rows)]
     try:
         data = await asyncio.to_thread(stitch_png, tiles)  # zlib releases the GIL: the loop keeps serving
     except ValueError:
         # Strips Chromium encoded differently (never seen, but cheap to survive): one clamped shot.
         height = math.floor(SINGLE_LIMIT / scale)
-        return Shot(await _shot(client, opts, 0, height), clamped=True)
+        return Shot(await _shot(page, opts, 0, height), clamped=True)
     return Shot(data, clamped=full > height)
 
 
@@ -187,7 +185,7 @@ def _tile_css_rows(width: int, scale: float) -> int:
     return max(step, math.floor(device_rows / scale / step) * step)
 
 
-async def _shot(client: Any, opts: CaptureOptions, y: int, height: int) -> bytes:
+async def _shot(page: PageDriver, opts: CaptureOptions, y: int, height: int) -> bytes:
     params: dict[str, Any] = {
         "format": opts.format,
         "fromSurface": True,
@@ -196,7 +194,7 @@ async def _shot(client: Any, opts: CaptureOptions, y: int, height: int) -> bytes
     }
     if opts.format in ("jpeg", "webp"):
         params["quality"] = opts.quality
-    result = await client.send("Page.captureScreenshot", params)
+    result = await page.send("Page.captureScreenshot", params)
     return base64.b64decode(result["data"])
 
 

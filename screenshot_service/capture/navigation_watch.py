@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from pyppeteer.page import Page
-
+from ..browser.driver import PageDriver
 from ..errors import BlockedTarget
 
 # Chromium's errors for a proxy that refused a CONNECT or answered with an error.
@@ -21,23 +20,34 @@ _PROXY_REFUSALS = ("ERR_TUNNEL_CONNECTION_FAILED", "ERR_PROXY_CONNECTION_FAILED"
 
 
 class MainFrameWatch:
-    def __init__(self, page: Page) -> None:
+    """Watches the main frame's document requests (DevTools Network events) for a proxy refusal."""
+
+    def __init__(self, page: PageDriver) -> None:
         self.page = page
         self.blocked_host: str | None = None
-        page.on("response", self._on_response)
-        page.on("requestfailed", self._on_failed)
+        self._documents: dict[str, str] = {}  # requestId -> URL of the main frame's document requests
+        page.on("Network.requestWillBeSent", self._on_request)
+        page.on("Network.responseReceived", self._on_response)
+        page.on("Network.loadingFailed", self._on_failed)
 
-    def _is_main_navigation(self, request: Any) -> bool:
-        return bool(request.isNavigationRequest()) and request.frame is self.page.mainFrame
+    def _is_main_document(self, event: dict[str, Any]) -> bool:
+        return event.get("type") == "Document" and event.get("frameId") == self.page.main_frame_id
 
-    def _on_response(self, response: Any) -> None:
-        if self._is_main_navigation(response.request) and response.headers.get("x-egress-blocked"):
-            self.blocked_host = urlsplit(response.url).hostname or "?"
+    def _on_request(self, event: dict[str, Any]) -> None:
+        if self._is_main_document(event):
+            self._documents[event["requestId"]] = (event.get("request") or {}).get("url", "")
 
-    def _on_failed(self, request: Any) -> None:
-        failure = (request.failure() or {}).get("errorText", "")
-        if self._is_main_navigation(request) and any(code in failure for code in _PROXY_REFUSALS):
-            self.blocked_host = urlsplit(request.url).hostname or "?"
+    def _on_response(self, event: dict[str, Any]) -> None:
+        response = event.get("response") or {}
+        headers = {str(k).lower() for k in (response.get("headers") or {})}
+        if self._is_main_document(event) and "x-egress-blocked" in headers:
+            self.blocked_host = urlsplit(response.get("url", "")).hostname or "?"
+
+    def _on_failed(self, event: dict[str, Any]) -> None:
+        url = self._documents.get(event.get("requestId", ""))
+        failure = event.get("errorText", "")
+        if url is not None and any(code in failure for code in _PROXY_REFUSALS):
+            self.blocked_host = urlsplit(url).hostname or "?"
 
     def raise_if_blocked(self) -> None:
         if self.blocked_host is not None:

@@ -1,7 +1,7 @@
 """Drive one page: prepare (emulation), navigate (and tidy the page), capture.  Knows no HTTP.
 
 The caller owns the deadline (an ``asyncio.timeout`` around all three), so no
-call here carries its own timeout: pyppeteer's timeouts are all disabled.
+call here carries its own timeout (the driver bounds each call only as a backstop).
 ``capture`` takes the deadline only to size the time it spends revealing lazy
 content of a full page.
 
@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from pyppeteer.errors import ElementHandleError, NetworkError, PageError
-from pyppeteer.page import Page
-
+from ..browser.driver import NavigationFailed, PageDriver, ProtocolError, ScriptError
 from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
 from . import blocking, devices, fullpage
 from .options import CaptureOptions
@@ -48,7 +46,7 @@ REVEAL_DEFAULT = 6.0  # seconds of lazy-content reveal when the caller gives no 
 REVEAL_SHARE = 0.5  # ... else at most this share of the time left
 BANNER_SETTLE = 0.3  # seconds for a consent banner to react to its accept button
 
-_prepared: weakref.WeakSet[Page] = weakref.WeakSet()
+_prepared: weakref.WeakSet[PageDriver] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -60,13 +58,12 @@ class Rendered:
     blocked_requests: int = 0  # requests Chromium refused from the ad/tracker lists
 
 
-async def prepare(page: Page, opts: CaptureOptions) -> None:
+async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
     """Everything that must hold before the first request: emulation, identity, blocking."""
     _prepared.add(page)
     fullpage.track(page)  # count requests from the very first one
     await devices.emulate(page, opts)
-    client = page._client
-    await client.send(
+    await page.send(
         "Emulation.setEmulatedMedia",
         {
             "features": [
@@ -76,18 +73,18 @@ async def prepare(page: Page, opts: CaptureOptions) -> None:
         },
     )
     if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners:
-        await page.setBypassCSP(True)  # our style and script must run on pages with a strict CSP
+        await page.set_bypass_csp(True)  # our style and script must run on pages with a strict CSP
     if opts.headers:
-        await client.send("Network.setExtraHTTPHeaders", {"headers": opts.header_dict})
+        await page.send("Network.setExtraHTTPHeaders", {"headers": opts.header_dict})
     if opts.cookies and opts.url:
         try:
-            await client.send("Network.setCookies", {"cookies": [c.to_cdp(opts.url) for c in opts.cookies]})
-        except NetworkError as exc:
+            await page.send("Network.setCookies", {"cookies": [c.to_cdp(opts.url) for c in opts.cookies]})
+        except ProtocolError as exc:
             raise InvalidParameter.fields({"cookies": f"rejected by the browser: {_first_line(exc)}"}) from None
     await blocking.apply_page_blocking(page, opts)
 
 
-async def navigate(page: Page, opts: CaptureOptions) -> None:
+async def navigate(page: PageDriver, opts: CaptureOptions) -> None:
     if page not in _prepared:
         await prepare(page, opts)
     if opts.html is not None:
@@ -96,10 +93,9 @@ async def navigate(page: Page, opts: CaptureOptions) -> None:
         assert opts.url is not None
         _refuse_listed_target(opts)
         try:
-            await page.goto(opts.url, waitUntil=opts.wait_until, timeout=0)
-        except PageError as exc:
-            main = page.mainFrame._id if page.mainFrame else ""
-            if main in fullpage.track(page).downloads:  # downloads are denied per context (browser/pool.py)
+            await page.goto(opts.url, opts.wait_until)
+        except NavigationFailed as exc:
+            if page.main_frame_id in fullpage.track(page).downloads:  # downloads are denied per context (browser/pool.py)
                 host = urlsplit(opts.url).hostname or "the target"
                 raise TargetUnreachable(
                     f"{host} answered with a file download, not a page: there is nothing to capture",
@@ -108,19 +104,18 @@ async def navigate(page: Page, opts: CaptureOptions) -> None:
             raise _navigation_error(str(exc), opts.url) from None
     if opts.wait_for_selector:
         await _check_selector(page, "wait_for_selector", opts.wait_for_selector)
-        await page.waitForSelector(opts.wait_for_selector, visible=True, timeout=0)
+        await page.wait_for_selector(opts.wait_for_selector)
     await _tidy(page, opts)
     if opts.delay:
         await asyncio.sleep(opts.delay / 1000)
 
 
-async def capture(page: Page, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
+async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
     """The image (or PDF).  ``deadline`` (loop time) bounds the full-page reveal."""
-    client = page._client
     if opts.omit_background:
-        await client.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
+        await page.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
     if opts.format == "pdf":
-        result = await client.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
+        result = await page.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
         return _rendered(page, base64.b64decode(result["data"]), opts.width, opts.height)
     clamped = False
     if opts.full_page:
@@ -138,12 +133,12 @@ async def capture(page: Page, opts: CaptureOptions, *, deadline: float | None = 
             clamped = height > limit
             params["clip"] = {"x": x, "y": y, "width": width, "height": min(height, limit), "scale": 1}
             params["captureBeyondViewport"] = True  # the area may lie outside the viewport
-        data = base64.b64decode((await client.send("Page.captureScreenshot", params))["data"])
+        data = base64.b64decode((await page.send("Page.captureScreenshot", params))["data"])
     width, height = fullpage.image_size(data)
     return _rendered(page, data, width, height, clamped)
 
 
-def _rendered(page: Page, data: bytes, width: int, height: int, clamped: bool = False) -> Rendered:
+def _rendered(page: PageDriver, data: bytes, width: int, height: int, clamped: bool = False) -> Rendered:
     blocked = fullpage.track(page).blocked
     return Rendered(data=data, width=width, height=height, clamped=clamped, blocked_requests=blocked)
 
@@ -165,10 +160,10 @@ _LOADED_JS = """(wanted) => new Promise(resolve => {
 })"""
 
 
-async def _load_html(page: Page, opts: CaptureOptions) -> None:
+async def _load_html(page: PageDriver, opts: CaptureOptions) -> None:
     """Render caller-supplied HTML, then wait as ``wait_until`` says (setContent alone does not)."""
     assert opts.html is not None
-    await page.setContent(opts.html)
+    await page.set_content(opts.html)
     await page.evaluate(_LOADED_JS, opts.wait_until)
     if opts.wait_until.startswith("networkidle"):
         # No timeout of our own: the deadline around us ends a network that never goes quiet.
@@ -188,25 +183,25 @@ _BANNERS_JS = """(selectors) => {
 }"""
 
 
-async def _tidy(page: Page, opts: CaptureOptions) -> None:
+async def _tidy(page: PageDriver, opts: CaptureOptions) -> None:
     """Cookie banners, hidden elements, caller CSS and JS — in that order, so the caller's word is last."""
     if opts.block_cookie_banners:
         if await page.evaluate(_BANNERS_JS, list(blocking.cookie_accept_selectors())):
             await asyncio.sleep(BANNER_SETTLE)
-        await page.addStyleTag(content=blocking.cookie_banner_css())
+        await page.add_style_tag(blocking.cookie_banner_css())
     if opts.hide_selectors:
         for selector in opts.hide_selectors:
             await _check_selector(page, "hide_selectors", selector)
         rules = "\n".join(f"{s} {{ display: none !important; }}" for s in opts.hide_selectors)
-        await page.addStyleTag(content=rules)
+        await page.add_style_tag(rules)
     if opts.css:
-        await page.addStyleTag(content=opts.css)
+        await page.add_style_tag(opts.css)
     if opts.js:
         await _run_js(page, opts.js)
 
 
-async def _run_js(page: Page, source: str) -> None:
-    result = await page._client.send(
+async def _run_js(page: PageDriver, source: str) -> None:
+    result = await page.send(
         "Runtime.evaluate",
         {"expression": source, "awaitPromise": True, "returnByValue": False, "userGesture": True},
     )
@@ -217,7 +212,7 @@ async def _run_js(page: Page, source: str) -> None:
         raise InvalidParameter.fields({"js": f"threw {_first_line(message)}"})
 
 
-async def _check_selector(page: Page, field: str, selector: str) -> None:
+async def _check_selector(page: PageDriver, field: str, selector: str) -> None:
     """A 400 naming ``field`` for a selector the browser cannot parse (instead of a silent no-op)."""
     ok = await page.evaluate("(s) => { try { document.createDocumentFragment().querySelector(s); return true; }"
                              " catch (e) { return false; } }", selector)
@@ -235,13 +230,13 @@ _BOX_JS = """(selector) => {
 }"""
 
 
-async def _element_box(page: Page, selector: str | None) -> tuple[int, int, int, int]:
+async def _element_box(page: PageDriver, selector: str | None) -> tuple[int, int, int, int]:
     """The element's box in page coordinates, whole CSS px (so the image is exactly its size)."""
     assert selector is not None
     await _check_selector(page, "selector", selector)
     try:
         box = await page.evaluate(_BOX_JS, selector)
-    except ElementHandleError as exc:
+    except ScriptError as exc:
         raise InvalidParameter.fields({"selector": _first_line(exc)}) from None
     if box is None:
         raise SelectorNotFound(f"no element matches {selector!r}", details={"selector": selector})

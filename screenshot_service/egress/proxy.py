@@ -87,7 +87,9 @@ class ProxyChannel:
         try:
             await self._proxy._handle(self, reader, writer)
         except asyncio.CancelledError:
-            raise
+            # Only close() cancels these. Ending normally matters: Python 3.11's stream server
+            # calls exception() on a finished connection task, which raises for a cancelled one.
+            pass
         except Exception:
             log.exception("egress proxy: unexpected error")
         finally:

@@ -1,0 +1,209 @@
+"""The small browser interface the rest of the service uses; pyppeteer stays behind it.
+
+``capture/`` sees a ``PageDriver`` (DevTools commands and events, evaluate,
+navigation, selector waits) and the errors below, never a pyppeteer object.
+The pool sees a ``BrowserDriver`` (contexts, liveness probe, close).
+
+What this layer guarantees on top of pyppeteer (with ``compat``'s patches):
+
+* a dropped DevTools connection fails every pending and future call at once
+  with ``ConnectionLost``, with no busy loop;
+* every call has a bound (``CALL_BOUND``; browser-level calls take their own,
+  shorter one), so nothing here can wait for ever on a hung browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pyppeteer
+from pyppeteer.browser import Browser, BrowserContext
+from pyppeteer.errors import BrowserError, ElementHandleError, NetworkError, PageError
+from pyppeteer.page import Page
+
+from . import compat
+from .hazards import guard_page, watch_popups
+
+T = TypeVar("T")
+
+# Beyond any capture deadline (<= 30 s): the caller's deadline ends a page call first, this
+# bound only guarantees that no call outlives a deadline somebody forgot.
+CALL_BOUND = 45.0
+DOWNLOADS_DENIED = {"behavior": "deny"}
+
+
+class DriverError(Exception):
+    """A browser call failed."""
+
+
+class ConnectionLost(DriverError):
+    """The browser, its DevTools socket or the page's renderer went away."""
+
+
+class ProtocolError(DriverError):
+    """The browser refused a command (bad parameters, a state it cannot be in)."""
+
+
+class ScriptError(DriverError):
+    """Script evaluated in the page threw."""
+
+
+class NavigationFailed(DriverError):
+    """The main document did not load; the message carries Chromium's net error (``net::ERR_…``)."""
+
+
+class CallTimeout(DriverError):
+    """A browser call outlived its bound: the browser is hung."""
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if compat.is_connection_lost(exc) or isinstance(exc, (ConnectionError, BrowserError)):
+        return ConnectionLost(str(exc))
+    if isinstance(exc, PageError):
+        return NavigationFailed(str(exc))
+    if isinstance(exc, ElementHandleError):
+        return ScriptError(str(exc))
+    if isinstance(exc, NetworkError):
+        text = str(exc)
+        # A renderer that crashed under a call reports "Target crashed" / "context destroyed".
+        if "Target crashed" in text or "Inspected target navigated or closed" in text:
+            return ConnectionLost(text)
+        return ProtocolError(text)
+    return exc
+
+
+async def bounded(call: Awaitable[T], bound: float) -> T:
+    """``call`` with pyppeteer's errors turned into ours, and at most ``bound`` seconds."""
+    try:
+        return await asyncio.wait_for(call, bound)
+    except TimeoutError:
+        # An outer deadline (asyncio.timeout) cancels us with the same error type: only ours is a hang.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise CallTimeout(f"no answer from the browser within {bound:g} s") from None
+    except DriverError:
+        raise
+    except Exception as exc:
+        translated = _translate(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
+class PageDriver:
+    """One page (tab) of a browser context: what a capture may do with it."""
+
+    def __init__(self, page: Page) -> None:
+        self._page = page
+
+    @property
+    def main_frame_id(self) -> str:
+        frame = self._page.mainFrame
+        return frame._id if frame is not None else ""
+
+    async def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One DevTools command on this page's session."""
+        result = await bounded(self._page._client.send(method, params or {}), CALL_BOUND)
+        return result or {}
+
+    def on(self, event: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``handler(params)`` for every DevTools ``event`` of this page (e.g. ``Network.loadingFailed``)."""
+        self._page._client.on(event, handler)
+
+    async def evaluate(self, function: str, *args: Any) -> Any:
+        """Call the JavaScript ``function`` with JSON ``args`` in the page; awaits a returned promise."""
+        return await bounded(self._page.evaluate(function, *args), CALL_BOUND)
+
+    async def goto(self, url: str, wait_until: str) -> None:
+        """Navigate and wait for ``load``, ``domcontentloaded``, ``networkidle0`` or ``networkidle2``."""
+        await bounded(self._page.goto(url, waitUntil=wait_until, timeout=0), CALL_BOUND)
+
+    async def set_content(self, html: str) -> None:
+        await bounded(self._page.setContent(html), CALL_BOUND)
+
+    async def wait_for_selector(self, selector: str) -> None:
+        """Until an element matching ``selector`` is visible."""
+        await bounded(self._page.waitForSelector(selector, visible=True, timeout=0), CALL_BOUND)
+
+    async def add_style_tag(self, css: str) -> None:
+        await bounded(self._page.addStyleTag(content=css), CALL_BOUND)
+
+    async def set_bypass_csp(self, enabled: bool) -> None:
+        await bounded(self._page.setBypassCSP(enabled), CALL_BOUND)
+
+
+class BrowserDriver:
+    """One connected Chromium: contexts, a liveness probe, close."""
+
+    def __init__(self, browser: Browser) -> None:
+        self._browser = browser
+        watch_popups(browser)
+
+    @classmethod
+    async def connect(cls, endpoint: str, bound: float) -> BrowserDriver:
+        browser = await bounded(pyppeteer.connect(browserWSEndpoint=endpoint, defaultViewport=None), bound)
+        return cls(browser)
+
+    @property
+    def connected(self) -> bool:
+        return not getattr(self._browser._connection, "_dropped", False)
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        self._browser.on("disconnected", callback)
+
+    async def probe(self, bound: float) -> None:
+        """Raise unless the browser answers a trivial call within ``bound`` (CallTimeout: hung)."""
+        await bounded(self._browser._connection.send("Browser.getVersion"), bound)
+
+    async def new_context(self, params: dict[str, Any], viewport: dict[str, Any], bound: float) -> tuple[str, PageDriver]:
+        """A fresh incognito context (``params``: e.g. its proxy) with one blank page.
+
+        Half-way failures dispose what was made, so nothing lingers in the browser.
+        """
+        made: list[str] = []
+        try:
+            page = await bounded(self._new_context(params, viewport, made), bound)
+        except BaseException:
+            for context_id in made:
+                with contextlib.suppress(Exception):
+                    await self.dispose_context(context_id, bound)
+            raise
+        guard_page(page)
+        return made[0], PageDriver(page)
+
+    async def _new_context(self, params: dict[str, Any], viewport: dict[str, Any], made: list[str]) -> Page:
+        connection = self._browser._connection
+        context_id = (await connection.send("Target.createBrowserContext", params))["browserContextId"]
+        made.append(context_id)
+        context = BrowserContext(self._browser, context_id)
+        self._browser._contexts[context_id] = context
+        await connection.send("Browser.setDownloadBehavior", {**DOWNLOADS_DENIED, "browserContextId": context_id})
+        page = await context.newPage()
+        await page.setViewport(viewport)
+        return page
+
+    async def dispose_context(self, context_id: str, bound: float) -> None:
+        """Close the context and its renderers (raises CallTimeout when the browser is hung)."""
+        self._browser._contexts.pop(context_id, None)
+        if self.connected:
+            await bounded(self._browser._connection.send("Target.disposeBrowserContext", {"browserContextId": context_id}), bound)
+
+    async def close(self, bound: float) -> None:
+        """Ask Chromium to exit, then drop the connection (the launcher kills what remains)."""
+        with contextlib.suppress(Exception):
+            if self.connected:
+                await bounded(self._browser._connection.send("Browser.close"), bound)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._browser._connection.dispose(), bound)
+
+    def popups_open(self) -> int:
+        """Pages some page opened (window.open, target=_blank) that are still open."""
+        return sum(
+            1
+            for target in self._browser.targets()
+            if target.type == "page" and target._targetInfo.get("openerId")
+        )

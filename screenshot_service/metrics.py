@@ -42,12 +42,13 @@ _POOL_GAUGES = {
     "in_use": "Slots leased by captures right now.",
     "waiting": "Requests queued for a slot.",
     "warm": "Fresh contexts ready to lease.",
+    "warming": "Contexts being created right now.",
     "jobs_size": "Contexts of the jobs lane ([jobs] workers; 0 = jobs share the sync slots).",
     "jobs_in_use": "Jobs-lane contexts leased by job captures right now.",
     "browsers": "Live Chromium processes.",
 }
 _POOL_COUNTERS = {
-    "browser_restarts": ("restarts", "Chromium relaunches after a crash."),
+    "browser_restarts": ("restarts", "Chromium relaunches after a crash or a hang."),
     "browser_recycles": ("recycles", "Planned Chromium replacements after recycle_after captures."),
     "pool_leases": ("captures", "Contexts leased (captures attempted) since start."),
 }

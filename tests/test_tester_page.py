@@ -9,19 +9,35 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pyppeteer
+import pytest
 from pyppeteer.page import Page
 
 from screenshot_service.api.tester import CSP
+from screenshot_service.browser.launcher import find_executable
 from tests.conftest import Service, image_of
 from tests.conftest import TestSite as Site
 from tests.test_metrics import start_service
 
 SHOT_PATH = Path("/tmp/tester-page.png")
 SHOT_PATH_DARK = Path("/tmp/tester-page-dark.png")
+
+
+@pytest.fixture
+async def user_page() -> AsyncIterator[Page]:
+    """A page in the user's own browser: a real Chromium of the test's, not one of the service's."""
+    browser = await pyppeteer.launch(
+        executablePath=find_executable(), args=["--no-sandbox"], handleSIGINT=False,
+        handleSIGTERM=False, handleSIGHUP=False, autoClose=False,
+    )
+    try:
+        yield await browser.newPage()
+    finally:
+        await browser.close()
 
 
 def free_port() -> int:
@@ -62,46 +78,45 @@ async def test_page_is_self_contained_with_a_strict_csp(
 
 
 async def test_capture_from_the_page_in_a_real_browser(
-    aiohttp_client: Any, tmp_path: Path, test_site: Site, make_pool: Callable[..., Any]
+    aiohttp_client: Any, tmp_path: Path, test_site: Site, make_pool: Callable[..., Any], user_page: Page
 ) -> None:
-    svc, pool, base = await running_tester(aiohttp_client, tmp_path, test_site, make_pool)
-    async with pool.lease() as lease:
-        page: Page = lease.page
-        requested: list[str] = []
-        page.on("request", lambda request: requested.append(request.url))
-        opened = await page.goto(base + "/", waitUntil="load")
-        assert opened is not None and opened.status == 200
+    svc, _, base = await running_tester(aiohttp_client, tmp_path, test_site, make_pool)
+    page = user_page
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    opened = await page.goto(base + "/", waitUntil="load")
+    assert opened is not None and opened.status == 200
 
-        await page.type("#url", test_site.url + "/paint")
-        await page.type("#key", svc.key)
-        await page.click("#width", clickCount=3)
-        await page.type("#width", "640")
-        curl = await text_of(page, "curl")
-        assert base + "/v1/screenshot" in curl and "$API_KEY" in curl and svc.key not in curl
-        assert '"width": 640' in curl and '"response_type": "json"' in curl
-        await page.click("#include_key")
-        assert f"Authorization: Bearer {svc.key}" in await text_of(page, "curl")
+    await page.type("#url", test_site.url + "/paint")
+    await page.type("#key", svc.key)
+    await page.click("#width", clickCount=3)
+    await page.type("#width", "640")
+    curl = await text_of(page, "curl")
+    assert base + "/v1/screenshot" in curl and "$API_KEY" in curl and svc.key not in curl
+    assert '"width": 640' in curl and '"response_type": "json"' in curl
+    await page.click("#include_key")
+    assert f"Authorization: Bearer {svc.key}" in await text_of(page, "curl")
 
-        await page.click("#capture")
-        await page.waitForFunction("document.body.dataset.state === 'done'", timeout=20000)
-        natural = await page.evaluate("[document.getElementById('shot').naturalWidth,"
-                                      " document.getElementById('shot').naturalHeight]")
-        assert natural == [640, 800]
-        assert not await page.evaluate("document.getElementById('shot-link').hidden")
-        shown = await text_of(page, "json")
-        assert '"format": "png"' in shown
-        result = json.loads(shown)
-        assert result["width"] == 640 and result["url"].startswith(base + "/v1/files/")
-        assert "640 \u00d7 800" in await text_of(page, "facts")  # "640 × 800"
+    await page.click("#capture")
+    await page.waitForFunction("document.body.dataset.state === 'done'", timeout=20000)
+    natural = await page.evaluate("[document.getElementById('shot').naturalWidth,"
+                                  " document.getElementById('shot').naturalHeight]")
+    assert natural == [640, 800]
+    assert not await page.evaluate("document.getElementById('shot-link').hidden")
+    shown = await text_of(page, "json")
+    assert '"format": "png"' in shown
+    result = json.loads(shown)
+    assert result["width"] == 640 and result["url"].startswith(base + "/v1/files/")
+    assert "640 \u00d7 800" in await text_of(page, "facts")  # "640 × 800"
 
-        # A bad key: the error is shown as a card with status and code, and as JSON.
-        await page.click("#key", clickCount=3)
-        await page.type("#key", "sk_not_a_real_key")
-        await page.click("#capture")
-        await page.waitForFunction("document.body.dataset.state === 'error'", timeout=20000)
-        assert "401 · invalid_api_key" in await text_of(page, "error")
-        assert json.loads(await text_of(page, "json"))["error"]["code"] == "invalid_api_key"
-        assert await page.evaluate("document.getElementById('shot-link').hidden")
+    # A bad key: the error is shown as a card with status and code, and as JSON.
+    await page.click("#key", clickCount=3)
+    await page.type("#key", "sk_not_a_real_key")
+    await page.click("#capture")
+    await page.waitForFunction("document.body.dataset.state === 'error'", timeout=20000)
+    assert "401 · invalid_api_key" in await text_of(page, "error")
+    assert json.loads(await text_of(page, "json"))["error"]["code"] == "invalid_api_key"
+    assert await page.evaluate("document.getElementById('shot-link').hidden")
 
     # Everything the page loaded came from the service itself (no CDN, no fonts).
     assert requested and all(url.startswith(base + "/") or url.startswith("data:") for url in requested), requested

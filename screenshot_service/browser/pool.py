@@ -132,6 +132,7 @@ class BrowserPool:
             "in_use": self.admission.in_use[SYNC],
             "waiting": self.admission.waiting,
             "warm": warm(SYNC),
+            "warming": sum(i.warming for i in self.supervisor.instances() if i.alive),
             "jobs_size": self.job_slots,
             "jobs_in_use": self.admission.in_use[JOBS],
             "jobs_warm": warm(JOBS),

@@ -2,7 +2,7 @@
 
 alert/confirm/prompt are dismissed (they would block the renderer forever),
 beforeunload is accepted so navigation never stalls, and any popup a page opens
-is closed at once.  Downloads are denied per context in the pool.
+is closed at once.  Downloads are denied per context (driver.BrowserDriver.new_context).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pyppeteer.target import Target
 log = logging.getLogger("screenshot_service.browser")
 
 
+ANSWER_BOUND = 5.0  # seconds for a dialog answer or a popup close: a browser that takes longer is hung
 # Fire-and-forget answers are kept here until done, so none is garbage-collected mid-flight.
 _pending: set[asyncio.Future[None]] = set()
 
@@ -37,9 +38,9 @@ def guard_page(page: Page) -> None:
 async def _answer(dialog: Dialog) -> None:
     with contextlib.suppress(Exception):
         if dialog.type == "beforeunload":
-            await dialog.accept()  # leaving the page must never be blocked
+            await asyncio.wait_for(dialog.accept(), ANSWER_BOUND)  # leaving the page must never be blocked
         else:
-            await dialog.dismiss()
+            await asyncio.wait_for(dialog.dismiss(), ANSWER_BOUND)
 
 
 def watch_popups(browser: Browser) -> None:
@@ -55,4 +56,4 @@ def _close_if_popup(browser: Browser, target: Target) -> None:
 
 async def _close_target(browser: Browser, target_id: str) -> None:
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(browser._connection.send("Target.closeTarget", {"targetId": target_id}), 5)
+        await asyncio.wait_for(browser._connection.send("Target.closeTarget", {"targetId": target_id}), ANSWER_BOUND)

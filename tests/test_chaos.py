@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -257,3 +258,32 @@ async def test_a_browser_killed_while_its_contexts_warm_is_relaunched(
     assert len(killed) == 3
     await assert_back_to(base, service, pool, [pool, shared_pool])
 
+
+
+_LAUNCH_AND_WAIT = """
+import asyncio, sys
+from screenshot_service.browser import launcher
+async def main():
+    chromium = await launcher.launch(launcher.find_executable())
+    print(chromium.pid, flush=True)
+    await asyncio.sleep(120)
+asyncio.run(main())
+"""
+
+
+async def test_no_chromium_outlives_a_service_killed_with_sigkill() -> None:
+    # SIGKILL leaves the service no chance to clean up: the kernel must end its browser.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _LAUNCH_AND_WAIT, stdout=asyncio.subprocess.PIPE, start_new_session=True
+    )
+    assert process.stdout is not None
+    try:
+        browser = int(await asyncio.wait_for(process.stdout.readline(), RECOVERY))
+        assert any(p.sid == browser for p in chromium_processes())
+        process.kill()
+        await process.wait()
+        assert await wait_for(lambda: not any(p.sid == browser for p in chromium_processes()), timeout=RECOVERY)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import re
@@ -207,6 +208,16 @@ def _niced(argv: list[str], nice: int) -> list[str]:
     return [*prefix, *argv]
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_this_process() -> None:
+    """Runs in the child before exec: the kernel SIGKILLs Chromium if this process dies, even by
+    SIGKILL, so no browser outlives the service (its helpers exit when the browser goes)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _nice_autogroup(pid: int, nice: int) -> None:
     """With autogroup scheduling, CPU is shared between sessions first (thread nice only ranks
     threads inside one): this ranks Chromium's whole session against this process's."""
@@ -241,6 +252,7 @@ async def launch(
         # kernel groups CPU time by session (autogroup) this process keeps its fair share
         # against Chromium's many threads, so answers and 503s never wait behind rendering.
         start_new_session=True,
+        preexec_fn=_die_with_this_process,
     )
     if max(nice, session_nice) > 0:
         _nice_autogroup(process.pid, max(nice, session_nice))

@@ -135,15 +135,7 @@ async def test_popups_are_closed(service: Service) -> None:
     assert response.status == 200
     pool = service.client.app[POOL]
 
-    def popups_open() -> int:
-        return sum(
-            1
-            for instance in pool._instances
-            for target in instance.chromium.browser.targets()
-            if target.type == "page" and target._targetInfo.get("openerId")
-        )
-
-    assert await wait_for(lambda: popups_open() == 0, timeout=5)
+    assert await wait_for(lambda: pool.popups_open() == 0, timeout=5)
     assert service.site.log.count("/popup-target") <= 2
 
 
@@ -202,6 +194,8 @@ async def test_chromium_crash_fails_in_flight_and_next_request_succeeds(
     error = (await response.json())["error"]
     assert error["code"] == "browser_unavailable"
     assert "Retry-After" in response.headers
+    # Nobody has to do anything: the supervisor relaunches, and the next capture succeeds.
+    assert await wait_for(lambda: pool.ready, timeout=30)
     after = await service.shot("/paint", response_type="image")
     assert after.status == 200
     assert image_of(await after.read()).convert("RGB").getpixel((200, 200)) == PAINT_RGB

@@ -35,6 +35,7 @@ DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0,
 REJECTIONS = ("rate_limited", "concurrency_limited", "quota_exceeded", "overloaded", "browser_unavailable",
               "state_unavailable", "blocked_target", "invalid_url", "invalid_parameter", "malformed_body",
               "payload_too_large", "missing_api_key", "invalid_api_key", "idempotency_mismatch")
+SETTLEMENTS = ("committed", "refunded", "reclaimed")  # limits.ledger.OUTCOMES
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Pool stats keys exported as gauges (levels) and as counters (monotonic since start).
 _POOL_GAUGES = {
@@ -107,6 +108,9 @@ class Metrics:
         self.egress_blocked = Counter(
             "egress_blocked_requests", "Browser requests refused by the egress policy.", **opts)
         self.jobs = Counter("jobs", "Job state transitions.", ["state"], **opts)
+        self.settlements = Counter(
+            "credit_settlements", "Reserved credits settled: committed (delivered), refunded, or reclaimed "
+            "(refunded once the lease of a dead owner ran out).", ["outcome"], **opts)
         self.storage_errors = Counter(
             "storage_errors", "Failed or timed-out stores ('customer' = the caller's own bucket).",
             ["target"], **opts)
@@ -123,6 +127,8 @@ class Metrics:
             self.rejections.labels(reason)
         for target in ("service", "customer"):
             self.storage_errors.labels(target)
+        for outcome in SETTLEMENTS:
+            self.settlements.labels(outcome)
 
     # -- hooks for services -----------------------------------------------------------
     def observe_phase(self, phase: str, seconds: float) -> None:
@@ -136,6 +142,9 @@ class Metrics:
 
     def count_storage_error(self, *, customer: bool = False) -> None:
         self.storage_errors.labels("customer" if customer else "service").inc()
+
+    def count_settlement(self, outcome: str, n: int = 1) -> None:
+        self.settlements.labels(outcome if outcome in SETTLEMENTS else "other").inc(n)
 
     def job_state(self, state: str) -> None:
         self.jobs.labels(state if state in JOB_STATES else "other").inc()

@@ -212,7 +212,7 @@ async def test_a_dead_instances_job_is_taken_over_when_its_lease_runs_out(
     assert await b.credits_used() == 1
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        reservations = [await client.get(name) async for name in client.scan_iter("screenshot:res:*")]
+        reservations = [await client.hget(name, "s") async for name in client.scan_iter("screenshot:res:*")]
     finally:
         await client.aclose()
     assert reservations == ["committed"]

@@ -20,7 +20,7 @@ import pytest
 from screenshot_service.config import PlanConfig
 from screenshot_service.limits.concurrency import ConcurrencyGate, LocalConcurrencyGate
 from screenshot_service.limits.rate import LocalRateLimiter, RateLimiter
-from screenshot_service.state.base import KeyRecord, StateStore
+from screenshot_service.state.base import KeyRecord, Reservation, StateStore
 from screenshot_service.state.redis import RedisConcurrencyGate, RedisRateLimiter, RedisStateStore
 from screenshot_service.state.sqlite import SqliteStateStore
 
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.redis_server"]
 
 PERIOD = "2026-03"
+LEASE = 60.0  # seconds: longer than any test here
+
+
+async def reserve(store: StateStore, key_id: str, period: str, limit: int, lease: float = LEASE) -> Reservation | None:
+    return (await store.reserve_credit(key_id, period, limit, lease)).reservation
 FREE = PlanConfig(requests_per_second=1, burst=1)
 BURSTY = PlanConfig(requests_per_second=1, burst=3)
 
@@ -91,20 +96,20 @@ async def test_ping(store: StateStore) -> None:
 
 # quota -------------------------------------------------------------------------------
 async def test_reserve_until_the_limit(store: StateStore) -> None:
-    taken = [await store.reserve_credit("key_a", PERIOD, 3) for _ in range(3)]
+    taken = [await reserve(store, "key_a", PERIOD, 3) for _ in range(3)]
     assert all(taken) and len({r.id for r in taken if r}) == 3
-    assert await store.reserve_credit("key_a", PERIOD, 3) is None
+    assert await reserve(store, "key_a", PERIOD, 3) is None
     assert await store.credits_used("key_a", PERIOD) == 3
     # other keys and other months are separate counters
-    assert await store.reserve_credit("key_b", PERIOD, 3) is not None
-    assert await store.reserve_credit("key_a", "2026-04", 3) is not None
+    assert await reserve(store, "key_b", PERIOD, 3) is not None
+    assert await reserve(store, "key_a", "2026-04", 3) is not None
     assert await store.credits_used("key_a", PERIOD) == 3
     assert await store.credits_used("key_unknown", PERIOD) == 0
-    assert await store.reserve_credit("key_c", PERIOD, 0) is None
+    assert await reserve(store, "key_c", PERIOD, 0) is None
 
 
 async def test_refund_after_commit_changes_nothing(store: StateStore) -> None:
-    reservation = await store.reserve_credit("key_a", PERIOD, 5)
+    reservation = await reserve(store, "key_a", PERIOD, 5)
     assert reservation is not None and reservation.key_id == "key_a" and reservation.period == PERIOD
     await store.commit_credit(reservation)
     assert await store.refund_credit(reservation) is False
@@ -114,8 +119,8 @@ async def test_refund_after_commit_changes_nothing(store: StateStore) -> None:
 
 
 async def test_refund_exactly_once(store: StateStore) -> None:
-    first = await store.reserve_credit("key_a", PERIOD, 5)
-    second = await store.reserve_credit("key_a", PERIOD, 5)
+    first = await reserve(store, "key_a", PERIOD, 5)
+    second = await reserve(store, "key_a", PERIOD, 5)
     assert first is not None and second is not None
     assert await store.refund_credit(first) is True
     assert await store.credits_used("key_a", PERIOD) == 1
@@ -127,13 +132,66 @@ async def test_refund_exactly_once(store: StateStore) -> None:
 
 
 async def test_concurrent_reservations_never_exceed_the_limit(store: StateStore) -> None:
-    results = await asyncio.gather(*(store.reserve_credit("key_a", PERIOD, 10) for _ in range(50)))
+    results = await asyncio.gather(*(reserve(store, "key_a", PERIOD, 10) for _ in range(50)))
     taken = [r for r in results if r is not None]
     assert len(taken) == 10
     assert await store.credits_used("key_a", PERIOD) == 10
     refunds = await asyncio.gather(*(store.refund_credit(r) for r in taken + taken))
     assert sum(refunds) == 10
     assert await store.credits_used("key_a", PERIOD) == 0
+
+
+async def test_a_reservation_answers_the_count_in_the_same_round_trip(store: StateStore) -> None:
+    first = await store.reserve_credit("key_n", PERIOD, 2, LEASE)
+    second = await store.reserve_credit("key_n", PERIOD, 2, LEASE)
+    refused = await store.reserve_credit("key_n", PERIOD, 2, LEASE)
+    assert (first.used, second.used, refused.used) == (1, 2, 2)
+    assert first.reservation and second.reservation and refused.reservation is None
+
+
+async def test_a_commit_is_idempotent_and_an_unacknowledged_one_can_be_overruled(store: StateStore) -> None:
+    reservation = await reserve(store, "key_o", PERIOD, 5)
+    assert reservation is not None
+    assert await store.commit_credit(reservation) is True
+    assert await store.commit_credit(reservation) is True  # a retried commit: still one credit
+    assert await store.credits_used("key_o", PERIOD) == 1
+    assert await store.refund_credit(reservation) is False  # a plain refund never undoes a commit
+    assert await store.refund_credit(reservation, overrule_commit=True) is True
+    assert await store.credits_used("key_o", PERIOD) == 0
+    assert await store.refund_credit(reservation, overrule_commit=True) is False  # once
+    assert await store.commit_credit(reservation) is False  # and a late commit cannot charge it again
+    assert await store.credits_used("key_o", PERIOD) == 0
+
+
+async def test_a_lease_that_runs_out_is_reclaimed_and_can_no_longer_be_committed(store: StateStore) -> None:
+    live = await reserve(store, "key_r", PERIOD, 5)
+    short = await reserve(store, "key_r", PERIOD, 5, lease=0.2)
+    assert live is not None and short is not None
+    reclaimed = 0
+
+    async def swept() -> bool:
+        nonlocal reclaimed
+        reclaimed += await store.reclaim_credits()
+        return reclaimed > 0
+
+    assert await eventually(swept)  # the owner of `short` "died": nobody settles it
+    assert reclaimed == 1
+    assert await store.credits_used("key_r", PERIOD) == 1  # the live one only
+    assert await store.commit_credit(short) is False
+    assert await store.commit_credit(live) is True
+    assert await store.reclaim_credits() == 0
+    assert await store.credits_used("key_r", PERIOD) == 1
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> bool:
+    """Poll ``check`` until it holds, within ``timeout`` s (for leases, which run on the store's clock)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return await check()
 
 
 # rate limiting ---------------------------------------------------------------------------

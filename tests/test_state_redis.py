@@ -22,6 +22,7 @@ from screenshot_service.state.redis import (
     RedisStateStore,
     open_redis_backend,
 )
+from tests.test_state_contract import reserve
 
 if TYPE_CHECKING:
     from tests.redis_server import RedisTestServer
@@ -56,7 +57,7 @@ def record(key_id: str) -> KeyRecord:
 async def test_instances_share_one_quota(two_instances: tuple[RedisStateStore, RedisStateStore]) -> None:
     a, b = two_instances
     results = await asyncio.gather(
-        *(store.reserve_credit("key_q", PERIOD, 10) for _ in range(20) for store in (a, b))
+        *(reserve(store, "key_q", PERIOD, 10) for _ in range(20) for store in (a, b))
     )
     taken = [r for r in results if r is not None]
     assert len(taken) == 10
@@ -116,7 +117,7 @@ async def test_keys_expire(redis_store: RedisStateStore) -> None:
     client = redis_store.client
     await RedisRateLimiter(redis_store).hit("key_e", BURSTY)
     assert 0 < await client.pttl(f"{DEFAULT_PREFIX}rate:key_e") <= 1001  # gone when the bucket is empty
-    reservation = await redis_store.reserve_credit("key_e", PERIOD, 5)
+    reservation = await reserve(redis_store, "key_e", PERIOD, 5)
     assert reservation is not None
     days = 86400
     assert 61 * days < await client.ttl(f"{DEFAULT_PREFIX}quota:key_e:{PERIOD}") <= 62 * days
@@ -127,7 +128,7 @@ async def test_keys_expire(redis_store: RedisStateStore) -> None:
 # layout and wiring ----------------------------------------------------------------------------
 async def test_everything_lives_under_the_prefix(redis_store: RedisStateStore) -> None:
     await redis_store.add_key(record("key_p"), "hash_p")
-    await redis_store.reserve_credit("key_p", PERIOD, 1)
+    await reserve(redis_store, "key_p", PERIOD, 1)
     await RedisRateLimiter(redis_store).hit("key_p", FREE)
     await RedisConcurrencyGate(redis_store).acquire("key_p", 1)
     names = [name async for name in redis_store.client.scan_iter()]
@@ -155,7 +156,7 @@ async def test_open_redis_backend_shares_one_client(redis_server: RedisTestServe
 
 
 async def test_more_callers_than_connections_wait_for_one(redis_store: RedisStateStore) -> None:
-    results = await asyncio.gather(*(redis_store.reserve_credit("key_many", PERIOD, 150) for _ in range(200)))
+    results = await asyncio.gather(*(reserve(redis_store, "key_many", PERIOD, 150) for _ in range(200)))
     assert sum(r is not None for r in results) == 150
 
 
@@ -170,7 +171,8 @@ def every_call(store: RedisStateStore) -> dict[str, Callable[[], Awaitable[Any]]
         "list_keys": store.list_keys,
         "revoke_key": lambda: store.revoke_key("key_o"),
         "count_keys": store.count_keys,
-        "reserve_credit": lambda: store.reserve_credit("key_o", PERIOD, 5),
+        "reserve_credit": lambda: store.reserve_credit("key_o", PERIOD, 5, 60),
+        "reclaim_credits": store.reclaim_credits,
         "commit_credit": lambda: store.commit_credit(reservation),
         "refund_credit": lambda: store.refund_credit(reservation),
         "credits_used": lambda: store.credits_used("key_o", PERIOD),

@@ -2,8 +2,9 @@
 
 The order is deliberate: the cheap, non-charging checks first (rate, in-flight
 count), the credit last.  A credit is reserved atomically before the capture
-and either committed (success) or refunded (any failure) exactly once; the
-refund is shielded so even a cancelled request gives its credit back.
+and ends committed (delivered) or refunded (anything else) exactly once, by the
+rules of ``ledger``; the refund is shielded so even a cancelled request gives
+its credit back.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from ..config import PlanConfig
-from ..errors import ConcurrencyLimited, InvalidApiKey, QuotaExceeded, RateLimited
+from ..errors import ConcurrencyLimited, InvalidApiKey, QuotaExceeded, RateLimited, StateUnavailable
 from ..state.base import KeyRecord, Reservation, StateStore
 from .concurrency import ConcurrencyGate
+from .ledger import Ledger
 from .quota import current_period
 from .rate import RateDecision, RateLimiter
 
@@ -29,18 +31,26 @@ class Ticket:
     key: KeyRecord
     plan: PlanConfig
     reservation: Reservation
-    _state: StateStore
-    _settled: bool = field(default=False)
+    give_up_at: float  # loop time: a commit not acknowledged by then means not delivered
+    _ledger: Ledger
+    delivered: bool = field(default=False)
+    _commit_sent: bool = field(default=False)
 
     async def commit(self) -> None:
-        if not self._settled:
-            self._settled = True
-            await self._state.commit_credit(self.reservation)
+        """Record the capture as delivered; StateUnavailable (503, nothing charged) if the store
+        does not acknowledge it in time: the caller must then not deliver it."""
+        if self.delivered:
+            return
+        self._commit_sent = True
+        if not await self._ledger.commit(self.reservation, self.give_up_at):
+            raise StateUnavailable("the capture could not be recorded in time, so it is not charged; retry",
+                                   retry_after=1)
+        self.delivered = True
 
-    async def refund(self) -> None:
-        if not self._settled:
-            self._settled = True
-            await self._state.refund_credit(self.reservation)
+    async def settle(self) -> None:
+        """Refund unless delivered (overruling a commit that may have landed unacknowledged)."""
+        if not self.delivered:
+            await self._ledger.refund(self.reservation, overrule_commit=self._commit_sent)
 
 
 def rate_headers(plan_name: str, decision: RateDecision) -> dict[str, str]:
@@ -67,8 +77,10 @@ class Admission:
         rate: RateLimiter,
         gate: ConcurrencyGate,
         plans: dict[str, PlanConfig],
+        ledger: Ledger | None = None,
     ) -> None:
         self.state = state
+        self.ledger = ledger or Ledger(state)
         self.rate = rate
         self.gate = gate
         self.plans = plans
@@ -97,12 +109,13 @@ class Admission:
         return plan
 
     @contextlib.asynccontextmanager
-    async def admit(self, key: KeyRecord, headers: dict[str, str]) -> AsyncIterator[Ticket]:
+    async def admit(self, key: KeyRecord, headers: dict[str, str], lease_seconds: float) -> AsyncIterator[Ticket]:
         """Take a concurrency slot and reserve a credit for one capture.
 
         (The request itself was rate-checked when it was authenticated.)  Leaving
         the block does NOT commit: the caller commits once the result is safely
-        stored; anything not committed by then is refunded.
+        stored; anything not committed by then is refunded.  ``lease_seconds``: how
+        long the reservation may wait for its commit (the capture's time left, plus a margin).
         """
         plan = self.plan_of(key)
         token = await self.gate.acquire(key.id, plan.concurrency)
@@ -113,21 +126,24 @@ class Admission:
                 details={"plan": key.plan, "concurrency": plan.concurrency},
             )
         try:
-            reservation = await self.reserve(key, plan, headers)
-            ticket = Ticket(key=key, plan=plan, reservation=reservation, _state=self.state)
+            reservation, give_up_at = await self.reserve(key, plan, headers, lease_seconds)
+            ticket = Ticket(key=key, plan=plan, reservation=reservation, give_up_at=give_up_at, _ledger=self.ledger)
             try:
                 yield ticket
             finally:
-                # Never leave a credit dangling: not committed by now means failed.
-                await asyncio.shield(ticket.refund())
+                # Never leave a credit dangling: not delivered by now means failed.
+                await asyncio.shield(ticket.settle())
         finally:
             await asyncio.shield(self.gate.release(key.id, token))
 
-    async def reserve(self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str]) -> Reservation:
-        """Take one credit of this month's quota (422 when used up); fills the quota headers."""
+    async def reserve(
+        self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str], lease_seconds: float
+    ) -> tuple[Reservation, float]:
+        """Take one credit of this month's quota (422 when used up) in one round trip; fills the
+        quota headers.  Returns it with the loop time its commit must be acknowledged by."""
         period = current_period()
-        reservation = await self.state.reserve_credit(key.id, period.name, plan.monthly_captures)
-        used = await self.state.credits_used(key.id, period.name)
+        reserved, give_up_at = await self.ledger.reserve(key.id, period.name, plan.monthly_captures, lease_seconds)
+        reservation, used = reserved.reservation, reserved.used
         headers.update(quota_headers(plan.monthly_captures, used))
         if reservation is None:
             raise QuotaExceeded(
@@ -136,4 +152,4 @@ class Admission:
                 details={"plan": key.plan, "monthly_captures": plan.monthly_captures, "used": used,
                          "resets_at": period.resets_at_iso},
             )
-        return reservation
+        return reservation, give_up_at

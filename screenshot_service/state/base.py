@@ -23,11 +23,19 @@ class KeyRecord:
 
 @dataclass(frozen=True)
 class Reservation:
-    """One reserved credit. Committed on success or refunded on failure, exactly once."""
+    """One reserved credit: a lease that ends committed (delivered) or refunded (README, The ledger)."""
 
     id: str
     key_id: str
     period: str  # "YYYY-MM", the UTC calendar month the credit belongs to
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """What ``reserve_credit`` answers, in one round trip."""
+
+    reservation: Reservation | None  # None: the month's quota is used up
+    used: int  # credits used this month, this reservation included
 
 
 class StateStore(Protocol):
@@ -43,14 +51,29 @@ class StateStore(Protocol):
     async def count_keys(self) -> int: ...
 
     # monthly quota -------------------------------------------------------------
-    async def reserve_credit(self, key_id: str, period: str, limit: int) -> Reservation | None:
-        """Atomically take one credit if fewer than ``limit`` are used; None when exhausted."""
+    async def reserve_credit(self, key_id: str, period: str, limit: int, lease_seconds: float) -> Reserved:
+        """Atomically take one credit if fewer than ``limit`` are used.
+
+        The reservation is a lease: not committed within ``lease_seconds`` (store clock), it can
+        no longer be committed, and ``reclaim_credits`` refunds it.
+        """
         ...
 
-    async def commit_credit(self, reservation: Reservation) -> None: ...
+    async def commit_credit(self, reservation: Reservation) -> bool:
+        """Mark the credit spent.  True once it is committed (again: idempotent); False if its
+        lease ran out or it was refunded: the capture must then not be delivered."""
+        ...
 
-    async def refund_credit(self, reservation: Reservation) -> bool:
-        """Give the credit back unless already committed or refunded; True if it was refunded."""
+    async def refund_credit(self, reservation: Reservation, *, overrule_commit: bool = False) -> bool:
+        """Give the credit back if it is reserved; True if this call refunded it.
+
+        ``overrule_commit``: also when committed — for a commit that was sent but never
+        acknowledged, whose capture was therefore not delivered.
+        """
+        ...
+
+    async def reclaim_credits(self) -> int:
+        """Refund every reservation whose lease ran out uncommitted (its owner died); how many."""
         ...
 
     async def credits_used(self, key_id: str, period: str) -> int: ...

@@ -11,7 +11,9 @@ Layout (``prefix`` defaults to ``screenshot:``)::
     {p}keyhash                hash   key_hash -> id (the lookup index)
     {p}keys                   zset   ids by created_at (listing, counting)
     {p}quota:{key_id}:{YYYY-MM} int  credits used that month (expires 62 days after last use)
-    {p}res:{id}               str    reserved | committed | refunded (expires after 40 days)
+    {p}res:{id}               hash   s = reserved | committed | refunded, q = its month counter,
+                                     e = lease end (ms, Redis time); expires after 40 days
+    {p}leases                 zset   reserved ids scored by lease end (the reclaim sweep)
     {p}rate:{key_id}          hash   leaky bucket level + time (expires when empty)
     {p}conc:{key_id}          zset   in-flight tokens scored by lease expiry
 
@@ -39,7 +41,7 @@ from ..config import PlanConfig
 from ..errors import StateUnavailable
 from ..limits.rate import RateDecision
 from . import redis_scripts as lua
-from .base import KeyRecord, Reservation
+from .base import KeyRecord, Reservation, Reserved
 
 T = TypeVar("T")
 
@@ -50,6 +52,7 @@ POOL_SIZE = 64  # connections per instance; more callers wait for one...
 POOL_WAIT = 2.0  # ...at most this long, then 503
 RESERVATION_TTL = 40 * 86400  # a reservation outlives any capture and its month
 COUNTER_TTL = 62 * 86400  # refreshed on each reserve: the counter outlives its month
+RECLAIM_BATCH = 500  # reservations one reclaim sweep refunds at most (one script: Redis is busy meanwhile)
 LEASE_SECONDS = 60.0  # concurrency lease: longer than the 30 s capture deadline
 
 _REDIS_ERRORS = (RedisError, OSError)  # OSError covers TimeoutError and refused sockets
@@ -97,6 +100,7 @@ class RedisStateStore:
         self._reserve = register(lua.RESERVE_CREDIT)
         self._commit = register(lua.COMMIT_CREDIT)
         self._refund = register(lua.REFUND_CREDIT)
+        self._reclaim = register(lua.RECLAIM_CREDITS)
 
     def _key(self, key_id: str) -> str:
         return f"{self.prefix}key:{key_id}"
@@ -106,6 +110,10 @@ class RedisStateStore:
 
     def _reservation(self, reservation_id: str) -> str:
         return f"{self.prefix}res:{reservation_id}"
+
+    @property
+    def _leases(self) -> str:
+        return f"{self.prefix}leases"
 
     async def ping(self) -> None:
         await guarded(self.client.ping())
@@ -158,18 +166,24 @@ class RedisStateStore:
         return int(await guarded(self.client.zcard(f"{self.prefix}keys")))
 
     # quota ------------------------------------------------------------------------
-    async def reserve_credit(self, key_id: str, period: str, limit: int) -> Reservation | None:
+    async def reserve_credit(self, key_id: str, period: str, limit: int, lease_seconds: float) -> Reserved:
         reservation = Reservation(id=secrets.token_hex(12), key_id=key_id, period=period)
-        keys = [self._quota(key_id, period), self._reservation(reservation.id)]
-        taken = await guarded(self._reserve(keys=keys, args=[limit, RESERVATION_TTL, COUNTER_TTL]))
-        return reservation if taken else None
+        keys = [self._quota(key_id, period), self._reservation(reservation.id), self._leases]
+        args: list[str | int] = [limit, RESERVATION_TTL, COUNTER_TTL, max(1, round(lease_seconds * 1000)), reservation.id]
+        taken, used = await guarded(self._reserve(keys=keys, args=args))
+        return Reserved(reservation if int(taken) else None, max(0, int(used)))
 
-    async def commit_credit(self, reservation: Reservation) -> None:
-        await guarded(self._commit(keys=[self._reservation(reservation.id)]))
+    async def commit_credit(self, reservation: Reservation) -> bool:
+        keys = [self._reservation(reservation.id), self._leases]
+        return bool(await guarded(self._commit(keys=keys, args=[reservation.id])))
 
-    async def refund_credit(self, reservation: Reservation) -> bool:
-        keys = [self._reservation(reservation.id), self._quota(reservation.key_id, reservation.period)]
-        return bool(await guarded(self._refund(keys=keys)))
+    async def refund_credit(self, reservation: Reservation, *, overrule_commit: bool = False) -> bool:
+        keys = [self._reservation(reservation.id), self._leases]
+        return bool(await guarded(self._refund(keys=keys, args=[reservation.id, int(overrule_commit)])))
+
+    async def reclaim_credits(self) -> int:
+        args: list[str | int] = [f"{self.prefix}res:", RECLAIM_BATCH]
+        return int(await guarded(self._reclaim(keys=[self._leases], args=args)))
 
     async def credits_used(self, key_id: str, period: str) -> int:
         used = await guarded(self.client.get(self._quota(key_id, period)))

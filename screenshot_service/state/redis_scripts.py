@@ -35,33 +35,67 @@ redis.call('HSET', KEYS[1], 'revoked', '1')
 return 1
 """
 
-# KEYS: month counter, reservation.  ARGV: limit, reservation ttl s, counter ttl s.
-# A reservation that already exists means this call is a retry of one that
-# went through: answer yes without counting twice.
-RESERVE_CREDIT = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: month counter, reservation hash, lease zset.  ARGV: limit, reservation ttl s,
+# counter ttl s, lease ms, reservation id.  Returns {taken 0|1, used}.  A reservation that
+# already exists means this call is a retry of one that went through: yes, without counting twice.
+RESERVE_CREDIT = _NOW_MS + """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used >= tonumber(ARGV[1]) then return 0 end
-redis.call('INCR', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then return {1, used} end
+if used >= tonumber(ARGV[1]) then return {0, used} end
+used = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('SET', KEYS[2], 'reserved', 'EX', ARGV[2])
+local expires = now + tonumber(ARGV[4])
+redis.call('HSET', KEYS[2], 's', 'reserved', 'q', KEYS[1], 'e', string.format('%.0f', expires))
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], string.format('%.0f', expires), ARGV[5])
+return {1, used}
+"""
+
+# KEYS: reservation hash, lease zset.  ARGV: reservation id.  reserved -> committed while the
+# lease runs (Redis's clock: a commit that waited in a frozen Redis past it does not land).
+# 1 when committed (also when it already was), 0 when it cannot be.
+COMMIT_CREDIT = _NOW_MS + """
+local state = redis.call('HGET', KEYS[1], 's')
+if state == 'committed' then return 1 end
+if state ~= 'reserved' or tonumber(redis.call('HGET', KEYS[1], 'e')) < now then return 0 end
+redis.call('HSET', KEYS[1], 's', 'committed')
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
 
-# KEYS: reservation.  reserved -> committed, once.
-COMMIT_CREDIT = """
-if redis.call('GET', KEYS[1]) ~= 'reserved' then return 0 end
-redis.call('SET', KEYS[1], 'committed', 'KEEPTTL')
-return 1
-"""
-
-# KEYS: reservation, month counter.  reserved -> refunded and one credit back, once.
+# KEYS: reservation hash, lease zset.  ARGV: reservation id, 1 to overrule a commit.
+# reserved (or committed, when overruled) -> refunded and one credit back, once.
 REFUND_CREDIT = """
-if redis.call('GET', KEYS[1]) ~= 'reserved' then return 0 end
-redis.call('SET', KEYS[1], 'refunded', 'KEEPTTL')
-local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-if used > 0 then redis.call('DECR', KEYS[2]) end
+local state = redis.call('HGET', KEYS[1], 's')
+if state ~= 'reserved' and not (state == 'committed' and ARGV[2] == '1') then return 0 end
+redis.call('HSET', KEYS[1], 's', 'refunded')
+redis.call('ZREM', KEYS[2], ARGV[1])
+local counter = redis.call('HGET', KEYS[1], 'q')
+if tonumber(redis.call('GET', counter) or '0') > 0 then redis.call('DECR', counter) end
 return 1
+"""
+
+# KEYS: lease zset.  ARGV: reservation key prefix, at most this many.  Refunds reservations
+# whose lease ran out while still reserved (their owner died); returns how many.
+RECLAIM_CREDITS = _NOW_MS + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local reclaimed = 0
+for _, id in ipairs(ids) do
+  local key = ARGV[1] .. id
+  if redis.call('HGET', key, 's') == 'reserved' then
+    redis.call('HSET', key, 's', 'refunded')
+    local counter = redis.call('HGET', key, 'q')
+    if tonumber(redis.call('GET', counter) or '0') > 0 then redis.call('DECR', counter) end
+    reclaimed = reclaimed + 1
+  end
+  redis.call('ZREM', KEYS[1], id)
+end
+return reclaimed
 """
 
 # Leaky bucket, the same arithmetic as aiolimiter (LocalRateLimiter): the level
@@ -93,9 +127,7 @@ return {allowed, string.format('%.17g', level)}
 # KEYS: zset of tokens scored by lease expiry (ms, Redis time).  ARGV: limit, token, lease ms.
 # Leases left behind by a crashed instance expire by themselves; the whole set
 # expires one lease after the newest token, when every member is stale anyway.
-CONCURRENCY_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+CONCURRENCY_ACQUIRE = _NOW_MS + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 local lease = tonumber(ARGV[3])

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .base import KeyRecord, Reservation
+from .base import KeyRecord, Reservation, Reserved
 from .sqlite_file import SqliteFile
 
 SCHEMA = """
@@ -31,20 +32,26 @@ CREATE TABLE IF NOT EXISTS quota_usage (
     used INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (key_id, period)
 );
--- one row per reserved credit; state moves reserved -> committed | refunded once
+-- one row per reserved credit: reserved -> committed | refunded (README, The ledger)
 CREATE TABLE IF NOT EXISTS quota_reservations (
     id TEXT PRIMARY KEY,
     key_id TEXT NOT NULL,
     period TEXT NOT NULL,
     state TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    expires_at REAL NOT NULL DEFAULT 0  -- unix time the lease runs out
 );
 """
+# Files made before reservations were leases: their rows get lease 0 (long settled anyway).
+MIGRATIONS = ("ALTER TABLE quota_reservations ADD COLUMN expires_at REAL NOT NULL DEFAULT 0",)
+RESERVED_INDEX = ("CREATE INDEX IF NOT EXISTS quota_reservations_leases ON quota_reservations (expires_at)"
+                  " WHERE state = 'reserved'")
 
 
 class SqliteStateStore:
     def __init__(self, path: str | Path) -> None:
-        self.file = SqliteFile(path, SCHEMA)
+        self.file = SqliteFile(path, SCHEMA, migrations=MIGRATIONS)
+        self.file.db.execute(RESERVED_INDEX)
         self.path = self.file.path
         self._run = self.file.run
 
@@ -83,10 +90,10 @@ class SqliteStateStore:
         return int(row[0])
 
     # quota ------------------------------------------------------------------------
-    async def reserve_credit(self, key_id: str, period: str, limit: int) -> Reservation | None:
+    async def reserve_credit(self, key_id: str, period: str, limit: int, lease_seconds: float) -> Reserved:
         reservation = Reservation(id=secrets.token_hex(12), key_id=key_id, period=period)
 
-        def reserve(db: sqlite3.Connection) -> bool:
+        def reserve(db: sqlite3.Connection) -> Reserved:
             db.execute("INSERT OR IGNORE INTO quota_usage (key_id, period, used) VALUES (?, ?, 0)",
                        (key_id, period))
             taken = db.execute(
@@ -95,36 +102,56 @@ class SqliteStateStore:
             ).rowcount
             if taken:
                 db.execute(
-                    "INSERT INTO quota_reservations (id, key_id, period, state, created_at)"
-                    " VALUES (?, ?, ?, 'reserved', ?)",
-                    (reservation.id, key_id, period, _now()),
+                    "INSERT INTO quota_reservations (id, key_id, period, state, created_at, expires_at)"
+                    " VALUES (?, ?, ?, 'reserved', ?, ?)",
+                    (reservation.id, key_id, period, _now(), time.time() + lease_seconds),
                 )
-            return bool(taken)
+            used = db.execute("SELECT used FROM quota_usage WHERE key_id = ? AND period = ?",
+                              (key_id, period)).fetchone()[0]
+            return Reserved(reservation if taken else None, int(used))
 
-        return reservation if await self.file.transaction(reserve) else None
+        return await self.file.transaction(reserve)
 
-    async def commit_credit(self, reservation: Reservation) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "UPDATE quota_reservations SET state = 'committed' WHERE id = ? AND state = 'reserved'",
-                (reservation.id,),
+    async def commit_credit(self, reservation: Reservation) -> bool:
+        # The clock is read inside the transaction: a commit that waited on the file past the
+        # lease (its caller gave up and refunds) must not land late.
+        def commit(db: sqlite3.Connection) -> bool:
+            db.execute(
+                "UPDATE quota_reservations SET state = 'committed'"
+                " WHERE id = ? AND state = 'reserved' AND expires_at >= ?",
+                (reservation.id, time.time()),
             )
-        )
+            row = db.execute("SELECT state FROM quota_reservations WHERE id = ?", (reservation.id,)).fetchone()
+            return row is not None and row[0] == "committed"
 
-    async def refund_credit(self, reservation: Reservation) -> bool:
+        return await self.file.transaction(commit)
+
+    async def refund_credit(self, reservation: Reservation, *, overrule_commit: bool = False) -> bool:
+        states = "('reserved', 'committed')" if overrule_commit else "('reserved')"
+
         def refund(db: sqlite3.Connection) -> bool:
             moved = db.execute(
-                "UPDATE quota_reservations SET state = 'refunded' WHERE id = ? AND state = 'reserved'",
+                f"UPDATE quota_reservations SET state = 'refunded' WHERE id = ? AND state IN {states}",
                 (reservation.id,),
             ).rowcount
             if moved:
-                db.execute(
-                    "UPDATE quota_usage SET used = MAX(used - 1, 0) WHERE key_id = ? AND period = ?",
-                    (reservation.key_id, reservation.period),
-                )
+                _give_back(db, reservation.key_id, reservation.period)
             return bool(moved)
 
         return await self.file.transaction(refund)
+
+    async def reclaim_credits(self) -> int:
+        def reclaim(db: sqlite3.Connection) -> int:
+            rows = db.execute(
+                "SELECT id, key_id, period FROM quota_reservations WHERE state = 'reserved' AND expires_at < ?",
+                (time.time(),),
+            ).fetchall()
+            for row in rows:
+                db.execute("UPDATE quota_reservations SET state = 'refunded' WHERE id = ?", (row["id"],))
+                _give_back(db, row["key_id"], row["period"])
+            return len(rows)
+
+        return await self.file.transaction(reclaim)
 
     async def credits_used(self, key_id: str, period: str) -> int:
         row = await self._run(
@@ -136,6 +163,10 @@ class SqliteStateStore:
 
     async def close(self) -> None:
         await self.file.close()
+
+
+def _give_back(db: sqlite3.Connection, key_id: str, period: str) -> None:
+    db.execute("UPDATE quota_usage SET used = MAX(used - 1, 0) WHERE key_id = ? AND period = ?", (key_id, period))
 
 
 def _now() -> str:

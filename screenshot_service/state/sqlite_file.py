@@ -20,7 +20,9 @@ T = TypeVar("T")
 
 
 class SqliteFile:
-    def __init__(self, path: str | Path, schema: str = "", *, what: str = "state store") -> None:
+    def __init__(
+        self, path: str | Path, schema: str = "", *, what: str = "state store", migrations: tuple[str, ...] = ()
+    ) -> None:
         self.path = str(path)
         self.what = what  # named in error messages
         if self.path != ":memory:":
@@ -33,6 +35,12 @@ class SqliteFile:
             self.db.execute("PRAGMA synchronous=NORMAL")
             if schema:
                 self.db.executescript(schema)
+            for statement in migrations:  # ALTERs for files made by an older version
+                try:
+                    self.db.execute(statement)
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:

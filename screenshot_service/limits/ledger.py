@@ -1,0 +1,140 @@
+"""The ledger: every reserved credit ends committed (delivered) or refunded, exactly once.
+
+The rule (README, The ledger):
+
+* A reservation is a lease (store clock).  A capture is *delivered* only once
+  its commit is acknowledged by the store while the lease runs; the caller
+  gives up waiting when the lease would have run out (``Ticket.give_up_at``:
+  counted from when the reservation's answer arrived, so never before the
+  store's own cut-off), and the store refuses a commit that arrives later.
+* A commit that was not acknowledged means *not delivered*: the caller answers
+  503, and the credit is refunded, overruling the commit in case it landed
+  unseen.  Refunds that cannot reach the store are retried here until they do.
+* A reservation whose owner died (process killed) is refunded by the reclaim
+  sweep once its lease has run out.
+
+What remains is one narrow window, documented in README: a store that executes
+a commit and then freezes before answering, while this process dies before its
+retried refund lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import ApiError, StateUnavailable
+from ..state.base import Reservation, Reserved, StateStore
+
+log = logging.getLogger("screenshot_service.ledger")
+
+RETRY_INTERVAL = 1.0  # seconds between attempts at refunds the store did not take
+SWEEP_INTERVAL = 5.0  # seconds between reclaim sweeps of run-out leases
+
+COMMITTED, REFUNDED, RECLAIMED = "committed", "refunded", "reclaimed"
+OUTCOMES = (COMMITTED, REFUNDED, RECLAIMED)
+
+
+@dataclass
+class _Refund:
+    reservation: Reservation
+    overrule_commit: bool
+
+
+class Ledger:
+    def __init__(self, state: StateStore, *, on_settled: Callable[[str, int], None] = lambda outcome, n: None) -> None:
+        self.state = state
+        self.on_settled = on_settled  # metrics: (outcome, count)
+        self._pending: dict[str, _Refund] = {}  # refunds not yet acknowledged, by reservation id
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def reserve(self, key_id: str, period: str, limit: int, lease_seconds: float) -> tuple[Reserved, float]:
+        """The store's answer, and the loop time by which a commit must be acknowledged."""
+        reserved = await self.state.reserve_credit(key_id, period, limit, lease_seconds)
+        return reserved, asyncio.get_running_loop().time() + lease_seconds
+
+    async def commit(self, reservation: Reservation, give_up_at: float) -> bool:
+        """True once the store acknowledged the commit in time; False means not delivered
+        (the caller refunds with ``overrule_commit``)."""
+        remaining = give_up_at - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return False
+        try:
+            committed = await asyncio.wait_for(self.state.commit_credit(reservation), remaining)
+        except (TimeoutError, ApiError) as exc:
+            log.warning("commit of reservation %s not acknowledged (%s): refunding", reservation.id,
+                        exc.message if isinstance(exc, ApiError) else "timed out")
+            return False
+        if committed:
+            self.on_settled(COMMITTED, 1)
+        return committed
+
+    async def refund(self, reservation: Reservation, *, overrule_commit: bool = False) -> None:
+        """Refund now if the store answers, else keep retrying in the background; never raises."""
+        try:
+            await self._refund(_Refund(reservation, overrule_commit))
+        except ApiError as error:
+            log.warning("refund of reservation %s failed (%s); retrying", reservation.id, error.message)
+            self._pending[reservation.id] = _Refund(reservation, overrule_commit)
+            self._wake.set()
+
+    async def _refund(self, refund: _Refund) -> None:
+        if await self.state.refund_credit(refund.reservation, overrule_commit=refund.overrule_commit):
+            self.on_settled(REFUNDED, 1)
+
+    @property
+    def pending(self) -> int:
+        """Refunds waiting for the store (0 when the ledger is settled)."""
+        return len(self._pending)
+
+    # -- background ---------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ledger")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._retry()  # one last try; what remains is reclaimed when its lease runs out
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
+        while True:
+            await self._retry()
+            if loop.time() >= next_sweep:
+                await self.sweep()
+                next_sweep = loop.time() + SWEEP_INTERVAL
+            self._wake.clear()
+            wait = RETRY_INTERVAL if self._pending else max(0.0, next_sweep - loop.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _retry(self) -> None:
+        for reservation_id, refund in list(self._pending.items()):
+            try:
+                await self._refund(refund)
+            except StateUnavailable:
+                return  # the store is still away: try again later
+            except ApiError as error:
+                log.warning("refund of reservation %s failed for good: %s", reservation_id, error.message)
+            self._pending.pop(reservation_id, None)
+
+    async def sweep(self) -> int:
+        """Refund reservations whose lease ran out uncommitted; how many."""
+        try:
+            reclaimed = await self.state.reclaim_credits()
+        except ApiError as error:
+            log.warning("reclaiming run-out reservations failed: %s", error.message)
+            return 0
+        if reclaimed:
+            log.info("reclaimed %s reservation(s) whose lease ran out", reclaimed)
+            self.on_settled(RECLAIMED, reclaimed)
+        return reclaimed

@@ -23,6 +23,7 @@ from .api.common import add_limit_headers
 from .api.metrics import install_metrics
 from .api.tester import install_tester
 from .browser.pool import BrowserPool
+from .capture.pipeline import CapturePipeline
 from .capture.service import CaptureService
 from .config import Settings
 from .egress.policy import EgressPolicy
@@ -32,6 +33,7 @@ from .errors import BrowserUnavailable, error_middleware
 from .jobs import install_jobs
 from .limits.admission import Admission
 from .limits.concurrency import ConcurrencyGate
+from .limits.ledger import Ledger
 from .limits.rate import RateLimiter
 from .observability import Handler, request_id_middleware
 from .state.base import StateStore
@@ -114,10 +116,14 @@ def _state_ctx(
         backend = open_backend(settings) if given is None else local_backend(given, settings.state.sqlite.path)
         app[keys.STATE] = backend.state
         app[keys.CACHE] = backend.cache
+        ledger = Ledger(backend.state, on_settled=app[keys.METRICS].count_settlement)
+        app[keys.LEDGER] = ledger
         app[keys.ADMISSION] = Admission(
-            backend.state, rate_limiter or backend.rate, concurrency or backend.gate, settings.plans
+            backend.state, rate_limiter or backend.rate, concurrency or backend.gate, settings.plans, ledger
         )
+        await ledger.start()
         yield
+        await ledger.stop()
         if given is None:
             await backend.close()
         else:
@@ -189,6 +195,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[keys.METRICS],
         cache=app[keys.CACHE],
     )
+    app[keys.PIPELINE] = CapturePipeline(app[keys.CAPTURE], app[keys.ADMISSION])
     yield
 
 

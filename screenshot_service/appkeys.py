@@ -8,12 +8,14 @@ from aiohttp import web
 
 from .browser.pool import BrowserPool
 from .capture.cache import CaptureCache
+from .capture.pipeline import CapturePipeline
 from .capture.service import CaptureService
 from .config import Settings
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver
 from .limits.admission import Admission
+from .limits.ledger import Ledger
 from .metrics import METRICS as METRICS  # defined beside Metrics (no import cycle); listed here with the rest
 from .state.base import StateStore
 from .storage.base import Storage
@@ -34,8 +36,10 @@ STATE = web.AppKey("state", StateStore)
 POLICY = web.AppKey("policy", EgressPolicy)
 RESOLVER = web.AppKey("resolver", Resolver)
 CAPTURE = web.AppKey("capture", CaptureService)
+PIPELINE = web.AppKey("pipeline", CapturePipeline)  # every capture runs through it
 PROXY = web.AppKey("proxy", EgressProxy)  # the egress filter for the browser, webhooks and customer S3
 ADMISSION = web.AppKey("admission", Admission)
+LEDGER = web.AppKey("ledger", Ledger)
 CACHE = web.AppKey("cache", CaptureCache)
 
 # Per-request values (web.RequestKey): set by middlewares and handlers, read by the access log.

@@ -62,6 +62,7 @@ def run_capture(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> dict[str, object]:
+    from .capture.pipeline import CapturePipeline, Order
     from .capture.service import CaptureService
     from .config import replace
     from .egress.policy import EgressPolicy
@@ -74,7 +75,7 @@ async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> di
     try:
         service = CaptureService(pool, _FileStorage(output), policy, resolver,
                                  deadline_seconds=one.capture.deadline_seconds)
-        result = await service.capture(opts, started=asyncio.get_running_loop().time())
+        result = await CapturePipeline(service).run(Order(opts=opts, started=asyncio.get_running_loop().time()))
         return result.to_json()
     finally:
         await stop_browser(pool, proxy)

@@ -1,15 +1,15 @@
-"""GET and POST /v1/screenshot: parse → authenticate → admit → capture → answer."""
+"""GET and POST /v1/screenshot: parse → authenticate → the capture pipeline → answer."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..appkeys import ADMISSION, CAPTURE, LIMIT_HEADERS, STARTED, TARGET_HOST
+from ..appkeys import CAPTURE, LIMIT_HEADERS, PIPELINE, STARTED, TARGET_HOST
 from ..capture.options import CaptureOptions
+from ..capture.pipeline import Order
 from ..capture.service import CaptureResult
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
@@ -37,17 +37,10 @@ async def _capture(
     request: web.Request, key: KeyRecord, opts: CaptureOptions, customer: CustomerS3 | None = None
 ) -> web.StreamResponse:
     request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
-    service = request.app[CAPTURE]
-    # The opt-in cache is asked before admission: a hit renders nothing and costs no credit.
-    hit = None if customer else await service.cached(opts, key.id)
-    if hit is not None:
-        return render_result(hit, opts.response_type)
-    async with request.app[ADMISSION].admit(key, request[LIMIT_HEADERS]) as ticket:
-        result = await service.capture(opts, started=request[STARTED], base_url=base_url(request), customer_s3=customer)
-        await asyncio.shield(ticket.commit())
-    if not customer:
-        await service.remember(opts, key.id, result)
-    return render_result(result, opts.response_type, cache_status="MISS" if opts.cache else None)
+    order = Order(opts=opts, started=request[STARTED], key=key, headers=request[LIMIT_HEADERS],
+                  base_url=base_url(request), customer_s3=customer)
+    result = await request.app[PIPELINE].run(order)
+    return render_result(result, opts.response_type, cache_status="MISS" if opts.cache and not customer else None)
 
 
 def render_result(result: CaptureResult, response_type: str, cache_status: str | None = None) -> web.StreamResponse:

@@ -18,7 +18,18 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from ..appkeys import ADMISSION, CAPTURE, LIFECYCLE, METRICS, POLICY, POOL, PROXY, RESOLVER, SETTINGS, STATE
+from ..appkeys import (
+    ADMISSION,
+    LIFECYCLE,
+    METRICS,
+    PIPELINE,
+    POLICY,
+    POOL,
+    PROXY,
+    RESOLVER,
+    SETTINGS,
+    STATE,
+)
 from ..config import Settings
 from ..errors import ApiError
 from .keys import JOBS, JOBS_INSTALLED, JOBS_TUNING, JobsTuning
@@ -93,7 +104,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         )  # fmt: skip
         lifecycle = app[LIFECYCLE]
         runner = JobRunner(
-            store, app[STATE], app[CAPTURE], sender, workers=settings.jobs.workers, retention_seconds=retention,
+            store, app[STATE], app[PIPELINE], sender, workers=settings.jobs.workers, retention_seconds=retention,
             accepting=lambda: not lifecycle.draining, lease_seconds=tuning.lease_seconds,
             poll_interval=tuning.poll_interval, on_state=app[METRICS].job_state,
         )  # fmt: skip

@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 
 from ..browser.pool import JOBS
 from ..capture.options import CaptureOptions
-from ..capture.service import CaptureResult, CaptureService
+from ..capture.pipeline import CapturePipeline, Order
+from ..capture.service import CaptureResult
 from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded
 from ..state.base import StateStore
 from .models import (
@@ -49,6 +50,7 @@ log = logging.getLogger("screenshot_service.jobs")
 
 BROWSER_RETRIES = 2  # a browser crash under a job is retried this often before the job fails
 OVERLOADED_PAUSE = 0.25  # the pool's queue is full of sync requests: they go first, try again shortly
+OVERLOADED_RETRIES = 240  # ... for at most a minute; then the job fails like a sync request would
 
 
 class _GiveBack(Exception):
@@ -60,7 +62,7 @@ class JobRunner:
         self,
         store: JobStore,
         state: StateStore,
-        capture: CaptureService,
+        pipeline: CapturePipeline,
         webhooks: WebhookSender,
         *,
         workers: int,
@@ -71,7 +73,7 @@ class JobRunner:
         on_state: Callable[[str], None] = lambda state: None,
     ) -> None:
         self.on_state = on_state  # counts job state changes (metrics)
-        self.store, self.state, self.capture, self.webhooks = store, state, capture, webhooks
+        self.store, self.state, self.pipeline, self.webhooks = store, state, pipeline, webhooks
         self.workers = workers
         self.retention_seconds = retention_seconds
         self.accepting = accepting  # False while the app drains: claim nothing new
@@ -210,28 +212,23 @@ class JobRunner:
         return finished
 
     async def _capture(self, job: Job) -> CaptureResult:
+        """Through the pipeline (the opt-in cache as for sync requests: a hit renders nothing and is
+        refunded in _settle), retried on a crashed or busy browser."""
         opts = CaptureOptions.from_json(job.options or {})
-        # The opt-in cache, as for sync requests: a hit renders nothing (and is refunded in _settle).
-        hit = await self.capture.cached(opts, job.key_id)
-        if hit is not None:
-            return hit
-        result = await self._render(job, opts)
-        try:
-            await self.capture.remember(opts, job.key_id, result)
-        except ApiError as error:  # the capture is done and stored; a cache miss later is harmless
-            log.warning("job=%s: caching the result failed: %s", job.id, error.message)
-        return result
-
-    async def _render(self, job: Job, opts: CaptureOptions) -> CaptureResult:
         loop = asyncio.get_running_loop()
-        failures = 0
+        failures = busy = 0
         while True:
             if self._stopping:
                 raise _GiveBack
             try:
                 # The deadline counts from now: queued time is not the capture's.
-                return await self.capture.capture(opts, started=loop.time(), base_url=job.base_url, lane=JOBS)
+                return await self.pipeline.run(Order(
+                    opts=opts, started=loop.time(), account=job.key_id, base_url=job.base_url, lane=JOBS, admit=False,
+                ))
             except Overloaded:
+                busy += 1
+                if busy > OVERLOADED_RETRIES:
+                    raise
                 await asyncio.sleep(OVERLOADED_PAUSE)
             except BrowserUnavailable:
                 if self._stopping:

@@ -81,7 +81,8 @@ class JobService:
             await self._check_webhook(webhook_url)
         if opts.url:
             await self._check_target(opts.url)
-        reservation = await self.admission.reserve(key, plan, headers)
+        # The credit waits for the job as long as the job may live: settled by the runner.
+        reservation, _ = await self.admission.reserve(key, plan, headers, self.retention_seconds)
         job = Job(
             id=new_job_id(), key_id=key.id, status=QUEUED, options=options, webhook_url=webhook_url,
             base_url=base_url, created_at=now_utc(), reservation_id=reservation.id, period=reservation.period,

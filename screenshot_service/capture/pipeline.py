@@ -1,0 +1,101 @@
+"""The one capture pipeline: cache → admission → capture → store → settle → remember.
+
+The sync endpoints, the job runner and the one-shot CLI all run captures through
+``CapturePipeline.run``; handlers parse, call it and render.  The deadline,
+counted from the request's arrival, covers every state round trip as well as
+the capture.  A cache hit renders nothing and costs no credit; a failed cache
+write after a delivered capture is logged, never turned into an error.
+
+Jobs reserve their credit when submitted and settle it once their outcome is
+stored (the job record is the durable proof of delivery), so their orders skip
+admission and settlement here (``Order.admit = False``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from ..browser.pool import SYNC
+from ..errors import ApiError, CaptureTimeout
+from ..limits.admission import Admission
+from ..state.base import KeyRecord
+from ..storage.customer import CustomerS3
+from .options import CaptureOptions
+from .service import CaptureResult, CaptureService
+
+log = logging.getLogger("screenshot_service.capture")
+
+SETTLE_MARGIN = 5.0  # seconds a reservation outlives the capture's deadline, for its commit
+REMEMBER_BOUND = 2.0  # seconds a cache write may take after delivery
+
+
+@dataclass
+class Order:
+    """One capture to run: what, for whom, and since when."""
+
+    opts: CaptureOptions
+    started: float  # loop time the request arrived: the deadline counts from it
+    key: KeyRecord | None = None  # the caller, admitted against its plan (sync requests)
+    account: str | None = None  # whose cache; defaults to key's id; None (CLI): no cache
+    headers: dict[str, str] = field(default_factory=dict)  # rate/quota headers, filled in
+    base_url: str = ""
+    customer_s3: CustomerS3 | None = None  # the caller's own bucket: no cache either way
+    lane: str = SYNC
+    admit: bool = True  # False: the credit is already reserved and settled by the caller (jobs)
+
+
+class CapturePipeline:
+    def __init__(self, service: CaptureService, admission: Admission | None = None) -> None:
+        self.service = service
+        self.admission = admission
+
+    async def run(self, order: Order) -> CaptureResult:
+        opts = order.opts
+        deadline = self.service.deadline_for(opts, order.started)
+        account = order.account or (order.key.id if order.key else None)
+        cacheable = account is not None and order.customer_s3 is None
+        try:
+            async with asyncio.timeout_at(deadline):
+                hit = await self._cached(order.opts, account) if account and cacheable else None
+                if hit is not None:
+                    return hit
+                result = await self._admitted_capture(order, deadline)
+        except TimeoutError:
+            budget = deadline - order.started
+            raise CaptureTimeout(
+                f"the capture did not finish within {budget:g} s", details={"deadline_seconds": budget}
+            ) from None
+        if account and cacheable:
+            await self._remember(order.opts, account, result)
+        return result
+
+    async def _admitted_capture(self, order: Order, deadline: float) -> CaptureResult:
+        if not order.admit or order.key is None or self.admission is None:
+            return await self._capture(order)
+        lease = deadline - asyncio.get_running_loop().time() + SETTLE_MARGIN
+        async with self.admission.admit(order.key, order.headers, lease) as ticket:
+            result = await self._capture(order)
+            await asyncio.shield(ticket.commit())  # not acknowledged: 503, and the finally refunds
+        return result
+
+    async def _capture(self, order: Order) -> CaptureResult:
+        return await self.service.capture(
+            order.opts, started=order.started, base_url=order.base_url,
+            customer_s3=order.customer_s3, lane=order.lane,
+        )
+
+    async def _cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
+        try:
+            return await self.service.cached(opts, account)
+        except ApiError as error:  # the cache is an optimisation: without it, capture afresh
+            log.warning("cache lookup failed: %s", error.message)
+            return None
+
+    async def _remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
+        try:
+            async with asyncio.timeout(REMEMBER_BOUND):
+                await asyncio.shield(self.service.remember(opts, account, result))
+        except (ApiError, TimeoutError) as error:  # delivered and paid: a later cache miss is harmless
+            log.warning("caching the result failed: %s", getattr(error, "message", "timed out"))

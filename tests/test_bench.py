@@ -20,13 +20,24 @@ import pytest
 from PIL import Image
 
 from screenshot_service import config
-from screenshot_service.bench import add_bench_parser, fixture_site, plot, procstats, report, run
+from screenshot_service.bench import (
+    add_bench_parser,
+    binaries,
+    fixture_site,
+    naive,
+    plot,
+    procstats,
+    report,
+    run,
+    targets,
+)
 from screenshot_service.bench.floor import floor_browser
-from screenshot_service.bench.load import run_alternating, run_burst, run_load
+from screenshot_service.bench.load import Clocked, run_alternating, run_burst, run_load, timed
 from screenshot_service.bench.plan import make_plan
 from screenshot_service.bench.report import Run, Sample, Stats
 from screenshot_service.bench.service import BENCH_PLAN, ServiceOptions, bench_config
 from screenshot_service.bench.spec import PAGES
+from screenshot_service.browser import launcher
 
 
 def _leftovers(user_data_dir: str) -> list[str]:
@@ -40,7 +51,12 @@ async def test_floor_captures_decode_and_show_the_js_painted_pixel() -> None:
         async with floor_browser() as browser:
             pid, profile = browser.pid, browser._user_data_dir
             shots = await asyncio.gather(*(browser.capture(site.url("/small"), PAGES["small"]) for _ in range(2)))
-        assert len(shots) == 2
+            tab = await browser.open_tab(PAGES["small"], ready=True)  # the warm floor's way
+            try:
+                shots.append(await browser.shoot(tab, site.url("/small"), PAGES["small"]))
+            finally:
+                await browser.close_tab(tab)
+        assert len(shots) == 3
         for data in shots:
             image = Image.open(io.BytesIO(data))
             assert image.format == "PNG" and image.size == (1280, 800)
@@ -53,6 +69,20 @@ async def test_floor_captures_decode_and_show_the_js_painted_pixel() -> None:
     assert _leftovers(profile) == []
 
 
+@pytest.mark.skipif(launcher.find_full_chromium() is None, reason="full chromium is not installed")
+async def test_full_chromium_floor_and_the_naive_loop_capture() -> None:
+    full = launcher.find_full_chromium()
+    assert full is not None
+    async with fixture_site.serve() as site:
+        async with floor_browser(full) as browser:
+            assert not launcher.is_headless_shell(browser.executable)  # started with --headless=new
+            data = await browser.capture(site.url("/small"), PAGES["small"])
+        naive_shot = await naive.naive_capture(site.url("/small"), PAGES["small"])
+    for png in (data, naive_shot):
+        rgb = Image.open(io.BytesIO(png)).convert("RGB")
+        assert rgb.size == (1280, 800) and rgb.getpixel(fixture_site.PAINT_PIXEL) == fixture_site.PAINT_RGB
+
+
 def _samples(spec: list[tuple[str, float]]) -> list[Sample]:
     return [Sample(status=status, latency_s=seconds, ok=status in ("200", "ok")) for status, seconds in spec]
 
@@ -61,21 +91,26 @@ def _synthetic_results() -> dict[str, Any]:
     # service: 10 successes at 0.1 .. 1.0 s plus two errors, over 5 s of wall time
     service = Run(_samples([("200", i / 10) for i in range(1, 11)] + [("503", 0.01), ("504", 30.0)]), wall_s=5.0)
     floor = Run(_samples([("ok", 0.2)] * 8), wall_s=4.0)
+    warm = Run(_samples([("ok", 0.4)] * 8), wall_s=3.2)
+    full = Run(_samples([("ok", 1.1)] * 4), wall_s=4.4)
     naive = Run(_samples([("ok", 2.0)] * 3), wall_s=6.0)
-    record = report.scenario_record("small", 1, Stats.of(service), Stats.of(floor), Stats.of(naive))
+    record = report.scenario_record("small", 1, Stats.of(service), Stats.of(floor), Stats.of(naive),
+                                    warm=Stats.of(warm), full=Stats.of(full))
     saturated = report.scenario_record("small", 4, Stats.of(Run(_samples([("200", 0.5)] * 20), 2.0)),
-                                       Stats.of(Run(_samples([("ok", 0.5)] * 20), 2.0)))
+                                       Stats.of(Run(_samples([("ok", 0.5)] * 20), 2.0)),
+                                       full=Stats.of(Run(_samples([("ok", 1.0)] * 8), 2.0)))
     overload_run = Run(_samples([("200", 0.4)] * 8 + [("503", 0.01)] * 20 + [("429", 0.06)] * 4), wall_s=1.0)
     return {
         "mode": "quick",
-        "config": {"pool_size": 4},
+        "config": {"pool_size": 4, "deadline_s": 30.0},
         "machine": {"cpus": 2},
         "scenarios": [record, saturated],
         "overload": report.overload_record(8, 32, 1, overload_run, unloaded_p95_ms=record["p95_ms"],
                                            saturated_p95_ms=saturated["p95_ms"]),
         "jobs_backlog": {"jobs_queued": 20, "sync_p50_ms": 500.0, "sync_p95_ms": 600.0,
                          "unloaded_p50_ms": 200.0, "sync_latency_ratio": 2.5, "errors": {}},
-        "soak": {"captures": 500, "service_rss_growth_pct": 1.0, "chromium_rss_growth_pct": 3.0},
+        "soak": {"captures": 1000, "recycles": 10, "service_rss_growth_pct": 1.0, "chromium_rss_growth_pct": 3.0,
+                 "slowest_ms": 900.0},
         "rss_growth_pct": report.growth_pct(1000.0, 1030.0),
     }
 
@@ -97,11 +132,19 @@ def test_report_fields_and_ratios(tmp_path: Path) -> None:
     assert record["floor_throughput_per_s"] == pytest.approx(2.0)
     assert record["latency_ratio"] == pytest.approx(550.0 / 200.0, abs=1e-3)
     assert record["throughput_ratio"] == pytest.approx(1.0)
+    assert record["warm_floor_p50_ms"] == pytest.approx(400.0)
+    assert record["warm_latency_ratio"] == pytest.approx(550.0 / 400.0, abs=1e-3)
+    assert record["full_floor_p50_ms"] == pytest.approx(1100.0)
+    assert record["full_throughput_ratio"] == pytest.approx(2.0 / (4 / 4.4), abs=1e-3)
+    assert record["max_ms"] == pytest.approx(1000.0)  # successes only
+    assert record["slowest_ms"] == pytest.approx(30000.0)  # every answer: the 504 counts
     assert record["naive_p50_ms"] == pytest.approx(2000.0)
     assert record["naive_throughput_per_s"] == pytest.approx(0.5)
     assert (record["floor_requests"], record["floor_ok"]) == (8, 8)
     assert written["rss_growth_pct"] == pytest.approx(3.0)
     assert written["scenarios"][1]["naive_p50_ms"] is None  # naive runs at concurrency 1 only
+    assert written["scenarios"][1]["warm_floor_p50_ms"] is None  # so does the warm floor
+    assert written["scenarios"][1]["full_throughput_ratio"] == pytest.approx(2.5)
 
     overload = written["overload"]
     assert (overload["admitted"], overload["rejected"]) == (8, 24)
@@ -111,24 +154,67 @@ def test_report_fields_and_ratios(tmp_path: Path) -> None:
 
 
 def test_targets_are_judged_from_the_results_document() -> None:
-    verdicts = [t.passed for t in report.evaluate(_synthetic_results())]
+    verdicts = [t.passed for t in targets.evaluate(_synthetic_results())]
     assert verdicts == [
-        False,  # small-page latency: 550 / 200 ms = 2.75x the floor
-        True,  # saturated throughput: 10/s vs 10/s
+        False,  # small-page latency: 550 / 400 ms = 1.375x the warm floor
+        True,  # saturated throughput: 10/s vs the cold floor's 10/s
         False,  # overload rejections: the four 429s took 60 ms
         True,  # admitted p95 400 ms vs unloaded 955 ms
         False,  # job backlog: sync p50 500 ms vs unloaded 200 ms = 2.5x
-        True,  # RSS growth 3%
+        True,  # RSS growth 3% over 1000 captures with 10 recycles
+        True,  # the slowest answer (a 504) came at 30.0 s: not later than the deadline
         False,  # naive: 2.0/s vs 0.5/s is 4x, under 5x
     ]
-    assert all(line.startswith("SKIP") for line in (t.line() for t in report.evaluate({})))
+    assert all(line.startswith("SKIP") for line in (t.line() for t in targets.evaluate({})))
+
+
+def _verdict(results: dict[str, Any], word: str) -> bool | None:
+    [target] = [t for t in targets.evaluate(results) if word in t.name]
+    return target.passed
+
+
+def test_latency_is_judged_against_the_warm_floor_and_throughput_against_the_cold_one() -> None:
+    results = _synthetic_results()
+    results["scenarios"][0]["warm_latency_ratio"] = 1.2  # 1.2x warm passes, whatever the cold ratio
+    assert _verdict(results, "p50 at concurrency 1") is True
+    results["scenarios"][1]["throughput_ratio"] = 0.99  # a hair under the cold floor fails
+    assert _verdict(results, "saturated throughput") is False
+
+
+def test_rss_growth_needs_the_whole_soak_with_recycles_to_pass() -> None:
+    results = _synthetic_results()
+    assert _verdict(results, "RSS growth") is True
+    results["soak"]["recycles"] = 0
+    assert _verdict(results, "RSS growth") is None  # no recycle: not enough to judge
+    results["soak"].update(recycles=3, captures=480)
+    assert _verdict(results, "RSS growth") is None  # a short soak: not enough either
+    results["rss_growth_pct"] = 12.0
+    assert _verdict(results, "RSS growth") is False  # but growth over the bound fails however short
+
+
+def test_an_answer_after_the_deadline_fails_wherever_it_came() -> None:
+    results = _synthetic_results()
+    results["soak"]["slowest_ms"] = 30000.5
+    [target] = [t for t in targets.evaluate(results) if "deadline" in t.name]
+    assert target.passed is False and "soak" in target.detail
+    results["config"]["deadline_s"] = 31.0
+    assert _verdict(results, "deadline") is True
+
+
+async def test_a_clocked_call_reports_its_own_time() -> None:
+    async def warm() -> Clocked:
+        await asyncio.sleep(0.05)  # set-up, off the clock
+        return Clocked("ok", 0.001)
+
+    sample = await timed(warm)
+    assert sample.ok and sample.latency_s == 0.001
 
 
 def test_a_job_backlog_passes_only_if_sync_keeps_its_latency_and_the_jobs_finish() -> None:
     def backlog_verdict(**backlog: Any) -> bool | None:
         results = {"jobs_backlog": {"jobs_queued": 20, "sync_p50_ms": 300.0, "unloaded_p50_ms": 250.0,
                                     "sync_latency_ratio": 1.2, "jobs_drained_s": 14.0, **backlog}}
-        [target] = [t for t in report.evaluate(results) if "job backlog" in t.name]
+        [target] = [t for t in targets.evaluate(results) if "job backlog" in t.name]
         return target.passed
 
     assert backlog_verdict(jobs_succeeded=20) is True
@@ -238,7 +324,7 @@ def test_cli_parser_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     checked = parser.parse_args(["bench", "--check", str(path), "--strict"])
     assert run(checked, config.Settings()) == 1  # two targets FAIL in the synthetic document
     out = capsys.readouterr().out
-    assert "PASS  saturated throughput" in out and "FAIL  small-page latency" in out
+    assert "PASS  saturated throughput" in out and "FAIL  small-page p50" in out
 
 
 def test_procstats_reads_this_process() -> None:
@@ -249,3 +335,11 @@ def test_procstats_reads_this_process() -> None:
     assert procstats.cpu_seconds(os.getpid()) > 0  # importing pytest alone costs CPU
     assert procstats.cpu_seconds(2**22 + 12345) == 0.0
     assert procstats.alive(os.getpid()) and not procstats.alive(2**22 + 12345)
+    assert os.getpid() in procstats.children(os.getppid())
+
+
+def test_binaries_name_path_and_version() -> None:
+    fastest = binaries.describe(launcher.find_executable())
+    assert fastest is not None and fastest["path"] and fastest["version"]
+    assert fastest["headless_shell"] == launcher.is_headless_shell(fastest["path"])
+    assert binaries.describe(None) is None

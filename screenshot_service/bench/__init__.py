@@ -1,18 +1,20 @@
-"""`screenshot-service bench`: the benchmark harness (Step 7).
+"""`screenshot-service bench`: the benchmark harness (Step 7, issue 13 point 6).
 
 Starts a local fixture site and the service with a benchmark config (or
-targets ``--url`` of a running one), measures the same captures through a bare
-DevTools loop (the floor) and a launch-per-request pyppeteer loop (naive), and
-reports latency percentiles, throughput, errors, overload behaviour and memory
-— as a table on stdout, ``DIR/results.json`` and ``DIR/plot.png`` with
-``--out DIR``, and PASS/FAIL lines for the Step 7 targets.
+targets ``--url`` of a running one), measures the same captures through bare
+DevTools loops (the floors: cold and warm on the fastest binary, cold on full
+Chromium; floor.py) and a launch-per-request loop (naive), and reports latency
+percentiles, throughput, errors, overload behaviour and memory — as a table on
+stdout, ``DIR/results.json`` and ``DIR/plot.png`` with ``--out DIR``, and
+PASS/FAIL lines for the targets (targets.py).
 
 ``python -m screenshot_service.bench`` runs the same thing.
 
 The started service gets one browser slot per core and no queue: captures are
 CPU-bound, so more slots than cores only share the same CPU more slowly, and a
 queue makes every admitted request of a burst wait (``--pool-size`` and
-``--max-queue`` measure other choices).
+``--max-queue`` measure other choices).  It recycles its Chromium every 100
+captures, so the soak (1000 captures in a full run) sees about ten recycles.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 from ..config import Settings
 
 DEFAULT_POOL = max(1, min(os.cpu_count() or 2, 64))
+RECYCLE_AFTER = 100
 
 
 def _int_list(text: str) -> list[int]:
@@ -66,17 +69,20 @@ def configure_parser(bench: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help="browser.max_queue of the started service (default 0: refuse rather than queue); "
                             "with --url, the running service's value for the overload scenario (default 16)")
     bench.add_argument("--browsers", type=int, default=1, help="browser.browsers of the started service (1)")
-    bench.add_argument("--recycle-after", type=int, default=200, help="browser.recycle_after (200)")
+    bench.add_argument("--recycle-after", type=int, default=RECYCLE_AFTER,
+                       help=f"browser.recycle_after of the started service ({RECYCLE_AFTER}: recycles "
+                            "happen during the soak)")
     bench.add_argument("--pages", type=_pages, help="comma-separated: small,heavy,lazy,slow (default: all)")
     bench.add_argument("--concurrency", type=_int_list, metavar="LIST",
                        help="concurrency levels for every page, e.g. 1,2,4,8")
     bench.add_argument("--requests", type=int, metavar="N", help="at most N requests per run (quick 40, full 60)")
     bench.add_argument("--seconds", type=float, metavar="S", help="at most S seconds per run (quick 4, full 30)")
     bench.add_argument("--soak", type=int, metavar="N",
-                       help="captures in the memory soak (500; quick stops when its time budget is spent); 0 skips it")
+                       help="captures in the memory soak (full 1000; quick 500, stopping when its time budget "
+                            "is spent); 0 skips it")
     bench.add_argument("--naive", type=int, metavar="N", help="naive-baseline samples per page (quick 3, full 5)")
     bench.add_argument("--response-type", choices=("json", "image", "base64"), default="json")
-    bench.add_argument("--no-floor", action="store_true", help="skip the raw-CDP floor (no ratios)")
+    bench.add_argument("--no-floor", action="store_true", help="skip the raw-CDP floors (no ratios)")
     bench.add_argument("--keep", action="store_true", help="keep the temporary directory (service log, config)")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.add_argument("--strict", action="store_true", help="exit 1 when a target FAILs")
@@ -90,8 +96,10 @@ def add_bench_parser(
 ) -> None:
     """Add `bench` to the CLI's subparsers (``cli._parser`` calls this).
 
-    ``--config`` (via ``with_config``) only supplies ``browser.executable`` for the
-    floor and naive Chromium: the benchmarked service always gets its own config.
+    ``--config`` (via ``with_config``) only supplies ``browser.executable``, for the started
+    service and the naive loop (e.g. full chromium, to measure the service on it); the rest of
+    the service's config is the benchmark's own.  The floors always run on the binary that
+    auto-detection picks (the fastest installed) and on full Chromium.
     """
     bench = sub.add_parser("bench", help="benchmark the service against the raw-CDP floor and a naive baseline")
     configure_parser(bench)
@@ -102,11 +110,11 @@ def add_bench_parser(
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """The `bench` command: run (or --check), print, write, judge."""
-    from . import report
+    from . import report, targets
 
     if args.check:
         results = json.loads(args.check.read_text(encoding="utf-8"))
-        return _verdict(report.evaluate(results), args.strict)
+        return _verdict(targets.evaluate(results), args.strict)
 
     from .plan import make_plan
     from .runner import RunOptions, run_bench
@@ -122,7 +130,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     opts = RunOptions(
         plan=plan,
         service=ServiceOptions(pool_size=pool_size, max_queue=max_queue if max_queue is not None else 16,
-                               browsers=args.browsers, recycle_after=args.recycle_after),
+                               browsers=args.browsers, recycle_after=args.recycle_after,
+                               executable=settings.browser.executable),
         out=args.out, url=args.url, api_key=args.api_key, pid=args.pid,
         executable=settings.browser.executable, floor=not args.no_floor, keep=args.keep,
         progress=not args.no_progress,
@@ -143,7 +152,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print("no plot: matplotlib is not installed (pip install -e '.[bench]')")
     print()
-    return _verdict(report.evaluate(results), args.strict)
+    return _verdict(targets.evaluate(results), args.strict)
 
 
 def _verdict(targets: list[Any], strict: bool) -> int:

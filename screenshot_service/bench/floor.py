@@ -1,11 +1,19 @@
 """The floor: the same captures through a bare DevTools-protocol loop on one Chromium.
 
-No HTTP, no storage, no pyppeteer: an aiohttp websocket speaking CDP with
-flattened sessions.  Each capture pays for everything on its critical path —
-a fresh browser context, a target, the attach, navigation to the load event,
-the screenshot and disposing the context — which is what a warm pool is
-supposed to beat.  Chromium gets the service's own flags
-(``launcher.BASE_FLAGS``) so the comparison is about the code, not the flags.
+No HTTP, no storage, no pyppeteer (``cdp.CdpConnection``).  Two ways to time it:
+
+* **cold** (``capture``): everything on the critical path — a fresh browser
+  context, a target, the attach, navigation to the load event, the screenshot
+  and disposing the context.  A pool that prepares contexts ahead of time
+  should beat it, at least at saturation, where both pay the same CPU.
+* **warm** (``open_tab`` before the clock, ``shoot`` on it, ``close_tab``
+  after): only navigation to the load event and the screenshot.  That is all a
+  request to a service with a ready context has to wait for, so it is the bar
+  for single-request latency.
+
+Chromium gets the service's own command line (``launcher.BASE_FLAGS`` and the
+same headless flag for the same binary), so the comparison is about the code,
+not the flags.
 """
 
 from __future__ import annotations
@@ -13,114 +21,69 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import itertools
-import json
 import math
 import os
-import re
 import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from ..browser import launcher
+from .cdp import CdpConnection, CdpError
 from .spec import CaptureSpec
 
-_ENDPOINT = re.compile(rb"DevTools listening on (ws://\S+)")
+__all__ = ["CdpError", "FloorBrowser", "Tab", "floor_browser", "headless_flag", "launch_floor"]
 
 
-class CdpError(RuntimeError):
-    """A DevTools command answered with an error, or the connection went away."""
+def headless_flag(executable: str) -> str:
+    """The headless flag ``launcher.launch`` gives this binary (it builds its argv inline):
+    the headless shell is headless by nature, full Chromium needs the new headless mode."""
+    return "--headless" if launcher.is_headless_shell(executable) else "--headless=new"
 
 
-class CdpConnection:
-    """Minimal CDP client: commands by id, events delivered to one-shot waiters."""
+@dataclass(frozen=True)
+class Tab:
+    """A browser context with one attached blank page, sized for a capture."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        # (sessionId, method) -> futures resolved by the next such event
-        self._waiters: dict[tuple[str | None, str], list[asyncio.Future[dict[str, Any]]]] = {}
-        self._reader = asyncio.create_task(self._read())
+    context: str
+    session: str
 
-    async def send(self, method: str, params: dict[str, Any] | None = None,
-                   session: str | None = None) -> dict[str, Any]:
-        msg_id = next(self._ids)
-        message: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
-        if session is not None:
-            message["sessionId"] = session
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[msg_id] = future
-        try:
-            await self._ws.send_str(json.dumps(message))
-            return await future
-        finally:
-            self._pending.pop(msg_id, None)
 
-    def wait_for(self, method: str, session: str | None = None) -> asyncio.Future[dict[str, Any]]:
-        """A future for the next ``method`` event (register *before* causing it)."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault((session, method), []).append(future)
-        return future
-
-    def forget(self, session: str) -> None:
-        for key in [k for k in self._waiters if k[0] == session]:
-            for future in self._waiters.pop(key):
-                future.cancel()
-
-    async def _read(self) -> None:
-        try:
-            async for msg in self._ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    break
-                data = json.loads(msg.data)
-                if "id" in data:
-                    future = self._pending.get(data["id"])
-                    if future is not None and not future.done():
-                        if "error" in data:
-                            future.set_exception(CdpError(f"{data['error'].get('message')}"))
-                        else:
-                            future.set_result(data.get("result", {}))
-                elif "method" in data:
-                    for future in self._waiters.pop((data.get("sessionId"), data["method"]), []):
-                        if not future.done():
-                            future.set_result(data.get("params", {}))
-        finally:
-            error = CdpError("the DevTools connection closed")
-            for future in [*self._pending.values(), *itertools.chain(*self._waiters.values())]:
-                if not future.done():
-                    future.set_exception(error)
-            self._waiters.clear()
-
-    async def close(self) -> None:
-        await self._ws.close()
-        self._reader.cancel()
-        with contextlib.suppress(BaseException):
-            await self._reader
+def screenshot_params(spec: CaptureSpec, content_height: float | None) -> dict[str, Any]:
+    """``Page.captureScreenshot`` parameters for ``spec`` (full page: up to ``max_height``)."""
+    height = float(spec.height)
+    if spec.full_page and content_height is not None:
+        height = float(max(1, min(math.ceil(content_height), spec.max_height)))
+    return {
+        "format": "png", "fromSurface": True, "captureBeyondViewport": spec.full_page,
+        "clip": {"x": 0, "y": 0, "width": float(spec.width), "height": height, "scale": 1},
+    }
 
 
 class FloorBrowser:
-    """One Chromium and one CDP connection; ``capture`` may be called concurrently."""
+    """One Chromium and one CDP connection; every method may be called concurrently."""
 
     def __init__(self, process: asyncio.subprocess.Process, session: aiohttp.ClientSession,
-                 cdp: CdpConnection, user_data_dir: str) -> None:
+                 cdp: CdpConnection, user_data_dir: str, executable: str) -> None:
         self.process = process
         self._session = session
         self.cdp = cdp
         self._user_data_dir = user_data_dir
+        self.executable = executable
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    async def capture(self, url: str, spec: CaptureSpec) -> bytes:
+    async def open_tab(self, spec: CaptureSpec, ready: bool = False) -> Tab:
+        """A fresh context and page; with ``ready``, also wait until its renderer answers, as a
+        pool's warm context would have done long before a request arrives."""
         cdp = self.cdp
         context = (await cdp.send("Target.createBrowserContext", {"disposeOnDetach": True}))["browserContextId"]
-        session: str | None = None
         try:
             target = (await cdp.send("Target.createTarget",
                                      {"url": "about:blank", "browserContextId": context}))["targetId"]
@@ -130,27 +93,44 @@ class FloorBrowser:
             await cdp.send("Emulation.setDeviceMetricsOverride",
                            {"width": spec.width, "height": spec.height, "deviceScaleFactor": 1,
                             "mobile": False}, session=session)
-            loaded = cdp.wait_for("Page.loadEventFired", session)
-            navigation = await cdp.send("Page.navigate", {"url": url}, session=session)
-            if navigation.get("errorText"):
-                loaded.cancel()
-                raise CdpError(f"navigation failed: {navigation['errorText']}")
-            await loaded
-            height = float(spec.height)
-            if spec.full_page:
-                metrics = await cdp.send("Page.getLayoutMetrics", session=session)
-                size = metrics.get("cssContentSize") or metrics["contentSize"]
-                height = float(max(1, min(math.ceil(size["height"]), spec.max_height)))
-            shot = await cdp.send("Page.captureScreenshot", {
-                "format": "png", "fromSurface": True, "captureBeyondViewport": spec.full_page,
-                "clip": {"x": 0, "y": 0, "width": float(spec.width), "height": height, "scale": 1},
-            }, session=session)
-            return base64.b64decode(shot["data"])
+            if ready:
+                await cdp.send("Runtime.evaluate", {"expression": "0"}, session=session)
+        except BaseException:
+            await self._dispose(context)
+            raise
+        return Tab(context=context, session=session)
+
+    async def shoot(self, tab: Tab, url: str, spec: CaptureSpec) -> bytes:
+        """Navigate ``tab`` to ``url``, wait for the load event, take the screenshot."""
+        cdp, session = self.cdp, tab.session
+        loaded = cdp.wait_for("Page.loadEventFired", session)
+        navigation = await cdp.send("Page.navigate", {"url": url}, session=session)
+        if navigation.get("errorText"):
+            loaded.cancel()
+            raise CdpError(f"navigation failed: {navigation['errorText']}")
+        await loaded
+        content_height = None
+        if spec.full_page:
+            metrics = await cdp.send("Page.getLayoutMetrics", session=session)
+            content_height = (metrics.get("cssContentSize") or metrics["contentSize"])["height"]
+        shot = await cdp.send("Page.captureScreenshot", screenshot_params(spec, content_height), session=session)
+        return base64.b64decode(shot["data"])
+
+    async def close_tab(self, tab: Tab) -> None:
+        self.cdp.forget(tab.session)
+        await self._dispose(tab.context)
+
+    async def capture(self, url: str, spec: CaptureSpec) -> bytes:
+        """A cold capture: context, page, navigation, screenshot and disposal, all of it."""
+        tab = await self.open_tab(spec)
+        try:
+            return await self.shoot(tab, url, spec)
         finally:
-            if session is not None:
-                cdp.forget(session)
-            with contextlib.suppress(CdpError):
-                await cdp.send("Target.disposeBrowserContext", {"browserContextId": context})
+            await self.close_tab(tab)
+
+    async def _dispose(self, context: str) -> None:
+        with contextlib.suppress(CdpError):
+            await self.cdp.send("Target.disposeBrowserContext", {"browserContextId": context})
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -183,10 +163,13 @@ async def wait_group_gone(pgid: int, timeout: float = 5.0) -> bool:
 
 
 async def launch_floor(executable: str = "", timeout: float = 30.0) -> FloorBrowser:
-    """Chromium with the service's flags, in its own process group, connected over CDP."""
+    """Chromium with the service's flags, in its own process group, connected over CDP.
+
+    ``executable`` empty: what the service would pick on its own, i.e. the fastest binary
+    installed (the headless shell where there is one)."""
     path = launcher.find_executable(executable)
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-bench-floor-")
-    flags = [*launcher.BASE_FLAGS, f"--user-data-dir={user_data_dir}"]
+    flags = [headless_flag(path), *launcher.BASE_FLAGS, f"--user-data-dir={user_data_dir}"]
     if os.geteuid() == 0:
         flags.append("--no-sandbox")
     process = await asyncio.create_subprocess_exec(
@@ -200,7 +183,7 @@ async def launch_floor(executable: str = "", timeout: float = 30.0) -> FloorBrow
         asyncio.create_task(launcher.drain_stderr(process))  # noqa: RUF006 - ends with the process
         session = aiohttp.ClientSession()
         ws = await session.ws_connect(endpoint, max_msg_size=0, autoping=False)
-        return FloorBrowser(process, session, CdpConnection(ws), user_data_dir)
+        return FloorBrowser(process, session, CdpConnection(ws), user_data_dir, path)
     except BaseException:
         if session is not None:
             await session.close()

@@ -10,13 +10,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from .report import Run, Sample
 
 REQUEST_TIMEOUT = 60.0  # client side; the service's own deadline is 30 s
 OK = ("200", "ok")
 
-Call = Callable[[], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Clocked:
+    """What a call returns when only part of its work is on the clock: the warm floor
+    prepares its context before starting its own clock and disposes of it after."""
+
+    status: str
+    seconds: float
+
+
+Call = Callable[[], Awaitable[str | Clocked]]
 
 
 async def timed(call: Call) -> Sample:
@@ -24,12 +36,14 @@ async def timed(call: Call) -> Sample:
     begin = time.perf_counter()
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
-            status = await call()
+            result = await call()
     except TimeoutError:
-        status = "client_timeout"
+        result = "client_timeout"
     except Exception as exc:
-        status = type(exc).__name__
-    return Sample(status=status, latency_s=time.perf_counter() - begin, ok=status in OK)
+        result = type(exc).__name__
+    if isinstance(result, Clocked):
+        return Sample(status=result.status, latency_s=result.seconds, ok=result.status in OK)
+    return Sample(status=result, latency_s=time.perf_counter() - begin, ok=result in OK)
 
 
 async def run_load(call: Call, concurrency: int, max_requests: int, max_seconds: float,

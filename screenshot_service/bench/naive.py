@@ -1,39 +1,30 @@
-"""The naive baseline: what someone writes alone — launch Chromium, capture, close, per request."""
+"""The naive baseline: what someone writes alone — launch Chromium, capture, close, per request.
+
+It goes through the service's own launcher and driver (``screenshot_service.browser``)
+rather than pyppeteer directly, so pyppeteer stays inside ``browser/``; what it
+measures is still the cost of a browser launched per request.
+"""
 
 from __future__ import annotations
 
-import pyppeteer
+import base64
 
 from ..browser import launcher
+from ..browser.driver import CALL_BOUND
+from .floor import screenshot_params
 from .spec import CaptureSpec
-
-NAIVE_ARGS = [
-    "--no-sandbox",
-    "--headless=new",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-    "--mute-audio",
-    "--no-first-run",
-]
 
 
 async def naive_capture(url: str, spec: CaptureSpec, executable: str = "") -> bytes:
-    browser = await pyppeteer.launch(
-        executablePath=launcher.find_executable(executable),
-        args=NAIVE_ARGS,
-        headless=False,  # "--headless=new" is in args; pyppeteer's own flag means the old mode
-        handleSIGINT=False,
-        handleSIGTERM=False,
-        handleSIGHUP=False,
-        logLevel=40,
-    )
+    chromium = await launcher.launch(launcher.find_executable(executable))
     try:
-        page = await browser.newPage()
-        await page.setViewport({"width": spec.width, "height": spec.height})
-        await page.goto(url, waitUntil="load")
-        data = await page.screenshot(type="png", fullPage=spec.full_page)
-        assert isinstance(data, bytes)
-        return data
+        _, page = await chromium.driver.new_context({}, {"width": spec.width, "height": spec.height}, CALL_BOUND)
+        await page.goto(url, "load")
+        content_height = None
+        if spec.full_page:
+            metrics = await page.send("Page.getLayoutMetrics")
+            content_height = (metrics.get("cssContentSize") or metrics["contentSize"])["height"]
+        shot = await page.send("Page.captureScreenshot", screenshot_params(spec, content_height))
+        return base64.b64decode(shot["data"])
     finally:
-        await browser.close()
+        await chromium.close()

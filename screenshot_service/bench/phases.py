@@ -78,6 +78,19 @@ async def settle(target: BenchTarget, timeout: float = 10.0) -> bool:
     return False
 
 
+async def _pool(target: BenchTarget) -> dict[str, int]:
+    try:
+        return await target.service.pool_stats(target.session)
+    except Exception:  # a service without pool stats (or unreachable): counts unknown
+        return {}
+
+
+def _delta(before: dict[str, int], after: dict[str, int], key: str) -> int | None:
+    if key not in before or key not in after:
+        return None
+    return after[key] - before[key]
+
+
 def _worse(*values: float | None) -> float | None:
     known = [v for v in values if v is not None]
     return max(known) if known else None
@@ -106,6 +119,7 @@ async def soak(plan: BenchPlan, target: BenchTarget, progress: Progress, pool_si
         limit = max(5.0, min(limit, target.deadline - time.perf_counter()))
     progress.step(f"soak {plan.soak_captures} captures", plan.soak_captures)
     await checkpoint(0)
+    pool_before = await _pool(target)
     samples: list[Sample] = []
     wall = 0.0
     started = time.perf_counter()
@@ -119,6 +133,7 @@ async def soak(plan: BenchPlan, target: BenchTarget, progress: Progress, pool_si
         wall += run.wall_s
         await checkpoint(len(samples))
     progress.done()
+    pool_after = await _pool(target)
 
     stats = Stats.of(Run(samples, wall))
     soak: dict[str, Any] = {
@@ -132,6 +147,10 @@ async def soak(plan: BenchPlan, target: BenchTarget, progress: Progress, pool_si
         "p50_ms": stats.p50_ms,
         "p95_ms": stats.p95_ms,
         "throughput_per_s": stats.throughput_per_s,
+        "slowest_ms": stats.slowest_ms,
+        # Chromium replaced during the soak: planned (recycle_after) and after a crash or hang.
+        "recycles": _delta(pool_before, pool_after, "recycles"),
+        "restarts": _delta(pool_before, pool_after, "restarts"),
         "checkpoints": checkpoints,
     }
     if len(checkpoints) >= 2:
@@ -201,6 +220,7 @@ async def jobs_backlog(plan: BenchPlan, target: BenchTarget, progress: Progress,
         "sync_p95_ms": stats.p95_ms,
         "unloaded_p50_ms": unloaded["p50_ms"],
         "sync_latency_ratio": report.ratio(stats.p50_ms, unloaded["p50_ms"]),
+        "slowest_ms": stats.slowest_ms,
         "errors": stats.errors,
     }
 

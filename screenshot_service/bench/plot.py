@@ -33,9 +33,17 @@ def write_plot(results: Mapping[str, Any], path: Path) -> Path:
         color = colors[index % len(colors)]
         xs = [s["concurrency"] for s in rows]
         _line(lat_ax, xs, [s["p50_ms"] for s in rows], color, "-", "o", f"{page} service p50")
-        _line(lat_ax, xs, [s["floor_p50_ms"] for s in rows], color, "--", "x", f"{page} floor p50")
+        _line(lat_ax, xs, [s["floor_p50_ms"] for s in rows], color, "--", "x", f"{page} cold floor p50")
+        _line(lat_ax, xs, [s.get("full_floor_p50_ms") for s in rows], color, ":", "+",
+              f"{page} full-chromium floor p50")
         _line(thr_ax, xs, [s["throughput_per_s"] for s in rows], color, "-", "o", f"{page} service")
-        _line(thr_ax, xs, [s["floor_throughput_per_s"] for s in rows], color, "--", "x", f"{page} floor")
+        _line(thr_ax, xs, [s["floor_throughput_per_s"] for s in rows], color, "--", "x", f"{page} cold floor")
+        _line(thr_ax, xs, [s.get("full_floor_throughput_per_s") for s in rows], color, ":", "+",
+              f"{page} full-chromium floor")
+        warm = [(s["concurrency"], s["warm_floor_p50_ms"]) for s in rows if s.get("warm_floor_p50_ms") is not None]
+        if warm:  # measured at concurrency 1 only (runner.py says why)
+            lat_ax.scatter([w[0] for w in warm], [w[1] for w in warm], color=color, marker="v",
+                           label=f"{page} warm floor p50")
         naive = [(s["concurrency"], s["naive_p50_ms"], s["naive_throughput_per_s"]) for s in rows
                  if s.get("naive_p50_ms") is not None]
         if naive:

@@ -82,6 +82,11 @@ def descendants(root: int) -> list[int]:
     return found
 
 
+def children(parent: int) -> list[int]:
+    """The live processes whose parent is ``parent``."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit() and _ppid(int(entry)) == parent]
+
+
 def status_kib(pid: int, field: str) -> int | None:
     """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM, ...), or None if gone."""
     try:

@@ -1,8 +1,12 @@
-"""Run the benchmark: fixture site, service, floor and naive baseline, then the scenarios.
+"""Run the benchmark: fixture site, service, floors and naive baseline, then the scenarios.
 
-Each (page, concurrency) scenario runs the floor and then the service back to
-back, so both see the same machine (the background load of a small box
-drifts); at concurrency 1 they take turns request by request.  A run is a
+There are up to three floors, each on a Chromium of its own (floor.py): cold
+and warm on the fastest binary (the headless shell), and cold on full
+Chromium when it is installed.  Each (page, concurrency) scenario runs the
+floors and then the service back to back, so all see the same machine (the
+background load of a small box drifts); at concurrency 1 they take turns
+request by request, and only there is the warm floor measured: with several
+workers, one worker's unclocked set-up would run on another's clock.  A run is a
 closed loop of ``concurrency`` workers that stops issuing requests after
 ``max_requests`` or ``max_seconds``, whichever comes first; requests in flight
 always finish and are counted.
@@ -16,7 +20,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -26,15 +29,16 @@ from typing import Any
 
 import aiohttp
 
-from . import fixture_site, phases, procstats, report
-from .floor import launch_floor
+from ..browser import launcher
+from . import binaries, fixture_site, phases, procstats, report, targets
+from .floor import FloorBrowser, launch_floor
 from .load import REQUEST_TIMEOUT, run_alternating, run_load
 from .plan import BenchPlan
 from .progress import Progress
 from .report import Stats
 from .service import ServiceHandle, ServiceOptions, remote_service, spawn_service
 from .spec import PAGES, CaptureSpec
-from .target import BenchTarget, Cpu, add_cpu, cpu_since
+from .target import COLD, FULL, WARM, BenchTarget, Cpu, add_cpu, cpu_since
 
 RESERVE_S = 45.0  # kept back from the scenarios for overload, a minimal soak and teardown
 
@@ -45,7 +49,7 @@ class _Budget:
     def __init__(self, plan: BenchPlan, target: BenchTarget) -> None:
         self.plan = plan
         self.deadline = target.deadline
-        self.runs_left = (2 if target.floor else 1) * plan.scenario_count
+        self.runs_left = (1 + len(target.floors)) * plan.scenario_count
 
     def seconds(self) -> float:
         if self.deadline is None:
@@ -75,9 +79,10 @@ async def execute(plan: BenchPlan, target: BenchTarget, progress: Progress) -> d
     for page, levels in plan.levels.items():
         spec = PAGES[page]
         if plan.warmup:
-            progress.step(f"warm-up {page}", 2 * plan.warmup)
-            if target.floor is not None:
-                await run_load(target.floor_call(spec), 1, plan.warmup, float("inf"), progress.tick)
+            kinds = _floor_kinds(plan, target, page, 1)
+            progress.step(f"warm-up {page}", (1 + len(kinds)) * plan.warmup)
+            for kind in kinds:
+                await run_load(target.floor_call(spec, kind), 1, plan.warmup, float("inf"), progress.tick)
             await run_load(target.service_call(spec, plan.response_type), 1, plan.warmup, float("inf"),
                            progress.tick)
             progress.done()
@@ -100,34 +105,47 @@ async def execute(plan: BenchPlan, target: BenchTarget, progress: Progress) -> d
     return results
 
 
+def _floor_kinds(plan: BenchPlan, target: BenchTarget, page: str, concurrency: int) -> list[str]:
+    """The floors a scenario measures: cold always, warm at concurrency 1, full Chromium's on
+    the pages the plan names."""
+    wanted = [COLD, *([WARM] if concurrency == 1 else []), *([FULL] if page in plan.full_floor_pages else [])]
+    return [kind for kind in wanted if kind in target.floors]
+
+
 async def _paired_scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, budget: _Budget,
                            spec: CaptureSpec, naive: Stats | None) -> dict[str, Any]:
-    """Concurrency 1: floor and service take turns, request by request."""
-    progress.step(f"floor + service {spec.page} c=1 (alternating)", 2 * plan.max_requests)
+    """Concurrency 1: the floors and the service take turns, request by request."""
+    kinds = _floor_kinds(plan, target, spec.page, 1)
+    sides = len(kinds) + 1
+    progress.step(f"{' + '.join(kinds)} + service {spec.page} c=1 (alternating)", sides * plan.max_requests)
     before = Cpu.read(target)
-    floor_run, service_run = await run_alternating(
-        [target.floor_call(spec), target.service_call(spec, plan.response_type)],
-        plan.max_requests, 2 * budget.seconds(), progress.tick)
+    *floor_runs, service_run = await run_alternating(
+        [*(target.floor_call(spec, kind) for kind in kinds), target.service_call(spec, plan.response_type)],
+        plan.max_requests, sides * budget.seconds(), progress.tick)
     used = await cpu_since(before, target)  # each process tree only works for its own side
-    budget.spent(2)
+    budget.spent(len(target.floors) + 1)
     progress.done()
-    record = report.scenario_record(spec.page, 1, Stats.of(service_run), Stats.of(floor_run), naive)
+    floors = {kind: Stats.of(run) for kind, run in zip(kinds, floor_runs, strict=True)}
+    record = report.scenario_record(spec.page, 1, Stats.of(service_run), floors.get(COLD), naive,
+                                    warm=floors.get(WARM), full=floors.get(FULL))
     add_cpu(record, used, used, target)
     return record
 
 
 async def _scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, budget: _Budget,
                     spec: CaptureSpec, concurrency: int, naive: Stats | None) -> dict[str, Any]:
-    """The floor, then the service, each as a closed loop of ``concurrency`` workers."""
-    floor_stats = floor_cpu = None
-    if target.floor is not None:
-        progress.step(f"floor   {spec.page} c={concurrency}", plan.max_requests)
+    """The floors, then the service, each as a closed loop of ``concurrency`` workers."""
+    floors: dict[str, Stats] = {}
+    floor_cpu = Cpu()
+    for kind in _floor_kinds(plan, target, spec.page, concurrency):
+        progress.step(f"{kind} {spec.page} c={concurrency}", plan.max_requests)
         before = Cpu.read(target)
-        floor_stats = Stats.of(await run_load(target.floor_call(spec), concurrency, plan.max_requests,
-                                              budget.seconds(), progress.tick))
-        floor_cpu = await cpu_since(before, target)
+        floors[kind] = Stats.of(await run_load(target.floor_call(spec, kind), concurrency, plan.max_requests,
+                                               budget.seconds(), progress.tick))
+        floor_cpu.floors[kind] = (await cpu_since(before, target)).floors[kind]
         budget.spent()
         progress.done()
+    budget.spent(len(target.floors) - len(floors))
     progress.step(f"service {spec.page} c={concurrency}", plan.max_requests)
     before = Cpu.read(target)
     service_stats = Stats.of(await run_load(target.service_call(spec, plan.response_type), concurrency,
@@ -135,7 +153,8 @@ async def _scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, bu
     service_cpu = await cpu_since(before, target)
     budget.spent()
     progress.done()
-    record = report.scenario_record(spec.page, concurrency, service_stats, floor_stats, naive)
+    record = report.scenario_record(spec.page, concurrency, service_stats, floors.get(COLD), naive,
+                                    full=floors.get(FULL))
     add_cpu(record, service_cpu, floor_cpu, target)
     return record
 
@@ -160,16 +179,15 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
     begin = time.perf_counter()
     load_start = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="screenshot-bench-"))
-    paired = sum(1 for levels in plan.levels.values() if 1 in levels) if opts.floor else 0
-    steps = (len(plan.naive_pages) + (len(plan.levels) if plan.warmup else 0) + 2 * plan.scenario_count - paired
-             + (1 if plan.overload_waves else 0) + (1 if plan.soak_captures else 0) + 1)
-    progress = Progress(steps, enabled=opts.progress)
+    floor_binaries = _floor_binaries() if opts.floor else {}
+    progress = Progress(_steps(plan, floor_binaries), enabled=opts.progress)
     target: BenchTarget | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
             site = await stack.enter_async_context(fixture_site.serve())
-            progress.note(f"bench: fixture site on {site.base_url}; starting service and floor Chromium")
-            floor_task = asyncio.create_task(launch_floor(opts.executable)) if opts.floor else None
+            progress.note(f"bench: fixture site on {site.base_url}; starting the service and "
+                          f"{len(floor_binaries)} floor Chromium(s)")
+            floor_tasks = {kind: asyncio.create_task(launch_floor(path)) for kind, path in floor_binaries.items()}
             try:
                 if opts.url:
                     if not opts.api_key:
@@ -180,24 +198,24 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
                     handle = await stack.enter_async_context(
                         spawn_service(workdir / "service", site.port, opts.service))
             finally:
-                floor_browser = await floor_task if floor_task is not None else None
-                if floor_browser is not None:
-                    stack.push_async_callback(floor_browser.close)
+                floors = await _started(floor_tasks, stack)
             session = await stack.enter_async_context(aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0),
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
             ))
-            target = BenchTarget(site=site, service=handle, floor=floor_browser, session=session,
+            target = BenchTarget(site=site, service=handle, floors=floors, session=session,
                                  executable=opts.executable,
                                  deadline=begin + plan.budget_s if plan.budget_s else None)
             if handle.pid:
                 target.service_rss = procstats.RssSampler(handle.pid)
                 target.service_rss.start()
                 stack.callback(target.service_rss.stop)
+            floor_browser = floors.get(COLD)
             if floor_browser is not None:
                 target.floor_rss = procstats.RssSampler(floor_browser.pid, root_in_tree=True)
                 target.floor_rss.start()
                 stack.callback(target.floor_rss.stop)
+            service_binary = binaries.service_binary(handle.pid)  # while its browsers run
             results = await execute(plan, target, progress)
             pool = await _pool_stats(handle, session)
             ours = procstats.descendants(os.getpid())  # service, its Chromium, the floor's
@@ -228,13 +246,19 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
         "mode": plan.mode,
         "created_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "elapsed_s": round(time.perf_counter() - begin, 1),
-        "machine": _machine(opts.executable, load_start),
+        "machine": _machine(floor_binaries.get(COLD) or opts.executable, load_start),
+        "binaries": {
+            "service": service_binary,
+            "floor": binaries.describe(floor_binaries.get(COLD)),  # the cold and the warm floor
+            "full_chromium_floor": binaries.describe(floor_binaries.get(FULL)),
+        },
         "config": {
             "service": opts.url or "spawned",
             "pool_size": target.service.pool_size,
             "max_queue": target.service.max_queue,
             "browsers": opts.service.browsers if not opts.url else None,
             "recycle_after": opts.service.recycle_after if not opts.url else None,
+            "deadline_s": opts.service.deadline_seconds,
             "response_type": plan.response_type,
             "plan": asdict(plan),
             "pool_after_run": pool,
@@ -243,8 +267,47 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
         "timings": progress.timings,
         "notes": target.notes,
     }
-    document["targets"] = [asdict(t) for t in report.evaluate(document)]
+    document["targets"] = [asdict(t) for t in targets.evaluate(document)]
     return document
+
+
+def _floor_binaries() -> dict[str, str]:
+    """The floors' binaries by kind: cold and warm on what the service would auto-detect (the
+    fastest binary installed, the headless shell), cold also on full Chromium if installed."""
+    fastest = launcher.find_executable()
+    found = {COLD: fastest, WARM: fastest}
+    full = launcher.find_full_chromium()
+    if full and os.path.realpath(full) != os.path.realpath(fastest):
+        found[FULL] = full
+    return found
+
+
+async def _started(tasks: dict[str, asyncio.Task[FloorBrowser]],
+                   stack: contextlib.AsyncExitStack) -> dict[str, FloorBrowser]:
+    """Await every floor launch; each started one is closed with the stack, even if another failed."""
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    floors: dict[str, FloorBrowser] = {}
+    for kind, task in tasks.items():
+        if task.exception() is None:
+            floors[kind] = task.result()
+            stack.push_async_callback(floors[kind].close)
+    for task in tasks.values():
+        error = task.exception()
+        if error is not None:
+            raise error
+    return floors
+
+
+def _steps(plan: BenchPlan, floors: dict[str, str]) -> int:
+    """How many progress steps the run will take (the bar's denominator)."""
+    steps = len(plan.naive_pages) + (1 if plan.overload_waves else 0) + (1 if plan.soak_captures else 0) + 2
+    for page, levels in plan.levels.items():
+        steps += 1 if plan.warmup else 0
+        for concurrency in levels:
+            paired = concurrency == 1 and COLD in floors
+            full = FULL in floors and page in plan.full_floor_pages
+            steps += 1 if paired else 1 + (COLD in floors) + full
+    return steps
 
 
 async def _reap(pids: list[int], grace: float = 3.0) -> list[int]:
@@ -272,15 +335,12 @@ def _machine(executable: str, load_start: tuple[float, float, float]) -> dict[st
         mem_kib = int(f.readline().split()[1])
     version = None
     with contextlib.suppress(Exception):
-        from ..browser.launcher import find_executable
-
-        version = subprocess.run([find_executable(executable), "--version"], capture_output=True, text=True,
-                                 timeout=10).stdout.strip()
+        version = binaries.version(launcher.find_executable(executable))
     return {
         "cpus": os.cpu_count(),
         "memory_gib": round(mem_kib / 1024 / 1024, 1) if mem_kib else None,
         "python": platform.python_version(),
-        "chromium": version,
+        "chromium": version,  # the cold floor's (see "binaries" for every side's)
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }

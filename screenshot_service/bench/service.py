@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,8 @@ class ServiceOptions:
     browsers: int = 1
     recycle_after: int = 200
     log_level: str = "info"
+    executable: str = ""  # browser.executable; empty: the service auto-detects (the headless shell first)
+    deadline_seconds: float = 30.0  # [capture] deadline_seconds: no answer may come later
 
 
 def bench_config(root: Path, port: int, site_port: int, opts: ServiceOptions) -> str:
@@ -52,10 +55,14 @@ log_level = "{opts.log_level}"
 drain_seconds = 5.0
 
 [browser]
+executable = {json.dumps(opts.executable)}
 pool_size = {opts.pool_size}
 max_queue = {opts.max_queue}
 browsers = {opts.browsers}
 recycle_after = {opts.recycle_after}
+
+[capture]
+deadline_seconds = {opts.deadline_seconds}
 
 [egress]
 allow = ["127.0.0.1:{site_port}"]

@@ -1,8 +1,9 @@
-"""What a run talks to (fixture site, service, floor) and how CPU use is attributed to each."""
+"""What a run talks to (fixture site, service, floors) and how CPU use is attributed to each."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,11 +11,17 @@ import aiohttp
 
 from . import fixture_site, naive, procstats, report
 from .floor import FloorBrowser
-from .load import Call
+from .load import Call, Clocked
 from .service import ServiceHandle
 from .spec import CaptureSpec
 
 SETTLE_SECONDS = 0.5  # after a run, before reading CPU counters
+
+# The floors, by the prefix of their fields in a scenario record.  Each runs on a Chromium of
+# its own, so its CPU is counted apart: "floor" is cold on the fastest binary (the headless
+# shell), "warm_floor" warm on the same binary, "full_floor" cold on full Chromium.
+COLD, WARM, FULL = "floor", "warm_floor", "full_floor"
+FLOOR_KINDS = (COLD, WARM, FULL)
 
 
 @dataclass
@@ -23,7 +30,7 @@ class BenchTarget:
 
     site: fixture_site.FixtureSite
     service: ServiceHandle
-    floor: FloorBrowser | None
+    floors: dict[str, FloorBrowser]  # by kind; absent kinds are not measured
     session: aiohttp.ClientSession
     executable: str = ""
     deadline: float | None = None  # perf_counter time by which a --quick run must be over
@@ -34,16 +41,30 @@ class BenchTarget:
     def service_call(self, spec: CaptureSpec, response_type: str) -> Call:
         return lambda: self.service.request(self.session, self.site.base_url, spec, response_type)
 
-    def floor_call(self, spec: CaptureSpec) -> Call:
-        assert self.floor is not None
-        floor = self.floor
+    @property
+    def floor(self) -> FloorBrowser | None:
+        """The cold floor on the fastest binary: the one every scenario is measured against."""
+        return self.floors.get(COLD)
+
+    def floor_call(self, spec: CaptureSpec, kind: str = COLD) -> Call:
+        floor = self.floors[kind]
         url = self.site.url(spec.path)
 
-        async def call() -> str:
+        async def cold() -> str:
             data = await floor.capture(url, spec)
             return "ok" if data.startswith(b"\x89PNG") else "bad_image"
 
-        return call
+        async def warm() -> Clocked:
+            tab = await floor.open_tab(spec, ready=True)  # before the clock, like a pool's warm context
+            try:
+                begin = time.perf_counter()
+                data = await floor.shoot(tab, url, spec)
+                seconds = time.perf_counter() - begin
+            finally:
+                await floor.close_tab(tab)  # after the clock, before the next request of the run
+            return Clocked("ok" if data.startswith(b"\x89PNG") else "bad_image", seconds)
+
+        return warm if kind == WARM else cold
 
     def naive_call(self, spec: CaptureSpec) -> Call:
         url = self.site.url(spec.path)
@@ -57,11 +78,11 @@ class BenchTarget:
 
 @dataclass
 class Cpu:
-    """Cumulative CPU seconds: the service's Python process, its Chromium, the floor's Chromium."""
+    """Cumulative CPU seconds: the service's Python process, its Chromium, each floor's Chromium."""
 
     service: float = 0.0
     chromium: float = 0.0
-    floor: float = 0.0
+    floors: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def read(cls, target: BenchTarget) -> Cpu:
@@ -71,12 +92,13 @@ class Cpu:
             cpu.service = procstats.cpu_seconds(pid)
             # live Chromium processes, plus instances already recycled and reaped by the service
             cpu.chromium = procstats.tree_cpu_seconds(pid) + procstats.cpu_seconds(pid, children=True) - cpu.service
-        if target.floor is not None:
-            cpu.floor = procstats.tree_cpu_seconds(target.floor.pid, include_root=True)
+        for kind, floor in target.floors.items():
+            cpu.floors[kind] = procstats.tree_cpu_seconds(floor.pid, include_root=True)
         return cpu
 
     def __sub__(self, other: Cpu) -> Cpu:
-        return Cpu(self.service - other.service, self.chromium - other.chromium, self.floor - other.floor)
+        return Cpu(self.service - other.service, self.chromium - other.chromium,
+                   {kind: self.floors[kind] - other.floors.get(kind, 0.0) for kind in self.floors})
 
 
 async def cpu_since(before: Cpu, target: BenchTarget) -> Cpu:
@@ -86,16 +108,23 @@ async def cpu_since(before: Cpu, target: BenchTarget) -> Cpu:
     return Cpu.read(target) - before
 
 
-def add_cpu(record: dict[str, Any], service: Cpu | None, floor: Cpu | None, target: BenchTarget) -> None:
-    """CPU per successful capture: less sensitive to a noisy machine than latency is."""
+def add_cpu(record: dict[str, Any], service: Cpu | None, floors: Cpu | None, target: BenchTarget) -> None:
+    """CPU per successful capture: less sensitive to a noisy machine than latency is.
+
+    ``floors`` holds each floor's CPU over its own run (or over the shared turn-taking run):
+    only its own Chromium works for it, so its counter is its own.
+    """
 
     def per(seconds: float, ok: int) -> float | None:
         return round(seconds * 1000 / ok, 1) if ok else None
 
     svc = per(service.service, record["ok"]) if service and target.service.pid else None
     chromium = per(service.chromium, record["ok"]) if service and target.service.pid else None
-    floor_ms = per(floor.floor, record["floor_ok"] or 0) if floor else None
     record["service_cpu_ms_per_capture"] = svc
     record["service_chromium_cpu_ms_per_capture"] = chromium
-    record["floor_cpu_ms_per_capture"] = floor_ms
-    record["cpu_ratio"] = report.ratio((svc or 0) + (chromium or 0) if svc is not None else None, floor_ms)
+    for kind in FLOOR_KINDS:
+        seconds = floors.floors.get(kind) if floors else None
+        record[f"{kind}_cpu_ms_per_capture"] = (
+            None if seconds is None else per(seconds, record.get(f"{kind}_ok") or 0))
+    record["cpu_ratio"] = report.ratio((svc or 0) + (chromium or 0) if svc is not None else None,
+                                       record["floor_cpu_ms_per_capture"])

@@ -1,0 +1,178 @@
+"""The targets (issue 13, point 6, and those of Steps 5 and 7 that still apply), judged from a
+results document as written to results.json — so ``--check`` re-judges an old run the same way.
+
+They are checked here, in the benchmark, and never as timed tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .report import REJECT_MS_MAX, ratio
+
+# Single-request latency is judged against the warm floor: a request to a pool with a ready
+# context waits only for navigation and the screenshot, and so does the warm floor.
+LATENCY_RATIO_MAX = 1.25  # small page, concurrency 1: service p50 / warm floor p50
+# Throughput is judged against the cold floor at the same concurrency: at saturation every
+# capture pays for a fresh context somewhere, on or off its critical path, on the same cores.
+THROUGHPUT_RATIO_MIN = 1.0  # small page, highest concurrency: service / cold floor
+OVERLOAD_P95_FACTOR_MAX = 2.0  # admitted p95 under overload / unloaded p95
+RSS_GROWTH_PCT_MAX = 10.0
+SOAK_CAPTURES_MIN = 1000  # the RSS target is over this many captures, with recycles among them
+NAIVE_SPEEDUP_MIN = 5.0
+BACKLOG_RATIO_MAX = 2.0  # Step 5: a job backlog may at most double sync latency
+DEFAULT_DEADLINE_S = 30.0  # the service's default [capture] deadline_seconds
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    passed: bool | None  # None: not measured (or not enough of it) in this run
+    detail: str
+
+    def line(self) -> str:
+        verdict = "SKIP" if self.passed is None else ("PASS" if self.passed else "FAIL")
+        return f"{verdict}  {self.name}: {self.detail}"
+
+
+def _scenario(results: Mapping[str, Any], page: str, concurrency: int | None) -> Mapping[str, Any] | None:
+    rows = [s for s in results.get("scenarios", []) if s.get("page") == page]
+    if not rows:
+        return None
+    if concurrency is None:
+        return max(rows, key=lambda s: s["concurrency"])
+    return next((s for s in rows if s["concurrency"] == concurrency), None)
+
+
+def evaluate(results: Mapping[str, Any]) -> list[Target]:
+    """Every target, in a fixed order (the test relies on it)."""
+    return [
+        _latency(results),
+        _throughput(results),
+        *_overload(results),
+        _backlog(results),
+        _rss(results),
+        _deadline(results),
+        _naive(results),
+    ]
+
+
+def _latency(results: Mapping[str, Any]) -> Target:
+    one = _scenario(results, "small", 1)
+    value = one.get("warm_latency_ratio") if one else None
+    name = f"small-page p50 at concurrency 1 <= {LATENCY_RATIO_MAX}x the warm floor"
+    if one is None or value is None:
+        return Target(name, None, "not measured")
+    also = f"; vs cold floor {one.get('latency_ratio')}x" if one.get("latency_ratio") is not None else ""
+    if one.get("full_latency_ratio") is not None:
+        also += f", vs full chromium's cold floor {one['full_latency_ratio']}x"
+    return Target(name, value <= LATENCY_RATIO_MAX,
+                  f"service p50 {one['p50_ms']} ms / warm floor p50 {one['warm_floor_p50_ms']} ms = {value}x{also}")
+
+
+def _throughput(results: Mapping[str, Any]) -> Target:
+    top = _scenario(results, "small", None)
+    value = top.get("throughput_ratio") if top else None
+    name = f"saturated throughput >= {THROUGHPUT_RATIO_MIN}x the cold floor"
+    if top is None or value is None:
+        return Target(name, None, "not measured")
+    also = ""
+    if top.get("full_throughput_ratio") is not None:
+        also = f"; vs full chromium's cold floor {top['full_floor_throughput_per_s']}/s = {top['full_throughput_ratio']}x"
+    return Target(name, value >= THROUGHPUT_RATIO_MIN,
+                  f"small page at concurrency {top['concurrency']}: {top['throughput_per_s']}/s vs cold floor "
+                  f"{top['floor_throughput_per_s']}/s = {value}x{also}")
+
+
+def _overload(results: Mapping[str, Any]) -> list[Target]:
+    overload = results.get("overload") or {}
+    name = f"overload rejections < {REJECT_MS_MAX:g} ms each"
+    if overload.get("rejected"):
+        slow = overload.get("rejected_over_50ms", 0)
+        rejections = Target(
+            name, slow == 0 and not overload.get("other_errors"),
+            f"{overload['rejected']} rejected {overload['rejected_by_status']}, max "
+            f"{overload['reject_max_ms']} ms, {slow} at or over {REJECT_MS_MAX:g} ms"
+            + (f", other errors {overload['other_errors']}" if overload.get("other_errors") else ""))
+    else:
+        rejections = Target(name, None if not overload else False,
+                            "not measured" if not overload else "4x overload produced no 503/429 at all")
+    value = overload.get("admitted_p95_ratio")
+    admitted = Target(
+        f"overload: admitted p95 <= {OVERLOAD_P95_FACTOR_MAX:g}x unloaded p95",
+        None if value is None else value <= OVERLOAD_P95_FACTOR_MAX,
+        "not measured" if value is None else
+        f"admitted p95 {overload['admitted_p95_ms']} ms / unloaded (concurrency 1) p95 "
+        f"{overload['unloaded_p95_ms']} ms = {value}x (vs saturated p95: "
+        f"{overload.get('admitted_p95_vs_saturated')}x)")
+    return [rejections, admitted]
+
+
+def _backlog(results: Mapping[str, Any]) -> Target:
+    backlog = results.get("jobs_backlog") or {}
+    value = backlog.get("sync_latency_ratio")
+    # ... and the backlog itself still finishes: deprioritised, not starved.
+    succeeded = backlog.get("jobs_succeeded", backlog.get("jobs_queued"))
+    drained = f"; {succeeded} of them succeeded in {backlog['jobs_drained_s']} s" if "jobs_drained_s" in backlog else ""
+    return Target(
+        f"sync latency with a job backlog <= {BACKLOG_RATIO_MAX:g}x unloaded, and the jobs finish (Step 5)",
+        None if value is None else value <= BACKLOG_RATIO_MAX and succeeded == backlog.get("jobs_queued"),
+        "not measured" if value is None else
+        f"{backlog['jobs_queued']} jobs queued: sync p50 {backlog['sync_p50_ms']} ms / unloaded "
+        f"{backlog['unloaded_p50_ms']} ms = {value}x{drained}")
+
+
+def _rss(results: Mapping[str, Any]) -> Target:
+    """Growth at or over the bound fails however short the soak; a pass needs the full soak
+    and at least one recycle in it (a short or recycle-free soak proves too little: SKIP)."""
+    soak = results.get("soak") or {}
+    value = results.get("rss_growth_pct")
+    name = f"RSS growth < {RSS_GROWTH_PCT_MAX:g}% over {SOAK_CAPTURES_MIN} captures with recycles"
+    if value is None:
+        return Target(name, None, "not measured")
+    captures, recycles = soak.get("captures", 0), soak.get("recycles")
+    detail = (f"{value}% over {captures} captures with {recycles} recycle(s) (the worse of service process "
+              f"{soak.get('service_rss_growth_pct')}% and its Chromium {soak.get('chromium_rss_growth_pct')}%)")
+    if value >= RSS_GROWTH_PCT_MAX:
+        return Target(name, False, detail)
+    if captures < SOAK_CAPTURES_MIN or not recycles:
+        short = f"fewer than {SOAK_CAPTURES_MIN} captures" if captures < SOAK_CAPTURES_MIN else "no recycle"
+        return Target(name, None, f"{detail} — {short}: not enough to judge")
+    return Target(name, True, detail)
+
+
+def slowest_answers(results: Mapping[str, Any]) -> dict[str, float]:
+    """The slowest answer (any status) of each phase that timed the service."""
+    slowest = {s["name"]: s["slowest_ms"] for s in results.get("scenarios", []) if s.get("slowest_ms") is not None}
+    for phase in ("overload", "soak", "jobs_backlog"):
+        value = (results.get(phase) or {}).get("slowest_ms")
+        if value is not None:
+            slowest[phase] = value
+    return slowest
+
+
+def _deadline(results: Mapping[str, Any]) -> Target:
+    deadline_s = (results.get("config") or {}).get("deadline_s") or DEFAULT_DEADLINE_S
+    name = f"no answer later than the deadline ({deadline_s:g} s)"
+    slowest = slowest_answers(results)
+    if not slowest:
+        return Target(name, None, "not measured")
+    where, worst = max(slowest.items(), key=lambda item: item[1])
+    late = sorted(phase for phase, ms in slowest.items() if ms > deadline_s * 1000)
+    return Target(name, not late, f"slowest answer {worst} ms ({where})"
+                  + (f"; over the deadline in {', '.join(late)}" if late else ""))
+
+
+def _naive(results: Mapping[str, Any]) -> Target:
+    one = _scenario(results, "small", 1)
+    value = None
+    if one and one.get("naive_throughput_per_s"):
+        value = ratio(one["throughput_per_s"], one["naive_throughput_per_s"])
+    return Target(
+        f"service >= {NAIVE_SPEEDUP_MIN:g}x naive throughput",
+        None if value is None else value >= NAIVE_SPEEDUP_MIN,
+        "not measured" if value is None or not one else
+        f"small page at concurrency 1: {one['throughput_per_s']}/s vs naive "
+        f"{one['naive_throughput_per_s']}/s = {value}x")

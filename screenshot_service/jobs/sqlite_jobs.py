@@ -1,15 +1,23 @@
 """Jobs on SQLite: the state store's file, our own connection and tables.
 
-The SQLite backend is one process by design (its rate limiter and concurrency
-gate live in memory too), so opening the store means the previous process is
-gone: every lease it held is dropped at once and its jobs are first in line
-again, instead of waiting for leases to run out.  Every multi-statement change
-is one ``BEGIN IMMEDIATE`` transaction, so it is atomic against the state
-store's own connection to the same file.
+Opening the store does not mean every other process is gone: during a restart
+the old process may still be draining, or another process may share the file.
+A live lease is therefore never taken, not even at start-up; a job changes hands
+only when its lease has run out (``lease_until`` is in the past, on this
+machine's clock, the one every process on the file shares).  The one shortcut:
+at start-up, leases held by a process of this host whose pid is gone (it was
+killed) are dropped at once, so a crash-restart does not wait for them to run
+out.  Owners are ``host:pid:random``, unique per runner, so no two runners, in
+one process or two, ever pass for each other.  Every multi-statement change is
+one ``BEGIN IMMEDIATE`` transaction, so it is atomic against the state store's
+own connection to the same file and against other processes.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import sqlite3
 import time
 from datetime import datetime
@@ -62,12 +70,14 @@ class SqliteJobStore:
         self._run = self.file.run
         self._transaction = self.file.transaction
         with self.file.lock:
-            # The previous process is gone (see module doc): its leases with it.
-            self.file.db.execute(
-                "UPDATE jobs SET owner = NULL, lease_until = NULL,"
-                " status = CASE status WHEN ? THEN ? ELSE status END WHERE owner IS NOT NULL",
-                (RUNNING, QUEUED),
-            )
+            # Killed processes of this host (see module doc): their leases go now; live ones stay.
+            owners = [row[0] for row in self.file.db.execute("SELECT DISTINCT owner FROM jobs WHERE owner IS NOT NULL")]
+            for owner in filter(_owner_died, owners):
+                self.file.db.execute(
+                    "UPDATE jobs SET owner = NULL, lease_until = NULL,"
+                    " status = CASE status WHEN ? THEN ? ELSE status END WHERE owner = ?",
+                    (RUNNING, QUEUED, owner),
+                )
 
     async def create(self, job: Job, *, max_active: int, ttl: float) -> Submitted:
         record: dict[str, Any] = dict(job.to_record())
@@ -111,7 +121,8 @@ class SqliteJobStore:
         def claim(db: sqlite3.Connection) -> Job | None:
             now = time.time()
             row = db.execute(
-                "SELECT seq, status FROM jobs WHERE in_queue = 1 AND (owner IS NULL OR lease_until < ?)"
+                "SELECT seq, status FROM jobs WHERE in_queue = 1"
+                " AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
                 " ORDER BY owner IS NULL, seq LIMIT 1",  # run-out leases first: they were running
                 (now,),
             ).fetchone()
@@ -194,6 +205,25 @@ class SqliteJobStore:
 
     async def close(self) -> None:
         await self.file.close()
+
+
+def _owner_died(owner: str) -> bool:
+    """True only for an owner we can prove dead: a runner of this host whose process is gone.
+
+    Anything else (another host, a pid that lives, a name of another shape) keeps its lease
+    until it runs out.  A reused pid only makes us wait for the lease: never a steal.
+    """
+    parts = owner.rsplit(":", 2)  # host:pid:random (runner.py), the host may not be plain
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():  # this very process: its runners are alive
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as error:
+        return error.errno == errno.ESRCH
+    return False
 
 
 def _marks(values: tuple[str, ...]) -> str:

@@ -100,6 +100,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log_class=JsonAccessLogger,
         access_log=access_log,
         shutdown_timeout=settings.server.drain_seconds,
+        # A client that hangs up cancels its capture: the browser slot comes back at once and
+        # the credit is refunded (the ledger's settle and the context's disposal are shielded).
+        handler_cancellation=True,
         print=lambda text: print(text, flush=True),
     )
     return 0

@@ -143,6 +143,15 @@ class InternalError(ApiError):
     status, code = 500, "internal_error"
 
 
+class CallerGone(Exception):
+    """The client hung up before its answer: nothing is delivered, so nothing is charged."""
+
+
+# nginx's "client closed request": what the access log and metrics record for a
+# CallerGone; the client, gone, never sees it.
+CLIENT_CLOSED_REQUEST = 499
+
+
 def json_error(error: ApiError) -> web.Response:
     return web.Response(
         status=error.status,
@@ -182,6 +191,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as error:
         return json_error(error)
+    except CallerGone:
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
     except web.HTTPException as http:
         if http.status < 400:
             raise

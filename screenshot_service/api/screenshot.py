@@ -19,7 +19,8 @@ from .common import base_url, caller, json_response, read_json_object
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
     # Shed load first: a full pool answers 503 before auth, parsing or any state round trip.
     with request.app[CAPTURE].pool.place():
-        key = await caller(request)
+        async with request.app[PIPELINE].arrival_bound(request[STARTED]):
+            key = await caller(request)
         opts = CaptureOptions.from_query(request.query)
         return await _capture(request, key, opts)
 
@@ -27,7 +28,8 @@ async def get_screenshot(request: web.Request) -> web.StreamResponse:
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
     with request.app[CAPTURE].pool.place():
         body = await read_json_object(request)
-        key = await caller(request, body.get("api_key"))
+        async with request.app[PIPELINE].arrival_bound(request[STARTED]):
+            key = await caller(request, body.get("api_key"))
         opts = CaptureOptions.from_json(body)
         # The caller's own bucket (POST only), validated with the options; never stored or logged.
         return await _capture(request, key, opts, opts.s3)
@@ -38,9 +40,14 @@ async def _capture(
 ) -> web.StreamResponse:
     request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
     order = Order(opts=opts, started=request[STARTED], key=key, headers=request[LIMIT_HEADERS],
-                  base_url=base_url(request), customer_s3=customer)
+                  base_url=base_url(request), customer_s3=customer, caller_present=lambda: _connected(request))
     result = await request.app[PIPELINE].run(order)
     return render_result(result, opts.response_type, cache_status="MISS" if opts.cache and not customer else None)
+
+
+def _connected(request: web.Request) -> bool:
+    transport = request.transport  # None once aiohttp saw the connection close
+    return transport is not None and not transport.is_closing()
 
 
 def render_result(result: CaptureResult, response_type: str, cache_status: str | None = None) -> web.StreamResponse:

@@ -14,11 +14,13 @@ admission and settlement here (``Order.admit = False``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..browser.pool import SYNC
-from ..errors import ApiError, CaptureTimeout
+from ..errors import ApiError, CallerGone, CaptureTimeout
 from ..limits.admission import Admission
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
@@ -29,6 +31,32 @@ log = logging.getLogger("screenshot_service.capture")
 
 SETTLE_MARGIN = 5.0  # seconds a reservation outlives the capture's deadline, for its commit
 REMEMBER_BOUND = 2.0  # seconds a cache write may take after delivery
+
+# The steps between which a test can inject a fault (freeze the state store, kill
+# Chromium, drop the client): before admission, after the reservation, after the
+# capture (before its commit), after the commit (before the answer).
+FAULT_POINTS = ("admitting", "reserved", "captured", "committed")
+FaultHook = Callable[[], Awaitable[None]]
+
+
+class FaultPoints:
+    """Hooks awaited when the pipeline reaches a step; empty (a no-op) in production."""
+
+    def __init__(self) -> None:
+        self._hooks: dict[str, FaultHook] = {}
+
+    def at(self, point: str, hook: FaultHook | None) -> None:
+        if point not in FAULT_POINTS:
+            raise ValueError(f"unknown fault point {point!r}; one of {', '.join(FAULT_POINTS)}")
+        if hook is None:
+            self._hooks.pop(point, None)
+        else:
+            self._hooks[point] = hook
+
+    async def reach(self, point: str) -> None:
+        hook = self._hooks.get(point)
+        if hook is not None:
+            await hook()
 
 
 @dataclass
@@ -44,29 +72,31 @@ class Order:
     customer_s3: CustomerS3 | None = None  # the caller's own bucket: no cache either way
     lane: str = SYNC
     admit: bool = True  # False: the credit is already reserved and settled by the caller (jobs)
+    # False once the client has hung up: its capture is then not delivered, so not charged
+    caller_present: Callable[[], bool] = lambda: True
 
 
 class CapturePipeline:
     def __init__(self, service: CaptureService, admission: Admission | None = None) -> None:
         self.service = service
         self.admission = admission
+        self.faults = FaultPoints()
+
+    def arrival_bound(self, started: float) -> contextlib.AbstractAsyncContextManager[None]:
+        """The deadline's outer bound for what runs before the options are known (authentication,
+        the rate check): no capture may last longer than ``capture.deadline_seconds`` from arrival."""
+        return _deadline(started, started + self.service.deadline_seconds)
 
     async def run(self, order: Order) -> CaptureResult:
         opts = order.opts
         deadline = self.service.deadline_for(opts, order.started)
         account = order.account or (order.key.id if order.key else None)
         cacheable = account is not None and order.customer_s3 is None
-        try:
-            async with asyncio.timeout_at(deadline):
-                hit = await self._cached(order.opts, account) if account and cacheable else None
-                if hit is not None:
-                    return hit
-                result = await self._admitted_capture(order, deadline)
-        except TimeoutError:
-            budget = deadline - order.started
-            raise CaptureTimeout(
-                f"the capture did not finish within {budget:g} s", details={"deadline_seconds": budget}
-            ) from None
+        async with _deadline(order.started, deadline):
+            hit = await self._cached(order.opts, account) if account and cacheable else None
+            if hit is not None:
+                return hit
+            result = await self._admitted_capture(order, deadline)
         if account and cacheable:
             await self._remember(order.opts, account, result)
         return result
@@ -74,10 +104,16 @@ class CapturePipeline:
     async def _admitted_capture(self, order: Order, deadline: float) -> CaptureResult:
         if not order.admit or order.key is None or self.admission is None:
             return await self._capture(order)
+        await self.faults.reach("admitting")
         lease = deadline - asyncio.get_running_loop().time() + SETTLE_MARGIN
         async with self.admission.admit(order.key, order.headers, lease) as ticket:
+            await self.faults.reach("reserved")
             result = await self._capture(order)
+            await self.faults.reach("captured")
+            if not order.caller_present():
+                raise CallerGone("the client hung up before its capture was delivered")
             await asyncio.shield(ticket.commit())  # not acknowledged: 503, and the finally refunds
+            await self.faults.reach("committed")
         return result
 
     async def _capture(self, order: Order) -> CaptureResult:
@@ -99,3 +135,15 @@ class CapturePipeline:
                 await asyncio.shield(self.service.remember(opts, account, result))
         except (ApiError, TimeoutError) as error:  # delivered and paid: a later cache miss is harmless
             log.warning("caching the result failed: %s", getattr(error, "message", "timed out"))
+
+
+@contextlib.asynccontextmanager
+async def _deadline(started: float, deadline: float) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout_at(deadline):
+            yield
+    except TimeoutError:
+        budget = deadline - started
+        raise CaptureTimeout(
+            f"the capture did not finish within {budget:g} s", details={"deadline_seconds": budget}
+        ) from None

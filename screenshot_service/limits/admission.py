@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from .ledger import Ledger
 from .quota import current_period
 from .rate import RateDecision, RateLimiter
 
+log = logging.getLogger("screenshot_service.admission")
+
 
 @dataclass
 class Ticket:
@@ -33,23 +36,24 @@ class Ticket:
     reservation: Reservation
     give_up_at: float  # loop time: a commit not acknowledged by then means not delivered
     _ledger: Ledger
-    delivered: bool = field(default=False)
+    committed: bool = field(default=False)  # the store acknowledged the commit
     _commit_sent: bool = field(default=False)
 
     async def commit(self) -> None:
         """Record the capture as delivered; StateUnavailable (503, nothing charged) if the store
         does not acknowledge it in time: the caller must then not deliver it."""
-        if self.delivered:
+        if self.committed:
             return
         self._commit_sent = True
         if not await self._ledger.commit(self.reservation, self.give_up_at):
             raise StateUnavailable("the capture could not be recorded in time, so it is not charged; retry",
                                    retry_after=1)
-        self.delivered = True
+        self.committed = True
 
-    async def settle(self) -> None:
-        """Refund unless delivered (overruling a commit that may have landed unacknowledged)."""
-        if not self.delivered:
+    async def settle(self, *, delivered: bool) -> None:
+        """Refund unless committed and delivered. A capture that fails after its commit (the
+        deadline, a cancelled request) is refunded too, overruling the commit."""
+        if not (delivered and self.committed):
             await self._ledger.refund(self.reservation, overrule_commit=self._commit_sent)
 
 
@@ -128,13 +132,23 @@ class Admission:
         try:
             reservation, give_up_at = await self.reserve(key, plan, headers, lease_seconds)
             ticket = Ticket(key=key, plan=plan, reservation=reservation, give_up_at=give_up_at, _ledger=self.ledger)
+            delivered = False
             try:
                 yield ticket
+                delivered = True  # the block returned: its result goes to the caller
             finally:
                 # Never leave a credit dangling: not delivered by now means failed.
-                await asyncio.shield(ticket.settle())
+                await asyncio.shield(ticket.settle(delivered=delivered))
         finally:
-            await asyncio.shield(self.gate.release(key.id, token))
+            await asyncio.shield(self._release(key.id, token))
+
+    async def _release(self, key_id: str, token: str) -> None:
+        # A slot the store cannot take back now expires with its lease; failing here would
+        # turn a delivered (and charged) capture into an error.
+        try:
+            await self.gate.release(key_id, token)
+        except StateUnavailable as error:
+            log.warning("releasing a concurrency slot failed (%s); its lease expires it", error.message)
 
     async def reserve(
         self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str], lease_seconds: float

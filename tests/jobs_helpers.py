@@ -235,7 +235,7 @@ def _serve(config_path: str) -> None:
     app = create_app(settings)
     install_jobs(app)
     web.run_app(app, host=settings.server.host, port=settings.server.port,
-                shutdown_timeout=settings.server.drain_seconds, print=None)  # fmt: skip
+                shutdown_timeout=settings.server.drain_seconds, handler_cancellation=True, print=None)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -53,9 +54,10 @@ def _command(port: int, *words: str) -> bytes:
 
 
 class RedisTestServer:
-    def __init__(self, executable: str, workdir: Path) -> None:
+    def __init__(self, executable: str, workdir: Path, *, durable: bool = False) -> None:
         self.executable = executable
         self.workdir = workdir
+        self.durable = durable  # append-only file, fsynced on every write: a kill loses nothing
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +77,8 @@ class RedisTestServer:
         if self.running:
             return
         args = [
-            self.executable, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
+            self.executable, "--port", str(self.port), "--bind", HOST, "--save", "",
+            "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always",
             "--daemonize", "no", "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log"),
         ]  # fmt: skip
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -97,7 +100,17 @@ class RedisTestServer:
             return
         with contextlib.suppress(ProcessLookupError):
             process.kill()
+            os.kill(process.pid, signal.SIGCONT)  # a frozen server dies only once it runs again
         process.wait(timeout=10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a stalled Redis)."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def flush(self) -> None:
         reply = _command(self.port, "FLUSHALL")
@@ -135,6 +148,23 @@ def redis_server() -> Iterator[RedisTestServer]:
             atexit.unregister(server.stop)
             if pid is not None:
                 assert not alive(pid), f"redis-server (pid {pid}) is still running"
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[RedisTestServer]:
+    """A redis-server of the test's own that survives a SIGKILL with its data (append-only, always fsynced)."""
+    executable = shutil.which("redis-server") or "/usr/bin/redis-server"
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = RedisTestServer(executable, workdir, durable=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        pid = server.pid
+        server.stop()
+        if pid is not None:
+            assert not alive(pid), f"redis-server (pid {pid}) is still running"
 
 
 @pytest.fixture

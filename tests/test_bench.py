@@ -77,7 +77,8 @@ async def test_full_chromium_floor_and_the_naive_loop_capture() -> None:
         async with floor_browser(full) as browser:
             assert not launcher.is_headless_shell(browser.executable)  # started with --headless=new
             data = await browser.capture(site.url("/small"), PAGES["small"])
-        naive_shot = await naive.naive_capture(site.url("/small"), PAGES["small"])
+        naive_shot, seconds = await naive.naive_capture(site.url("/small"), PAGES["small"])
+    assert seconds > 0
     for png in (data, naive_shot):
         rgb = Image.open(io.BytesIO(png)).convert("RGB")
         assert rgb.size == (1280, 800) and rgb.getpixel(fixture_site.PAINT_PIXEL) == fixture_site.PAINT_RGB

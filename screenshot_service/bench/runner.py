@@ -72,6 +72,7 @@ async def execute(plan: BenchPlan, target: BenchTarget, progress: Progress) -> d
             continue
         progress.step(f"naive {page} c=1", plan.naive_samples)
         run = await run_load(target.naive_call(PAGES[page]), 1, plan.naive_samples, float("inf"), progress.tick)
+        run.wall_s = sum(s.latency_s for s in run.samples)  # one at a time: its clocked time (naive.py)
         naive_stats[page] = Stats.of(run)
         progress.done()
 

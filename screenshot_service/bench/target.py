@@ -69,9 +69,9 @@ class BenchTarget:
     def naive_call(self, spec: CaptureSpec) -> Call:
         url = self.site.url(spec.path)
 
-        async def call() -> str:
-            data = await naive.naive_capture(url, spec, self.executable)
-            return "ok" if data.startswith(b"\x89PNG") else "bad_image"
+        async def call() -> Clocked:
+            data, seconds = await naive.naive_capture(url, spec, self.executable)
+            return Clocked("ok" if data.startswith(b"\x89PNG") else "bad_image", seconds)
 
         return call
 

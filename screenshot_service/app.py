@@ -118,6 +118,7 @@ def _state_ctx(
         app[keys.CACHE] = backend.cache
         ledger = Ledger(backend.state, on_settled=app[keys.METRICS].count_settlement)
         app[keys.LEDGER] = ledger
+        app[keys.METRICS].watch_ledger(lambda: ledger.pending)
         app[keys.ADMISSION] = Admission(
             backend.state, rate_limiter or backend.rate, concurrency or backend.gate, settings.plans, ledger
         )

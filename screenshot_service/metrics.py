@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -111,6 +111,8 @@ class Metrics:
         self.settlements = Counter(
             "credit_settlements", "Reserved credits settled: committed (delivered), refunded, or reclaimed "
             "(refunded once the lease of a dead owner ran out).", ["outcome"], **opts)
+        self.refunds_pending = Gauge(
+            "ledger_refunds_pending", "Refunds the state store has not taken yet (retried every second).", **opts)
         self.storage_errors = Counter(
             "storage_errors", "Failed or timed-out stores ('customer' = the caller's own bucket).",
             ["target"], **opts)
@@ -145,6 +147,9 @@ class Metrics:
 
     def count_settlement(self, outcome: str, n: int = 1) -> None:
         self.settlements.labels(outcome if outcome in SETTLEMENTS else "other").inc(n)
+
+    def watch_ledger(self, pending_refunds: Callable[[], int]) -> None:
+        self.refunds_pending.set_function(pending_refunds)
 
     def job_state(self, state: str) -> None:
         self.jobs.labels(state if state in JOB_STATES else "other").inc()

@@ -162,10 +162,12 @@ async def test_redis_fault_at_each_step_leaves_the_ledger_exact(
     svc.pipeline.faults.at(point, _async(redis.freeze if fault == "frozen" else redis.stop))
     try:
         status, body = await svc.shot()
+        waiting = await _metric(svc.client, "ledger_refunds_pending")  # /metrics needs no state store
     finally:
         svc.pipeline.faults.at(point, None)
         redis.thaw() if fault == "frozen" else redis.start()
     assert status == STORE_FAULTS[point], body
+    assert waiting == (1 if point in ("reserved", "captured") else 0)  # a refund waits for the store
     if status != 200:
         assert body["error"]["code"] == "state_unavailable"
     assert await svc.settled(delivered=1 + (status == 200)), (await svc.used(), svc.reservations())
@@ -424,6 +426,14 @@ async def test_settlements_are_counted_in_metrics(make_instance: MakeInstance) -
 
     assert await eventually(counted, SETTLED_WITHIN), await _settlements(svc.client)
     assert await svc.settled(delivered=1)
+
+
+async def _metric(client: TestClient, name: str) -> float:
+    async with client.get("/metrics") as response:
+        text = await response.text()
+    found = re.search(rf"^\w*_{name} (\S+)$", text, re.M)
+    assert found, f"{name} is not in /metrics"
+    return float(found.group(1))
 
 
 async def _settlements(client: TestClient) -> dict[str, float]:

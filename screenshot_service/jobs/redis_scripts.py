@@ -39,7 +39,9 @@ return {'created', ARGV[4]}
 
 # KEYS: queue list, lease zset.  ARGV: job key prefix, owner, lease ms, now (ISO text).
 # A run-out lease first (its worker died), else the oldest queued id.  Ids whose
-# record has expired are dropped on the way.  Returns the job hash flattened, or nil.
+# record has expired are dropped on the way.  A run is counted unless the claimant
+# already held the lease (it is alive: its lease ran out while Redis was away, or the
+# answer to its claim was lost).  Returns the job hash flattened, or nil.
 CLAIM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -56,9 +58,10 @@ while true do
   id = nil
 end
 redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[3])), id)
+local previous = redis.call('HGET', key, 'owner')
 redis.call('HSET', key, 'owner', ARGV[2])
 local status = redis.call('HGET', key, 'status')
-if status == 'queued' or status == 'running' then
+if (status == 'queued' or status == 'running') and previous ~= ARGV[2] then
   redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[4])
   redis.call('HINCRBY', key, 'runs', 1)
 end

@@ -12,6 +12,14 @@ queue.  A process that dies anywhere in between leaves a lease that runs out,
 and whoever claims the job next continues from what the record says: capture
 again if it never finished, otherwise settle again (idempotent: commit or
 refund happen once) and send the webhook if it is still pending.
+
+A store or state error is not the job's fault and never costs it a run: every
+round trip after the capture (finish, settle, webhook status, ack) is retried
+here, with the lease still renewed, until it lands, the lease is lost to
+another worker, or the process stops.  Only a claim counts a run (``runs``,
+bounded by MAX_RUNS for jobs that keep killing their process), and a runner
+re-claiming a job it already held (its lease ran out while the store was down,
+or a claim's answer was lost) counts none.
 """
 
 from __future__ import annotations
@@ -23,15 +31,16 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..browser.pool import JOBS
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import CapturePipeline, Order
 from ..capture.service import CaptureResult
-from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded
+from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded, StateUnavailable
 from ..state.base import StateStore
 from .models import (
     FAILED,
@@ -51,6 +60,10 @@ log = logging.getLogger("screenshot_service.jobs")
 BROWSER_RETRIES = 2  # a browser crash under a job is retried this often before the job fails
 OVERLOADED_PAUSE = 0.25  # the pool's queue is full of sync requests: they go first, try again shortly
 OVERLOADED_RETRIES = 240  # ... for at most a minute; then the job fails like a sync request would
+STORE_RETRY_FIRST = 0.1  # a failed store round trip after the capture is tried again this soon,
+STORE_RETRY_MAX = 2.0  # ... doubling up to this, for as long as the job's lease is ours
+
+T = TypeVar("T")
 
 
 class _GiveBack(Exception):
@@ -86,8 +99,10 @@ class JobRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._claim_failing = False
+        self._held: set[str] = set()  # ids of the jobs this runner's tasks are working on
         self.running = 0  # jobs capturing right now (metrics, tests)
         self.completed = 0  # jobs finished by this process
+        self.store_failures: Counter[str] = Counter()  # failed store round trips by step (metrics, tests)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -120,6 +135,12 @@ class JobRunner:
             except BaseException:
                 self._slots.release()
                 raise
+            if job.id in self._held:
+                # Our own task still has it (its lease ran out while the store was down): the
+                # claim only renewed that lease, and counted no run.
+                self._slots.release()
+                continue
+            self._held.add(job.id)
             task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -135,6 +156,7 @@ class JobRunner:
                         log.info("claiming jobs works again")
                     self._claim_failing = False
                 except ApiError as error:  # the store is down: keep polling, jobs are safe in it
+                    self.store_failures["claim"] += 1
                     if not self._claim_failing:  # once per outage, not twice a second
                         log.warning("claiming a job failed: %s", error.message)
                     self._claim_failing = True
@@ -161,7 +183,7 @@ class JobRunner:
                     holding_slot = False
                     await self._settle(job)
                     await self._notify(job)
-                    await self.store.ack(job.id, self.owner)
+                    await self._stored("ack", job.id, lambda: self.store.ack(job.id, self.owner))
                 except asyncio.CancelledError:
                     if lease.lost:
                         log.warning("job=%s: lease lost, another worker has it", job.id)
@@ -177,8 +199,32 @@ class JobRunner:
         except Exception:
             log.exception("job=%s: unexpected error; it will be retried when its lease runs out", job.id)
         finally:
+            self._held.discard(job.id)
             if holding_slot:
                 self._slots.release()
+
+    async def _stored(self, step: str, job_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One store or state round trip the job needs, retried while the store is unavailable.
+
+        It ends when the call lands, or by cancellation: the lease keeper's when another worker
+        took the job, the runner's at shutdown.  A store error never fails, drops or re-runs a job.
+        """
+        pause = STORE_RETRY_FIRST
+        failures = 0
+        while True:
+            try:
+                value = await call()
+            except StateUnavailable as error:
+                failures += 1
+                self.store_failures[step] += 1
+                if failures == 1:
+                    log.warning("job=%s: %s failed (%s); retrying while the lease is ours", job_id, step, error.message)
+            else:
+                if failures:
+                    log.info("job=%s: %s done after %d failed attempt(s)", job_id, step, failures)
+                return value
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, STORE_RETRY_MAX)
 
     async def _run(self, job: Job) -> Job | None:
         """Capture and store the terminal state; None if the lease was lost meanwhile."""
@@ -203,7 +249,10 @@ class JobRunner:
             status=SUCCEEDED if error is None else FAILED, finished_at=now_utc(), result=result, error=error,
             options=None, webhook_status=WEBHOOK_PENDING if job.webhook_url else None,
         )  # fmt: skip
-        if not await self.store.finish(finished, self.owner, self.retention_seconds):
+        stored = await self._stored(
+            "finish", job.id, lambda: self.store.finish(finished, self.owner, self.retention_seconds)
+        )
+        if not stored:
             log.warning("job=%s: lease lost before it finished; another worker has it", job.id)
             return None
         self.completed += 1
@@ -242,22 +291,24 @@ class JobRunner:
         """Commit a fresh capture, refund anything else (failure, cancel, cache hit);
         both are no-ops the second time."""
         if job.status == SUCCEEDED and not (job.result or {}).get("cached"):
-            await self.state.commit_credit(job.reservation)
+            await self._stored("settle", job.id, lambda: self.state.commit_credit(job.reservation))
         else:
-            await self.state.refund_credit(job.reservation)
+            await self._stored("settle", job.id, lambda: self.state.refund_credit(job.reservation))
 
     async def _notify(self, job: Job) -> None:
         if job.webhook_status != WEBHOOK_PENDING or not job.webhook_url:
             return
-        secret = await self._secret(job.key_id)
+        secret = await self._stored("webhook", job.id, lambda: self._secret(job.key_id))
         if secret is None:
             log.warning("job=%s: its key is gone or revoked; webhook not sent", job.id)
-            await self.store.update_webhook(job.id, self.owner, WEBHOOK_FAILED, 0)
+            await self._stored("webhook", job.id, lambda: self.store.update_webhook(job.id, self.owner, WEBHOOK_FAILED, 0))
             return
         body = json.dumps(job.to_json(for_webhook=True)).encode()
         delivery = await self.webhooks.deliver(job.webhook_url, body, secret, job_id=job.id)
         status = WEBHOOK_DELIVERED if delivery.delivered else WEBHOOK_FAILED
-        await self.store.update_webhook(job.id, self.owner, status, delivery.attempts)
+        await self._stored(
+            "webhook", job.id, lambda: self.store.update_webhook(job.id, self.owner, status, delivery.attempts)
+        )
 
     async def _secret(self, key_id: str) -> str | None:
         lookup = getattr(self.state, "key_by_id", None)  # cheaper when the store offers it
@@ -288,6 +339,7 @@ class JobRunner:
                         task.cancel()
                         return
                 except ApiError as error:
+                    self.store_failures["renew"] += 1
                     log.warning("job=%s: renewing its lease failed: %s", job_id, error.message)
 
         keeper = asyncio.create_task(keep())

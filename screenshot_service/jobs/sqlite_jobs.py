@@ -121,7 +121,7 @@ class SqliteJobStore:
         def claim(db: sqlite3.Connection) -> Job | None:
             now = time.time()
             row = db.execute(
-                "SELECT seq, status FROM jobs WHERE in_queue = 1"
+                "SELECT seq, status, owner FROM jobs WHERE in_queue = 1"
                 " AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
                 " ORDER BY owner IS NULL, seq LIMIT 1",  # run-out leases first: they were running
                 (now,),
@@ -129,7 +129,8 @@ class SqliteJobStore:
             if row is None:
                 return None
             db.execute("UPDATE jobs SET owner = ?, lease_until = ? WHERE seq = ?", (owner, now + lease, row[0]))
-            if row["status"] in UNFINISHED:
+            # No run is counted when the claimant held it already (alive; see redis_scripts.CLAIM).
+            if row["status"] in UNFINISHED and row["owner"] != owner:
                 db.execute(
                     "UPDATE jobs SET status = ?, started_at = ?, runs = runs + 1 WHERE seq = ?",
                     (RUNNING, iso(now_utc()), row[0]),

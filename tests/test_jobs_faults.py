@@ -1,0 +1,198 @@
+"""The job runner's own faults, with real parts: Chromium, redis-server, SQLite files.
+
+- A store that stalls (redis-server SIGSTOPped, the SQLite file write-locked by
+  another connection) while a job heartbeats or stores its result costs the job
+  no run: it is captured once, succeeds, and is charged once.
+
+Every step waits on a condition, with a bound; nothing is ordered by sleeping.
+The target page is a gate of the test's own: it answers only when the test
+opens it, so "the capture is still running" is a fact, not a race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from screenshot_service.browser.pool import BrowserPool
+from screenshot_service.jobs.keys import JOBS
+from screenshot_service.jobs.runner import JobRunner
+from tests.conftest import wait_for
+from tests.jobs_helpers import JobsApp, settings_for, start_app
+
+if TYPE_CHECKING:
+    from tests.conftest import TestSite
+    from tests.redis_server import RedisTestServer
+
+BOUND = 30.0  # seconds any awaited condition may take on a busy machine
+
+
+# -- a page that answers when the test says so ------------------------------------------------------
+@dataclass
+class Gate:
+    url: str
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    arrived: int = 0  # requests the browser made for it
+
+
+@dataclass
+class GateSite:
+    port: int = 0
+    gates: dict[str, Gate] = field(default_factory=dict)
+
+    def gate(self, name: str) -> Gate:
+        self.gates[name] = Gate(f"http://127.0.0.1:{self.port}/gate/{name}")
+        return self.gates[name]
+
+
+@pytest.fixture
+async def gate_site() -> AsyncIterator[GateSite]:
+    site = GateSite()
+
+    async def handle(request: web.Request) -> web.Response:
+        gate = site.gates[request.match_info["name"]]
+        gate.arrived += 1
+        await gate.opened.wait()
+        return web.Response(text="<div style='width:100%;height:100vh;background:rgb(0,128,0)'></div>",
+                            content_type="text/html")  # fmt: skip
+
+    app = web.Application()
+    app.router.add_get("/gate/{name}", handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    site.port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield site
+    finally:
+        for gate in site.gates.values():
+            gate.opened.set()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def gate_pool(make_pool: Callable[..., Awaitable[BrowserPool]], test_site: TestSite,
+                    gate_site: GateSite) -> BrowserPool:  # fmt: skip
+    """A Chromium pool of the test's own whose egress lets the gate site through."""
+    return await make_pool(allow=[f"127.0.0.1:{test_site.port}", f"127.0.0.1:{gate_site.port}"],
+                           pool_size=2, max_queue=8)  # fmt: skip
+
+
+def _settings(root: Path, site: TestSite, gates: GateSite, **sections: Any) -> Any:
+    egress = {"allow": [f"127.0.0.1:{site.port}", f"127.0.0.1:{gates.port}"]}
+    return settings_for(root, site, egress=egress, **sections)
+
+
+async def _submit(svc: JobsApp, url: str) -> str:
+    response = await svc.client.post("/v1/jobs", json={"url": url, "width": 320, "height": 240}, headers=svc.auth())
+    assert response.status == 202, await response.text()
+    return str((await response.json())["id"])
+
+
+async def _usage(svc: JobsApp) -> int:
+    response = await svc.client.get("/v1/usage", headers=svc.auth())
+    assert response.status == 200, await response.text()
+    return int((await response.json())["quota"]["used"])
+
+
+def _runner(svc: JobsApp) -> JobRunner:
+    return svc.app[JOBS].runner
+
+
+async def _failed_steps(runner: JobRunner, step: str, before: int) -> None:
+    assert await wait_for(lambda: runner.store_failures[step] > before, BOUND), f"no {step} failed: {runner.store_failures}"
+
+
+# -- Redis stalls ----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _frozen(server: RedisTestServer) -> Any:
+    """redis-server SIGSTOPped: connections stay open and nothing answers, until SIGCONT."""
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+async def test_three_redis_stalls_while_a_job_heartbeats_and_stores_its_result_cost_it_no_run(
+    aiohttp_client: Any, tmp_path: Path, test_site: TestSite, gate_site: GateSite, gate_pool: BrowserPool,
+    redis_server: RedisTestServer,
+) -> None:  # fmt: skip
+    redis_server.start()
+    redis_server.flush()
+    # Two workers: while Redis is frozen for longer than the lease, this runner's free worker
+    # claims again as soon as it is back, and may get its own job (a re-claim must count no run).
+    settings = _settings(tmp_path / "svc", test_site, gate_site, jobs={"workers": 2},
+                         state={"backend": "redis", "redis": {"url": redis_server.url}})  # fmt: skip
+    svc = await start_app(aiohttp_client, settings, test_site, gate_pool, tuning={"lease_seconds": 1.5})
+    runner = _runner(svc)
+    gate = gate_site.gate("redis")
+    job_id = await _submit(svc, gate.url)
+    assert await wait_for(lambda: gate.arrived == 1, BOUND)  # claimed, capturing
+
+    for _ in range(2):  # stalls 1 and 2: the heartbeat fails (each stall outlasts the 1.5 s lease)
+        before = runner.store_failures["renew"]
+        with _frozen(redis_server):
+            await _failed_steps(runner, "renew", before)
+    before = runner.store_failures["finish"]
+    with _frozen(redis_server):  # stall 3: the capture ends and storing its result fails
+        gate.opened.set()
+        await _failed_steps(runner, "finish", before)
+
+    done = await svc.wait_done(job_id)
+    assert done["status"] == "succeeded", done
+    stored = await svc.app[JOBS].store.get(job_id)
+    assert stored is not None and stored.runs == 1, "a store stall was counted as a capture run"
+    assert gate.arrived == 1  # captured once
+    assert await _usage(svc) == 1 and await svc.credits_used() == 1  # charged once
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        states = [await client.hget(name, "s") async for name in client.scan_iter("screenshot:res:*")]
+    finally:
+        await client.aclose()
+    assert states == ["committed"]
+    assert await wait_for(lambda: not runner._tasks, BOUND)  # acked and done: nothing left running
+
+
+# -- a write-locked SQLite file ------------------------------------------------------------------------------
+async def test_a_write_locked_sqlite_file_while_a_job_stores_its_result_costs_it_no_run(
+    aiohttp_client: Any, tmp_path: Path, test_site: TestSite, gate_site: GateSite, gate_pool: BrowserPool
+) -> None:
+    root = tmp_path / "svc"
+    settings = _settings(root, test_site, gate_site, jobs={"workers": 1})
+    svc = await start_app(aiohttp_client, settings, test_site, gate_pool, tuning={"lease_seconds": 1.5})
+    runner = _runner(svc)
+    gate = gate_site.gate("sqlite")
+    job_id = await _submit(svc, gate.url)
+    assert await wait_for(lambda: gate.arrived == 1, BOUND)
+
+    # Another connection holds the write lock: every write waits out its busy timeout and fails.
+    locker = sqlite3.connect(root / "state.sqlite3", timeout=BOUND, isolation_level=None, check_same_thread=False)
+    try:
+        await asyncio.to_thread(locker.execute, "BEGIN IMMEDIATE")
+        before = runner.store_failures["finish"]
+        gate.opened.set()
+        await _failed_steps(runner, "finish", before)
+    finally:
+        await asyncio.to_thread(locker.execute, "ROLLBACK")
+        locker.close()
+
+    done = await svc.wait_done(job_id)
+    assert done["status"] == "succeeded", done
+    stored = await svc.app[JOBS].store.get(job_id)
+    assert stored is not None and stored.runs == 1, "a locked file was counted as a capture run"
+    assert gate.arrived == 1
+    assert await _usage(svc) == 1 and await svc.credits_used() == 1

@@ -3,6 +3,8 @@
 - A store that stalls (redis-server SIGSTOPped, the SQLite file write-locked by
   another connection) while a job heartbeats or stores its result costs the job
   no run: it is captured once, succeeds, and is charged once.
+- Shutdown takes ``server.drain_seconds`` once, not once per waiting step, and
+  the job it cuts short is given back, not failed; a restart runs it.
 
 Every step waits on a condition, with a bound; nothing is ordered by sleeping.
 The target page is a gate of the test's own: it answers only when the test
@@ -196,3 +198,40 @@ async def test_a_write_locked_sqlite_file_while_a_job_stores_its_result_costs_it
     assert stored is not None and stored.runs == 1, "a locked file was counted as a capture run"
     assert gate.arrived == 1
     assert await _usage(svc) == 1 and await svc.credits_used() == 1
+
+
+# -- shutdown ---------------------------------------------------------------------------------------------------
+DRAIN = 12.0  # long enough that twice it is well past the generous bound below
+
+
+@pytest.mark.slow
+async def test_shutdown_takes_drain_seconds_once_and_gives_the_cut_job_back(
+    aiohttp_client: Any, tmp_path: Path, test_site: TestSite, gate_site: GateSite, gate_pool: BrowserPool
+) -> None:
+    root = tmp_path / "svc"
+    settings = _settings(root, test_site, gate_site, jobs={"workers": 1}, server={"drain_seconds": DRAIN})
+    first = await start_app(aiohttp_client, settings, test_site, gate_pool)
+    gate = gate_site.gate("drain")  # the capture would take longer than the drain: it is never opened in time
+    job_id = await _submit(first, gate.url)
+    assert await wait_for(lambda: gate.arrived == 1, BOUND)
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await first.client.close()  # on_shutdown (the sync drain), then cleanup (the job runner)
+    took = loop.time() - began
+    # A deadline guarantee with generous slack, not a timing: one drain, never two in a row.
+    assert took < DRAIN + 10, f"shutdown took {took:.1f} s with drain_seconds={DRAIN:g}"
+
+    with sqlite3.connect(root / "state.sqlite3") as db:
+        status, owner, runs = db.execute("SELECT status, owner, runs FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        reservation = db.execute("SELECT state FROM quota_reservations").fetchall()
+    assert (status, owner, runs) == ("queued", None, 0)  # given back, and the cut run not counted
+    assert reservation == [("reserved",)]  # neither charged nor refunded yet
+
+    gate.opened.set()
+    second = await start_app(aiohttp_client, settings, test_site, gate_pool, key=(first.record, first.key))
+    done = await second.wait_done(job_id)
+    assert done["status"] == "succeeded", done
+    assert (await second.app[JOBS].store.get(job_id)).runs == 1  # type: ignore[union-attr]
+    assert gate.arrived == 2
+    assert await _usage(second) == 1 and await second.credits_used() == 1

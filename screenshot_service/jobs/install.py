@@ -4,7 +4,9 @@ One cleanup context owns everything jobs need — the store, an HTTP client for
 webhooks (sent through the app's egress proxy), the runner and the retention
 sweeper — so they start after the state store, proxy, storage and browser pool
 they use and stop before them.  Stopping lets jobs in flight finish within ``drain_seconds`` and
-gives the rest back to the queue.
+gives the rest back to the queue.  That time counts from the moment the app starts draining (an
+``on_shutdown`` hook placed first), the same moment the sync captures' drain starts, so the
+jobs' share of a shutdown is ``drain_seconds`` in all, not a second wait after the sync one.
 """
 
 from __future__ import annotations
@@ -69,6 +71,13 @@ def install(
     app.router.add_get("/v1/jobs/{id}", handlers.get_job)
     app.router.add_delete("/v1/jobs/{id}", handlers.delete_job)
     app.cleanup_ctx.append(_jobs_ctx)
+    app.on_shutdown.insert(0, _begin_drain)  # before app._drain, which waits for the pool to idle
+
+
+async def _begin_drain(app: web.Application) -> None:
+    service = app.get(JOBS)
+    if service is not None:
+        service.runner.begin_stop(app[SETTINGS].server.drain_seconds)
 
 
 def open_job_store(settings: Settings) -> JobStore:

@@ -98,6 +98,8 @@ class JobRunner:
         self._dispatcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._deadline: float | None = None  # loop time the drain ends: one deadline for the whole shutdown
+        self._cutoff: asyncio.TimerHandle | None = None
         self._claim_failing = False
         self._held: set[str] = set()  # ids of the jobs this runner's tasks are working on
         self.running = 0  # jobs capturing right now (metrics, tests)
@@ -113,18 +115,42 @@ class JobRunner:
         """A job was submitted or canceled here: look at the queue now, not at the next poll."""
         self._wake.set()
 
-    async def stop(self, drain_seconds: float) -> None:
-        """Claim nothing more; let jobs in flight finish within ``drain_seconds``; give back the rest."""
+    def begin_stop(self, drain_seconds: float) -> None:
+        """Shutdown starts now: claim nothing more, and give back whatever is still running
+        ``drain_seconds`` from now.  Called when the app starts draining (install.py), so the
+        jobs' drain runs alongside the sync captures' one instead of after it; again: no-op."""
+        if self._deadline is not None:
+            return
+        loop = asyncio.get_running_loop()
         self._stopping = True
+        self._deadline = loop.time() + drain_seconds
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        self._cutoff = loop.call_at(self._deadline, self._cut_off)
+
+    def _cut_off(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()  # _process gives the job back to the queue
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Claim nothing more; let jobs in flight finish by the drain deadline; give back the rest.
+
+        The deadline is the one ``begin_stop`` set when draining began, if it did: the whole
+        shutdown takes ``drain_seconds``, not that once per waiting step."""
+        self.begin_stop(drain_seconds)
+        assert self._deadline is not None
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=drain_seconds)
+        remaining = self._deadline - asyncio.get_running_loop().time()
+        if self._tasks and remaining > 0:
+            await asyncio.wait(self._tasks, timeout=remaining)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._cutoff is not None:
+            self._cutoff.cancel()
 
     # -- claiming -------------------------------------------------------------------------
     async def _dispatch(self) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from ..appkeys import ADMISSION, KEY_ID, LIMIT_HEADERS, SETTINGS, STATE
-from ..errors import MalformedBody, PayloadTooLarge
+from ..errors import PayloadTooLarge
 from ..limits.keys import authenticate, key_from_request
 from ..state.base import KeyRecord
+from .body import parse_json_object
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
@@ -22,15 +23,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body is over {limit} bytes", details={"limit_bytes": limit}) from None
-    if not raw.strip():
-        raise MalformedBody("the request body is empty; send a JSON object")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedBody(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise MalformedBody("the request body must be a JSON object")
-    return body
+    return parse_json_object(raw)
 
 
 async def caller(request: web.Request, body_key: object = None) -> KeyRecord:

@@ -235,3 +235,22 @@ async def test_shutdown_takes_drain_seconds_once_and_gives_the_cut_job_back(
     assert (await second.app[JOBS].store.get(job_id)).runs == 1  # type: ignore[union-attr]
     assert gate.arrived == 2
     assert await _usage(second) == 1 and await second.credits_used() == 1
+
+
+# -- Overloaded: retried, within a bound ----------------------------------------------------------------------
+async def test_a_job_that_only_ever_meets_a_full_pool_fails_overloaded_after_its_bounded_retries(
+    aiohttp_client: Any, tmp_path: Path, test_site: TestSite, make_pool: Callable[..., Awaitable[BrowserPool]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from screenshot_service.jobs import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "OVERLOADED_PAUSE", 0.001)  # the count, not the pause, is the bound here
+    pool = await make_pool(pool_size=1, max_queue=0)  # jobs share the sync lane; no queue: full is 503 at once
+    svc = await start_app(aiohttp_client, settings_for(tmp_path / "svc", test_site, jobs={"workers": 1}),
+                          test_site, pool)  # fmt: skip
+    async with pool.lease():  # the only slot stays taken for as long as the job can see
+        created = await svc.submit_ok("/paint", width=320, height=240)
+        done = await svc.wait_done(created["id"])
+        assert pool.admission.in_use["sync"] == 1  # still full: the job gave up, the pool did not free up
+    assert done["status"] == "failed" and done["error"]["code"] == "overloaded", done
+    assert await _usage(svc) == 0 and await svc.credits_used() == 0  # refunded

@@ -119,6 +119,12 @@ class TargetUnreachable(ApiError):
     status, code = 502, "target_unreachable"
 
 
+class TargetHttpError(ApiError):
+    """The main document answered >= 400 and the caller asked for that to fail (``fail_on_http_error``)."""
+
+    status, code = 502, "target_http_error"
+
+
 class StorageError(ApiError):
     status, code = 502, "storage_error"
 

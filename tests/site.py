@@ -118,8 +118,170 @@ def build(hits: list[str]) -> web.Application:
         page = REACH[kind].replace("WSTARGET", target.replace("http", "ws", 1))
         return _html(page.replace("TARGET", target))
 
+    add_trust_routes(routes)
     app.add_routes(routes)
     return app
+
+
+# -- pages for the trust tests (tests/test_page_facts*.py, tests/test_capture_trust*.py) ---------
+
+def solid_png(width: int, height: int, rgb: tuple[int, int, int], *, filter_type: int = 0) -> bytes:
+    """A PNG of one colour, rows stored with ``filter_type`` (for pages and for the blank check's tests)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    pixel = bytes(rgb)
+    flat = pixel * width
+    first = {0: flat, 1: pixel + bytes(len(flat) - 3), 2: flat}.get(filter_type, flat)
+    later = {0: flat, 1: pixel + bytes(len(flat) - 3), 2: bytes(len(flat))}.get(filter_type, flat)
+    rows = bytes([filter_type]) + first + b"".join(bytes([filter_type]) + later for _ in range(height - 1))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PIXEL_PNG = solid_png(4, 4, (0, 0, 255))
+# /late: what the page paints once its late data arrived (before: LATE_BEFORE).
+LATE_BEFORE, LATE_AFTER = (255, 0, 0), (0, 160, 0)
+# token -> released: /late-data waits until the test releases it (a gate, not a timer).
+LATE_GATES: dict[str, asyncio.Event] = {}
+
+
+def add_trust_routes(routes: web.RouteTableDef) -> None:
+    @routes.get("/status")
+    async def status(request: web.Request) -> web.Response:
+        code = int(request.query.get("code", "404"))
+        page = (f"<!doctype html><html><head><title>Error {code}</title></head><body style='margin:0'>"
+                f"<div style='width:100%;height:100vh;background:rgb(200,0,0)'>error {code}</div></body></html>")
+        return web.Response(status=code, text=page, content_type="text/html")
+
+    @routes.get("/hops")
+    async def hops(request: web.Request) -> web.Response:
+        # /hops?n=3&to=/paint: n redirects, then ``to``
+        left = int(request.query.get("n", "1"))
+        to = request.query.get("to", "/paint")
+        raise web.HTTPFound(f"/hops?n={left - 1}&to={to}" if left > 1 else to)
+
+    @routes.get("/titled")
+    async def titled(request: web.Request) -> web.Response:
+        return _html("<div style='width:100%;height:100vh;background:rgb(0,0,200);color:#fff'>titled</div>",
+                     head=f"<title>{request.query.get('t', 'Titled page')}</title>")
+
+    @routes.get("/blank")
+    async def blank(request: web.Request) -> web.Response:
+        return _html("", head="<style>html,body{background:rgb(250,250,250)}</style>")
+
+    @routes.get("/pixel.png")
+    async def pixel(request: web.Request) -> web.Response:
+        return web.Response(body=PIXEL_PNG, content_type="image/png")
+
+    @routes.get("/not-an-image.png")
+    async def not_an_image(request: web.Request) -> web.Response:
+        return web.Response(body=b"these bytes are no PNG", content_type="image/png")
+
+    @routes.get("/images")
+    async def images(request: web.Request) -> web.Response:
+        broken = int(request.query.get("broken", "0"))
+        tags = "<img src='/pixel.png' width=40 height=40>"
+        tags += "".join("<img src='/missing.png' width=40 height=40>" if i % 2 == 0 else
+                        "<img src='/not-an-image.png' width=40 height=40>" for i in range(broken))
+        return _html(f"<div style='width:100%;height:100vh;background:rgb(0,120,0)'>{tags}</div>")
+
+    @routes.get("/font-pending")
+    async def font_pending(request: web.Request) -> web.Response:
+        # After load the page asks for a web font that never arrives: fonts are loading at capture.
+        return _html(
+            "<p style=\"font-family:Slow,serif;font-size:40px\">text</p>"
+            "<script>window.addEventListener('load', () => document.fonts.load('40px Slow'));</script>",
+            head="<style>@font-face{font-family:Slow;src:url(/stall?s=30) format('woff2')}</style>",
+        )
+
+    @routes.get("/late")
+    async def late(request: web.Request) -> web.Response:
+        # Red until /late-data answers, then green with an image: content that settles after load.
+        token = request.query.get("token", "")
+        return _html(
+            f"<div id=box style='width:100%;height:100vh;background:rgb{LATE_BEFORE}'></div><script>"
+            f"fetch('/late-data?token={token}').then(r => r.text()).then(() => {{"
+            f"  const box = document.getElementById('box'); box.style.background = 'rgb{LATE_AFTER}';"
+            "  const img = new Image(); img.src = '/pixel.png?late'; img.width = 50; img.height = 50;"
+            "  box.appendChild(img); });</script>"
+        )
+
+    @routes.get("/late-data")
+    async def late_data(request: web.Request) -> web.Response:
+        gate = LATE_GATES.get(request.query.get("token", ""))
+        if gate is not None:
+            await asyncio.wait_for(gate.wait(), 30)
+        else:
+            await asyncio.sleep(0.3)  # late, but only a little: ready must wait for it either way
+        return web.Response(text="ok")
+
+    @routes.get("/animated")
+    async def animated(request: web.Request) -> web.Response:
+        # Infinite CSS animations at random phases, a finite one, a transition and a Web Animation:
+        # without disable_animations no two captures agree.
+        boxes = "".join(
+            f"<div class='spin' style='left:{20 + i * 150}px'></div>" for i in range(4)
+        )
+        return _html(
+            boxes + "<div id=fade></div><div id=grow></div><div id=waapi></div><input id=field autofocus>"
+            "<script>"
+            "for (const el of document.querySelectorAll('.spin'))"
+            "  el.style.animationDelay = (-Math.random() * 7) + 's';"
+            "requestAnimationFrame(() => document.getElementById('grow').classList.add('big'));"
+            "document.getElementById('waapi').animate("
+            "  [{background: 'rgb(0,0,0)'}, {background: 'rgb(0,255,255)'}],"
+            "  {duration: 5000, iterations: Infinity, delay: -Math.random() * 5000});"
+            "document.getElementById('field').focus();"
+            "</script>",
+            head="<style>"
+            "@keyframes hue{from{background:rgb(0,0,0);transform:rotate(0deg)}"
+            "to{background:rgb(255,255,0);transform:rotate(360deg)}}"
+            "@keyframes fade{from{opacity:0}to{opacity:1}}"
+            ".spin{position:absolute;top:20px;width:100px;height:100px;animation:hue 7s linear infinite}"
+            "#fade{position:absolute;top:200px;left:20px;width:100px;height:100px;background:rgb(0,0,255);"
+            "animation:fade 60s linear 1 forwards}"
+            "#grow{position:absolute;top:200px;left:200px;width:10px;height:100px;background:rgb(255,0,255);"
+            "transition:width 60s linear}#grow.big{width:300px}"
+            "#waapi{position:absolute;top:350px;left:20px;width:600px;height:50px}"
+            "#field{position:absolute;top:450px;left:20px;width:200px;font-size:20px}"
+            "</style>",
+        )
+
+    @routes.get("/emulated")
+    async def emulated(request: web.Request) -> web.Response:
+        # Four boxes, green when what the page reads equals what the test expects, else red;
+        # #done appears when the geolocation answer (or refusal) came.
+        q = request.query
+        expect = {"tz": q.get("tz", ""), "lang": q.get("lang", ""), "lat": q.get("lat", ""),
+                  "lon": q.get("lon", ""), "accept": request.headers.get("Accept-Language", "")}
+        import json as _json
+
+        return _html(
+            "".join(f"<div id={name} style='position:absolute;left:{i * 100}px;top:0;width:100px;height:100px;"
+                    "background:rgb(255,255,255)'></div>" for i, name in enumerate(("tz", "lang", "accept", "geo")))
+            + "<script>"
+            f"const want = {_json.dumps(expect)};"
+            "const paint = (id, ok) => document.getElementById(id).style.background = ok ? 'rgb(0,200,0)' : 'rgb(200,0,0)';"
+            "const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;"
+            "const offset = new Date(Date.UTC(2026, 0, 15, 12)).getTimezoneOffset();"
+            "const wantOffset = {'Europe/Paris': -60, 'America/New_York': 300, 'Asia/Tokyo': -540}[want.tz];"
+            "paint('tz', zone === want.tz && offset === wantOffset);"
+            "paint('lang', navigator.language === want.lang && navigator.languages[0] === want.lang"
+            "  && Intl.NumberFormat().resolvedOptions().locale === want.lang);"
+            "paint('accept', want.accept.split(',')[0] === want.lang);"
+            "const done = () => { const d = document.createElement('div'); d.id = 'done';"
+            "  d.style.cssText = 'position:absolute;left:0;top:200px;width:10px;height:10px;background:#000';"
+            "  document.body.appendChild(d); };"
+            "navigator.geolocation.getCurrentPosition("
+            "  p => { paint('geo', Math.abs(p.coords.latitude - want.lat) < 1e-6"
+            "         && Math.abs(p.coords.longitude - want.lon) < 1e-6); done(); },"
+            "  () => { paint('geo', false); done(); }, {timeout: 20000});"
+            "</script>"
+        )
 
 
 # One way per entry for a page to make the browser send a request to TARGET.

@@ -54,6 +54,8 @@ def render_result(result: CaptureResult, response_type: str, cache_status: str |
     status = "HIT" if result.cached else cache_status
     headers = {"X-Cache": status} if status else None
     if response_type == "image":
+        if result.warnings:  # the body is the image: the warnings' codes travel in a header (SPEC §3)
+            headers = {**(headers or {}), "X-Capture-Warnings": ",".join(result.warning_codes)}
         return web.Response(body=result.data, content_type=result.stored.content_type, headers=headers)
     body = result.to_json()
     if response_type == "base64":

@@ -135,6 +135,14 @@ class PageDriver:
     async def set_bypass_csp(self, enabled: bool) -> None:
         await bounded(self._page.setBypassCSP(enabled), CALL_BOUND)
 
+    async def grant_permissions(self, origin: str, permissions: list[str]) -> None:
+        """Grant ``permissions`` (e.g. ``geolocation``) to ``origin`` only, in this page's context."""
+        context = self._page.target.browserContext
+        params: dict[str, Any] = {"origin": origin, "permissions": permissions}
+        if context._id:  # the default context has none
+            params["browserContextId"] = context._id
+        await bounded(self._page.browser._connection.send("Browser.grantPermissions", params), CALL_BOUND)
+
 
 class BrowserDriver:
     """One connected Chromium: contexts, a liveness probe, close."""

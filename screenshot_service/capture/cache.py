@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ..state.sqlite_file import SqliteFile
 from ..storage.base import StoredObject
+from .facts import CaptureWarning, PageFacts
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,16 @@ class CacheEntry:
     width: int
     height: int
     blocked_requests: int
+    clamped: bool = False
+    page: PageFacts = PageFacts()  # a cached answer says what the original capture said
+    warnings: tuple[CaptureWarning, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({
             "name": self.stored.name, "url": self.stored.url, "expires_at": self.stored.expires_at.isoformat(),
             "size": self.stored.size, "content_type": self.stored.content_type, "format": self.format,
             "width": self.width, "height": self.height, "blocked_requests": self.blocked_requests,
+            "clamped": self.clamped, "page": self.page.to_json(), "warnings": [w.to_json() for w in self.warnings],
         })
 
     @classmethod
@@ -38,8 +43,11 @@ class CacheEntry:
         raw: dict[str, Any] = json.loads(text)
         stored = StoredObject(name=raw["name"], url=raw["url"], expires_at=datetime.fromisoformat(raw["expires_at"]),
                               size=raw["size"], content_type=raw["content_type"])
+        # Entries written before page facts existed read back with empty ones.
         return cls(stored=stored, format=raw["format"], width=raw["width"], height=raw["height"],
-                   blocked_requests=raw["blocked_requests"])
+                   blocked_requests=raw["blocked_requests"], clamped=raw.get("clamped", False),
+                   page=PageFacts.from_json(raw.get("page")),
+                   warnings=tuple(CaptureWarning.from_json(w) for w in raw.get("warnings", ())))
 
 
 CACHE_SCHEMA = """

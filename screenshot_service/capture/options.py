@@ -22,25 +22,30 @@ from .parsers import (
     Bad,
     Clip,
     Cookie,
+    Geolocation,
     boolean,
     choice,
     clip,
     cookies,
+    geolocation,
     headers,
     http_url,
     integer,
+    locale,
     number,
     s3_destination,
     selector,
     selector_list,
     text,
+    timezone,
 )
 
 if TYPE_CHECKING:
     from ..storage.customer import CustomerS3
 
 FORMATS = ("png", "jpeg", "webp", "pdf")
-WAIT_UNTIL = ("load", "domcontentloaded", "networkidle0", "networkidle2")
+# ready: network quiet, fonts loaded, images decoded and layout still (capture/ready.py)
+WAIT_UNTIL = ("load", "domcontentloaded", "networkidle0", "networkidle2", "ready")
 RESPONSE_TYPES = ("json", "base64", "image")
 # Names accepted next to the options but not options themselves.
 NON_OPTION_NAMES = ("api_key",)
@@ -96,6 +101,11 @@ class CaptureOptions:
     response_type: str = "json"
     webhook_url: str | None = None
     s3: CustomerS3 | None = None
+    disable_animations: bool = False
+    fail_on_http_error: bool = False
+    timezone: str | None = None
+    locale: str | None = None
+    geolocation: Geolocation | None = None
 
     # name -> parser; the single source of truth for what is accepted
     @staticmethod
@@ -134,6 +144,11 @@ class CaptureOptions:
             "response_type": choice(*RESPONSE_TYPES),
             "webhook_url": http_url,
             "s3": s3_destination,
+            "disable_animations": boolean,
+            "fail_on_http_error": boolean,
+            "timezone": timezone,
+            "locale": locale,
+            "geolocation": geolocation,
         }
 
     @classmethod

@@ -278,6 +278,77 @@ def _cookie(index: int, item: Any) -> Cookie:
     return Cookie(name, val, path, None if expires is None else float(expires), http_only, secure, same_site)
 
 
+class Geolocation(NamedTuple):
+    """An emulated position: degrees, and accuracy in metres."""
+
+    latitude: float
+    longitude: float
+    accuracy: float = 100.0
+
+
+def timezone(value: Any) -> str:
+    """An IANA zone name the tz database knows (``Europe/Paris``); Chromium's ICU checks it again."""
+    name = text(64, single_line=True)(value).strip()
+    if name not in _zone_names():
+        raise Bad(f"{name!r} is not an IANA time zone name (like Europe/Paris or America/New_York)")
+    return name
+
+
+def _zone_names() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        import zoneinfo
+
+        _ZONES = frozenset(zoneinfo.available_timezones()) | {"UTC"}
+    return _ZONES
+
+
+_ZONES: frozenset[str] | None = None
+# BCP 47 as browsers take it: language, optional script, optional region, variants (no extensions).
+_LOCALE = re.compile(r"^([a-z]{2,3}|[a-z]{5,8})(-[a-z]{4})?(-(?:[a-z]{2}|[0-9]{3}))?(-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*$",
+                     re.IGNORECASE)
+
+
+def locale(value: Any) -> str:
+    """A BCP 47 language tag, returned in its canonical case (``de-DE``, ``zh-Hant-TW``)."""
+    tag = text(64, single_line=True)(value).strip().replace("_", "-")
+    if not _LOCALE.match(tag):
+        raise Bad(f"{tag!r} is not a BCP 47 language tag (like en-US, de-DE or zh-Hant-TW)")
+    parts = tag.split("-")
+    out = [parts[0].lower()]
+    for part in parts[1:]:
+        if len(part) == 4 and part.isalpha() and len(out) == 1:
+            out.append(part.title())  # script
+        elif len(part) == 2 or (len(part) == 3 and part.isdigit()):
+            out.append(part.upper())  # region
+        else:
+            out.append(part.lower())
+    return "-".join(out)
+
+
+def geolocation(value: Any) -> Geolocation:
+    shape = "must be {latitude, longitude, accuracy?} (JSON) or lat,lon[,accuracy] (query)"
+    if isinstance(value, str):
+        parts: list[Any] = [p.strip() for p in value.split(",")]
+        if len(parts) not in (2, 3):
+            raise Bad(shape)
+    elif isinstance(value, dict):
+        unknown = set(value) - {"latitude", "longitude", "accuracy"}
+        if unknown or "latitude" not in value or "longitude" not in value:
+            raise Bad(shape)
+        parts = [value["latitude"], value["longitude"]] + ([value["accuracy"]] if "accuracy" in value else [])
+    else:
+        raise Bad(shape)
+    limits = (("latitude", -90, 90), ("longitude", -180, 180), ("accuracy", 0, 100000))
+    numbers = []
+    for part, (name, lo, hi) in zip(parts, limits, strict=False):
+        try:
+            numbers.append(number(lo, hi)(part))
+        except Bad:
+            raise Bad(f"{shape}; {name} must be a number from {lo} to {hi}") from None
+    return Geolocation(*numbers)
+
+
 def s3_destination(value: Any) -> CustomerS3:
     # The storage module owns the shape of the s3 object; import late (it pulls in aioboto3).
     from ..storage.customer import CustomerS3
@@ -303,6 +374,15 @@ PARSER_SCHEMAS: dict[Callable[[Any], Any], dict[str, Any]] = {
                        "expires": {"type": "number"}, "http_only": {"type": "boolean"},
                        "secure": {"type": "boolean"}, "same_site": {"type": "string", "enum": ["Strict", "Lax", "None"]}},
     }},
+    timezone: {"type": "string", "maxLength": 64, "examples": ["Europe/Paris"]},
+    locale: {"type": "string", "maxLength": 64, "examples": ["de-DE"]},
+    geolocation: {"oneOf": [
+        {"type": "string", "pattern": r"^-?[\d.]+,-?[\d.]+(,[\d.]+)?$", "description": "lat,lon[,accuracy]"},
+        {"type": "object", "required": ["latitude", "longitude"], "additionalProperties": False,
+         "properties": {"latitude": {"type": "number", "minimum": -90, "maximum": 90},
+                        "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+                        "accuracy": {"type": "number", "minimum": 0, "maximum": 100000}}},
+    ]},
     s3_destination: {"type": "object", "required": ["bucket", "region", "access_key_id", "secret_access_key"],
           "properties": {"bucket": {"type": "string"}, "region": {"type": "string"},
                          "access_key_id": {"type": "string"}, "secret_access_key": {"type": "string"},

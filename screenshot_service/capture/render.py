@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..browser.driver import NavigationFailed, PageDriver, ProtocolError, ScriptError
-from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
-from . import blocking, devices, fullpage
+from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetHttpError, TargetUnreachable
+from . import animations, blank, blocking, devices, emulation, facts, fullpage, ready
 from .options import CaptureOptions
 
 # Chromium's net errors that mean "the target could not be reached".
@@ -56,13 +56,17 @@ class Rendered:
     height: int
     clamped: bool = False  # full page taller than max_height (or the format's limit) was cut
     blocked_requests: int = 0  # requests Chromium refused from the ad/tracker lists
+    page: facts.PageFacts = facts.PageFacts()
+    warnings: tuple[facts.CaptureWarning, ...] = ()
 
 
 async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
     """Everything that must hold before the first request: emulation, identity, blocking."""
     _prepared.add(page)
     fullpage.track(page)  # count requests from the very first one
+    facts.watch(page)  # ... and follow the main document from its first request
     await devices.emulate(page, opts)
+    await emulation.emulate(page, opts)
     await page.send(
         "Emulation.setEmulatedMedia",
         {
@@ -72,7 +76,7 @@ async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
             ]
         },
     )
-    if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners:
+    if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners or opts.disable_animations:
         await page.set_bypass_csp(True)  # our style and script must run on pages with a strict CSP
     if opts.headers:
         await page.send("Network.setExtraHTTPHeaders", {"headers": opts.header_dict})
@@ -84,7 +88,8 @@ async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
     await blocking.apply_page_blocking(page, opts)
 
 
-async def navigate(page: PageDriver, opts: CaptureOptions) -> None:
+async def navigate(page: PageDriver, opts: CaptureOptions, *, deadline: float | None = None) -> None:
+    """Load the page and wait as ``wait_until`` says; ``deadline`` (loop time) bounds ``ready``."""
     if page not in _prepared:
         await prepare(page, opts)
     if opts.html is not None:
@@ -93,7 +98,8 @@ async def navigate(page: PageDriver, opts: CaptureOptions) -> None:
         assert opts.url is not None
         _refuse_listed_target(opts)
         try:
-            await page.goto(opts.url, opts.wait_until)
+            # ready: the document first, then the conditions of capture/ready.py, within a bound
+            await page.goto(opts.url, "domcontentloaded" if opts.wait_until == "ready" else opts.wait_until)
         except NavigationFailed as exc:
             if page.main_frame_id in fullpage.track(page).downloads:  # downloads are denied per context (browser/pool.py)
                 host = urlsplit(opts.url).hostname or "the target"
@@ -105,9 +111,35 @@ async def navigate(page: PageDriver, opts: CaptureOptions) -> None:
     if opts.wait_for_selector:
         await _check_selector(page, "wait_for_selector", opts.wait_for_selector)
         await page.wait_for_selector(opts.wait_for_selector)
+    if opts.wait_until == "ready":
+        await _wait_ready(page, deadline)
     await _tidy(page, opts)
+    if opts.disable_animations:
+        await animations.freeze(page)
     if opts.delay:
         await asyncio.sleep(opts.delay / 1000)
+
+
+async def _wait_ready(page: PageDriver, deadline: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    began, end = loop.time(), ready.budget_end(deadline)
+    unmet = await ready.wait_ready(page, end)
+    if unmet:
+        waited = round(loop.time() - began, 1)
+        facts.watch(page).warn("ready_timeout", f"captured after {waited:g} s without the page being ready: "
+                               f"{', '.join(unmet)} not settled", {"unmet": unmet, "waited_s": waited})
+
+
+def check_http_status(page: PageDriver, opts: CaptureOptions) -> None:
+    """After navigation: a main document >= 400 fails with ``fail_on_http_error``, else it is a warning."""
+    status = facts.watch(page).status_code
+    if opts.html is not None or status is None or status < 400:
+        return
+    host = urlsplit(opts.url or "").hostname or "the target"
+    if opts.fail_on_http_error:
+        raise TargetHttpError(f"{host} answered HTTP {status}", details={"status": status})
+    facts.watch(page).warn("http_error", f"the page answered HTTP {status}: this may be an error page",
+                           {"status": status})
 
 
 async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
@@ -115,14 +147,24 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
     if opts.omit_background:
         await page.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
     if opts.format == "pdf":
+        if opts.disable_animations:
+            await animations.freeze(page, style=False)
+        page_facts = await _check_page(page, opts)
         result = await page.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
-        return _rendered(page, base64.b64decode(result["data"]), opts.width, opts.height)
+        return _rendered(page, base64.b64decode(result["data"]), opts.width, opts.height, page_facts=page_facts)
     clamped = False
+    area: tuple[int, int, int, int] | None = None
     if opts.full_page:
         await fullpage.reveal(page, opts, _reveal_budget(deadline))
+        if opts.disable_animations:  # what the reveal scrolled into view may have started animating
+            await animations.freeze(page, style=False)
+        page_facts = await _check_page(page, opts)
         shot = await fullpage.capture_full_page(page, opts)
         data, clamped = shot.data, shot.clamped
     else:
+        if opts.disable_animations:
+            await animations.freeze(page, style=False)
+        page_facts = await _check_page(page, opts)
         params: dict[str, Any] = {"format": opts.format, "fromSurface": True}
         if opts.format in ("jpeg", "webp"):
             params["quality"] = opts.quality
@@ -135,12 +177,65 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
             params["captureBeyondViewport"] = True  # the area may lie outside the viewport
         data = base64.b64decode((await page.send("Page.captureScreenshot", params))["data"])
     width, height = fullpage.image_size(data)
-    return _rendered(page, data, width, height, clamped)
+    if area is None and opts.full_page:
+        area = (0, 0, opts.width, max(1, round(height / opts.device_scale_factor)))
+    if await _is_flat(page, opts, data, area):
+        facts.watch(page).warn("blank_capture", "the image is one flat colour: the page may not have rendered")
+    if clamped:
+        facts.watch(page).warn("clamped", f"the page was cut at {height} px (max_height or the format's limit)",
+                               {"height": height})
+    return _rendered(page, data, width, height, clamped, page_facts=page_facts)
 
 
-def _rendered(page: PageDriver, data: bytes, width: int, height: int, clamped: bool = False) -> Rendered:
+def _rendered(page: PageDriver, data: bytes, width: int, height: int, clamped: bool = False,
+              *, page_facts: facts.PageFacts) -> Rendered:
     blocked = fullpage.track(page).blocked
-    return Rendered(data=data, width=width, height=height, clamped=clamped, blocked_requests=blocked)
+    return Rendered(data=data, width=width, height=height, clamped=clamped, blocked_requests=blocked,
+                    page=page_facts, warnings=facts.watch(page).sorted_warnings())
+
+
+# What the captured document is, and what may be wrong with it, read just before the capture.
+_CHECK_JS = """(wholePage) => {
+  let broken = 0;
+  for (const img of document.images) {
+    if (!(img.currentSrc || img.getAttribute('src'))) continue;
+    if (img.complete) { if (img.naturalWidth === 0) broken++; continue; }
+    const r = img.getBoundingClientRect();
+    const visible = wholePage || (r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth);
+    if (img.loading !== 'lazy' || visible) broken++;  // still loading: undecoded in the image
+  }
+  return {title: String(document.title || ''), fonts: document.fonts ? document.fonts.status : 'loaded',
+          broken};
+}"""
+
+
+async def _check_page(page: PageDriver, opts: CaptureOptions) -> facts.PageFacts:
+    state = await page.evaluate(_CHECK_JS, opts.full_page or opts.format == "pdf")
+    watch = facts.watch(page)
+    if state["fonts"] == "loading":
+        watch.warn("fonts_not_loaded", "web fonts were still loading: text may show in a fallback font")
+    if state["broken"]:
+        count = int(state["broken"])
+        watch.warn("images_broken", f"{count} image(s) failed to load or were not decoded", {"count": count})
+    return watch.facts(state["title"][:1024], html=opts.html is not None)
+
+
+PROBE_PIXELS = 250_000  # a JPEG/WebP is judged blank from a PNG of the same area this small
+
+
+async def _is_flat(page: PageDriver, opts: CaptureOptions, data: bytes,
+                   area: tuple[int, int, int, int] | None) -> bool:
+    if opts.format == "png":
+        return bool(await asyncio.to_thread(blank.png_is_flat, data))
+    if area is None:  # the viewport, wherever the page is scrolled
+        view = (await page.send("Page.getLayoutMetrics")).get("cssVisualViewport") or {}
+        area = (int(view.get("pageX", 0)), int(view.get("pageY", 0)), opts.width, opts.height)
+    x, y, width, height = area
+    scale = min(1.0, math.sqrt(PROBE_PIXELS / max(1, width * height)))
+    probe = await page.send("Page.captureScreenshot", {
+        "format": "png", "fromSurface": True, "captureBeyondViewport": True,
+        "clip": {"x": x, "y": y, "width": width, "height": height, "scale": scale}})
+    return bool(await asyncio.to_thread(blank.png_is_flat, base64.b64decode(probe["data"])))
 
 
 def _reveal_budget(deadline: float | None) -> float:
@@ -164,7 +259,7 @@ async def _load_html(page: PageDriver, opts: CaptureOptions) -> None:
     """Render caller-supplied HTML, then wait as ``wait_until`` says (setContent alone does not)."""
     assert opts.html is not None
     await page.set_content(opts.html)
-    await page.evaluate(_LOADED_JS, opts.wait_until)
+    await page.evaluate(_LOADED_JS, "domcontentloaded" if opts.wait_until == "ready" else opts.wait_until)
     if opts.wait_until.startswith("networkidle"):
         # No timeout of our own: the deadline around us ends a network that never goes quiet.
         allowed = 0 if opts.wait_until == "networkidle0" else 2

@@ -23,6 +23,7 @@ from ..storage.base import Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
 from . import blocking, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
+from .facts import CaptureWarning, PageFacts
 from .navigation_watch import MainFrameWatch
 from .options import CaptureOptions
 
@@ -40,6 +41,12 @@ class CaptureResult:
     cached: bool = False
     blocked_requests: int = 0
     clamped: bool = False
+    page: PageFacts = PageFacts()  # the main document after redirects (SPEC §4)
+    warnings: tuple[CaptureWarning, ...] = ()  # what may be wrong with the image; never a failure
+
+    @property
+    def warning_codes(self) -> list[str]:
+        return [w.code for w in self.warnings]
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -52,6 +59,8 @@ class CaptureResult:
             "took_ms": self.took_ms,
             "cached": self.cached,
             "blocked_requests": self.blocked_requests,
+            "page": self.page.to_json(),
+            "warnings": [w.to_json() for w in self.warnings],
         }
         if self.clamped:
             body["clamped"] = True
@@ -130,6 +139,8 @@ class CaptureService:
             took_ms=round((loop.time() - started) * 1000),
             clamped=rendered.clamped,
             blocked_requests=blocked,
+            page=rendered.page,
+            warnings=rendered.warnings,
         )
 
     async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
@@ -143,13 +154,15 @@ class CaptureService:
         if found is None:  # swept or deleted: capture afresh
             return None
         return CaptureResult(stored=entry.stored, data=found[0], format=entry.format, width=entry.width,
-                             height=entry.height, took_ms=0, cached=True, blocked_requests=entry.blocked_requests)
+                             height=entry.height, took_ms=0, cached=True, blocked_requests=entry.blocked_requests,
+                             clamped=entry.clamped, page=entry.page, warnings=entry.warnings)
 
     async def remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
         if not opts.cache or self.cache is None:
             return
         entry = CacheEntry(stored=result.stored, format=result.format, width=result.width,
-                           height=result.height, blocked_requests=result.blocked_requests)
+                           height=result.height, blocked_requests=result.blocked_requests,
+                           clamped=result.clamped, page=result.page, warnings=result.warnings)
         ttl = usable_ttl(entry, float(opts.cache_ttl))
         if ttl > 0:
             await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
@@ -165,9 +178,11 @@ class CaptureService:
         watch = MainFrameWatch(lease.page)
         began = time.monotonic()
         await render.prepare(lease.page, opts)
-        await render.navigate(lease.page, opts)
+        await render.navigate(lease.page, opts, deadline=deadline)
         self.metrics.observe_phase("navigation", time.monotonic() - began)
         watch.raise_if_blocked()  # a redirect or script navigation to a forbidden host
+        # An error page: 502 with fail_on_http_error (raised here, before the commit: refunded), else a warning.
+        render.check_http_status(lease.page, opts)
         began = time.monotonic()
         rendered = await render.capture(lease.page, opts, deadline=deadline)
         self.metrics.observe_phase("capture", time.monotonic() - began)

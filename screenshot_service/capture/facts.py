@@ -1,0 +1,118 @@
+"""What a capture captured: the main document's facts and the warnings about the image.
+
+``PageWatch`` follows the main frame's document requests through DevTools
+Network events (installed before navigation): each redirect hop, and the last
+response's URL and status.  Warnings are collected on the same object while a
+capture runs (``ready_timeout`` during navigation, the rest at capture time)
+and end up in the result's ``page`` and ``warnings`` (SPEC §4).  Warnings never
+fail a capture.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..browser.driver import PageDriver
+
+# The codes of SPEC §4, in the order they are reported.
+WARNING_CODES = ("http_error", "fonts_not_loaded", "images_broken", "blank_capture", "ready_timeout", "clamped")
+
+
+@dataclass(frozen=True)
+class CaptureWarning:
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CaptureWarning:
+        return cls(code=raw["code"], message=raw["message"], details=raw.get("details"))
+
+
+@dataclass(frozen=True)
+class PageFacts:
+    """The main document after redirects; ``status_code`` and ``final_url`` are None for ``html`` input."""
+
+    final_url: str | None = None
+    status_code: int | None = None
+    title: str = ""
+    redirects: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"final_url": self.final_url, "status_code": self.status_code, "title": self.title,
+                "redirects": self.redirects}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any] | None) -> PageFacts:
+        raw = raw or {}
+        return cls(final_url=raw.get("final_url"), status_code=raw.get("status_code"),
+                   title=raw.get("title", ""), redirects=raw.get("redirects", 0))
+
+
+@dataclass
+class PageWatch:
+    """The main frame's document responses on one page, and the warnings gathered so far."""
+
+    page: weakref.ref[PageDriver]  # weak: the watch lives as long as its page, not longer
+    final_url: str | None = None
+    status_code: int | None = None
+    redirects: int = 0
+    warnings: list[CaptureWarning] = field(default_factory=list)
+    _hops: dict[str, int] = field(default_factory=dict)  # requestId -> redirects followed so far
+
+    def __post_init__(self) -> None:
+        page = self.page()
+        assert page is not None
+        page.on("Network.requestWillBeSent", self._on_request)
+        page.on("Network.responseReceived", self._on_response)
+
+    def _is_main_document(self, event: dict[str, Any]) -> bool:
+        page = self.page()
+        return page is not None and event.get("type") == "Document" and event.get("frameId") == page.main_frame_id
+
+    def _on_request(self, event: dict[str, Any]) -> None:
+        if self._is_main_document(event) and event.get("redirectResponse"):
+            request_id = event.get("requestId", "")
+            self._hops[request_id] = self._hops.get(request_id, 0) + 1
+
+    def _on_response(self, event: dict[str, Any]) -> None:
+        if not self._is_main_document(event):
+            return
+        response = event.get("response") or {}
+        self.final_url = response.get("url") or self.final_url
+        status = response.get("status")
+        self.status_code = int(status) if isinstance(status, int | float) else None
+        self.redirects = self._hops.get(event.get("requestId", ""), 0)
+
+    def warn(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        assert code in WARNING_CODES, code
+        if all(w.code != code for w in self.warnings):
+            self.warnings.append(CaptureWarning(code, message, details))
+
+    def facts(self, title: str, *, html: bool) -> PageFacts:
+        if html:
+            return PageFacts(title=title)
+        return PageFacts(final_url=self.final_url, status_code=self.status_code, title=title,
+                         redirects=self.redirects)
+
+    def sorted_warnings(self) -> tuple[CaptureWarning, ...]:
+        return tuple(sorted(self.warnings, key=lambda w: WARNING_CODES.index(w.code)))
+
+
+_watches: weakref.WeakKeyDictionary[Any, PageWatch] = weakref.WeakKeyDictionary()
+
+
+def watch(page: PageDriver) -> PageWatch:
+    """The page's watch, installed on first call (before navigation, to see the first request)."""
+    if page not in _watches:
+        _watches[page] = PageWatch(weakref.ref(page))
+    return _watches[page]

@@ -28,10 +28,14 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from screenshot_service.browser.pool import BrowserPool
+from screenshot_service.errors import StateUnavailable
+from screenshot_service.jobs import redis_scripts
 from screenshot_service.jobs.keys import JOBS
+from screenshot_service.jobs.redis_jobs import RedisJobStore
 from screenshot_service.jobs.runner import JobRunner
 from tests.conftest import wait_for
 from tests.jobs_helpers import JobsApp, settings_for, start_app
+from tests.test_jobs_redis import a_job
 
 if TYPE_CHECKING:
     from tests.conftest import TestSite
@@ -167,6 +171,37 @@ async def test_three_redis_stalls_while_a_job_heartbeats_and_stores_its_result_c
         await client.aclose()
     assert states == ["committed"]
     assert await wait_for(lambda: not runner._tasks, BOUND)  # acked and done: nothing left running
+
+
+async def test_a_claim_whose_answer_a_redis_stall_lost_is_repeated_not_doubled(redis_server: RedisTestServer) -> None:
+    redis_server.start()
+    redis_server.flush()
+    store = RedisJobStore(redis_server.url)
+    raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        first, second = a_job(), a_job()
+        for job in (first, second):
+            await store.create(job, max_active=10, ttl=3600)
+        await raw.script_load(redis_scripts.CLAIM)  # or the stalled EVALSHA could only answer NOSCRIPT
+        with _frozen(redis_server), pytest.raises(StateUnavailable):
+            await store.claim("w1", 30, "token-1")  # sent, then no answer: the client gives up
+        # Redis runs the claim once it runs again: the job is w1's, though w1 never heard.
+        async def owner() -> str | None:
+            return await raw.hget(f"screenshot:jobs:job:{first.id}", "owner")  # type: ignore[no-any-return]
+        deadline = asyncio.get_running_loop().time() + BOUND
+        while await owner() != "w1":
+            assert asyncio.get_running_loop().time() < deadline, "the lost claim never landed"
+            await asyncio.sleep(0.05)
+
+        again = await store.claim("w1", 30, "token-1")  # the runner repeats the claim that failed
+        assert again is not None and again.id == first.id and again.runs == 1
+        untouched = await store.get(second.id)
+        assert untouched is not None and untouched.status == "queued" and untouched.runs == 0
+        nxt = await store.claim("w1", 30, "token-2")
+        assert nxt is not None and nxt.id == second.id and nxt.runs == 1
+    finally:
+        await raw.aclose()
+        await store.close()
 
 
 # -- a write-locked SQLite file ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ defaults to ``screenshot:jobs:``, apart from the state store's keys)::
     {p}leases                      zset    claimed ids scored by lease expiry (ms, Redis TIME)
     {p}active:{key_id}             set     the key's unfinished job ids (max_queued_jobs)
     {p}idem:{key_id}:{sha256(k)}   string  Idempotency-Key -> job id; same TTL as the job
+    {p}claim:{token}               string  the job a claim took, for a repeat of it; TTL = lease
 
 A claim moves an id from the queue into the lease set in one script, so a
 crash between the two cannot lose it; a lease that is not renewed (its instance
@@ -90,10 +91,10 @@ class RedisJobStore:
         job_id = await guarded(self.client.get(self._idem(key_id, idempotency_key)))
         return await self.get(str(job_id)) if job_id else None
 
-    async def claim(self, owner: str, lease: float) -> Job | None:
-        flat = await guarded(
-            self._claim(keys=[self._queue, self._leases], args=[f"{self.prefix}job:", owner, _ms(lease), iso(now_utc()) or ""])
-        )
+    async def claim(self, owner: str, lease: float, token: str = "") -> Job | None:
+        keys = [self._queue, self._leases, f"{self.prefix}claim:{token}"]
+        args: list[str | int] = [f"{self.prefix}job:", owner, _ms(lease), iso(now_utc()) or "", token]
+        flat = await guarded(self._claim(keys=keys, args=args))
         return _job(_pairs(flat))
 
     async def renew(self, job_id: str, owner: str, lease: float) -> bool:

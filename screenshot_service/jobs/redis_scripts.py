@@ -37,7 +37,9 @@ if ARGV[3] == '1' then redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[2]) end
 return {'created', ARGV[4]}
 """
 
-# KEYS: queue list, lease zset.  ARGV: job key prefix, owner, lease ms, now (ISO text).
+# KEYS: queue list, lease zset, claim token key.  ARGV: job key prefix, owner, lease ms,
+# now (ISO text), token ('' for none).  A repeated token (the answer to its first claim
+# was lost) returns the job that claim took, if it is still the owner's, and takes nothing.
 # A run-out lease first (its worker died), else the oldest queued id.  Ids whose
 # record has expired are dropped on the way.  A run is counted unless the claimant
 # already held the lease (it is alive: its lease ran out while Redis was away, or the
@@ -45,6 +47,13 @@ return {'created', ARGV[4]}
 CLAIM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[5] ~= '' then
+  local taken = redis.call('GET', KEYS[3])
+  if taken and redis.call('HGET', ARGV[1] .. taken, 'owner') == ARGV[2] then
+    redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[3])), taken)
+    return redis.call('HGETALL', ARGV[1] .. taken)
+  end
+end
 local id = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1)[1]
 local key
 while true do
@@ -65,6 +74,7 @@ if (status == 'queued' or status == 'running') and previous ~= ARGV[2] then
   redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[4])
   redis.call('HINCRBY', key, 'runs', 1)
 end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[3], id, 'PX', ARGV[3]) end
 return redis.call('HGETALL', key)
 """
 

@@ -101,6 +101,7 @@ class JobRunner:
         self._deadline: float | None = None  # loop time the drain ends: one deadline for the whole shutdown
         self._cutoff: asyncio.TimerHandle | None = None
         self._claim_failing = False
+        self._claim_token = ""  # kept while a claim's answer may have been lost: its repeat is the same claim
         self._held: set[str] = set()  # ids of the jobs this runner's tasks are working on
         self.running = 0  # jobs capturing right now (metrics, tests)
         self.completed = 0  # jobs finished by this process
@@ -177,7 +178,10 @@ class JobRunner:
             job = None
             if self.accepting():
                 try:
-                    job = await self.store.claim(self.owner, self.lease_seconds)
+                    # Kept if this raises: the store may have taken a job for us all the same.
+                    self._claim_token = self._claim_token or secrets.token_hex(8)
+                    job = await self.store.claim(self.owner, self.lease_seconds, self._claim_token)
+                    self._claim_token = ""
                     if self._claim_failing:
                         log.info("claiming jobs works again")
                     self._claim_failing = False

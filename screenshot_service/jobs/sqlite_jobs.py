@@ -117,7 +117,8 @@ class SqliteJobStore:
         )
         return _job(row) if row is not None else None
 
-    async def claim(self, owner: str, lease: float) -> Job | None:
+    async def claim(self, owner: str, lease: float, token: str = "") -> Job | None:
+        # ``token`` is not needed here: a failed transaction rolled back, it took nothing.
         def claim(db: sqlite3.Connection) -> Job | None:
             now = time.time()
             row = db.execute(

@@ -41,12 +41,17 @@ class JobStore(Protocol):
 
     async def by_idempotency_key(self, key_id: str, idempotency_key: str) -> Job | None: ...
 
-    async def claim(self, owner: str, lease: float) -> Job | None:
+    async def claim(self, owner: str, lease: float, token: str = "") -> Job | None:
         """The next job needing work, leased to ``owner`` for ``lease`` seconds.
 
         Jobs whose lease ran out come first, then the queue in order.  A queued (or
         interrupted running) job comes back ``running``, its ``runs`` counted and
         ``started_at`` set; a finished job comes back as it is (settle, webhook, ack).
+        No run is counted when ``owner`` held the lease already.
+
+        ``token`` makes a claim repeatable: a claim whose answer was lost (the store
+        timed out, yet did it) is repeated with the same token and returns the job
+        that claim took, still ``owner``'s, instead of taking another.
         """
         ...
 

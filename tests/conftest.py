@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
@@ -33,6 +34,8 @@ from screenshot_service.wiring import start_browser, stop_browser
 from tests import site
 
 pytest_plugins = ["tests.s3_server", "tests.redis_server"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -173,11 +176,35 @@ def kill_process_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` (plain or async) until it holds, for at most ``timeout`` s.
+
+    The one way tests wait for something to happen: on the condition itself, with a
+    bound, never by sleeping a guessed time.  True once it holds, False if it never did.
+    """
+
+    async def holds() -> bool:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while loop.time() < end:
-        if predicate():
+        if await holds():
             return True
         await asyncio.sleep(0.05)
-    return predicate()
+    return await holds()
+
+
+# Slack on top of a deadline the service promises: generous, for a loaded 2-core machine.
+DEADLINE_SLACK = 10.0
+
+
+async def answered_by(awaitable: Awaitable[T], deadline: float, slack: float = DEADLINE_SLACK) -> T:
+    """A deadline guarantee, not a timing: the answer comes no later than ``deadline`` + ``slack`` s."""
+    try:
+        return await asyncio.wait_for(awaitable, deadline + slack)
+    except TimeoutError:
+        raise AssertionError(f"no answer within the {deadline:g} s deadline (+{slack:g} s slack)") from None

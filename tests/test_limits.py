@@ -13,7 +13,7 @@ from screenshot_service.limits.keys import create_key
 from screenshot_service.limits.quota import current_period
 from screenshot_service.state.redis import RedisStateStore
 from screenshot_service.state.sqlite import SqliteStateStore
-from tests.conftest import Service, base_settings
+from tests.conftest import Service, base_settings, wait_for
 
 TINY = {"requests_per_second": 1000, "burst": 1000, "monthly_captures": 3, "concurrency": 10}
 TEN = {"requests_per_second": 1000, "burst": 1000, "monthly_captures": 10, "concurrency": 100}
@@ -93,12 +93,14 @@ async def test_concurrency_cap_per_key(make_service: Any) -> None:
     service: Service = await make_service(
         plan="single", plans={"single": {"requests_per_second": 100, "burst": 100, "concurrency": 1}}
     )
-    slow = asyncio.ensure_future(service.shot("/slow?s=1.5"))
-    await asyncio.sleep(0.4)
+    seen = service.site.log.count("/slow")
+    slow = asyncio.ensure_future(service.shot("/slow?s=3"))
+    assert await wait_for(lambda: service.site.log.count("/slow") > seen, 30)  # in flight: its slot is taken
     second = await service.shot("/paint")
     assert second.status == 429
     assert (await second.json())["error"]["code"] == "concurrency_limited"
     assert "Retry-After" in second.headers
+    assert not slow.done()  # refused while the first capture still held the key's one slot
     assert (await slow).status == 200
 
 
@@ -165,16 +167,28 @@ async def test_two_instances_share_one_rate_limit_and_one_quota(
     first, second = await asyncio.gather(a.get("/v1/screenshot", params=params),
                                          b.get("/v1/screenshot", params=params))
     assert sorted((first.status, second.status)) == [200, 429]
-    refused = first if first.status == 429 else second
-    await asyncio.sleep(float(refused.headers["Retry-After"]))
-    third = await b.get("/v1/screenshot", params=params)
+    assert (await (first if first.status == 429 else second).json())["error"]["code"] == "rate_limited"
+
+    async def once_the_rate_allows(client: TestClient, path: str, **request: Any) -> Any:
+        """The first answer that is not 429: the shared bucket refilled (a refusal takes nothing from it)."""
+        answers: list[Any] = []
+
+        async def answered() -> bool:
+            answers.append(await client.get(path, **request))
+            if answers[-1].status == 429:
+                answers[-1].release()
+                return False
+            return True
+
+        assert await wait_for(answered, 30), "still rate limited after 30 s"
+        return answers[-1]
+
+    third = await once_the_rate_allows(b, "/v1/screenshot", params=params)
     assert third.status == 200
-    await asyncio.sleep(1.05)
-    fourth = await a.get("/v1/screenshot", params=params)
+    fourth = await once_the_rate_allows(a, "/v1/screenshot", params=params)
     assert fourth.status == 422  # two captures used between the two instances
-    await asyncio.sleep(1.05)
-    usage = await (await a.get("/v1/usage", headers={"X-API-Key": key})).json()
-    assert usage["quota"]["used"] == 2
+    usage = await once_the_rate_allows(a, "/v1/usage", headers={"X-API-Key": key})
+    assert (await usage.json())["quota"]["used"] == 2
 
 
 async def test_redis_down_fails_closed_and_recovers(

@@ -83,7 +83,7 @@ class Instance:
             return (self.client.app[LEDGER].pending == 0 and states.get("reserved", 0) == 0
                     and states.get("committed", 0) == delivered and await self.used() == delivered)  # fmt: skip
 
-        return await eventually(at_rest, SETTLED_WITHIN)
+        return await wait_for(at_rest, SETTLED_WITHIN)
 
 
 def reservations_in(store: str, root: Path, redis: RedisTestServer | None) -> dict[str, int]:
@@ -101,16 +101,6 @@ def reservations_in(store: str, root: Path, redis: RedisTestServer | None) -> di
     finally:
         client.close()
     return counts
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float) -> bool:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if await condition():
-            return True
-        await asyncio.sleep(0.1)
-    return await condition()
 
 
 MakeInstance = Callable[..., Awaitable[Instance]]
@@ -352,7 +342,7 @@ async def test_a_process_killed_mid_capture_with_jobs_queued_charges_each_job_on
             sync = asyncio.create_task(http.get(f"{base}/v1/screenshot", params={"url": test_site.url + "/slow?s=20"},
                                                 headers=headers))  # fmt: skip
             assert await wait_for(lambda: test_site.log.count("/slow") > seen, 30)  # a sync capture in flight
-            assert await eventually(lambda: _any_running(job, ids), 30)  # and a job
+            assert await wait_for(lambda: _any_running(job, ids), 30)  # and a job
             tree = kill_tree(processes[-1])  # kill -9: the service and its Chromium, no cleanup at all
             assert not await asyncio.to_thread(wait_gone, tree)
             with contextlib.suppress(aiohttp.ClientError):
@@ -367,7 +357,7 @@ async def test_a_process_killed_mid_capture_with_jobs_queued_charges_each_job_on
             async def exact() -> bool:  # the dead sync capture's lease runs out and is reclaimed
                 return reservations_in(store, tmp_path, redis) == {"committed": 4, "refunded": 1}
 
-            assert await eventually(exact, SETTLED_WITHIN), reservations_in(store, tmp_path, redis)
+            assert await wait_for(exact, SETTLED_WITHIN), reservations_in(store, tmp_path, redis)
             assert await used() == 4
     finally:
         for process in processes:
@@ -402,7 +392,7 @@ async def _wait_ready(http: aiohttp.ClientSession, base: str, process: subproces
                 return response.status == 200
         return False
 
-    assert await eventually(ready, 90), _tail(log)
+    assert await wait_for(ready, 90), _tail(log)
 
 
 def _tail(log: Path) -> str:
@@ -424,7 +414,7 @@ async def test_settlements_are_counted_in_metrics(make_instance: MakeInstance) -
         now = await _settlements(svc.client)
         return all(now.get(k, 0) - before.get(k, 0) == 1 for k in ("committed", "refunded", "reclaimed"))
 
-    assert await eventually(counted, SETTLED_WITHIN), await _settlements(svc.client)
+    assert await wait_for(counted, SETTLED_WITHIN), await _settlements(svc.client)
     assert await svc.settled(delivered=1)
 
 

@@ -116,6 +116,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
             store, app[STATE], app[PIPELINE], sender, workers=settings.jobs.workers, retention_seconds=retention,
             accepting=lambda: not lifecycle.draining, lease_seconds=tuning.lease_seconds,
             poll_interval=tuning.poll_interval, on_state=app[METRICS].job_state,
+            on_settled=app[METRICS].count_settlement,
         )  # fmt: skip
         app[JOBS] = JobService(
             store, app[STATE], app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention

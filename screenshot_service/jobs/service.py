@@ -91,10 +91,11 @@ class JobService:
         try:
             submitted = await self.store.create(job, max_active=plan.max_queued_jobs, ttl=self.retention_seconds)
         except BaseException:
-            await asyncio.shield(self.state.refund_credit(reservation))
+            # Retried by the ledger if the store is away: never held for the job's whole lease.
+            await asyncio.shield(self.admission.ledger.refund(reservation))
             raise
         if submitted.outcome != "created":
-            await asyncio.shield(self.state.refund_credit(reservation))
+            await asyncio.shield(self.admission.ledger.refund(reservation))
         if submitted.outcome == "full":
             raise ConcurrencyLimited(
                 f"plan '{key.plan}' allows {plan.max_queued_jobs} unfinished job(s) per key and "

@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from screenshot_service.config import ConfigError
 from screenshot_service.storage import s3 as s3_module
 from screenshot_service.storage.customer import CustomerS3, put_to_customer_bucket
 from screenshot_service.storage.s3 import LIFECYCLE_RULE_ID, PART_SIZE, S3Storage
+from tests.conftest import answered_by, wait_for
 
 if TYPE_CHECKING:
     from tests.s3_server import S3TestServer
@@ -135,15 +135,26 @@ async def test_failed_multipart_is_aborted_and_leaves_no_object(storage, s3_serv
 
 
 async def test_multipart_cut_by_put_timeout_is_aborted(s3_server, s3_bucket):
+    calls = {"UploadPart": 0, "AbortMultipartUpload": 0, "CompleteMultipartUpload": 0}
+
     async def stall(**kwargs: Any) -> None:
-        await asyncio.sleep(30)
+        calls["UploadPart"] += 1
+        await asyncio.sleep(30)  # a part S3 never answers (a simulated slow endpoint, cut by put_timeout)
+
+    def count(operation: str) -> Any:
+        return lambda **kwargs: calls.__setitem__(operation, calls[operation] + 1)
 
     async with S3Storage(s3_server.storage_config(s3_bucket), put_timeout=1) as storage:
-        storage.client.meta.events.register("before-call.s3.UploadPart", stall)
-        started = time.monotonic()
+        events = storage.client.meta.events
+        events.register("before-call.s3.UploadPart", stall)
+        events.register("before-call.s3.AbortMultipartUpload", count("AbortMultipartUpload"))
+        events.register("before-call.s3.CompleteMultipartUpload", count("CompleteMultipartUpload"))
         with pytest.raises(errors.StorageError, match="did not finish within 1 s"):
-            await storage.put("slow.png", os.urandom(PART_SIZE + 1), "image/png")
-        assert time.monotonic() - started < 1 + s3_module.ABORT_TIMEOUT
+            # put_timeout, then the abort's own bound: well before the stalled part would answer
+            await answered_by(storage.put("slow.png", os.urandom(PART_SIZE + 1), "image/png"),
+                              1 + s3_module.ABORT_TIMEOUT)
+    assert calls["UploadPart"] >= 1 and calls["CompleteMultipartUpload"] == 0  # cut mid-part
+    assert calls["AbortMultipartUpload"] == 1  # and aborted once
     assert await leftovers(s3_server, s3_bucket) == ([], [])
 
 
@@ -168,26 +179,31 @@ async def test_put_outside_context_is_a_bug(s3_server, s3_bucket):
 # ----------------------------------------------------------------------------- outages
 
 
-async def test_s3_down_fails_within_put_timeout_then_recovers(s3_server, s3_bucket, caplog):
+async def test_s3_down_is_tried_three_times_then_fails_and_recovers(s3_server, s3_bucket, caplog):
     caplog.set_level(logging.DEBUG)
-    async with S3Storage(s3_server.storage_config(s3_bucket), put_timeout=3) as storage:
+    sends: list[str] = []
+    async with S3Storage(s3_server.storage_config(s3_bucket), put_timeout=20) as storage:
+        storage.client.meta.events.register("before-send.s3.PutObject", lambda **kwargs: sends.append("put"))
         s3_server.stop()
         try:
-            started = time.monotonic()
             with pytest.raises(errors.StorageError) as caught:
-                await storage.put("g.png", b"x" * 1000, "image/png")
-            assert time.monotonic() - started < 3.5
-            assert "unreachable" in caught.value.message or "did not finish" in caught.value.message
+                await answered_by(storage.put("g.png", b"x" * 1000, "image/png"), 20)
+            assert "S3 endpoint unreachable" in caught.value.message  # retries gave up, not the put_timeout
             assert s3_server.secret_access_key not in caught.value.message
+            assert len(sends) == 3  # three attempts in all (total_max_attempts), then it gives up
         finally:
             s3_server.start()
         stored = await storage.put("g.png", b"x" * 1000, "image/png")
-    assert stored.size == 1000
+    assert stored.size == 1000 and len(sends) == 4  # back up: the next put goes through at once
     assert all(s3_server.secret_access_key not in record.getMessage() for record in caplog.records)
 
 
 async def test_hanging_endpoint_is_cut_at_put_timeout(s3_server):
+    connections = 0
+
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
         await reader.read()  # until the client gives up
         writer.close()
 
@@ -196,10 +212,11 @@ async def test_hanging_endpoint_is_cut_at_put_timeout(s3_server):
     cfg = s3_server.storage_config("hang-bucket", endpoint_url=f"http://127.0.0.1:{port}")
     try:
         async with S3Storage(cfg, put_timeout=1) as storage:
-            started = time.monotonic()
+            # Cut by put_timeout (1 s), not by the socket's read timeout (10 s) times three attempts.
             with pytest.raises(errors.StorageError, match="did not finish within 1 s"):
-                await storage.put("h.png", b"x", "image/png")
-            assert time.monotonic() - started < 2
+                await answered_by(storage.put("h.png", b"x", "image/png"), 1)
+        assert await wait_for(lambda: connections >= 1)
+        assert connections == 1  # one attempt, waited on until put_timeout, never retried
     finally:
         server.close()
         await server.wait_closed()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import logging
@@ -13,7 +12,7 @@ import pytest
 
 from screenshot_service import config
 from screenshot_service.limits.quota import current_period
-from tests.conftest import Service, image_of
+from tests.conftest import Service, answered_by, image_of
 from tests.site import PAINT_RGB
 
 
@@ -47,12 +46,9 @@ async def test_s3_down_gives_502_within_the_deadline_refunds_and_recovers(
 ) -> None:
     service: Service = await make_service(**s3_sections(s3_server, s3_bucket))
     s3_server.stop()
-    loop = asyncio.get_running_loop()
     try:
-        started = loop.time()
-        response = await service.shot("/paint", timeout=15)
-        assert loop.time() - started < 15
-        assert response.status == 502
+        response = await answered_by(service.shot("/paint", timeout=15), 15)
+        assert response.status == 502  # a storage error inside the deadline, not a 504 at it
         error = (await response.json())["error"]
         assert error["code"] == "storage_error"
         assert s3_server.secret_access_key not in error["message"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import image_of
+from tests.conftest import image_of, wait_for
 from tests.site import PAINT_RGB
 
 CLI = [sys.executable, "-m", "screenshot_service"]
@@ -119,24 +119,27 @@ async def test_serve_bootstraps_a_key_redacts_logs_and_drains_on_sigterm(tmp_pat
                 key = line.strip()
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+
+            async def ready() -> bool:
                 try:
-                    async with http.get(base + "/readyz") as ready:
-                        if ready.status == 200:
-                            break
+                    async with http.get(base + "/readyz") as answer:
+                        return answer.status == 200
                 except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-            params = {"url": test_site.url + "/paint", "api_key": key}
-            async with http.get(base + "/v1/screenshot", params=params) as shot:
-                assert shot.status == 200
-            await asyncio.sleep(1.1)  # the bootstrap key is on the free plan: 1 request per second
-            # A capture in flight when SIGTERM arrives still completes.
-            slow = asyncio.ensure_future(http.get(base + "/v1/screenshot", params={**params, "url": test_site.url + "/slow?s=1.5"}))
-            await asyncio.sleep(0.5)
-            process.send_signal(signal.SIGTERM)
+                    return False
+
+            assert await wait_for(ready, 60), "serve never became ready: " + "".join(output)
+            # One capture on the bootstrapped key (a free key: one request, so no rate window to wait
+            # out), in flight when SIGTERM arrives: it still completes.
+            seen = test_site.log.count("/slow")
+            params = {"url": test_site.url + "/slow?s=1.5", "api_key": key, "response_type": "image"}
+            slow = asyncio.ensure_future(http.get(base + "/v1/screenshot", params=params))
+            assert await wait_for(lambda: test_site.log.count("/slow") > seen or slow.done(), 60)
+            assert not slow.done(), "answered before its page was even loaded"
+            process.send_signal(signal.SIGTERM)  # while Chromium waits on the slow page
             response = await slow
             assert response.status == 200
+            image = image_of(await response.read()).convert("RGB")
+            assert image.getpixel((50, 50)) == (0, 0, 255)  # the slow page itself, finished after SIGTERM
         rest = await asyncio.wait_for(process.stdout.read(), 30)
         output.append(rest.decode())
         assert await asyncio.wait_for(process.wait(), 30) == 0
@@ -153,4 +156,4 @@ async def test_serve_bootstraps_a_key_redacts_logs_and_drains_on_sigterm(tmp_pat
     assert shots[0]["target_host"] == "127.0.0.1" and "request_id" in shots[0]
     # The key was printed once at bootstrap, and never again in any log line.
     assert log.count(key) == 1
-    assert "api_key=" not in log and "/paint" not in log
+    assert "api_key=" not in log and "/slow" not in log

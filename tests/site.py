@@ -193,8 +193,9 @@ def add_trust_routes(routes: web.RouteTableDef) -> None:
     async def font_pending(request: web.Request) -> web.Response:
         # After load the page asks for a web font that never arrives: fonts are loading at capture.
         return _html(
-            "<p style=\"font-family:Slow,serif;font-size:40px\">text</p>"
-            "<script>window.addEventListener('load', () => document.fonts.load('40px Slow'));</script>",
+            "<p id=text style='font-size:40px'>text</p><script>window.addEventListener('load', () => {"
+            "  document.getElementById('text').style.fontFamily = 'Slow, serif'; document.fonts.load('40px Slow');"
+            "});</script>",
             head="<style>@font-face{font-family:Slow;src:url(/stall?s=30) format('woff2')}</style>",
         )
 

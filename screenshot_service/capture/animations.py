@@ -61,7 +61,11 @@ _FRAME_JS = """() => new Promise(resolve => {
 
 
 async def freeze(page: PageDriver, *, style: bool = True) -> int:
-    """Jump every animation to its end (infinite ones: their start); how many there were."""
+    """Jump every animation to its end (infinite ones: their start); how many there were.
+
+    Script errors (a page replacing its document under us) propagate: the capture would
+    not be the deterministic one the caller asked for.
+    """
     frozen = int(await page.evaluate(_FREEZE_JS) or 0)
     if style:
         # After the jump: a running transition keeps the duration it started with.

@@ -304,8 +304,8 @@ def _zone_names() -> frozenset[str]:
 
 
 _ZONES: frozenset[str] | None = None
-# BCP 47 as browsers take it: language, optional script, optional region, variants (no extensions).
-_LOCALE = re.compile(r"^([a-z]{2,3}|[a-z]{5,8})(-[a-z]{4})?(-(?:[a-z]{2}|[0-9]{3}))?(-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*$",
+# BCP 47 as browsers take it: an ISO 639 language, optional script, region and variants (no extensions).
+_LOCALE = re.compile(r"^([a-z]{2,3})(-[a-z]{4})?(-(?:[a-z]{2}|[0-9]{3}))?(-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*$",
                      re.IGNORECASE)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from ..browser.driver import ProtocolError, ScriptError
 from . import fullpage
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ async def wait_ready(page: PageDriver, end: float) -> list[str]:
             if task is not None and task.cancelling():
                 raise
             return unmet
+        except (ProtocolError, ScriptError):  # the document is being replaced (a script navigation)
+            state = {"fonts": "loading", "images": 1, "still": 0, "ready": "loading"}
         now = loop.time()
         unmet = []
         if tracker.inflight or now - tracker.changed < NETWORK_QUIET:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import math
 import weakref
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ REVEAL_SHARE = 0.5  # ... else at most this share of the time left
 BANNER_SETTLE = 0.3  # seconds for a consent banner to react to its accept button
 
 _prepared: weakref.WeakSet[PageDriver] = weakref.WeakSet()
+log = logging.getLogger("screenshot_service.capture")
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,12 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
     width, height = fullpage.image_size(data)
     if area is None and opts.full_page:
         area = (0, 0, opts.width, max(1, round(height / opts.device_scale_factor)))
-    if await _is_flat(page, opts, data, area):
+    try:
+        flat = await _is_flat(page, opts, data, area)
+    except (ProtocolError, ScriptError) as exc:  # warnings never fail a capture
+        log.warning("blank check skipped: %s", _first_line(exc))
+        flat = False
+    if flat:
         facts.watch(page).warn("blank_capture", "the image is one flat colour: the page may not have rendered")
     if clamped:
         facts.watch(page).warn("clamped", f"the page was cut at {height} px (max_height or the format's limit)",
@@ -210,8 +217,12 @@ _CHECK_JS = """(wholePage) => {
 
 
 async def _check_page(page: PageDriver, opts: CaptureOptions) -> facts.PageFacts:
-    state = await page.evaluate(_CHECK_JS, opts.full_page or opts.format == "pdf")
     watch = facts.watch(page)
+    try:
+        state = await page.evaluate(_CHECK_JS, opts.full_page or opts.format == "pdf")
+    except (ProtocolError, ScriptError) as exc:  # a page navigating away under us: no verdict, no failure
+        log.warning("page checks skipped: %s", _first_line(exc))
+        return watch.facts("", html=opts.html is not None)
     if state["fonts"] == "loading":
         watch.warn("fonts_not_loaded", "web fonts were still loading: text may show in a fallback font")
     if state["broken"]:

@@ -6,7 +6,6 @@ run two apps on one real redis-server and the shared Chromium pool.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from screenshot_service.jobs.models import Job, new_job_id, now_utc
 from screenshot_service.jobs.redis_jobs import RedisJobStore
 from screenshot_service.jobs.sqlite_jobs import SqliteJobStore
 from screenshot_service.jobs.store import JobStore
+from tests.conftest import wait_for
 from tests.jobs_helpers import JobsApp, settings_for, start_app
 
 if TYPE_CHECKING:
@@ -82,10 +82,16 @@ async def test_a_released_job_is_first_in_line_and_not_counted_as_a_run(store: J
 async def test_a_lease_that_runs_out_hands_the_job_to_the_next_claim(store: JobStore) -> None:
     job = a_job()
     await store.create(job, max_active=10, ttl=3600)
-    assert await store.claim("dead", 0.2) is not None
+    assert await store.claim("dead", 2) is not None  # a lease long enough to ask once while it holds
     assert await store.claim("alive", 30) is None  # leased: nobody else gets it
-    await asyncio.sleep(0.3)
-    taken = await store.claim("alive", 30)
+    claims: list[Job | None] = []
+
+    async def lease_ran_out() -> bool:
+        claims.append(await store.claim("alive", 30))
+        return claims[-1] is not None
+
+    assert await wait_for(lease_ran_out, 30), "the dead worker's lease never ran out"
+    taken = claims[-1]
     assert taken is not None and taken.id == job.id and taken.runs == 2  # the dead run counts
     assert not await store.renew(job.id, "dead", 30)
     assert not await store.finish(taken.with_changes(status="failed"), "dead", 3600)

@@ -128,3 +128,21 @@ async def _settled_used(service: Service, expected: int) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def test_openapi_documents_the_new_options_results_warnings_and_error(service: Service) -> None:
+    doc = await (await service.client.get("/v1/openapi.json")).json()
+    body = doc["paths"]["/v1/screenshot"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    for name in ("disable_animations", "fail_on_http_error", "timezone", "locale", "geolocation"):
+        assert name in body["properties"] and body["properties"][name]["description"] != name, name
+    assert "ready" in body["properties"]["wait_until"]["enum"]
+    query = {p["name"] for p in doc["paths"]["/v1/screenshot"]["get"]["parameters"]}
+    assert {"timezone", "locale", "geolocation", "disable_animations", "fail_on_http_error"} <= query
+    result = doc["components"]["schemas"]["CaptureResult"]
+    assert {"page", "warnings"} <= set(result["required"])
+    assert result["properties"]["warnings"]["items"]["properties"]["code"]["enum"] == [
+        "http_error", "fonts_not_loaded", "images_broken", "blank_capture", "ready_timeout", "clamped"]
+    assert set(result["properties"]["page"]["properties"]) == {"final_url", "status_code", "title", "redirects"}
+    ok = doc["paths"]["/v1/screenshot"]["get"]["responses"]["200"]
+    assert "X-Capture-Warnings" in ok["headers"]
+    assert "target_http_error" in doc["paths"]["/v1/screenshot"]["get"]["responses"]["502"]["description"]

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
 from ..capture.options import POST_ONLY, CaptureOptions
 from ..capture.parsers import schema_of
 from .common import json_response
@@ -33,7 +34,8 @@ OPTION_DOCS = {
     "format": "Output format.",
     "quality": "JPEG/WebP quality.",
     "omit_background": "Transparent background (png/webp).",
-    "wait_until": "Navigation completion event.",
+    "wait_until": "Navigation completion: an event, or `ready` (network quiet 500 ms, fonts loaded, every image "
+                  "decoded, no layout shift for 300 ms; bounded, else captured with a `ready_timeout` warning).",
     "wait_for_selector": "Wait until an element matching this selector is visible.",
     "delay": "Extra wait before capture, in milliseconds.",
     "timeout": "The request's own deadline in seconds, never above the server's.",
@@ -53,6 +55,14 @@ OPTION_DOCS = {
     "response_type": "`json` (a URL), `base64` (JSON plus the image) or `image` (the bytes).",
     "webhook_url": "Jobs only: POSTed the final job JSON, signed with X-Signature.",
     "s3": "POST only: upload to your own bucket with your credentials (never stored or logged).",
+    "disable_animations": "Deterministic pixels: animations and transitions jump to their end (infinite ones to "
+                          "their start), videos pause on their first frame, the caret is hidden.",
+    "fail_on_http_error": "A main document answering >= 400 fails with 502 `target_http_error` (refunded) "
+                          "instead of being captured with an `http_error` warning.",
+    "timezone": "IANA time zone emulated for the page (`Intl`, `Date`), e.g. `Europe/Paris`.",
+    "locale": "BCP 47 tag for `navigator.language(s)`, `Intl`'s default and `Accept-Language`, e.g. `de-DE`.",
+    "geolocation": "Emulated position, `{latitude, longitude, accuracy?}` (JSON) or `lat,lon[,accuracy]` (query); "
+                   "accuracy in metres, 100 by default; permission granted to the target's origin only.",
 }
 
 ERROR_CODES = {
@@ -64,7 +74,7 @@ ERROR_CODES = {
     "422": ["quota_exceeded", "idempotency_mismatch"],
     "429": ["rate_limited", "concurrency_limited"],
     "500": ["internal_error"],
-    "502": ["target_unreachable", "storage_error"],
+    "502": ["target_unreachable", "target_http_error", "storage_error"],
     "503": ["overloaded", "browser_unavailable", "state_unavailable"],
     "504": ["capture_timeout"],
 }
@@ -122,7 +132,9 @@ def _capture_ok() -> dict[str, Any]:
     content: dict[str, Any] = {"application/json": {"schema": {"$ref": "#/components/schemas/CaptureResult"}}}
     for media in IMAGE_TYPES:
         content[media] = {"schema": {"type": "string", "format": "binary"}}
-    headers = _limit_headers() | {"X-Cache": {"schema": {"type": "string", "enum": ["HIT", "MISS"]}}}
+    headers = _limit_headers() | {"X-Cache": {"schema": {"type": "string", "enum": ["HIT", "MISS"]}},
+                                  "X-Capture-Warnings": {"description": "response_type=image: the warnings' codes, "
+                                                         "comma-separated", "schema": {"type": "string"}}}
     return {"description": "the capture (JSON, JSON with base64, or the bytes per response_type)",
             "headers": headers, "content": content}
 
@@ -229,13 +241,15 @@ def _schemas() -> dict[str, Any]:
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": error_body}},
         "CaptureResult": {"type": "object", "required": [
-            "url", "expires_at", "format", "width", "height", "bytes", "took_ms", "cached", "blocked_requests"],
+            "url", "expires_at", "format", "width", "height", "bytes", "took_ms", "cached", "blocked_requests",
+            "page", "warnings"],
             "properties": {
                 "url": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
                 "format": {"type": "string", "enum": ["png", "jpeg", "webp", "pdf"]},
                 "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"},
                 "took_ms": {"type": "integer"}, "cached": {"type": "boolean"},
                 "blocked_requests": {"type": "integer"}, "clamped": {"type": "boolean"},
+                "page": PAGE_FACTS_SCHEMA, "warnings": {"type": "array", "items": WARNING_SCHEMA},
                 "image_base64": {"type": "string", "description": "with response_type=base64"}}},
         "Job": {"type": "object", "required": ["id", "status", "status_url", "created_at", "result", "error"],
                 "properties": {

@@ -21,6 +21,20 @@ if TYPE_CHECKING:
 WARNING_CODES = ("http_error", "fonts_not_loaded", "images_broken", "blank_capture", "ready_timeout", "clamped")
 
 
+# JSON Schemas of the result's ``warnings`` items and ``page`` (/v1/openapi.json is built from them).
+WARNING_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["code", "message"],
+    "properties": {"code": {"type": "string", "enum": list(WARNING_CODES)}, "message": {"type": "string"},
+                   "details": {"type": "object"}},
+}
+PAGE_FACTS_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["final_url", "status_code", "title", "redirects"],
+    "description": "the main document after redirects; final_url and status_code are null for html input",
+    "properties": {"final_url": {"type": ["string", "null"]}, "status_code": {"type": ["integer", "null"]},
+                   "title": {"type": "string"}, "redirects": {"type": "integer", "minimum": 0}},
+}
+
+
 @dataclass(frozen=True)
 class CaptureWarning:
     code: str

@@ -21,6 +21,7 @@ from screenshot_service.config import EgressConfig
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.proxy import EgressProxy
 from screenshot_service.egress.resolver import StaticResolver
+from tests.conftest import wait_for
 
 Canary = tuple[TestServer, list[dict[str, Any]]]
 MakeProxy = Callable[..., Awaitable[EgressProxy]]
@@ -319,7 +320,7 @@ async def test_stop_closes_tunnels_and_leaves_no_tasks(echo: Echo) -> None:
     )
     assert head.startswith(b"HTTP/1.1 200 ")
     idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", proxy.port)  # never sends a byte
-    await asyncio.sleep(0.05)
+    assert await wait_for(lambda: len(proxy.channel._tasks) == 1)  # accepted and being served: stop must cut it
     ports = (proxy.port, channel.port)
 
     await proxy.stop()
@@ -329,7 +330,7 @@ async def test_stop_closes_tunnels_and_leaves_no_tasks(echo: Echo) -> None:
     for writer in (tunnel_writer, idle_writer):
         writer.close()
         await writer.wait_closed()
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop (no clock): the closed connections' tasks finish
     assert asyncio.all_tasks() - before - {asyncio.current_task()} == set()
     for port in ports:
         with pytest.raises(OSError):

@@ -146,3 +146,22 @@ async def test_openapi_documents_the_new_options_results_warnings_and_error(serv
     ok = doc["paths"]["/v1/screenshot"]["get"]["responses"]["200"]
     assert "X-Capture-Warnings" in ok["headers"]
     assert "target_http_error" in doc["paths"]["/v1/screenshot"]["get"]["responses"]["502"]["description"]
+
+
+def test_readme_documents_every_option_and_warning() -> None:
+    from pathlib import Path
+
+    from screenshot_service.capture.facts import WARNING_CODES
+    from screenshot_service.capture.options import WAIT_UNTIL, CaptureOptions
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("### Capture options", 1)[1].split("###", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    for name in CaptureOptions.parsers():
+        assert any(f"`{name}`" in row.split("|")[1] for row in rows), name
+    for value in WAIT_UNTIL:
+        assert value in table, value
+    trust = readme.split("### Captures you can trust", 1)[1].split("\n## ", 1)[0]
+    for code in WARNING_CODES:
+        assert f"| `{code}` |" in trust, code
+    assert "X-Capture-Warnings" in readme and "target_http_error" in readme

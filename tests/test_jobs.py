@@ -204,9 +204,10 @@ async def test_a_crash_of_the_jobs_chromium_is_retried_and_leaves_the_sync_lane_
                           test_site, pool)  # fmt: skip
     [sync_browser] = pool.chromium_pids("sync")
     [jobs_browser] = pool.chromium_pids("jobs")
+    seen = test_site.log.count("/paint")
     created = await svc.submit_ok("/paint", delay=1500, width=320, height=240)
     assert await wait_for(lambda: pool.stats()["jobs_in_use"] == 1)
-    await asyncio.sleep(0.3)
+    assert await wait_for(lambda: test_site.log.count("/paint") > seen, 30)  # the jobs Chromium loaded it
     kill_process_group(jobs_browser)
     done = await svc.wait_done(created["id"])
     assert done["status"] == "succeeded", done  # retried on the relaunched jobs Chromium
@@ -247,8 +248,7 @@ async def test_canceling_a_queued_job_refunds_its_credit(make_jobs: MakeJobs, tm
 async def test_running_and_finished_jobs_cannot_be_canceled(make_jobs: MakeJobs) -> None:
     svc = await make_jobs()
     created = await svc.submit_ok("/paint", delay=1500)
-    while (await svc.job(created["id"]))["status"] == "queued":
-        await asyncio.sleep(0.02)
+    assert await wait_for(lambda: _status_is(svc, created["id"], "running"), 30)
     running = await svc.client.delete(f"/v1/jobs/{created['id']}", headers=svc.auth())
     assert running.status == 409
     error = (await running.json())["error"]
@@ -368,32 +368,49 @@ async def test_concurrent_retries_with_one_idempotency_key_make_one_job(make_job
 
 
 # -- webhooks ----------------------------------------------------------------------------------------------
-def _check_signature(secret: str, header: str, body: bytes) -> int:
-    """The receiver's side, written out independently of the service's code."""
+def _check_signature(secret: str, header: str, body: bytes, *, sent_after: float, received_at: float) -> int:
+    """The receiver's side, written out independently of the service's code.
+
+    The timestamp must be the signing time: not before the job was submitted, not after receipt.
+    """
     parts = dict(part.split("=", 1) for part in header.split(","))
     timestamp = int(parts["t"])
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected), "signature does not verify"
-    assert abs(time.time() - timestamp) < 300
+    assert int(sent_after) <= timestamp <= received_at, (sent_after, timestamp, received_at)
     return timestamp
+
+
+async def _status_is(svc: Any, job_id: str, status: str) -> bool:
+    return (await svc.job(job_id))["status"] == status
+
+
+async def _webhook_settled(svc: Any, job_id: str) -> dict[str, Any]:
+    """The job's webhook state once it is no longer pending (delivered or given up), within a bound."""
+
+    async def settled() -> bool:
+        return (await svc.job(job_id))["webhook"]["status"] != "pending"
+
+    assert await wait_for(settled, 60), f"webhook of {job_id} still pending after 60 s"
+    return dict((await svc.job(job_id))["webhook"])
 
 
 async def test_the_webhook_receives_the_signed_final_job(make_jobs: MakeJobs, test_site: TestSite) -> None:
     async with webhook_receiver() as receiver:
         svc = await make_jobs(egress={"allow": [f"127.0.0.1:{test_site.port}", f"127.0.0.1:{receiver.port}"]})
+        submitted = time.time()
         created = await svc.submit_ok("/paint", webhook_url=receiver.url)
         done = await svc.wait_done(created["id"])
         assert done["status"] == "succeeded"
-        for _ in range(200):
-            if (await svc.job(created["id"]))["webhook"]["status"] != "pending":
-                break
-            await asyncio.sleep(0.05)
+        assert await _webhook_settled(svc, created["id"]) == {"status": "delivered", "attempts": 1}
         assert len(receiver.received) == 1
         hit = receiver.received[0]
         assert hit.headers["Content-Type"] == "application/json"
-        _check_signature(svc.record.webhook_secret, hit.headers["X-Signature"], hit.body)
+        _check_signature(svc.record.webhook_secret, hit.headers["X-Signature"], hit.body,
+                         sent_after=submitted, received_at=hit.at)  # fmt: skip
         with pytest.raises(AssertionError):
-            _check_signature("whsec_wrong", hit.headers["X-Signature"], hit.body)
+            _check_signature("whsec_wrong", hit.headers["X-Signature"], hit.body,
+                             sent_after=submitted, received_at=hit.at)  # fmt: skip
         payload = json.loads(hit.body)
         final = await svc.job(created["id"])
         assert final["webhook"] == {"status": "delivered", "attempts": 1}
@@ -406,23 +423,23 @@ async def test_a_failing_webhook_is_retried_with_backoff_then_given_up(make_jobs
         receiver.statuses = [500, 503]  # then 200
         svc = await make_jobs(egress={"allow": [f"127.0.0.1:{test_site.port}", f"127.0.0.1:{receiver.port}"]},
                               tuning={"webhook_backoff": 0.2})  # fmt: skip
+        submitted = time.time()
         created = await svc.submit_ok("/paint", webhook_url=receiver.url)
         await svc.wait_done(created["id"])
-        while (await svc.job(created["id"]))["webhook"]["status"] == "pending":
-            await asyncio.sleep(0.05)
-        assert (await svc.job(created["id"]))["webhook"] == {"status": "delivered", "attempts": 3}
+        assert await _webhook_settled(svc, created["id"]) == {"status": "delivered", "attempts": 3}
         times = [hit.at for hit in receiver.received]
         assert len(times) == 3
+        # Spacing at least the backoff (a lower bound: a loaded machine only widens it), not a speed.
         assert times[1] - times[0] >= 0.18 and times[2] - times[1] >= 0.38  # 0.2 s, then doubled
         for hit in receiver.received:  # every attempt signed afresh, every one verifies
-            _check_signature(svc.record.webhook_secret, hit.headers["X-Signature"], hit.body)
+            _check_signature(svc.record.webhook_secret, hit.headers["X-Signature"], hit.body,
+                             sent_after=submitted, received_at=hit.at)  # fmt: skip
 
         receiver.received.clear()
         receiver.statuses = [500] * 10
         failing = await svc.submit_ok("/paint", webhook_url=receiver.url)
         await svc.wait_done(failing["id"])
-        while (await svc.job(failing["id"]))["webhook"]["status"] == "pending":
-            await asyncio.sleep(0.05)
+        await _webhook_settled(svc, failing["id"])
         final = await svc.job(failing["id"])
         assert final["status"] == "succeeded" and final["webhook"] == {"status": "failed", "attempts": 3}
         assert len(receiver.received) == 3  # webhook_attempts
@@ -445,9 +462,7 @@ async def test_a_webhook_host_that_rebinds_to_loopback_is_refused_at_delivery(
         svc = await make_jobs(resolver=resolver)
         created = await svc.submit_ok("/paint", webhook_url=f"http://hook.example:{receiver.port}/hook")
         await svc.wait_done(created["id"])
-        while (await svc.job(created["id"]))["webhook"]["status"] == "pending":
-            await asyncio.sleep(0.05)
-        assert (await svc.job(created["id"]))["webhook"]["status"] == "failed"
+        assert (await _webhook_settled(svc, created["id"]))["status"] == "failed"
         assert receiver.received == []
         assert resolver.calls.count("hook.example") >= 2  # checked at submit, checked again by the proxy
 
@@ -458,8 +473,11 @@ async def test_a_graceful_stop_gives_running_jobs_back_and_a_restart_runs_everyt
 ) -> None:
     first = await make_jobs(root="same", jobs={"workers": 2}, server={"drain_seconds": 0})
     ids = [(await first.submit_ok("/paint", delay=1500))["id"] for _ in range(5)]
-    while not any([(await first.job(job_id))["status"] == "running" for job_id in ids]):
-        await asyncio.sleep(0.02)
+
+    async def one_running() -> bool:
+        return any([await _status_is(first, job_id, "running") for job_id in ids])
+
+    assert await wait_for(one_running, 30)
     await first.client.close()  # drain_seconds=0: the running captures are cut short
     with sqlite3.connect(tmp_path / "same" / "state.sqlite3") as db:
         statuses = [row[0] for row in db.execute("SELECT status FROM jobs")]
@@ -537,8 +555,10 @@ async def test_kill_9_with_jobs_queued_and_running_then_restart_runs_each_once(
                 async with http.post(f"{base}/v1/jobs", json=body, headers=headers) as response:
                     assert response.status == 202
                     ids.append((await response.json())["id"])
-            while not any([(await job(job_id))["status"] == "running" for job_id in ids]):
-                await asyncio.sleep(0.02)
+            async def one_running() -> bool:
+                return any([(await job(job_id))["status"] == "running" for job_id in ids])
+
+            assert await wait_for(one_running, 60)
             tree = kill_tree(processes[-1])  # kill -9: the service and its Chromium, no cleanup at all
             assert not await asyncio.to_thread(wait_gone, tree)
             with sqlite3.connect(tmp_path / "state.sqlite3") as db:
@@ -592,15 +612,14 @@ max_queued_jobs = 100
 
 
 async def _wait_healthy(http: aiohttp.ClientSession, base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    async def ready() -> bool:
         assert process.poll() is None, f"the service exited:\n{_tail(log)}"
         with contextlib.suppress(aiohttp.ClientError):
             async with http.get(f"{base}/readyz") as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the service did not become ready:\n{_tail(log)}")
+                return response.status == 200
+        return False
+
+    assert await wait_for(ready, 90), f"the service did not become ready:\n{_tail(log)}"
 
 
 def _tail(log: Path) -> str:

@@ -35,7 +35,7 @@ from screenshot_service.config import ConfigError, ServerConfig
 from screenshot_service.state.sqlite import SqliteStateStore
 from screenshot_service.tls import server_ssl_context
 from tests.conftest import TestSite as Site
-from tests.conftest import base_settings
+from tests.conftest import base_settings, wait_for
 
 
 @dataclass
@@ -256,12 +256,14 @@ async def test_serve_speaks_https_from_config(tmp_path: Path, test_site: Site) -
     try:
         status = ""
         context = client_context(ssl.TLSVersion.TLSv1_2, cert)
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + 90  # start-up includes launching and warming Chromium
-        while not status.endswith("200 OK") and process.returncode is None and loop.time() < give_up:
+
+        async def ready_or_exited() -> bool:
+            nonlocal status
             with contextlib.suppress(OSError):
                 _, status = await https_get(port, "/readyz", context)
-            await asyncio.sleep(0.1)
+            return status.endswith("200 OK") or process.returncode is not None
+
+        await wait_for(ready_or_exited, 90)  # start-up includes launching and warming Chromium
         assert status == "HTTP/1.1 200 OK", f"serve exited with {process.returncode}" if process.returncode else status
         with pytest.raises((ssl.SSLError, ConnectionResetError)):
             await https_get(port, "/healthz", client_context(ssl.TLSVersion.TLSv1_1, cert))

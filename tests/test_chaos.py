@@ -127,7 +127,10 @@ async def assert_back_to(base: Baseline, service: Service, pool: BrowserPool, po
     await settled(pool)
     assert await wait_for(lambda: listening_sockets() == base.sockets, timeout=RECOVERY), (
         listening_sockets(), base.sockets)
-    assert await wait_for(lambda: open_fds() == base.fds, timeout=RECOVERY), (open_fds(), base.fds)
+    # At most the baseline: a connection Chromium held to the egress proxy at the baseline (a
+    # preconnect or keep-alive; its proxy end is in this process) may have closed since; a leak
+    # only ever adds.
+    assert await wait_for(lambda: open_fds() <= base.fds, timeout=RECOVERY), (open_fds(), base.fds)
     assert await wait_for(lambda: not leftovers(pools), timeout=RECOVERY), leftovers(pools)
 
 

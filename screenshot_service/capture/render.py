@@ -17,7 +17,6 @@ import logging
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from ..browser.driver import NavigationFailed, PageDriver, ProtocolError, ScriptError
@@ -167,9 +166,7 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
         if opts.disable_animations:
             await animations.freeze(page, style=False)
         page_facts = await _check_page(page, opts)
-        params: dict[str, Any] = {"format": opts.format, "fromSurface": True}
-        if opts.format in ("jpeg", "webp"):
-            params["quality"] = opts.quality
+        params = fullpage.shot_params(opts)
         area = opts.clip or (await _element_box(page, opts.selector) if opts.selector else None)
         if area is not None:
             x, y, width, height = area

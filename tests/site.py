@@ -189,14 +189,22 @@ def add_trust_routes(routes: web.RouteTableDef) -> None:
                         "<img src='/not-an-image.png' width=40 height=40>" for i in range(broken))
         return _html(f"<div style='width:100%;height:100vh;background:rgb(0,120,0)'>{tags}</div>")
 
+    @routes.get("/pending-image")
+    async def pending_image(request: web.Request) -> web.Response:
+        # An image held back by the test's gate: load never fires, the network is never quiet.
+        token = request.query.get("token", "")
+        return _html(f"<div style='width:100%;height:50vh;background:rgb(0,0,90)'>x</div>"
+                     f"<img src='/late-data?token={token}' width=50 height=50>")
+
     @routes.get("/font-pending")
     async def font_pending(request: web.Request) -> web.Response:
-        # After load the page asks for a web font that never arrives: fonts are loading at capture.
+        # After load the page asks for a web font held back by the test's gate: fonts are loading at capture.
+        token = request.query.get("token", "")
         return _html(
             "<p id=text style='font-size:40px'>text</p><script>window.addEventListener('load', () => {"
             "  document.getElementById('text').style.fontFamily = 'Slow, serif'; document.fonts.load('40px Slow');"
             "});</script>",
-            head="<style>@font-face{font-family:Slow;src:url(/stall?s=30) format('woff2')}</style>",
+            head=f"<style>@font-face{{font-family:Slow;src:url(/late-data?token={token}) format('woff2')}}</style>",
         )
 
     @routes.get("/late")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -57,8 +59,20 @@ async def test_images_broken_counts_failed_images(service: Service) -> None:
     assert "images_broken" not in _codes(await _json(service, "/images?broken=0"))
 
 
+@contextlib.contextmanager
+def _held_back() -> Iterator[str]:
+    """A token whose /late-data requests wait until the block ends (a gate, not a timer)."""
+    token = uuid.uuid4().hex
+    site.LATE_GATES[token] = asyncio.Event()
+    try:
+        yield token
+    finally:
+        site.LATE_GATES.pop(token).set()
+
+
 async def test_fonts_not_loaded_when_a_web_font_is_still_pending(service: Service) -> None:
-    assert "fonts_not_loaded" in _codes(await _json(service, "/font-pending"))
+    with _held_back() as token:
+        assert "fonts_not_loaded" in _codes(await _json(service, f"/font-pending?token={token}"))
     assert "fonts_not_loaded" not in _codes(await _json(service, "/paint"))
 
 
@@ -81,8 +95,9 @@ async def test_clamped_fires_when_the_full_page_is_cut(service: Service) -> None
 
 
 async def test_ready_timeout_names_the_unmet_conditions_and_still_captures(service: Service) -> None:
-    # /never-loads holds an image request open for ever: the network never goes quiet.
-    body = await _json(service, "/never-loads", wait_until="ready", timeout="10")
+    # The page's image is held back until the capture is over: the network never goes quiet.
+    with _held_back() as token:
+        body = await _json(service, f"/pending-image?token={token}", wait_until="ready", timeout="10")
     warning = next(w for w in body["warnings"] if w["code"] == "ready_timeout")
     assert {"network", "images"} <= set(warning["details"]["unmet"])
     assert body["bytes"] > 0
@@ -98,15 +113,10 @@ async def test_warnings_never_fail_a_capture(service: Service) -> None:
 
 
 async def test_late_content_is_captured_with_ready_and_missed_with_load(service: Service) -> None:
-    token = uuid.uuid4().hex
-    gate = site.LATE_GATES[token] = asyncio.Event()
-    try:
+    with _held_back() as token:
         # load: the late data is held back until the capture is over, so the page is still red.
         early = await _image(service, f"/late?token={token}", wait_until="load")
         assert early.getpixel((400, 300)) == site.LATE_BEFORE
-    finally:
-        gate.set()
-        site.LATE_GATES.pop(token, None)
     # ready: the data arrives (late), then an image; both are waited for.
     body = await _json(service, "/late?token=", wait_until="ready", response_type="base64")
     assert body["warnings"] == []

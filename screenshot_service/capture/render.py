@@ -228,7 +228,7 @@ async def _check_page(page: PageDriver, opts: CaptureOptions) -> facts.PageFacts
     return watch.facts(state["title"][:1024], html=opts.html is not None)
 
 
-PROBE_PIXELS = 250_000  # a JPEG/WebP is judged blank from a PNG of the same area this small
+PROBE_PIXELS = 65_536  # a JPEG/WebP is judged blank from a PNG of the same area this small (~320 x 200)
 
 
 async def _is_flat(page: PageDriver, opts: CaptureOptions, data: bytes,

@@ -60,7 +60,9 @@ def _connection_init(self: Connection, url: str, loop: asyncio.AbstractEventLoop
     self._dropped = False  # once True, for good: every call fails at once
     self._opened = loop.create_future()  # settles when the socket opens or fails to
     self._closeCallback = None
-    self._ws = ws_connect(url, max_size=None, loop=loop, ping_interval=None, ping_timeout=None)
+    # No permessage-deflate: on a loopback socket compressing every message (screenshots
+    # included, on both ends) only costs CPU.
+    self._ws = ws_connect(url, max_size=None, loop=loop, ping_interval=None, ping_timeout=None, compression=None)
     self._recv_fut = loop.create_task(self._recv_loop())
 
 

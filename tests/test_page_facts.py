@@ -63,6 +63,20 @@ async def test_fail_on_http_error_is_a_502_and_refunds_the_credit(service: Servi
     assert await _settled_used(service, before)
 
 
+async def test_fail_on_http_error_does_not_wait_for_a_selector_the_error_page_lacks(service: Service) -> None:
+    response = await service.shot("/status?code=404", fail_on_http_error="true", wait_for_selector="#never")
+    body = await response.json()
+    assert response.status == 502 and body["error"]["details"] == {"status": 404}, body
+
+
+async def test_a_redirect_the_egress_policy_refuses_stays_blocked_target(service: Service) -> None:
+    # The proxy's refusal page answers 403; it is a blocked target, not the target's HTTP error.
+    for extra in ({}, {"fail_on_http_error": "true"}):
+        response = await service.shot("/redirect?to=http://127.0.0.1:18181/refused", **extra)
+        body = await response.json()
+        assert response.status == 400 and body["error"]["code"] == "blocked_target", body
+
+
 async def test_fail_on_http_error_lets_a_good_page_through(service: Service) -> None:
     body = await _json(service, "/hops?n=1&to=/paint", fail_on_http_error="true")
     assert body["page"]["status_code"] == 200 and body["warnings"] == []

@@ -80,6 +80,7 @@ class PageWatch:
     final_url: str | None = None
     status_code: int | None = None
     redirects: int = 0
+    egress_blocked: bool = False  # the egress proxy's refusal page: blocked_target, not an HTTP error
     warnings: list[CaptureWarning] = field(default_factory=list)
     _hops: dict[str, int] = field(default_factory=dict)  # requestId -> redirects followed so far
 
@@ -106,6 +107,7 @@ class PageWatch:
         status = response.get("status")
         self.status_code = int(status) if isinstance(status, int | float) else None
         self.redirects = self._hops.get(event.get("requestId", ""), 0)
+        self.egress_blocked = any(str(k).lower() == "x-egress-blocked" for k in (response.get("headers") or {}))
 
     def warn(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         assert code in WARNING_CODES, code

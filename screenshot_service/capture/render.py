@@ -109,6 +109,7 @@ async def navigate(page: PageDriver, opts: CaptureOptions, *, deadline: float | 
                     details={"host": host},
                 ) from None
             raise _navigation_error(str(exc), opts.url) from None
+        check_http_status(page, opts)  # before any wait: an error page will not grow the awaited selector
     if opts.wait_for_selector:
         await _check_selector(page, "wait_for_selector", opts.wait_for_selector)
         await page.wait_for_selector(opts.wait_for_selector)
@@ -132,14 +133,16 @@ async def _wait_ready(page: PageDriver, deadline: float | None) -> None:
 
 
 def check_http_status(page: PageDriver, opts: CaptureOptions) -> None:
-    """After navigation: a main document >= 400 fails with ``fail_on_http_error``, else it is a warning."""
-    status = facts.watch(page).status_code
-    if opts.html is not None or status is None or status < 400:
-        return
+    """Right after navigation: a main document >= 400 fails with ``fail_on_http_error`` (502, raised
+    inside the pipeline's admitted block, so the credit is refunded), else it is a warning."""
+    watch = facts.watch(page)
+    status = watch.status_code
+    if opts.html is not None or status is None or status < 400 or watch.egress_blocked:
+        return  # the proxy's refusal page is reported as blocked_target by the service
     host = urlsplit(opts.url or "").hostname or "the target"
     if opts.fail_on_http_error:
         raise TargetHttpError(f"{host} answered HTTP {status}", details={"status": status})
-    facts.watch(page).warn("http_error", f"the page answered HTTP {status}: this may be an error page",
+    watch.warn("http_error", f"the page answered HTTP {status}: this may be an error page",
                            {"status": status})
 
 

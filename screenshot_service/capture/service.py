@@ -181,8 +181,6 @@ class CaptureService:
         await render.navigate(lease.page, opts, deadline=deadline)
         self.metrics.observe_phase("navigation", time.monotonic() - began)
         watch.raise_if_blocked()  # a redirect or script navigation to a forbidden host
-        # An error page: 502 with fail_on_http_error (raised here, before the commit: refunded), else a warning.
-        render.check_http_status(lease.page, opts)
         began = time.monotonic()
         rendered = await render.capture(lease.page, opts, deadline=deadline)
         self.metrics.observe_phase("capture", time.monotonic() - began)

@@ -1,5 +1,11 @@
 """The naive baseline: what someone writes alone — launch Chromium, capture, close, per request.
 
+Its Chromium is the full ``chromium`` when installed: what such a script gets
+(``pyppeteer.launch()`` downloads full Chromium; a distribution's ``chromium``
+package is the full browser), and what this service ran on before it chose the
+headless shell.  Against the headless shell, a launch-per-request loop is
+measured by the cold floor already.
+
 It goes through the service's own launcher and driver (``screenshot_service.browser``)
 rather than pyppeteer directly, so pyppeteer stays inside ``browser/``; what it
 measures is still the cost of a browser launched per request.
@@ -20,6 +26,11 @@ from .spec import CaptureSpec
 CLOSE_BOUND = 5.0
 
 
+def naive_executable(executable: str = "") -> str:
+    """``executable`` if given, else the full chromium, else what the service would pick."""
+    return launcher.find_executable(executable or launcher.find_full_chromium() or "")
+
+
 async def naive_capture(url: str, spec: CaptureSpec, executable: str = "") -> tuple[bytes, float]:
     """The screenshot, and the seconds from launch until the browser process has exited.
 
@@ -27,7 +38,7 @@ async def naive_capture(url: str, spec: CaptureSpec, executable: str = "") -> tu
     be gone: orphaned helpers are reaped by PID 1, which on the development VM takes ~1.6 s,
     a cost of the machine that someone writing this alone would not wait for."""
     begin = time.perf_counter()
-    chromium = await launcher.launch(launcher.find_executable(executable))
+    chromium = await launcher.launch(naive_executable(executable))
     try:
         _, page = await chromium.driver.new_context({}, {"width": spec.width, "height": spec.height}, CALL_BOUND)
         await page.goto(url, "load")

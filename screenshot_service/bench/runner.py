@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from ..browser import launcher
-from . import binaries, fixture_site, phases, procstats, report, targets
+from . import binaries, fixture_site, naive, phases, procstats, report, targets
 from .floor import FloorBrowser, launch_floor
 from .load import REQUEST_TIMEOUT, run_alternating, run_load
 from .plan import BenchPlan
@@ -252,6 +252,7 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
             "service": service_binary,
             "floor": binaries.describe(floor_binaries.get(COLD)),  # the cold and the warm floor
             "full_chromium_floor": binaries.describe(floor_binaries.get(FULL)),
+            "naive": binaries.describe(naive.naive_executable()) if plan.naive_samples > 0 else None,
         },
         "config": {
             "service": opts.url or "spawned",

@@ -70,7 +70,7 @@ class BenchTarget:
         url = self.site.url(spec.path)
 
         async def call() -> Clocked:
-            data, seconds = await naive.naive_capture(url, spec, self.executable)
+            data, seconds = await naive.naive_capture(url, spec)
             return Clocked("ok" if data.startswith(b"\x89PNG") else "bad_image", seconds)
 
         return call

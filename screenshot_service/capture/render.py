@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import math
 import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..browser.driver import NavigationFailed, PageDriver, ProtocolError, ScriptError
-from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetHttpError, TargetUnreachable
-from . import animations, blank, blocking, devices, emulation, facts, fullpage, ready
+from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
+from . import animations, blocking, checks, devices, emulation, facts, fullpage
 from .options import CaptureOptions
 
 # Chromium's net errors that mean "the target could not be reached".
@@ -47,7 +46,6 @@ REVEAL_SHARE = 0.5  # ... else at most this share of the time left
 BANNER_SETTLE = 0.3  # seconds for a consent banner to react to its accept button
 
 _prepared: weakref.WeakSet[PageDriver] = weakref.WeakSet()
-log = logging.getLogger("screenshot_service.capture")
 
 
 @dataclass(frozen=True)
@@ -109,41 +107,17 @@ async def navigate(page: PageDriver, opts: CaptureOptions, *, deadline: float | 
                     details={"host": host},
                 ) from None
             raise _navigation_error(str(exc), opts.url) from None
-        check_http_status(page, opts)  # before any wait: an error page will not grow the awaited selector
+        checks.http_status(page, opts)  # before any wait: an error page will not grow the awaited selector
     if opts.wait_for_selector:
         await _check_selector(page, "wait_for_selector", opts.wait_for_selector)
         await page.wait_for_selector(opts.wait_for_selector)
     if opts.wait_until == "ready":
-        await _wait_ready(page, deadline)
+        await checks.wait_ready(page, deadline)
     await _tidy(page, opts)
     if opts.disable_animations:
         await animations.freeze(page)
     if opts.delay:
         await asyncio.sleep(opts.delay / 1000)
-
-
-async def _wait_ready(page: PageDriver, deadline: float | None) -> None:
-    loop = asyncio.get_running_loop()
-    began, end = loop.time(), ready.budget_end(deadline)
-    unmet = await ready.wait_ready(page, end)
-    if unmet:
-        waited = round(loop.time() - began, 1)
-        facts.watch(page).warn("ready_timeout", f"captured after {waited:g} s without the page being ready: "
-                               f"{', '.join(unmet)} not settled", {"unmet": unmet, "waited_s": waited})
-
-
-def check_http_status(page: PageDriver, opts: CaptureOptions) -> None:
-    """Right after navigation: a main document >= 400 fails with ``fail_on_http_error`` (502, raised
-    inside the pipeline's admitted block, so the credit is refunded), else it is a warning."""
-    watch = facts.watch(page)
-    status = watch.status_code
-    if opts.html is not None or status is None or status < 400 or watch.egress_blocked:
-        return  # the proxy's refusal page is reported as blocked_target by the service
-    host = urlsplit(opts.url or "").hostname or "the target"
-    if opts.fail_on_http_error:
-        raise TargetHttpError(f"{host} answered HTTP {status}", details={"status": status})
-    watch.warn("http_error", f"the page answered HTTP {status}: this may be an error page",
-                           {"status": status})
 
 
 async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
@@ -153,7 +127,7 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
     if opts.format == "pdf":
         if opts.disable_animations:
             await animations.freeze(page, style=False)
-        page_facts = await _check_page(page, opts)
+        page_facts = await checks.before_capture(page, opts)
         result = await page.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
         return _rendered(page, base64.b64decode(result["data"]), opts.width, opts.height, page_facts=page_facts)
     clamped = False
@@ -162,13 +136,13 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
         await fullpage.reveal(page, opts, _reveal_budget(deadline))
         if opts.disable_animations:  # what the reveal scrolled into view may have started animating
             await animations.freeze(page, style=False)
-        page_facts = await _check_page(page, opts)
+        page_facts = await checks.before_capture(page, opts)
         shot = await fullpage.capture_full_page(page, opts)
         data, clamped = shot.data, shot.clamped
     else:
         if opts.disable_animations:
             await animations.freeze(page, style=False)
-        page_facts = await _check_page(page, opts)
+        page_facts = await checks.before_capture(page, opts)
         params = fullpage.shot_params(opts)
         area = opts.clip or (await _element_box(page, opts.selector) if opts.selector else None)
         if area is not None:
@@ -181,16 +155,7 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
     width, height = fullpage.image_size(data)
     if area is None and opts.full_page:
         area = (0, 0, opts.width, max(1, round(height / opts.device_scale_factor)))
-    try:
-        flat = await _is_flat(page, opts, data, area)
-    except (ProtocolError, ScriptError) as exc:  # warnings never fail a capture
-        log.warning("blank check skipped: %s", _first_line(exc))
-        flat = False
-    if flat:
-        facts.watch(page).warn("blank_capture", "the image is one flat colour: the page may not have rendered")
-    if clamped:
-        facts.watch(page).warn("clamped", f"the page was cut at {height} px (max_height or the format's limit)",
-                               {"height": height})
+    await checks.after_capture(page, opts, data, area, clamped=clamped, height=height)
     return _rendered(page, data, width, height, clamped, page_facts=page_facts)
 
 
@@ -199,54 +164,6 @@ def _rendered(page: PageDriver, data: bytes, width: int, height: int, clamped: b
     blocked = fullpage.track(page).blocked
     return Rendered(data=data, width=width, height=height, clamped=clamped, blocked_requests=blocked,
                     page=page_facts, warnings=facts.watch(page).sorted_warnings())
-
-
-# What the captured document is, and what may be wrong with it, read just before the capture.
-_CHECK_JS = """(wholePage) => {
-  let broken = 0;
-  for (const img of document.images) {
-    if (!(img.currentSrc || img.getAttribute('src'))) continue;
-    if (img.complete) { if (img.naturalWidth === 0) broken++; continue; }
-    const r = img.getBoundingClientRect();
-    const visible = wholePage || (r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth);
-    if (img.loading !== 'lazy' || visible) broken++;  // still loading: undecoded in the image
-  }
-  return {title: String(document.title || ''), fonts: document.fonts ? document.fonts.status : 'loaded',
-          broken};
-}"""
-
-
-async def _check_page(page: PageDriver, opts: CaptureOptions) -> facts.PageFacts:
-    watch = facts.watch(page)
-    try:
-        state = await page.evaluate(_CHECK_JS, opts.full_page or opts.format == "pdf")
-    except (ProtocolError, ScriptError) as exc:  # a page navigating away under us: no verdict, no failure
-        log.warning("page checks skipped: %s", _first_line(exc))
-        return watch.facts("", html=opts.html is not None)
-    if state["fonts"] == "loading":
-        watch.warn("fonts_not_loaded", "web fonts were still loading: text may show in a fallback font")
-    if state["broken"]:
-        count = int(state["broken"])
-        watch.warn("images_broken", f"{count} image(s) failed to load or were not decoded", {"count": count})
-    return watch.facts(state["title"][:1024], html=opts.html is not None)
-
-
-PROBE_PIXELS = 65_536  # a JPEG/WebP is judged blank from a PNG of the same area this small (~320 x 200)
-
-
-async def _is_flat(page: PageDriver, opts: CaptureOptions, data: bytes,
-                   area: tuple[int, int, int, int] | None) -> bool:
-    if opts.format == "png":
-        return bool(await asyncio.to_thread(blank.png_is_flat, data))
-    if area is None:  # the viewport, wherever the page is scrolled
-        view = (await page.send("Page.getLayoutMetrics")).get("cssVisualViewport") or {}
-        area = (int(view.get("pageX", 0)), int(view.get("pageY", 0)), opts.width, opts.height)
-    x, y, width, height = area
-    scale = min(1.0, math.sqrt(PROBE_PIXELS / max(1, width * height)))
-    probe = await page.send("Page.captureScreenshot", {
-        "format": "png", "fromSurface": True, "captureBeyondViewport": True,
-        "clip": {"x": x, "y": y, "width": width, "height": height, "scale": scale}})
-    return bool(await asyncio.to_thread(blank.png_is_flat, base64.b64decode(probe["data"])))
 
 
 def _reveal_budget(deadline: float | None) -> float:

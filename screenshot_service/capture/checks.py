@@ -1,0 +1,120 @@
+"""The checks behind a result's ``warnings`` (and ``fail_on_http_error``), at each step of a capture.
+
+* after navigation: the main document's status (``http_status``);
+* ``wait_until=ready``: the bounded wait of ready.py (``ready_timeout``);
+* just before the shot: fonts, images and the title (``before_capture``);
+* after the shot: one flat colour, or cut (``after_capture``).
+
+A check that cannot run (the page replaced its document under us) gives no
+verdict: warnings never fail a capture.  Only ``fail_on_http_error`` does, on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ..browser.driver import ProtocolError, ScriptError
+from ..errors import TargetHttpError
+from . import blank, facts, ready
+
+if TYPE_CHECKING:
+    from ..browser.driver import PageDriver
+    from .options import CaptureOptions
+
+log = logging.getLogger("screenshot_service.capture")
+
+PROBE_PIXELS = 65_536  # a JPEG/WebP is judged blank from a PNG of the same area this small (~320 x 200)
+
+
+def http_status(page: PageDriver, opts: CaptureOptions) -> None:
+    """Right after navigation: a main document >= 400 fails with ``fail_on_http_error`` (502, raised
+    inside the pipeline's admitted block, so the credit is refunded), else it is a warning."""
+    watch = facts.watch(page)
+    status = watch.status_code
+    if opts.html is not None or status is None or status < 400 or watch.egress_blocked:
+        return  # the proxy's refusal page is reported as blocked_target by the service
+    host = urlsplit(opts.url or "").hostname or "the target"
+    if opts.fail_on_http_error:
+        raise TargetHttpError(f"{host} answered HTTP {status}", details={"status": status})
+    watch.warn("http_error", f"the page answered HTTP {status}: this may be an error page", {"status": status})
+
+
+async def wait_ready(page: PageDriver, deadline: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    began, end = loop.time(), ready.budget_end(deadline)
+    unmet = await ready.wait_ready(page, end)
+    if unmet:
+        waited = round(loop.time() - began, 1)
+        facts.watch(page).warn("ready_timeout", f"captured after {waited:g} s without the page being ready: "
+                               f"{', '.join(unmet)} not settled", {"unmet": unmet, "waited_s": waited})
+
+
+# What the captured document is, and what may be wrong with it, read just before the shot.
+_BEFORE_JS = """(wholePage) => {
+  let broken = 0;
+  for (const img of document.images) {
+    if (!(img.currentSrc || img.getAttribute('src'))) continue;
+    if (img.complete) { if (img.naturalWidth === 0) broken++; continue; }
+    const r = img.getBoundingClientRect();
+    const visible = wholePage || (r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth);
+    if (img.loading !== 'lazy' || visible) broken++;  // still loading: undecoded in the image
+  }
+  return {title: String(document.title || ''), fonts: document.fonts ? document.fonts.status : 'loaded',
+          broken};
+}"""
+
+
+async def before_capture(page: PageDriver, opts: CaptureOptions) -> facts.PageFacts:
+    """Fonts still loading, images broken or pending; the page's facts with its title."""
+    watch = facts.watch(page)
+    try:
+        state = await page.evaluate(_BEFORE_JS, opts.full_page or opts.format == "pdf")
+    except (ProtocolError, ScriptError) as exc:
+        log.warning("page checks skipped: %s", _first_line(exc))
+        return watch.facts("", html=opts.html is not None)
+    if state["fonts"] == "loading":
+        watch.warn("fonts_not_loaded", "web fonts were still loading: text may show in a fallback font")
+    if state["broken"]:
+        count = int(state["broken"])
+        watch.warn("images_broken", f"{count} image(s) failed to load or were not decoded", {"count": count})
+    return watch.facts(state["title"][:1024], html=opts.html is not None)
+
+
+async def after_capture(page: PageDriver, opts: CaptureOptions, data: bytes, area: tuple[int, int, int, int] | None,
+                        *, clamped: bool, height: int) -> None:
+    """``area``: the captured rectangle in CSS px of the page (None: the viewport)."""
+    watch = facts.watch(page)
+    try:
+        flat = await _is_flat(page, opts, data, area)
+    except (ProtocolError, ScriptError) as exc:
+        log.warning("blank check skipped: %s", _first_line(exc))
+        flat = False
+    if flat:
+        watch.warn("blank_capture", "the image is one flat colour: the page may not have rendered")
+    if clamped:
+        watch.warn("clamped", f"the page was cut at {height} px (max_height or the format's limit)",
+                   {"height": height})
+
+
+async def _is_flat(page: PageDriver, opts: CaptureOptions, data: bytes,
+                   area: tuple[int, int, int, int] | None) -> bool:
+    if opts.format == "png":
+        return bool(await asyncio.to_thread(blank.png_is_flat, data))
+    if area is None:  # the viewport, wherever the page is scrolled
+        view = (await page.send("Page.getLayoutMetrics")).get("cssVisualViewport") or {}
+        area = (int(view.get("pageX", 0)), int(view.get("pageY", 0)), opts.width, opts.height)
+    x, y, width, height = area
+    scale = min(1.0, math.sqrt(PROBE_PIXELS / max(1, width * height)))
+    probe = await page.send("Page.captureScreenshot", {
+        "format": "png", "fromSurface": True, "captureBeyondViewport": True,
+        "clip": {"x": x, "y": y, "width": width, "height": height, "scale": scale}})
+    return bool(await asyncio.to_thread(blank.png_is_flat, base64.b64decode(probe["data"])))
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else "error"

@@ -228,6 +228,15 @@ def add_trust_routes(routes: web.RouteTableDef) -> None:
             await asyncio.sleep(0.3)  # late, but only a little: ready must wait for it either way
         return web.Response(text="ok")
 
+    @routes.get("/shifting")
+    async def shifting(request: web.Request) -> web.Response:
+        # A block that grows and shrinks for ever, pushing the text below it: the layout never settles.
+        return _html(
+            "<div id=grower></div><p style='font-size:30px'>pushed around</p>",
+            head="<style>@keyframes grow{from{height:100px}to{height:600px}}"
+            "#grower{background:rgb(0,90,0);animation:grow 1s linear infinite alternate}</style>",
+        )
+
     @routes.get("/animated")
     async def animated(request: web.Request) -> web.Response:
         # Infinite CSS animations at random phases, a finite one, a transition and a Web Animation:

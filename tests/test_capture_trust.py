@@ -125,6 +125,16 @@ async def test_late_content_is_captured_with_ready_and_missed_with_load(service:
     assert settled.getpixel((20, 20)) == (0, 0, 255)  # the late image, decoded and painted
 
 
+async def test_ready_waits_for_a_still_layout(service: Service) -> None:
+    # An endless height animation: nothing loads, but the layout never holds still for 300 ms.
+    body = await _json(service, "/shifting", wait_until="ready", timeout="8")
+    warning = next(w for w in body["warnings"] if w["code"] == "ready_timeout")
+    assert warning["details"]["unmet"] == ["layout"]
+    # Frozen, the same page is ready.
+    assert "ready_timeout" not in _codes(await _json(service, "/shifting", wait_until="ready",
+                                                     disable_animations="true"))
+
+
 async def test_ready_works_for_html_input(service: Service) -> None:
     response = await service.client.post("/v1/screenshot", json={
         "api_key": service.key, "wait_until": "ready",

@@ -108,14 +108,16 @@ async def navigate(page: PageDriver, opts: CaptureOptions, *, deadline: float | 
                 ) from None
             raise _navigation_error(str(exc), opts.url) from None
         checks.http_status(page, opts)  # before any wait: an error page will not grow the awaited selector
+    if opts.disable_animations:  # first now, so that frozen animations neither delay ready nor hide the selector
+        await animations.freeze(page)
     if opts.wait_for_selector:
         await _check_selector(page, "wait_for_selector", opts.wait_for_selector)
         await page.wait_for_selector(opts.wait_for_selector)
     if opts.wait_until == "ready":
         await checks.wait_ready(page, deadline)
     await _tidy(page, opts)
-    if opts.disable_animations:
-        await animations.freeze(page)
+    if opts.disable_animations:  # again: what the page started since, and what the caller's js did
+        await animations.freeze(page, style=False)
     if opts.delay:
         await asyncio.sleep(opts.delay / 1000)
 

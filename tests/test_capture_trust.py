@@ -280,3 +280,16 @@ async def test_new_options_shape_the_cache_fingerprint(service: Service) -> None
     assert same.cache_fingerprint() == CaptureOptions.from_query({**base, "geolocation": "1,2"}).cache_fingerprint()
     assert CaptureOptions.from_query({**base, "locale": "DE-de"}).locale == "de-DE"
     assert json.dumps(same.geolocation) == "[1.0, 2.0, 100.0]"
+
+
+async def test_without_a_tz_database_the_browser_refuses_an_unknown_zone(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from screenshot_service.capture import parsers
+
+    monkeypatch.setattr(parsers, "_ZONES", frozenset())  # a slim image without tzdata: only the shape is checked
+    response = await service.shot("/paint", timezone="Mars/Olympus_Mons")
+    body = await response.json()
+    assert response.status == 400, body
+    assert list(body["error"]["details"]["fields"]) == ["timezone"]
+    assert (await service.shot("/paint", timezone="Europe/Paris")).status == 200

@@ -287,9 +287,14 @@ class Geolocation(NamedTuple):
 
 
 def timezone(value: Any) -> str:
-    """An IANA zone name the tz database knows (``Europe/Paris``); Chromium's ICU checks it again."""
+    """An IANA zone name the tz database knows (``Europe/Paris``); Chromium's ICU checks it again.
+
+    Without a tz database on this host (a slim image without tzdata), only the shape
+    is checked here and the browser's refusal is the 400 (capture/emulation.py).
+    """
     name = text(64, single_line=True)(value).strip()
-    if name not in _zone_names():
+    zones = _zone_names()
+    if (name not in zones) if zones else not _ZONE_SHAPE.match(name):
         raise Bad(f"{name!r} is not an IANA time zone name (like Europe/Paris or America/New_York)")
     return name
 
@@ -299,11 +304,13 @@ def _zone_names() -> frozenset[str]:
     if _ZONES is None:
         import zoneinfo
 
-        _ZONES = frozenset(zoneinfo.available_timezones()) | {"UTC"}
+        found = zoneinfo.available_timezones()
+        _ZONES = frozenset(found) | {"UTC"} if found else frozenset()
     return _ZONES
 
 
 _ZONES: frozenset[str] | None = None
+_ZONE_SHAPE = re.compile(r"^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+\-]+){1,2})$")
 # BCP 47 as browsers take it: an ISO 639 language, optional script, region and variants (no extensions).
 _LOCALE = re.compile(r"^([a-z]{2,3})(-[a-z]{4})?(-(?:[a-z]{2}|[0-9]{3}))?(-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*$",
                      re.IGNORECASE)

@@ -13,6 +13,11 @@ Three failure modes of its ``Connection`` are mended here:
   fails every pending and future call at once with ``NetworkError``.
 * A send that hit a closed socket resolved its caller with ``None`` instead of
   an error.
+
+And one cost: pyppeteer talks to pages through ``Target.sendMessageToTarget``,
+each message JSON inside JSON (a screenshot escaped and parsed twice, on both
+ends).  Page sessions are attached *flat* instead: commands and events carry
+a ``sessionId`` on the one socket, as Puppeteer does.
 """
 
 from __future__ import annotations
@@ -153,9 +158,48 @@ async def _connection_on_close(self: Connection) -> None:
         self._recv_fut.cancel()
 
 
+async def _connection_on_message(self: Connection, message: str) -> None:
+    msg = json.loads(message)
+    session_id = msg.get("sessionId")
+    if session_id is not None:  # a flat session's answer or event
+        session = self._sessions.get(session_id)
+        if session is not None:
+            _session_dispatch(session, msg)
+    elif msg.get("id") in self._callbacks:
+        self._on_response(msg)
+    else:
+        self._on_query(msg)
+
+
+async def _connection_create_session(self: Connection, target_info: dict[str, Any]) -> CDPSession:
+    response = await self.send("Target.attachToTarget", {"targetId": target_info["targetId"], "flatten": True})
+    session_id = response["sessionId"]
+    session = CDPSession(self, target_info["type"], session_id, self._loop)
+    session._flat = True
+    self._sessions[session_id] = session
+    return session
+
+
+def _flat_send(self: CDPSession, connection: Connection, method: str, params: dict[str, Any] | None) -> asyncio.Future[Any]:
+    if connection._dropped:
+        return _failed(self._loop, method)
+    connection._lastId += 1  # one id space per socket: answers are routed by sessionId, then id
+    message_id = connection._lastId
+    msg = json.dumps({"id": message_id, "method": method, "params": params or {}, "sessionId": self._sessionId})
+    callback = self._loop.create_future()
+    callback.error = NetworkError()
+    callback.method = method
+    self._callbacks[message_id] = callback
+    # A failed send drops the connection, which closes this session and fails the callback.
+    self._loop.create_task(connection._async_send(msg, message_id))
+    return callback
+
+
 def _session_send(self: CDPSession, method: str, params: dict[str, Any] | None = None) -> asyncio.Future[Any]:
     if not self._connection:
         return _failed(self._loop, method)
+    if getattr(self, "_flat", False):
+        return _flat_send(self, self._connection, method, params)
     self._lastId += 1
     message_id = self._lastId
     msg = json.dumps({"id": message_id, "method": method, "params": params or {}})
@@ -177,7 +221,10 @@ def _session_send(self: CDPSession, method: str, params: dict[str, Any] | None =
 
 
 def _session_on_message(self: CDPSession, msg: str) -> None:
-    obj = json.loads(msg)
+    _session_dispatch(self, json.loads(msg))
+
+
+def _session_dispatch(self: CDPSession, obj: dict[str, Any]) -> None:
     message_id = obj.get("id")
     if message_id:
         callback = self._callbacks.pop(message_id, None)
@@ -223,6 +270,8 @@ def apply() -> None:
     Connection.dispose = _connection_dispose
     Connection._on_response = _connection_on_response
     Connection._on_close = _connection_on_close
+    Connection._on_message = _connection_on_message
+    Connection.createSession = _connection_create_session
     CDPSession.send = _session_send
     CDPSession._on_message = _session_on_message
     CDPSession._on_closed = _session_on_closed

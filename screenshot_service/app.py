@@ -19,6 +19,7 @@ from aiohttp import web
 
 from . import appkeys as keys
 from .api import files, health, openapi, screenshot, usage
+from .api.body import UNAUTHENTICATED_READS, UnauthenticatedReads
 from .api.common import add_limit_headers
 from .api.metrics import install_metrics
 from .api.tester import install_tester
@@ -57,7 +58,9 @@ def create_app(
     resolver: Resolver | None = None,
 ) -> web.Application:
     app = web.Application(
-        middlewares=[_started_middleware, request_id_middleware, error_middleware, _draining_middleware],
+        middlewares=[
+            _close_middleware, _started_middleware, request_id_middleware, error_middleware, _draining_middleware
+        ],
         client_max_size=settings.server.max_body_bytes,
     )
     app[keys.SETTINGS] = settings
@@ -65,6 +68,7 @@ def create_app(
     # First, so every later part (jobs, capture) finds app[METRICS]; its middleware goes
     # right before error_middleware, so it counts the status the client actually receives.
     install_metrics(app)
+    app[UNAUTHENTICATED_READS] = UnauthenticatedReads(settings.server.max_unauthenticated)
     app[keys.POLICY] = EgressPolicy.from_config(settings.egress)
     app[keys.RESOLVER] = resolver or SystemResolver()
 
@@ -88,7 +92,40 @@ def create_app(
     return app
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for aiohttp's request handler (run_app, AppRunner, TestServer).
+
+    aiohttp arms its keep-alive timer as soon as a connection opens and closes the connection
+    when it fires while no complete head has arrived: that timer is the head read timeout (and
+    the idle keep-alive limit).  Heads are bounded in size by aiohttp's line and field limits,
+    given here so they are stated, not assumed.  ``lingering_time``: after an early answer (401
+    or 413 before the body was read) the rest of the body is drained at most this long, so the
+    client can read the answer, then the connection closes.
+    """
+    server = settings.server
+    return {
+        "keepalive_timeout": server.head_timeout_seconds,
+        "lingering_time": server.body_timeout_seconds,
+        "max_line_size": 8190,
+        "max_field_size": 8190,
+        "max_headers": 128,
+    }
+
+
 # -- middlewares -------------------------------------------------------------------------
+
+
+@web.middleware
+async def _close_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # An answer marked "Connection: close" (a body that timed out) is sent, then the connection is
+    # closed at once: aiohttp would otherwise linger, reading a body the client stopped sending.
+    response = await handler(request)
+    if response.headers.get("Connection", "").lower() == "close" and not response.prepared:
+        await response.prepare(request)
+        await response.write_eof()
+        if request.protocol is not None:
+            request.protocol.force_close()
+    return response
 
 
 @web.middleware

@@ -83,7 +83,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import create_app
+    from .app import create_app, server_options
     from .observability import JsonAccessLogger, access_log, configure_logging
     from .tls import server_ssl_context
 
@@ -104,6 +104,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # the credit is refunded (the ledger's settle and the context's disposal are shielded).
         handler_cancellation=True,
         print=lambda text: print(text, flush=True),
+        **server_options(settings),  # read timeouts and head limits (keepalive_timeout among them)
     )
     return 0
 

@@ -48,6 +48,14 @@ class ServerConfig:
     log_level: str = _opt("info", choices=("debug", "info", "warning", "error"))
     drain_seconds: float = _opt(30.0, min=0, max=600)  # how long shutdown lets in-flight work finish
     max_body_bytes: int = _opt(3 * 1024 * 1024, min=64 * 1024, max=64 * 1024 * 1024)
+    # Anyone can open a connection, so nothing unfinished may wait unbounded: a request head not
+    # complete this long after the connection opened (or after its previous answer) closes it.
+    head_timeout_seconds: float = _opt(10.0, min=1, max=300)
+    # The whole body must arrive within this; else 408 request_timeout and the connection closes.
+    body_timeout_seconds: float = _opt(15.0, min=1, max=300)
+    # Requests at once reading a body before their key is known (the key is in the body); past it,
+    # 503 at once.  A key in a header or the query is checked first, so those skip this bound.
+    max_unauthenticated: int = _opt(64, min=1, max=100_000)
 
 
 @dataclass(frozen=True)

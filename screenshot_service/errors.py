@@ -80,7 +80,7 @@ class SelectorNotFound(ApiError):
     status, code = 400, "selector_not_found"
 
 
-# 401 / 404 / 413 / 422 ----------------------------------------------------------
+# 401 / 404 / 408 / 413 / 422 ----------------------------------------------------------
 class MissingApiKey(ApiError):
     status, code = 401, "missing_api_key"
 
@@ -91,6 +91,12 @@ class InvalidApiKey(ApiError):
 
 class NotFound(ApiError):
     status, code = 404, "not_found"
+
+
+class RequestTimeout(ApiError):
+    """The request (its body) did not arrive within server.body_timeout_seconds."""
+
+    status, code = 408, "request_timeout"
 
 
 class PayloadTooLarge(ApiError):

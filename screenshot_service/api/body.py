@@ -15,12 +15,16 @@ JSON).  Each is answered here with a 400 that says what is wrong:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
-from ..errors import InvalidParameter, MalformedBody
+from aiohttp import web
+
+from ..errors import InvalidParameter, MalformedBody, Overloaded
 
 # The deepest option is a list of objects (cookies): 3 levels.  32 leaves room and
 # keeps every later walk of the body far from the recursion limit.
@@ -31,6 +35,39 @@ MAX_NUMBER_CHARS = 40
 # A JSON string ("..." with backslash escapes), unrolled so it matches in linear time.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+class UnauthenticatedReads:
+    """How many requests are reading a body before their key is known; at most ``limit``.
+
+    Such a request holds no place in the browser pool, but it holds a connection and up to
+    ``server.max_body_bytes`` of buffer until its body arrives or times out, and anyone can
+    send one.  Past the bound: 503 at once.  A key sent in a header is checked before the
+    body is read, so keyed requests never wait behind this.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.reading = 0
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        if self.reading >= self.limit:
+            raise Overloaded(
+                f"{self.limit} requests are already sending a body before their key is known; "
+                "send the key in Authorization: Bearer or X-API-Key to skip this bound",
+                retry_after=1,
+                details={"max_unauthenticated": self.limit},
+            )
+        self.reading += 1
+        try:
+            yield
+        finally:
+            self.reading -= 1
+
+
+# Defined beside its type (api/ owns it), like appkeys.METRICS.
+UNAUTHENTICATED_READS = web.AppKey("unauthenticated_reads", UnauthenticatedReads)
 
 
 class _BadNumber:

@@ -1,29 +1,58 @@
-"""Small helpers shared by the handlers: body parsing, auth, base URLs."""
+"""Small helpers shared by the handlers: body reading, auth, base URLs."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any
 
 from aiohttp import web
 
 from ..appkeys import ADMISSION, KEY_ID, LIMIT_HEADERS, SETTINGS, STATE
-from ..errors import PayloadTooLarge
+from ..errors import PayloadTooLarge, RequestTimeout
 from ..limits.keys import authenticate, key_from_request
 from ..state.base import KeyRecord
-from .body import parse_json_object
+from .body import UNAUTHENTICATED_READS, parse_json_object
 
 
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400/413 that says what is wrong."""
-    limit = request.app[SETTINGS].server.max_body_bytes
+async def read_json_object(request: web.Request, *, key_known: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400/408/413/503 that says what is wrong.
+
+    ``key_known``: the caller was authenticated from a header before the body was read;
+    otherwise this read counts against ``server.max_unauthenticated``.
+    """
+    server = request.app[SETTINGS].server
+    limit = server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is over {limit} bytes", details={"limit_bytes": limit})
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"request body is over {limit} bytes", details={"limit_bytes": limit}) from None
+    gate: contextlib.AbstractContextManager[None] = (
+        contextlib.nullcontext() if key_known else request.app[UNAUTHENTICATED_READS].hold()
+    )
+    with gate:
+        try:
+            async with asyncio.timeout(server.body_timeout_seconds):
+                raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"request body is over {limit} bytes", details={"limit_bytes": limit}) from None
+        except TimeoutError:
+            # The client stopped sending: answer, then close (app.py's _close_middleware)
+            # rather than linger on a body that is not coming.
+            raise RequestTimeout(
+                f"the request body did not arrive within {server.body_timeout_seconds:g} s",
+                details={"body_timeout_seconds": server.body_timeout_seconds},
+                headers={"Connection": "close"},
+            ) from None
     return parse_json_object(raw)
+
+
+def key_in_headers(request: web.Request) -> bool:
+    """Does the key come in a header?  Then it outranks one in the body (limits/keys.py), and can
+    be checked before the body is read."""
+    auth = request.headers.get("Authorization", "")
+    return (auth[:7].lower() == "bearer " and bool(auth[7:].strip())) or bool(
+        request.headers.get("X-API-Key", "").strip()
+    )
 
 
 async def caller(request: web.Request, body_key: object = None) -> KeyRecord:

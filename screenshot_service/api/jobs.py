@@ -10,12 +10,16 @@ from ..appkeys import LIMIT_HEADERS, TARGET_HOST
 from ..jobs.idempotency import idempotency_key
 from ..jobs.keys import JOBS
 from ..jobs.models import Job
-from .common import base_url, caller, json_response, read_json_object
+from .common import base_url, caller, json_response, key_in_headers, read_json_object
 
 
 async def post_job(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
-    key = await caller(request, body.get("api_key"))
+    if key_in_headers(request):  # checked before the body, as for POST /v1/screenshot
+        key = await caller(request)
+        body = await read_json_object(request, key_known=True)
+    else:
+        body = await read_json_object(request)
+        key = await caller(request, body.get("api_key"))
     url = body.get("url")
     request[TARGET_HOST] = (urlsplit(url).hostname or "") if isinstance(url, str) else ""
     job, created = await request.app[JOBS].submit(

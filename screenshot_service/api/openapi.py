@@ -69,6 +69,7 @@ ERROR_CODES = {
     "400": ["invalid_parameter", "invalid_url", "blocked_target", "malformed_body", "selector_not_found"],
     "401": ["missing_api_key", "invalid_api_key"],
     "404": ["not_found"],
+    "408": ["request_timeout"],
     "409": ["job_not_cancelable"],
     "413": ["payload_too_large"],
     "422": ["quota_exceeded", "idempotency_mismatch"],
@@ -125,7 +126,7 @@ def _limit_headers() -> dict[str, Any]:
     return {name: {"schema": {"type": "string"}} for name in LIMIT_HEADERS}
 
 
-CAPTURE_ERRORS = ("400", "401", "413", "422", "429", "500", "502", "503", "504")
+CAPTURE_ERRORS = ("400", "401", "408", "413", "422", "429", "500", "502", "503", "504")
 
 
 def _capture_ok() -> dict[str, Any]:
@@ -177,7 +178,7 @@ def build() -> dict[str, Any]:
                 "responses": {
                     "202": {"description": "queued", "headers": _limit_headers(), "content": job_json},
                     "200": {"description": "an idempotent replay of the original job", "content": job_json},
-                    **_errors("400", "401", "413", "422", "429", "500", "503"),
+                    **_errors("400", "401", "408", "413", "422", "429", "500", "503"),
                 },
             }},
             "/v1/jobs/{id}": {

@@ -8,31 +8,51 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..appkeys import CAPTURE, LIMIT_HEADERS, PIPELINE, STARTED, TARGET_HOST
+from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
 from ..capture.service import CaptureResult
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
-from .common import base_url, caller, json_response, read_json_object
+from .common import base_url, caller, json_response, key_in_headers, read_json_object
 
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
-    # Shed load first: a full pool answers 503 before auth, parsing or any state round trip.
-    with request.app[CAPTURE].pool.place():
-        async with request.app[PIPELINE].arrival_bound(request[STARTED]):
-            key = await caller(request)
-        opts = CaptureOptions.from_query(request.query)
+    pool = request.app[CAPTURE].pool
+    shed_if_full(pool)
+    async with request.app[PIPELINE].arrival_bound(request[STARTED]):
+        key = await caller(request)
+    opts = CaptureOptions.from_query(request.query)
+    with pool.place():
         return await _capture(request, key, opts)
 
 
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
-    with request.app[CAPTURE].pool.place():
+    pool = request.app[CAPTURE].pool
+    shed_if_full(pool)
+    if key_in_headers(request):
+        # The header's key outranks any in the body: check it first, so a keyed request
+        # never waits behind the bound on bodies read for callers not yet known.
+        async with request.app[PIPELINE].arrival_bound(request[STARTED]):
+            key = await caller(request)
+        body = await read_json_object(request, key_known=True)
+    else:
         body = await read_json_object(request)
         async with request.app[PIPELINE].arrival_bound(request[STARTED]):
             key = await caller(request, body.get("api_key"))
-        opts = CaptureOptions.from_json(body)
+    opts = CaptureOptions.from_json(body)
+    with pool.place():
         # The caller's own bucket (POST only), validated with the options; never stored or logged.
         return await _capture(request, key, opts, opts.s3)
+
+
+def shed_if_full(pool: BrowserPool) -> None:
+    """503 now if the pool has no place to give: a burst is refused before any read, auth or
+    state round trip.  The place itself is taken only once the request is known (read and
+    authenticated), so a slow or unauthenticated client never holds one; this check takes a
+    place and hands it straight back, all in memory."""
+    with pool.place():
+        pass
 
 
 async def _capture(

@@ -19,10 +19,11 @@ import pytest
 
 from screenshot_service.config import PlanConfig
 from screenshot_service.limits.concurrency import ConcurrencyGate, LocalConcurrencyGate
-from screenshot_service.limits.rate import LocalRateLimiter, RateLimiter
+from screenshot_service.limits.rate import LocalRateLimiter, RateDecision, RateLimiter
 from screenshot_service.state.base import KeyRecord, Reservation, StateStore
 from screenshot_service.state.redis import RedisConcurrencyGate, RedisRateLimiter, RedisStateStore
 from screenshot_service.state.sqlite import SqliteStateStore
+from tests.conftest import wait_for
 
 if TYPE_CHECKING:
     from tests.redis_server import RedisTestServer
@@ -174,7 +175,7 @@ async def test_a_lease_that_runs_out_is_reclaimed_and_can_no_longer_be_committed
         reclaimed += await store.reclaim_credits()
         return reclaimed > 0
 
-    assert await eventually(swept)  # the owner of `short` "died": nobody settles it
+    assert await wait_for(swept)  # the owner of `short` "died": nobody settles it
     assert reclaimed == 1
     assert await store.credits_used("key_r", PERIOD) == 1  # the live one only
     assert await store.commit_credit(short) is False
@@ -183,22 +184,13 @@ async def test_a_lease_that_runs_out_is_reclaimed_and_can_no_longer_be_committed
     assert await store.credits_used("key_r", PERIOD) == 1
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> bool:
-    """Poll ``check`` until it holds, within ``timeout`` s (for leases, which run on the store's clock)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if await check():
-            return True
-        await asyncio.sleep(0.05)
-    return await check()
-
-
 # rate limiting ---------------------------------------------------------------------------
 @dataclass
 class Limiter:
     limiter: RateLimiter
-    advance: Callable[[float], Awaitable[None]]  # let this much time pass
+    # Let ``seconds`` pass, then hit: the local limiter's clock is moved by hand; Redis's own
+    # clock cannot be, so there the hit is repeated until allowed (a refused hit takes nothing).
+    hit_after: Callable[[str, PlanConfig, float], Awaitable[RateDecision]]
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -209,10 +201,13 @@ async def limiter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         now = [loop.time()]
         monkeypatch.setattr(loop, "time", lambda: now[0])
 
-        async def advance_clock(seconds: float) -> None:
-            now[0] += seconds
+        local = LocalRateLimiter()
 
-        yield Limiter(LocalRateLimiter(), advance_clock)
+        async def advance_clock(key: str, plan: PlanConfig, seconds: float) -> RateDecision:
+            now[0] += seconds
+            return await local.hit(key, plan)
+
+        yield Limiter(local, advance_clock)
         monkeypatch.undo()  # give the loop its clock back before pytest-asyncio continues
     else:
         server: RedisTestServer = request.getfixturevalue("redis_server")
@@ -220,10 +215,19 @@ async def limiter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         server.flush()
         store = RedisStateStore(server.url)
 
-        async def sleep(seconds: float) -> None:
-            await asyncio.sleep(seconds + 0.02)  # Redis's clock, real time: a hair of margin
+        shared = RedisRateLimiter(store)
 
-        yield Limiter(RedisRateLimiter(store), sleep)
+        async def until_allowed(key: str, plan: PlanConfig, seconds: float) -> RateDecision:
+            decisions: list[RateDecision] = []
+
+            async def allowed() -> bool:
+                decisions.append(await shared.hit(key, plan))
+                return decisions[-1].allowed
+
+            await wait_for(allowed, timeout=seconds + 10)
+            return decisions[-1]
+
+        yield Limiter(shared, until_allowed)
         await store.close()
 
 
@@ -241,8 +245,7 @@ async def test_rate_burst_of_three_on_one_per_second(limiter: Limiter) -> None:
     for denied in decisions[1:]:
         assert 0 < denied.retry_after <= 1
         assert denied.remaining == 0 and denied.limit == 1
-    await limiter.advance(decisions[-1].retry_after)
-    again = await limiter.limiter.hit(key, FREE)
+    again = await limiter.hit_after(key, FREE, decisions[-1].retry_after)
     assert again.allowed
     assert not (await limiter.limiter.hit(key, FREE)).allowed
 

@@ -42,7 +42,11 @@ def _opt(default: Any, **rules: Any) -> Any:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = _opt(8000, min=0, max=65535)
-    public_url: str = ""  # base for returned URLs; empty = the request's own scheme and host
+    public_url: str = ""  # base for returned URLs; empty = the request's Host, if trusted (allowed_hosts)
+    # With public_url empty: Host header names trusted in returned URLs; any other Host gets the
+    # bound address, so a forged Host never lands in links handed to others.  Empty = the bound
+    # address and localhost.
+    allowed_hosts: list[str] = _opt([])
     tls_cert: str = ""
     tls_key: str = ""
     log_level: str = _opt("info", choices=("debug", "info", "warning", "error"))

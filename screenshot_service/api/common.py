@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -76,8 +77,31 @@ async def add_limit_headers(request: web.Request, response: web.StreamResponse) 
 
 
 def base_url(request: web.Request) -> str:
-    configured = request.app[SETTINGS].server.public_url
-    return configured.rstrip("/") if configured else f"{request.scheme}://{request.host}"
+    """The base of URLs handed back: ``server.public_url``, else the request's Host when
+    ``server.allowed_hosts`` trusts it, else the address the request came in on.  Host is the
+    client's to write; echoing any value would let it plant its own host in links."""
+    server = request.app[SETTINGS].server
+    if server.public_url:
+        return server.public_url.rstrip("/")
+    bound = _bound_address(request)
+    try:
+        name = urlsplit("//" + request.host).hostname
+    except ValueError:
+        name = None
+    trusted = {h.lower() for h in server.allowed_hosts} or {"localhost", server.host.lower(), _bare(bound)}
+    return f"{request.scheme}://{request.host if name and name in trusted else bound}"
+
+
+def _bound_address(request: web.Request) -> str:
+    """host:port of this end of the connection (the listening address, wildcards resolved)."""
+    server = request.app[SETTINGS].server
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    host, port = (sockname[0], sockname[1]) if isinstance(sockname, tuple) else (server.host, server.port)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bare(address: str) -> str:
+    return address.rsplit(":", 1)[0].strip("[]").lower()
 
 
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

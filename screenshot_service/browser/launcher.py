@@ -49,9 +49,9 @@ _WRAPPED = {
     "/usr/bin/chromium": "/usr/lib/chromium/chromium",
 }
 
-# Server flags: no GPU, no sandbox when root (Chromium refuses otherwise), nothing
-# that phones home (there may be no network at all), no QUIC (the egress proxy
-# only sees TCP), WebRTC kept to proxied UDP, hidden scrollbars for clean shots.
+# Server flags: no GPU, nothing that phones home (there may be no network at all),
+# no QUIC (the egress proxy only sees TCP), WebRTC kept to proxied UDP, hidden
+# scrollbars for clean shots.  The sandbox: see sandbox_flags.
 BASE_FLAGS = (
     "--disable-gpu",
     "--disable-dev-shm-usage",
@@ -226,6 +226,22 @@ def _nice_autogroup(pid: int, nice: int) -> None:
             group.write(str(nice))
 
 
+def sandbox_flags(euid: int) -> list[str]:
+    """Chromium keeps its sandbox (a renderer compromised by a page stays contained) whenever this
+    process is not root; as root Chromium refuses to start with it, so only then is it dropped.
+    Run the service as a dedicated user (README, Deployment)."""
+    global _warned_root
+    if euid == 0:
+        if not _warned_root:
+            _warned_root = True
+            log.warning("running as root: Chromium runs without its sandbox; run as a dedicated user")
+        return ["--no-sandbox"]
+    return []
+
+
+_warned_root = False  # said once per process, not at every launch
+
+
 async def launch(
     executable: str,
     extra_flags: tuple[str, ...] = (),
@@ -241,8 +257,7 @@ async def launch(
     # The headless shell is headless by nature; the full binary needs the new headless mode.
     headless = "--headless" if is_headless_shell(executable) else "--headless=new"
     flags = [headless, *BASE_FLAGS, *extra_flags, f"--user-data-dir={user_data_dir}"]
-    if os.geteuid() == 0:
-        flags.append("--no-sandbox")  # Chromium will not start as root with its sandbox
+    flags += sandbox_flags(os.geteuid())
     process = await asyncio.create_subprocess_exec(
         *_niced([executable, *flags, "about:blank"], nice),
         stdin=asyncio.subprocess.DEVNULL,

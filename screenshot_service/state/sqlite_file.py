@@ -8,7 +8,11 @@ disk.  Errors become 503 ``state_unavailable`` naming what failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +21,7 @@ from typing import TypeVar
 from ..errors import StateUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("screenshot_service.state")
 
 
 class SqliteFile:
@@ -26,7 +31,7 @@ class SqliteFile:
         self.path = str(path)
         self.what = what  # named in error messages
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(self.path))
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self.db.row_factory = sqlite3.Row
         self.lock = threading.Lock()
@@ -69,3 +74,23 @@ class SqliteFile:
 
     async def close(self) -> None:
         await self.run(lambda db: db.close())
+
+
+def private_dirs(path: Path) -> None:
+    """``path`` and any missing parents created 0700 whatever the umask (existing ones untouched)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            directory.mkdir(mode=0o700)
+        os.chmod(directory, 0o700)  # mkdir's mode passes through the umask
+
+
+def _private_file(path: Path) -> None:
+    """The file holds key hashes, webhook and signing secrets: 0600 from its first byte.  SQLite
+    gives its -wal and -shm files the database's mode, so those follow."""
+    private_dirs(path.parent)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("%s was readable by others (mode %o); set to 0600", path, mode)
+        os.chmod(path, 0o600)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..errors import StorageError
+from ..state.sqlite_file import private_dirs
 from .base import CONTENT_TYPES, StoredObject
 
 log = logging.getLogger("screenshot_service.storage")
@@ -28,7 +29,7 @@ class LocalStorage:
     def __init__(self, path: str | Path, retention_days: int) -> None:
         self.root = Path(path)
         self.retention = timedelta(days=retention_days)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.root)  # 0700: captures are the callers' data, served only through the API
 
     async def put(self, name: str, data: bytes, content_type: str, *, base_url: str = "") -> StoredObject:
         target = self._path(name)

@@ -33,7 +33,7 @@ from screenshot_service.jobs import redis_scripts
 from screenshot_service.jobs.keys import JOBS
 from screenshot_service.jobs.redis_jobs import RedisJobStore
 from screenshot_service.jobs.runner import JobRunner
-from tests.conftest import wait_for
+from tests.conftest import answered_by, wait_for
 from tests.jobs_helpers import JobsApp, settings_for, start_app
 from tests.test_jobs_redis import a_job
 
@@ -250,12 +250,9 @@ async def test_shutdown_takes_drain_seconds_once_and_gives_the_cut_job_back(
     job_id = await _submit(first, gate.url)
     assert await wait_for(lambda: gate.arrived == 1, BOUND)
 
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    await first.client.close()  # on_shutdown (the sync drain), then cleanup (the job runner)
-    took = loop.time() - began
-    # A deadline guarantee with generous slack, not a timing: one drain, never two in a row.
-    assert took < DRAIN + 10, f"shutdown took {took:.1f} s with drain_seconds={DRAIN:g}"
+    # on_shutdown (the sync drain), then cleanup (the job runner): a deadline guarantee with
+    # generous slack, not a timing — one drain, never two in a row.
+    await answered_by(first.client.close(), DRAIN)
 
     with sqlite3.connect(root / "state.sqlite3") as db:
         status, owner, runs = db.execute("SELECT status, owner, runs FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -141,7 +142,7 @@ async def test_default_policy_blocks_loopback(canary: Canary, make_proxy: MakePr
     server, seen = canary
     proxy = await make_proxy()
     status, headers, body = await get(proxy.proxy_server, f"http://127.0.0.1:{server.port}/")
-    assert status == 403 and headers["X-Egress-Blocked"] == "1"
+    assert status == 403 and headers["X-Screenshot-Egress"] == "refused"
     assert b"loopback address 127.0.0.1" in body
     assert seen == []
     assert proxy.channel.blocked == [("127.0.0.1", "loopback address 127.0.0.1")]
@@ -172,14 +173,42 @@ async def test_one_bad_answer_blocks_before_any_connect(make_proxy: MakeProxy) -
 async def test_unresolvable_name_is_502(make_proxy: MakeProxy) -> None:
     proxy = await make_proxy()
     status, headers, body = await get(proxy.proxy_server, "http://nowhere.test/")
-    assert status == 502 and "X-Egress-Blocked" not in headers
+    assert status == 502 and headers["X-Screenshot-Egress"] == "unreachable"
     assert b"could not resolve nowhere.test" in body
+    assert proxy.channel.unreachable == [("nowhere.test", "could not resolve nowhere.test")]
+
+
+async def test_closed_port_is_502_marked_unreachable(make_proxy: MakeProxy) -> None:
+    with socket.socket() as closed:  # bound, never listening: connecting is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        proxy = await make_proxy(allow=[f"127.0.0.1:{port}"])
+        status, headers, _ = await get(proxy.proxy_server, f"http://127.0.0.1:{port}/")
+        assert status == 502 and headers["X-Screenshot-Egress"] == "unreachable"
+        tunnel = await raw_once(proxy.port, f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n".encode())
+        assert tunnel.startswith(b"HTTP/1.1 502 ") and b"X-Screenshot-Egress: unreachable" in tunnel
+    assert proxy.channel.unreachable == [("127.0.0.1", f"could not connect to 127.0.0.1 port {port}")] * 2
+    assert proxy.channel.blocked == []
+
+
+async def test_an_origin_cannot_forge_the_egress_mark(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], make_proxy: MakeProxy
+) -> None:
+    async def forged(request: web.Request) -> web.Response:
+        return web.Response(text="mine", headers={"X-Screenshot-Egress": "refused"})
+
+    app = web.Application()
+    app.router.add_get("/", forged)
+    server = await aiohttp_server(app)
+    proxy = await make_proxy(allow=[f"127.0.0.1:{server.port}"])
+    status, headers, body = await get(proxy.proxy_server, f"http://127.0.0.1:{server.port}/")
+    assert (status, body) == (200, b"mine") and "X-Screenshot-Egress" not in headers
 
 
 async def test_non_http_absolute_uri_is_403(make_proxy: MakeProxy) -> None:
     proxy = await make_proxy()
     response = await raw_once(proxy.port, b"GET ftp://example.com/file HTTP/1.1\r\nHost: example.com\r\n\r\n")
-    assert response.startswith(b"HTTP/1.1 403 Forbidden\r\n") and b"X-Egress-Blocked: 1" in response
+    assert response.startswith(b"HTTP/1.1 403 Forbidden\r\n") and b"X-Screenshot-Egress: refused" in response
 
 
 async def test_origin_form_request_is_400(make_proxy: MakeProxy) -> None:
@@ -288,7 +317,7 @@ async def test_blocked_hosts_callable_blocks_and_is_recorded(canary: Canary, mak
     proxy = await make_proxy(allow=[f"127.0.0.1:{server.port}"], resolver=resolver)
     channel = await proxy.open_channel(blocked_hosts=lambda host: host.endswith("ads.test"))
     status, headers, _ = await get(channel.proxy_server, f"http://tracker.ads.test:{server.port}/pixel")
-    assert status == 403 and headers["X-Egress-Blocked"] == "1"
+    assert status == 403 and headers["X-Screenshot-Egress"] == "refused"
     response = await raw_once(channel.port, b"CONNECT tracker.ads.test:443 HTTP/1.1\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 403 ")
     assert channel.blocked == [("tracker.ads.test", "blocklist")] * 2

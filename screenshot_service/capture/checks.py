@@ -36,8 +36,8 @@ def http_status(page: PageDriver, opts: CaptureOptions) -> None:
     inside the pipeline's admitted block, so the credit is refunded), else it is a warning."""
     watch = facts.watch(page)
     status = watch.status_code
-    if opts.html is not None or status is None or status < 400 or watch.egress_blocked:
-        return  # the proxy's refusal page is reported as blocked_target by the service
+    if opts.html is not None or status is None or status < 400 or watch.egress is not None:
+        return  # the proxy's own error page is blocked_target or target_unreachable (navigation_watch.py)
     host = urlsplit(opts.url or "").hostname or "the target"
     if opts.fail_on_http_error:
         raise TargetHttpError(f"{host} answered HTTP {status}", details={"status": status})

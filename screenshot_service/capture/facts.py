@@ -14,6 +14,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..egress.http1 import EGRESS_HEADER
+
 if TYPE_CHECKING:
     from ..browser.driver import PageDriver
 
@@ -80,7 +82,7 @@ class PageWatch:
     final_url: str | None = None
     status_code: int | None = None
     redirects: int = 0
-    egress_blocked: bool = False  # the egress proxy's refusal page: blocked_target, not an HTTP error
+    egress: str | None = None  # the egress proxy's own error page (its mark): a failure, not an HTTP error
     warnings: list[CaptureWarning] = field(default_factory=list)
     _hops: dict[str, int] = field(default_factory=dict)  # requestId -> redirects followed so far
 
@@ -107,7 +109,8 @@ class PageWatch:
         status = response.get("status")
         self.status_code = int(status) if isinstance(status, int | float) else None
         self.redirects = self._hops.get(event.get("requestId", ""), 0)
-        self.egress_blocked = any(str(k).lower() == "x-egress-blocked" for k in (response.get("headers") or {}))
+        self.egress = next((str(v) for k, v in (response.get("headers") or {}).items()
+                            if str(k).lower() == EGRESS_HEADER.lower()), None)
 
     def warn(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         assert code in WARNING_CODES, code

@@ -19,28 +19,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..browser.driver import NavigationFailed, PageDriver, ProtocolError, ScriptError
+from ..egress.http1 import REFUSED, UNREACHABLE
 from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
-from . import animations, blocking, checks, devices, emulation, facts, fullpage
+from . import animations, blocking, checks, devices, emulation, facts, fullpage, navigation_watch
 from .options import CaptureOptions
 
-# Chromium's net errors that mean "the target could not be reached".
-_UNREACHABLE = (
-    "ERR_NAME_NOT_RESOLVED",
-    "ERR_NAME_RESOLUTION_FAILED",
-    "ERR_CONNECTION_REFUSED",
-    "ERR_CONNECTION_RESET",
-    "ERR_CONNECTION_CLOSED",
-    "ERR_CONNECTION_FAILED",
-    "ERR_ADDRESS_UNREACHABLE",
-    "ERR_EMPTY_RESPONSE",
-    "ERR_SSL_PROTOCOL_ERROR",
-    "ERR_CERT_",
-    "ERR_INTERNET_DISCONNECTED",
-    "ERR_TIMED_OUT",
-    "ERR_CONNECTION_TIMED_OUT",
-)
-# The egress proxy refuses a tunnel or request, or a block list matched: the browser reports these.
-_BLOCKED = ("ERR_TUNNEL_CONNECTION_FAILED", "ERR_BLOCKED_BY_CLIENT", "ERR_ACCESS_DENIED")
 REVEAL_DEFAULT = 6.0  # seconds of lazy-content reveal when the caller gives no deadline
 REVEAL_SHARE = 0.5  # ... else at most this share of the time left
 BANNER_SETTLE = 0.3  # seconds for a consent banner to react to its accept button
@@ -285,10 +268,12 @@ def _first_line(error: object) -> str:
 
 
 def _navigation_error(message: str, url: str) -> Exception:
+    # Net errors are sorted in one place; a failed tunnel is told apart by the service's watch.
     host = urlsplit(url).hostname or "the target"
-    if any(code in message for code in _BLOCKED):
+    verdict = navigation_watch.classify(message, host, None)
+    if verdict == REFUSED:
         return BlockedTarget(f"the browser was not allowed to reach {host}", details={"host": host})
-    if any(code in message for code in _UNREACHABLE):
+    if verdict == UNREACHABLE:
         reason = message.split(" at ")[0].strip()
         return TargetUnreachable(f"could not reach {host}: {reason}", details={"host": host})
     return TargetUnreachable(f"navigation to {host} failed: {message.split(' at ')[0]}")

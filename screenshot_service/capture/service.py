@@ -175,16 +175,20 @@ class CaptureService:
         if channel is not None:
             # This capture's ad/tracker lists, applied by the proxy to every request it sees.
             channel.blocked_hosts = blocking.host_blocker(opts)
-        watch = MainFrameWatch(lease.page)
+        watch = MainFrameWatch(lease.page, channel)
         began = time.monotonic()
-        await render.prepare(lease.page, opts)
-        await render.navigate(lease.page, opts, deadline=deadline)
+        # A main document the proxy refused or could not fetch (the URL, a redirect, a navigation
+        # the page or the caller's js made) fails the capture, whatever error it caused meanwhile.
+        with watch.judged():
+            await render.prepare(lease.page, opts)
+            await render.navigate(lease.page, opts, deadline=deadline)
+            await watch.settle()
         self.metrics.observe_phase("navigation", time.monotonic() - began)
-        watch.raise_if_blocked()  # a redirect or script navigation to a forbidden host
         began = time.monotonic()
-        rendered = await render.capture(lease.page, opts, deadline=deadline)
+        with watch.judged():
+            rendered = await render.capture(lease.page, opts, deadline=deadline)
+            await watch.settle()
         self.metrics.observe_phase("capture", time.monotonic() - began)
-        watch.raise_if_blocked()
         refused = len(channel.blocked) if channel is not None else 0
         self.metrics.count_blocked(refused)  # egress refusals only, not the ad/tracker lists
         return rendered, refused + rendered.blocked_requests

@@ -17,10 +17,16 @@ from typing import NamedTuple
 
 HEAD_LIMIT = 256 * 1024  # request/response head; Chromium itself allows 256 KiB of headers
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# The mark on every answer the proxy gives itself instead of the origin's: ``refused`` (the
+# egress policy or a block list said no) or ``unreachable`` (the origin could not be
+# resolved, connected to, or sent no valid response).  A capture reads it on the main
+# document's response; the same field from an origin is dropped, so only the proxy sets it.
+EGRESS_HEADER = "X-Screenshot-Egress"
+REFUSED, UNREACHABLE = "refused", "unreachable"
 # Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy's own; never forwarded.
 _HOP_BY_HOP = frozenset(
     "connection keep-alive proxy-connection proxy-authorization proxy-authenticate te upgrade".split()
-)
+) | {EGRESS_HEADER.lower()}
 # Framing stays whatever ``Connection`` says: the body is piped raw, so the origin must see it.
 _KEEP = frozenset({"content-length", "transfer-encoding"})
 
@@ -37,9 +43,10 @@ class Request(NamedTuple):
 class Refused(Exception):
     """A request answered by the proxy itself (4xx/5xx) instead of the origin."""
 
-    def __init__(self, status: int, text: str, *, blocked: bool = False) -> None:
+    def __init__(self, status: int, text: str, *, verdict: str | None = None) -> None:
         super().__init__(text)
-        self.status, self.text, self.blocked = status, text, blocked
+        self.status, self.text = status, text
+        self.verdict = verdict  # REFUSED, UNREACHABLE, or None (the client's request was malformed)
 
 
 def split_head(head: bytes) -> tuple[str, Fields]:
@@ -83,8 +90,8 @@ def build_head(start: str, fields: Fields) -> bytes:
 async def respond(writer: asyncio.StreamWriter, refused: Refused) -> None:
     body = (refused.text + "\n").encode()
     fields = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if refused.blocked:
-        fields.append(("X-Egress-Blocked", "1"))  # tells a capture's request log "policy, not network"
+    if refused.verdict is not None:
+        fields.append((EGRESS_HEADER, refused.verdict))  # "policy" or "network", never the origin's page
     status = f"HTTP/1.1 {refused.status} {HTTPStatus(refused.status).phrase}"
     with contextlib.suppress(OSError):
         writer.write(build_head(status, fields) + body)

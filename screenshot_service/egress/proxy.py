@@ -21,6 +21,8 @@ from typing import Any
 
 from screenshot_service.egress.http1 import (
     HEAD_LIMIT,
+    REFUSED,
+    UNREACHABLE,
     Refused,
     Request,
     build_head,
@@ -54,6 +56,9 @@ class ProxyChannel:
         self._closed = False
         self.port = 0
         self.blocked: list[tuple[str, str]] = []  # (host, reason) for every refused request
+        # (host, reason) for every origin that could not be resolved or connected to: for https
+        # the browser sees only a failed tunnel, so a capture asks here which failure it was.
+        self.unreachable: list[tuple[str, str]] = []
         self.requests = 0  # requests (plain or CONNECT) received
 
     @property
@@ -179,7 +184,8 @@ class EgressProxy:
             try:
                 addresses = await resolve_host(self.resolver, host, port)
             except TargetUnreachable as error:
-                raise Refused(502, error.message) from None
+                channel.unreachable.append((host, error.message))
+                raise Refused(502, error.message, verdict=UNREACHABLE) from None
             reason = first_blocked(self.policy, addresses, port)
             own_ports = {c.port for c in self._channels}
             if reason is None and port in own_ports and any(_is_local(ip) for ip in addresses):
@@ -187,7 +193,7 @@ class EgressProxy:
         if reason is not None:
             channel.blocked.append((host, reason))
             log.info("egress blocked host=%s port=%d: %s", host, port, reason)
-            raise Refused(403, f"blocked by egress policy: {reason}", blocked=True)
+            raise Refused(403, f"blocked by egress policy: {reason}", verdict=REFUSED)
         deadline = asyncio.get_running_loop().time() + self.connect_timeout
         for ip in addresses:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -196,7 +202,10 @@ class EgressProxy:
                 return await asyncio.wait_for(
                     asyncio.open_connection(str(ip), port, limit=HEAD_LIMIT), remaining
                 )
-        raise Refused(502, f"could not connect to {host} port {port}")
+        failure = f"could not connect to {host} port {port}"
+        channel.unreachable.append((host, failure))
+        log.info("egress unreachable host=%s port=%d", host, port)
+        raise Refused(502, failure, verdict=UNREACHABLE)
 
     async def _tunnel(self, channel: ProxyChannel, authority: str, reader: Reader, writer: Writer) -> None:
         _, sep, port_text = authority.rpartition(":")
@@ -223,7 +232,7 @@ class EgressProxy:
         if scheme.lower() != "http":
             reason = f"scheme {scheme.lower()!r} is not allowed"
             channel.blocked.append((rest.partition("/")[0], reason))
-            raise Refused(403, f"blocked by egress policy: {reason}", blocked=True)
+            raise Refused(403, f"blocked by egress policy: {reason}", verdict=REFUSED)
         try:
             url = parse_target_url(request.target, what="proxy request", max_length=HEAD_LIMIT)
         except InvalidUrl as error:
@@ -284,7 +293,7 @@ async def _relay_response(up_reader: Reader, writer: Writer) -> bool:
             if not version.startswith("HTTP/1.") or status < 100:
                 raise ValueError(status_line)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            await respond(writer, Refused(502, "the origin sent no valid HTTP response"))
+            await respond(writer, Refused(502, "the origin sent no valid HTTP response", verdict=UNREACHABLE))
             return False
         interim = 100 <= status < 200 and status != 101  # 100 Continue, 103 Early Hints: more follows
         writer.write(head if interim else build_head(status_line, end_to_end(fields)))

@@ -18,7 +18,13 @@ DESCRIPTION = "Self-hosted website screenshot API on a warm headless Chromium po
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # OPTION=VALUE words of `keys sign` may follow its --flags, where argparse cannot take them
+    # as the positional list it already closed: collect them here, refuse anything else.
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "func", None) is _keys_sign and not any(w.startswith("-") for w in extra):
+        args.options = [*args.options, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -52,7 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.set_defaults(func=_keys_create)
     listing = with_config(keys_sub.add_parser("list", help="list keys (never the secret part)"))
+    listing.add_argument("--json", action="store_true",
+                         help="one JSON array of {id, name, plan, created_at, revoked, webhook_secret, signing_secret}")
     listing.set_defaults(func=_keys_list)
+    sign = with_config(keys_sub.add_parser("sign", help="print a signed /v1/screenshot link (last line)"))
+    sign.add_argument("key_id")
+    sign.add_argument("--url", required=True, help="the page to capture")
+    sign.add_argument("--expires-in", type=int, metavar="S", help="the link answers 401 signature_expired after S s")
+    sign.add_argument("--base", metavar="URL", help="the service's base URL (default: server.public_url, "
+                                                    "else http(s)://server.host:server.port)")
+    sign.add_argument("options", nargs="*", metavar="OPTION=VALUE", help="capture options, e.g. width=800 cache=true")
+    sign.set_defaults(func=_keys_sign)
     revoke = with_config(keys_sub.add_parser("revoke", help="revoke a key by its id"))
     revoke.add_argument("key_id")
     revoke.set_defaults(func=_keys_revoke)
@@ -154,6 +170,7 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         print(f"id: {record.id}")
         print(f"plan: {record.plan}")
         print(f"webhook_secret: {record.webhook_secret}")
+        print(f"signing_secret: {record.signing_secret}")
         print(raw)  # the key itself is always the LAST line, for scripts
         return 0
 
@@ -162,15 +179,61 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
     async def work(store: object) -> int:
-        for record in await store.list_keys():  # type: ignore[attr-defined]
-            print(json.dumps({
-                "id": record.id, "name": record.name, "plan": record.plan,
-                "created_at": record.created_at.isoformat(), "revoked": record.revoked,
-                "webhook_secret": record.webhook_secret,
-            }))
+        keys = [{
+            "id": record.id, "name": record.name, "plan": record.plan,
+            "created_at": record.created_at.isoformat(), "revoked": record.revoked,
+            "webhook_secret": record.webhook_secret, "signing_secret": record.signing_secret,
+        } for record in await store.list_keys()]  # type: ignore[attr-defined]
+        if args.json:
+            print(json.dumps(keys, indent=2))
+        else:
+            for key in keys:  # one JSON object a line
+                print(json.dumps(key))
         return 0
 
     return _with_store(settings, work)
+
+
+def _keys_sign(args: argparse.Namespace, settings: Settings) -> int:
+    from multidict import MultiDict
+
+    from .errors import ApiError
+    from .limits.signed_links import signed_link_options
+    from .signing import LINK_PARAMETERS, signed_url
+
+    options: dict[str, str] = {}
+    for item in args.options:
+        name, equals, value = item.partition("=")
+        if not equals or not name or name in ("url", *LINK_PARAMETERS):
+            print(f"expected OPTION=VALUE with a capture option, got {item!r} (the link's url, key_id, "
+                  "expires and signature come from the arguments)", file=sys.stderr)
+            return 2
+        options[name] = value
+    try:  # the server's own rules, so a link that would answer 400 is never printed
+        signed_link_options(MultiDict({"url": args.url, **options}))
+    except ApiError as error:
+        print(f"{error.message}: {json.dumps(error.details.get('fields', error.details))}", file=sys.stderr)
+        return 2
+
+    async def work(store: object) -> int:
+        record = await store.key_by_id(args.key_id)  # type: ignore[attr-defined]
+        if record is None or record.revoked:
+            print(f"no active key with id {args.key_id}", file=sys.stderr)
+            return 1
+        base = args.base or _service_base(settings)
+        print(signed_url(base, record.id, record.signing_secret, args.url, args.expires_in, **options))
+        return 0
+
+    return _with_store(settings, work)
+
+
+def _service_base(settings: Settings) -> str:
+    server = settings.server
+    if server.public_url:
+        return server.public_url
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(server.host, server.host)
+    scheme = "https" if server.tls_cert else "http"
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{server.port}"
 
 
 def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:

@@ -80,7 +80,7 @@ class SelectorNotFound(ApiError):
     status, code = 400, "selector_not_found"
 
 
-# 401 / 404 / 408 / 413 / 422 ----------------------------------------------------------
+# 401 / 404 / 408 / 409 / 413 / 422 ----------------------------------------------------------
 class MissingApiKey(ApiError):
     status, code = 401, "missing_api_key"
 
@@ -89,8 +89,26 @@ class InvalidApiKey(ApiError):
     status, code = 401, "invalid_api_key"
 
 
+class InvalidSignature(ApiError):
+    """A signed link whose signature is missing, wrong, or made for an unknown or revoked key."""
+
+    status, code = 401, "invalid_signature"
+
+
+class SignatureExpired(ApiError):
+    """A signed link with a good signature, used after its ``expires``."""
+
+    status, code = 401, "signature_expired"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
+
+
+class JobNotCancelable(ApiError):
+    """409 Conflict: the request is fine, the job's state forbids it (not in SPEC §4; README says why)."""
+
+    status, code = 409, "job_not_cancelable"
 
 
 class RequestTimeout(ApiError):
@@ -109,6 +127,13 @@ class QuotaExceeded(ApiError):
 
 class IdempotencyMismatch(ApiError):
     status, code = 422, "idempotency_mismatch"
+
+
+class PageMemoryExceeded(ApiError):
+    """The page needed more memory than ``browser.max_page_memory_mb``: its renderer was stopped.
+    Not in SPEC §4 (README says why): the request is well formed, the page cannot be captured within bounds."""
+
+    status, code = 422, "page_memory_exceeded"
 
 
 # 429 -----------------------------------------------------------------------------
@@ -153,6 +178,21 @@ class CaptureTimeout(ApiError):
 
 class InternalError(ApiError):
     status, code = 500, "internal_error"
+
+
+def error_codes() -> dict[str, list[str]]:
+    """Every code a caller can see, by HTTP status: the one table OpenAPI lists (api/openapi.py).
+    Built from the classes above, so a new error cannot be left out of it."""
+    table: dict[str, list[str]] = {}
+    pending = list(ApiError.__subclasses__())
+    while pending:
+        kind = pending.pop(0)
+        if kind.__module__ == __name__:
+            codes = table.setdefault(str(kind.status), [])
+            if kind.code not in codes:
+                codes.append(kind.code)
+        pending[:0] = kind.__subclasses__()
+    return dict(sorted(table.items()))
 
 
 class CallerGone(Exception):

@@ -63,6 +63,34 @@ def test_keys_create_list_usage_revoke(tmp_path: Path, test_site: Any) -> None:
     assert key.encode() not in (tmp_path / "state.sqlite3").read_bytes()
 
 
+def test_keys_list_json_shows_both_secrets(tmp_path: Path, test_site: Any) -> None:
+    cfg = str(write_config(tmp_path, test_site.port))
+    created = run("keys", "create", "--plan", "free", "--name", "site", "--config", cfg).stdout.splitlines()
+    shown = dict(line.split(": ", 1) for line in created[:-1])
+    assert shown["signing_secret"].startswith("sign_") and shown["webhook_secret"].startswith("whsec_")
+    run("keys", "create", "--plan", "pro", "--config", cfg)
+    listed = json.loads(run("keys", "list", "--json", "--config", cfg).stdout)
+    assert isinstance(listed, list) and len(listed) == 2
+    first = listed[0]
+    assert {"id", "name", "plan", "created_at", "webhook_secret", "signing_secret"} <= set(first)
+    assert (first["id"], first["name"], first["plan"]) == (shown["id"], "site", "free")
+    assert (first["webhook_secret"], first["signing_secret"]) == (shown["webhook_secret"], shown["signing_secret"])
+    assert first["signing_secret"] != listed[1]["signing_secret"]
+    assert created[-1] not in json.dumps(listed)  # never the key itself
+
+
+def test_keys_sign_refuses_what_the_server_would(tmp_path: Path, test_site: Any) -> None:
+    cfg = str(write_config(tmp_path, test_site.port))
+    key_id = run("keys", "create", "--plan", "free", "--config", cfg).stdout.splitlines()[0].split(": ")[1]
+    link = run("keys", "sign", key_id, "--url", "https://example.com/", "--config", cfg, "width=800").stdout
+    assert link.strip().splitlines()[-1].startswith("http://127.0.0.1:0/v1/screenshot?key_id=" + key_id)
+    for words, exit_code, says in ((["cookies=[]"], 2, "not allowed on a signed link"), (["width=5"], 2, "width"),
+                                   (["signature=x"], 2, "OPTION=VALUE"), ([], 1, "no active key")):
+        target = "key_nope" if exit_code == 1 else key_id
+        result = run("keys", "sign", target, "--url", "https://example.com/", "--config", cfg, *words, check=False)
+        assert result.returncode == exit_code and says in result.stderr, (words, result.stderr)
+
+
 def test_unknown_plan_and_bad_config_exit_2(tmp_path: Path, test_site: Any) -> None:
     cfg = str(write_config(tmp_path, test_site.port))
     unknown = run("keys", "create", "--plan", "platinum", "--config", cfg, check=False)

@@ -8,6 +8,7 @@ in behaviour.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ def key_record(n: int, *, created_at: datetime | None = None) -> KeyRecord:
         created_at=created_at or datetime(2026, 3, 1, 12, 0, n, 123456, tzinfo=UTC),
         revoked=False,
         webhook_secret=f"whsec_{n}",
+        signing_secret=f"sign_{n}",
     )
 
 
@@ -78,6 +80,54 @@ async def test_add_lookup_list_count_keys(store: StateStore) -> None:
     assert await store.key_by_hash("hash1") == records[1]
     assert await store.key_by_hash("nope") is None
     assert await store.list_keys() == sorted(records, key=lambda r: r.created_at)
+
+
+async def test_key_by_id(store: StateStore) -> None:
+    record = key_record(3)
+    await store.add_key(record, "hash3")
+    assert await store.key_by_id(record.id) == record
+    assert await store.key_by_id("key_missing") is None
+    await store.revoke_key(record.id)
+    found = await store.key_by_id(record.id)
+    assert found is not None and found.revoked and found.signing_secret == "sign_3"
+
+
+async def test_keys_stored_before_signed_links_get_one_signing_secret(tmp_path: Path, redis_server: RedisTestServer) -> None:
+    """An upgrade: keys written without a signing secret get their own on first read, once."""
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)  # the api_keys table as it was before signed links
+    old.execute("CREATE TABLE api_keys (id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+                " plan TEXT NOT NULL, created_at TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,"
+                " webhook_secret TEXT NOT NULL)")
+    for n in (1, 2):
+        old.execute("INSERT INTO api_keys VALUES (?, ?, 'old', 'free', '2026-01-01T00:00:00+00:00', 0, 'whsec_o')",
+                    (f"key_old{n}", f"hash{n}"))
+    old.commit()
+    old.close()
+    redis_server.start()
+    redis_server.flush()
+    redis = RedisStateStore(redis_server.url)
+    for n in (1, 2):
+        await redis.client.hset(f"screenshot:key:key_old{n}", mapping={
+            "id": f"key_old{n}", "key_hash": f"hash{n}", "name": "old", "plan": "free",
+            "created_at": "2026-01-01T00:00:00+00:00", "revoked": "0", "webhook_secret": "whsec_o"})
+        await redis.client.hset("screenshot:keyhash", f"hash{n}", f"key_old{n}")
+        await redis.client.zadd("screenshot:keys", {f"key_old{n}": n})
+    try:
+        for opened in (SqliteStateStore(path), redis):
+            first = {r.id: r.signing_secret for r in await opened.list_keys()}
+            assert len(set(first.values())) == 2 and all(s.startswith("sign_") for s in first.values())
+            again = await opened.key_by_hash("hash1")
+            assert again is not None and again.signing_secret == first["key_old1"]
+            by_id = await opened.key_by_id("key_old2")
+            assert by_id is not None and by_id.signing_secret == first["key_old2"]
+            if isinstance(opened, SqliteStateStore):
+                await opened.close()
+                reopened = SqliteStateStore(path)  # kept across restarts, not made anew
+                assert {r.id: r.signing_secret for r in await reopened.list_keys()} == first
+                await reopened.close()
+    finally:
+        await redis.close()
 
 
 async def test_revoke_key(store: StateStore) -> None:

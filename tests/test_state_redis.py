@@ -51,7 +51,7 @@ async def two_instances(
 
 def record(key_id: str) -> KeyRecord:
     return KeyRecord(id=key_id, name="n", plan="free", created_at=datetime.now(UTC), revoked=False,
-                     webhook_secret="whsec_x")  # fmt: skip
+                     webhook_secret="whsec_x", signing_secret="sign_x")  # fmt: skip
 
 
 # sharing between instances --------------------------------------------------------------

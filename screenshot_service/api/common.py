@@ -13,6 +13,7 @@ from aiohttp import web
 from ..appkeys import ADMISSION, KEY_ID, LIMIT_HEADERS, SETTINGS, STATE
 from ..errors import PayloadTooLarge, RequestTimeout
 from ..limits.keys import authenticate, key_from_request
+from ..limits.signed_links import authenticate_signed
 from ..state.base import KeyRecord
 from .body import UNAUTHENTICATED_READS, parse_json_object
 
@@ -62,7 +63,18 @@ async def caller(request: web.Request, body_key: object = None) -> KeyRecord:
     Remembers the key's public id for the access log and the rate-limit headers
     for the response (added by ``add_limit_headers``, errors included).
     """
-    record = await authenticate(request.app[STATE], key_from_request(request, body_key))
+    return await _admitted(request, await authenticate(request.app[STATE], key_from_request(request, body_key)))
+
+
+async def signed_caller(request: web.Request) -> KeyRecord:
+    """``caller`` for a signed link: the key that signed it, counted against its rate alike."""
+    record = await authenticate_signed(
+        request.app[STATE], request.query, api_key_given=key_from_request(request) is not None
+    )
+    return await _admitted(request, record)
+
+
+async def _admitted(request: web.Request, record: KeyRecord) -> KeyRecord:
     request[KEY_ID] = record.id
     headers: dict[str, str] = {}
     request[LIMIT_HEADERS] = headers

@@ -17,6 +17,7 @@ from .. import __version__
 from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
 from ..capture.options import POST_ONLY, CaptureOptions
 from ..capture.parsers import schema_of
+from ..errors import error_codes
 from .common import json_response
 
 # What each option means (SPEC §3); types, ranges and defaults are generated.
@@ -65,20 +66,18 @@ OPTION_DOCS = {
                    "accuracy in metres, 100 by default; permission granted to the target's origin only.",
 }
 
-ERROR_CODES = {
-    "400": ["invalid_parameter", "invalid_url", "blocked_target", "malformed_body", "selector_not_found"],
-    "401": ["missing_api_key", "invalid_api_key"],
-    "404": ["not_found"],
-    "408": ["request_timeout"],
-    "409": ["job_not_cancelable"],
-    "413": ["payload_too_large"],
-    "422": ["quota_exceeded", "idempotency_mismatch"],
-    "429": ["rate_limited", "concurrency_limited"],
-    "500": ["internal_error"],
-    "502": ["target_unreachable", "target_http_error", "storage_error"],
-    "503": ["overloaded", "browser_unavailable", "state_unavailable"],
-    "504": ["capture_timeout"],
-}
+ERROR_CODES = error_codes()  # the one table, built from errors.py
+# A signed link carries these instead of api_key (README, Signed links).
+SIGNED_LINK_PARAMETERS = [
+    {"name": "key_id", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Signed link: the signing key's public id (with `signature`, instead of `api_key`)."},
+    {"name": "expires", "in": "query", "required": False, "schema": {"type": "integer"},
+     "description": "Signed link: unix time (s) after which it answers 401 `signature_expired`."},
+    {"name": "signature", "in": "query", "required": False,
+     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+     "description": "Signed link: lowercase hex HMAC-SHA256(signing_secret, canonical query); a signed link's "
+                    "`response_type` defaults to `image` and it may not carry `html`, `s3`, `headers` or `cookies`."},
+]
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "application/pdf")
 LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining",
                  "X-RateLimit-Reset", "X-Quota-Limit", "X-Quota-Remaining")
@@ -154,6 +153,7 @@ def build() -> dict[str, Any]:
                 "properties": job_options | {"api_key": {"type": "string"}}}
     query = [_query_parameter(name, schema) for name, schema in option_schemas(post=False).items()]
     query.append({"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}})
+    query += SIGNED_LINK_PARAMETERS
     job_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     job_json = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
     return {

@@ -12,17 +12,19 @@ from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
 from ..capture.service import CaptureResult
+from ..limits.signed_links import is_signed, signed_link_options
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
-from .common import base_url, caller, json_response, key_in_headers, read_json_object
+from .common import base_url, caller, json_response, key_in_headers, read_json_object, signed_caller
 
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
     pool = request.app[CAPTURE].pool
     shed_if_full(pool)
+    signed = is_signed(request.query)  # key_id + signature instead of an API key (an <img src>)
     async with request.app[PIPELINE].arrival_bound(request[STARTED]):
-        key = await caller(request)
-    opts = CaptureOptions.from_query(request.query)
+        key = await (signed_caller(request) if signed else caller(request))
+    opts = signed_link_options(request.query) if signed else CaptureOptions.from_query(request.query)
     with pool.place():
         return await _capture(request, key, opts)
 

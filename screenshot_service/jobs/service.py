@@ -17,10 +17,10 @@ from ..capture.options import CaptureOptions
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
 from ..errors import (
-    ApiError,
     ConcurrencyLimited,
     InvalidParameter,
     InvalidUrl,
+    JobNotCancelable,
     NotFound,
     TargetUnreachable,
 )
@@ -33,11 +33,6 @@ from .store import JobStore
 
 _JOB_ID = re.compile(r"^job_[0-9a-f]{24}$")
 WEBHOOK_FIELD = "webhook_url"
-
-
-class JobNotCancelable(ApiError):
-    # 409 Conflict: the request is fine, the job's state forbids it (SPEC §4 gains this row).
-    status, code = 409, "job_not_cancelable"
 
 
 class JobService:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from ..errors import InvalidApiKey, MissingApiKey
+from ..signing import new_signing_secret
 from ..state.base import KeyRecord, StateStore
 
 KEY_PREFIX = "sk_"
@@ -32,6 +33,7 @@ async def create_key(state: StateStore, plan: str, name: str = "") -> tuple[KeyR
         created_at=datetime.now(UTC),
         revoked=False,
         webhook_secret="whsec_" + secrets.token_urlsafe(24),
+        signing_secret=new_signing_secret(),
     )
     await state.add_key(record, hash_key(raw_key))
     return record, raw_key

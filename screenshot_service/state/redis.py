@@ -7,7 +7,8 @@ is Redis's own ``TIME``, so instances never race and never disagree on time.
 
 Layout (``prefix`` defaults to ``screenshot:``)::
 
-    {p}key:{id}               hash   one KeyRecord + key_hash
+    {p}key:{id}               hash   one KeyRecord + key_hash (signing_secret added on first read
+                                     to keys stored before signed links)
     {p}keyhash                hash   key_hash -> id (the lookup index)
     {p}keys                   zset   ids by created_at (listing, counting)
     {p}quota:{key_id}:{YYYY-MM} int  credits used that month (expires 62 days after last use)
@@ -40,6 +41,7 @@ from redis.exceptions import RedisError
 from ..config import PlanConfig
 from ..errors import StateUnavailable
 from ..limits.rate import RateDecision
+from ..signing import new_signing_secret
 from . import redis_scripts as lua
 from .base import KeyRecord, Reservation, Reserved
 
@@ -97,6 +99,7 @@ class RedisStateStore:
         self._add_key = register(lua.ADD_KEY)
         self._key_by_hash = register(lua.KEY_BY_HASH)
         self._revoke_key = register(lua.REVOKE_KEY)
+        self._sign_key = register(lua.SIGN_KEY)
         self._reserve = register(lua.RESERVE_CREDIT)
         self._commit = register(lua.COMMIT_CREDIT)
         self._refund = register(lua.REFUND_CREDIT)
@@ -128,6 +131,7 @@ class RedisStateStore:
             "created_at": record.created_at.isoformat(),
             "revoked": "1" if record.revoked else "0",
             "webhook_secret": record.webhook_secret,
+            "signing_secret": record.signing_secret,
         }
         args: list[str | float] = [record.id, key_hash, record.created_at.timestamp()]
         for name, value in fields.items():
@@ -145,7 +149,11 @@ class RedisStateStore:
         row = _pairs(flat)
         if not row or not secrets.compare_digest(row.get("key_hash", ""), key_hash):
             return None
-        return _key_record(row)
+        return await self._record(row)
+
+    async def key_by_id(self, key_id: str) -> KeyRecord | None:
+        row = await guarded(self.client.hgetall(self._key(key_id)))  # decode_responses: all str
+        return await self._record({str(k): str(v) for k, v in row.items()}) if row else None
 
     async def list_keys(self) -> list[KeyRecord]:
         async def fetch() -> list[dict[str, str]]:
@@ -157,7 +165,15 @@ class RedisStateStore:
                     pipe.hgetall(self._key(str(key_id)))
                 return list(await pipe.execute())
 
-        return [_key_record(row) for row in await guarded(fetch()) if row]
+        return [await self._record(row) for row in await guarded(fetch()) if row]
+
+    async def _record(self, row: dict[str, str]) -> KeyRecord:
+        if not row.get("signing_secret"):
+            # A key stored before signed links gets its secret on first read.  HSETNX keeps the
+            # one another instance gave first; the script answers whichever is stored.
+            stored = await guarded(self._sign_key(keys=[self._key(row["id"])], args=[new_signing_secret()]))
+            row["signing_secret"] = str(stored or "")  # "" (key gone meanwhile) verifies nothing
+        return _key_record(row)
 
     async def revoke_key(self, key_id: str) -> bool:
         return bool(await guarded(self._revoke_key(keys=[self._key(key_id)])))
@@ -278,4 +294,5 @@ def _key_record(row: dict[str, str]) -> KeyRecord:
         created_at=datetime.fromisoformat(row["created_at"]),
         revoked=row.get("revoked") == "1",
         webhook_secret=row["webhook_secret"],
+        signing_secret=row["signing_secret"],
     )

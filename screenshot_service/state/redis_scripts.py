@@ -35,6 +35,14 @@ redis.call('HSET', KEYS[1], 'revoked', '1')
 return 1
 """
 
+# KEYS: record hash.  ARGV: a new signing secret, kept only if the key has none yet.
+# Returns the key's signing secret (the one stored first); false for no such key.
+SIGN_KEY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSETNX', KEYS[1], 'signing_secret', ARGV[1])
+return redis.call('HGET', KEYS[1], 'signing_secret')
+"""
+
 _NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

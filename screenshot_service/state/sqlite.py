@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..signing import new_signing_secret
 from .base import KeyRecord, Reservation, Reserved
 from .sqlite_file import SqliteFile
 
@@ -24,7 +25,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     plan TEXT NOT NULL,
     created_at TEXT NOT NULL,
     revoked INTEGER NOT NULL DEFAULT 0,
-    webhook_secret TEXT NOT NULL
+    webhook_secret TEXT NOT NULL,
+    signing_secret TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS quota_usage (
     key_id TEXT NOT NULL,
@@ -43,7 +45,9 @@ CREATE TABLE IF NOT EXISTS quota_reservations (
 );
 """
 # Files made before reservations were leases: their rows get lease 0 (long settled anyway).
-MIGRATIONS = ("ALTER TABLE quota_reservations ADD COLUMN expires_at REAL NOT NULL DEFAULT 0",)
+# Files made before signed links: their keys get a signing secret at start-up (_sign_old_keys).
+MIGRATIONS = ("ALTER TABLE quota_reservations ADD COLUMN expires_at REAL NOT NULL DEFAULT 0",
+              "ALTER TABLE api_keys ADD COLUMN signing_secret TEXT NOT NULL DEFAULT ''")
 RESERVED_INDEX = ("CREATE INDEX IF NOT EXISTS quota_reservations_leases ON quota_reservations (expires_at)"
                   " WHERE state = 'reserved'")
 
@@ -52,6 +56,7 @@ class SqliteStateStore:
     def __init__(self, path: str | Path) -> None:
         self.file = SqliteFile(path, SCHEMA, migrations=MIGRATIONS)
         self.file.db.execute(RESERVED_INDEX)
+        _sign_old_keys(self.file.db)
         self.path = self.file.path
         self._run = self.file.run
 
@@ -62,10 +67,10 @@ class SqliteStateStore:
     async def add_key(self, record: KeyRecord, key_hash: str) -> None:
         await self._run(
             lambda db: db.execute(
-                "INSERT INTO api_keys (id, key_hash, name, plan, created_at, revoked, webhook_secret)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_keys (id, key_hash, name, plan, created_at, revoked, webhook_secret, signing_secret)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.id, key_hash, record.name, record.plan, record.created_at.isoformat(),
-                 int(record.revoked), record.webhook_secret),
+                 int(record.revoked), record.webhook_secret, record.signing_secret),
             )
         )
 
@@ -76,6 +81,10 @@ class SqliteStateStore:
         if row is None or not secrets.compare_digest(row["key_hash"], key_hash):
             return None
         return _key_record(row)
+
+    async def key_by_id(self, key_id: str) -> KeyRecord | None:
+        row = await self._run(lambda db: db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone())
+        return None if row is None else _key_record(row)
 
     async def list_keys(self) -> list[KeyRecord]:
         rows = await self._run(lambda db: db.execute("SELECT * FROM api_keys ORDER BY created_at").fetchall())
@@ -165,6 +174,14 @@ class SqliteStateStore:
         await self.file.close()
 
 
+def _sign_old_keys(db: sqlite3.Connection) -> None:
+    """Give every key stored before signed links its own signing secret, once.  The condition
+    keeps a secret another process gave first (two instances starting on one file)."""
+    for row in db.execute("SELECT id FROM api_keys WHERE signing_secret = ''").fetchall():
+        db.execute("UPDATE api_keys SET signing_secret = ? WHERE id = ? AND signing_secret = ''",
+                   (new_signing_secret(), row["id"]))
+
+
 def _give_back(db: sqlite3.Connection, key_id: str, period: str) -> None:
     db.execute("UPDATE quota_usage SET used = MAX(used - 1, 0) WHERE key_id = ? AND period = ?", (key_id, period))
 
@@ -181,4 +198,5 @@ def _key_record(row: Any) -> KeyRecord:
         created_at=datetime.fromisoformat(row["created_at"]),
         revoked=bool(row["revoked"]),
         webhook_secret=row["webhook_secret"],
+        signing_secret=row["signing_secret"],
     )

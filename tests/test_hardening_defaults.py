@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +94,29 @@ async def test_an_existing_state_file_readable_by_others_is_tightened(tmp_path: 
 @pytest.mark.parametrize(("euid", "no_sandbox"), [(0, True), (1000, False), (65534, False)])
 def test_chromium_keeps_its_sandbox_unless_root(euid: int, no_sandbox: bool) -> None:
     assert ("--no-sandbox" in launcher.sandbox_flags(euid)) is no_sandbox
+
+
+def _reservations_seen_by_another_process(path: Path) -> int:
+    """What `keys list` or any other process reading the file sees (open, read, close)."""
+    script = ("import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+              " print(db.execute('SELECT COUNT(*) FROM quota_reservations').fetchone()[0]); db.close()")
+    return int(subprocess.run([sys.executable, "-c", script, str(path)], check=True, capture_output=True,
+                              text=True).stdout)  # fmt: skip
+
+
+async def test_opening_the_state_file_again_never_loses_commits_to_another_process(tmp_path: Path) -> None:
+    # The service opens one file three times (state, jobs, cache).  Making the file private must
+    # not drop the locks SQLite holds: another process closing its connection would then delete
+    # the WAL under ours, and every later commit would be lost to everyone else.
+    path = tmp_path / "state.sqlite3"
+    state = SqliteStateStore(path)
+    try:
+        await state.reserve_credit("key_a", "2026-12", 10, lease_seconds=60)
+        again = SqliteStateStore(path)
+        assert await asyncio.to_thread(_reservations_seen_by_another_process, path) == 1
+        await state.reserve_credit("key_a", "2026-12", 10, lease_seconds=60)
+        assert await asyncio.to_thread(_reservations_seen_by_another_process, path) == 2
+        await again.close()
+    finally:
+        await state.close()
+    assert await asyncio.to_thread(_reservations_seen_by_another_process, path) == 2

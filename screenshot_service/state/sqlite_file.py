@@ -89,7 +89,12 @@ def _private_file(path: Path) -> None:
     """The file holds key hashes, webhook and signing secrets: 0600 from its first byte.  SQLite
     gives its -wal and -shm files the database's mode, so those follow."""
     private_dirs(path.parent)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    # Only a file that does not exist yet is opened here.  Closing a descriptor drops every POSIX
+    # lock this process holds on the file, SQLite's included: another process would then take
+    # itself for the last connection, checkpoint and delete the WAL under our open connections,
+    # and every later commit of ours would be lost.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         log.warning("%s was readable by others (mode %o); set to 0600", path, mode)

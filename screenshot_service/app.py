@@ -45,6 +45,9 @@ from .wiring import local_backend, open_backend, start_browser
 
 # Paths that keep answering while the service drains.
 _ALWAYS_OPEN = ("/healthz", "/readyz", "/metrics")
+# aiohttp's wait for handlers after _drain (run_app's shutdown_timeout): the drain already had
+# drain_seconds, so this only lets cancelled handlers write their answer and settle.
+SHUTDOWN_GRACE_SECONDS = 1.0
 
 
 def create_app(
@@ -137,9 +140,16 @@ async def _started_middleware(request: web.Request, handler: Handler) -> web.Str
 
 @web.middleware
 async def _draining_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.app[keys.LIFECYCLE].draining and request.path not in _ALWAYS_OPEN:
+    lifecycle = request.app[keys.LIFECYCLE]
+    if request.path in _ALWAYS_OPEN:
+        return await handler(request)
+    if lifecycle.draining:
         raise BrowserUnavailable("the service is shutting down; retry on another instance", retry_after=5)
-    return await handler(request)
+    lifecycle.enter()
+    try:
+        return await handler(request)
+    finally:
+        lifecycle.leave()
 
 
 # -- resources ------------------------------------------------------------------------------
@@ -238,7 +248,16 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _drain(app: web.Application) -> None:
-    app[keys.LIFECYCLE].draining = True
+    """New work is refused by _draining_middleware; what is in flight gets ``drain_seconds`` in all.
+
+    One deadline covers the requests (a capture, or one still waiting for its place, reading
+    its body, storing its image) and the pool's leases (jobs' captures too).  aiohttp's own
+    wait for handlers comes after this, so it is given only ``SHUTDOWN_GRACE_SECONDS``: what is
+    still running then is cancelled, and its credit refunded, instead of a second drain."""
+    lifecycle = app[keys.LIFECYCLE]
+    lifecycle.draining = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + app[keys.SETTINGS].server.drain_seconds
+    await lifecycle.wait_idle(deadline - loop.time())
     if keys.POOL in app:
-        # New work is refused by _draining_middleware; captures in flight get this long.
-        await app[keys.POOL].wait_idle(app[keys.SETTINGS].server.drain_seconds)
+        await app[keys.POOL].wait_idle(max(0.0, deadline - loop.time()))

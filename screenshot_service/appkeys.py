@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -23,9 +24,31 @@ from .storage.base import Storage
 
 @dataclass
 class Lifecycle:
-    """Process-wide switches that handlers read."""
+    """Process-wide switches that handlers read, and the requests in flight that shutdown waits for."""
 
     draining: bool = False
+    in_flight: int = 0  # requests being handled, the always-open probes apart
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for every request in flight to end. True if all did."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), max(0.0, timeout))
+        except TimeoutError:
+            return False
+        return True
 
 
 SETTINGS = web.AppKey("settings", Settings)

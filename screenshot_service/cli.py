@@ -99,7 +99,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from .app import create_app, server_options
+    from .app import SHUTDOWN_GRACE_SECONDS, create_app, server_options
     from .observability import JsonAccessLogger, access_log, configure_logging
     from .tls import server_ssl_context
 
@@ -115,7 +115,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         ssl_context=ssl_context,
         access_log_class=JsonAccessLogger,
         access_log=access_log,
-        shutdown_timeout=settings.server.drain_seconds,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,  # after the app's own drain (app._drain)
         # A client that hangs up cancels its capture: the browser slot comes back at once and
         # the credit is refunded (the ledger's settle and the context's disposal are shielded).
         handler_cancellation=True,

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from screenshot_service import config
-from screenshot_service.app import create_app
+from screenshot_service.app import SHUTDOWN_GRACE_SECONDS, create_app
 from screenshot_service.appkeys import STATE
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.jobs import install_jobs
@@ -235,7 +235,7 @@ def _serve(config_path: str) -> None:
     app = create_app(settings)
     install_jobs(app)
     web.run_app(app, host=settings.server.host, port=settings.server.port,
-                shutdown_timeout=settings.server.drain_seconds, handler_cancellation=True, print=None)  # fmt: skip
+                shutdown_timeout=SHUTDOWN_GRACE_SECONDS, handler_cancellation=True, print=None)  # fmt: skip
 
 
 if __name__ == "__main__":

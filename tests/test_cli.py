@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
-from tests.conftest import image_of, wait_for
+from tests.conftest import answered_by, image_of, wait_for
 from tests.site import PAINT_RGB
 
 CLI = [sys.executable, "-m", "screenshot_service"]
@@ -26,10 +27,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(tmp_path: Path, site_port: int, port: int = 0) -> Path:
+def write_config(tmp_path: Path, site_port: int, port: int = 0, drain: float = 10.0) -> Path:
     path = tmp_path / "service.toml"
     path.write_text(
-        f"[server]\nport = {port}\ndrain_seconds = 10.0\n"
+        f"[server]\nport = {port}\ndrain_seconds = {drain}\n"
         f"[browser]\npool_size = 1\n"
         f"[egress]\nallow = [\"127.0.0.1:{site_port}\"]\n"
         f"[storage.local]\npath = \"{tmp_path / 'captures'}\"\n"
@@ -185,3 +186,46 @@ async def test_serve_bootstraps_a_key_redacts_logs_and_drains_on_sigterm(tmp_pat
     # The key was printed once at bootstrap, and never again in any log line.
     assert log.count(key) == 1
     assert "api_key=" not in log and "/slow" not in log
+
+
+DRAIN = 12.0  # long enough that two drains in a row are well past the bound below
+
+
+@pytest.mark.slow
+async def test_serve_takes_drain_seconds_once_and_refunds_a_capture_it_cuts(tmp_path: Path, test_site: Any) -> None:
+    port = free_port()
+    cfg = write_config(tmp_path, test_site.port, port, drain=DRAIN)
+    created = run("keys", "create", "--plan", "pro", "--config", str(cfg)).stdout.strip().splitlines()
+    key, key_id = created[-1], next(line.split(": ")[1] for line in created if line.startswith("id: "))
+    process = await asyncio.create_subprocess_exec(
+        *CLI, "serve", "--config", str(cfg), "--no-bootstrap-key",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> bool:
+                try:
+                    async with http.get(base + "/readyz") as answer:
+                        return answer.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            assert await wait_for(ready, 60), "serve never became ready"
+            # Two requests outlast the drain: one capturing a page slower than it (pool_size 1),
+            # one waiting for the place, which the pool's drain alone does not see.
+            seen = test_site.log.count("/slow")
+            params = {"url": test_site.url + "/slow?s=60", "api_key": key}
+            held = [asyncio.ensure_future(http.get(base + "/v1/screenshot", params=params)) for _ in range(2)]
+            assert await wait_for(lambda: test_site.log.count("/slow") > seen, 60)
+            process.send_signal(signal.SIGTERM)
+            # One drain and a short grace, not a drain for the pool and another for the handlers.
+            assert await answered_by(process.wait(), DRAIN) == 0
+            for answer in await asyncio.gather(*held, return_exceptions=True):
+                assert isinstance(answer, aiohttp.ClientError) or answer.status == 503, answer
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+    assert json.loads(run("keys", "usage", key_id, "--config", str(cfg)).stdout)["used"] == 0  # both refunded

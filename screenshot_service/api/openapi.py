@@ -49,7 +49,10 @@ OPTION_DOCS = {
     "dark_mode": "Emulate prefers-color-scheme: dark.",
     "reduced_motion": "Emulate prefers-reduced-motion: reduce.",
     "user_agent": "User-Agent sent to the target.",
-    "headers": "Extra HTTP headers sent to the target (a JSON object; JSON text in a query string).",
+    "headers": "Extra HTTP headers sent to the target's origin only, unless `headers_scope=all` "
+               "(a JSON object; JSON text in a query string).",
+    "headers_scope": "Where `headers` go: `origin` (scheme, host and port of `url`: the main document and "
+                     "same-origin requests) or `all` (every origin the page loads: third parties see them too).",
     "cookies": "Cookies set for the target's host only (a JSON list; JSON text in a query string).",
     "cache": "Reuse an identical earlier capture of this account (no render, no credit).",
     "cache_ttl": "How long, in seconds, a capture may be reused with `cache`.",

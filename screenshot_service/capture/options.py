@@ -47,6 +47,8 @@ FORMATS = ("png", "jpeg", "webp", "pdf")
 # ready: network quiet, fonts loaded, images decoded and layout still (capture/ready.py)
 WAIT_UNTIL = ("load", "domcontentloaded", "networkidle0", "networkidle2", "ready")
 RESPONSE_TYPES = ("json", "base64", "image")
+# Where caller headers go: the target's origin only, or every origin the page loads (third parties see them).
+HEADER_SCOPES = ("origin", "all")
 # Names accepted next to the options but not options themselves.
 NON_OPTION_NAMES = ("api_key",)
 # Only a JSON body can carry these: a 2 MB document or credentials have no place in a URL.
@@ -95,6 +97,7 @@ class CaptureOptions:
     reduced_motion: bool = False
     user_agent: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    headers_scope: str = "origin"
     cookies: tuple[Cookie, ...] = ()
     cache: bool = False
     cache_ttl: int = 86400
@@ -138,6 +141,7 @@ class CaptureOptions:
             "reduced_motion": boolean,
             "user_agent": text(1024, single_line=True),
             "headers": headers,
+            "headers_scope": choice(*HEADER_SCOPES),
             "cookies": cookies,
             "cache": boolean,
             "cache_ttl": integer(1, 2592000),
@@ -199,6 +203,9 @@ class CaptureOptions:
         for a, b, why in EXCLUSIVE:
             if _given(values, a) and _given(values, b):
                 problems[a] = problems[b] = f"{a} and {b} cannot be combined: {why}"
+        if _given(values, "html") and _given(values, "headers") and values.get("headers_scope", "origin") != "all":
+            problems["headers"] = problems["html"] = ("headers with html need headers_scope=all: "
+                                                      "html has no target origin to send them to")
         fmt = values.get("format", "png")
         if values.get("omit_background") and fmt in ("jpeg", "pdf"):
             problems["omit_background"] = problems["format"] = f"omit_background needs png or webp, not {fmt}"

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 from ..browser.driver import NavigationFailed, PageDriver, ProtocolError, ScriptError
 from ..egress.http1 import REFUSED, UNREACHABLE
 from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
-from . import animations, blocking, checks, devices, emulation, facts, fullpage, navigation_watch
+from . import animations, blocking, checks, devices, emulation, facts, fullpage
+from .navigation_watch import classify
 from .options import CaptureOptions
+from .scoped_headers import apply_headers
 
 REVEAL_DEFAULT = 6.0  # seconds of lazy-content reveal when the caller gives no deadline
 REVEAL_SHARE = 0.5  # ... else at most this share of the time left
@@ -60,8 +62,7 @@ async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
     )
     if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners or opts.disable_animations:
         await page.set_bypass_csp(True)  # our style and script must run on pages with a strict CSP
-    if opts.headers:
-        await page.send("Network.setExtraHTTPHeaders", {"headers": opts.header_dict})
+    await apply_headers(page, opts)  # to the target's origin only, unless headers_scope=all
     if opts.cookies and opts.url:
         try:
             await page.send("Network.setCookies", {"cookies": [c.to_cdp(opts.url) for c in opts.cookies]})
@@ -270,7 +271,7 @@ def _first_line(error: object) -> str:
 def _navigation_error(message: str, url: str) -> Exception:
     # Net errors are sorted in one place; a failed tunnel is told apart by the service's watch.
     host = urlsplit(url).hostname or "the target"
-    verdict = navigation_watch.classify(message, host, None)
+    verdict = classify(message, host, None)
     if verdict == REFUSED:
         return BlockedTarget(f"the browser was not allowed to reach {host}", details={"host": host})
     if verdict == UNREACHABLE:

@@ -603,11 +603,11 @@ def test_valid_body_with_every_option() -> None:
         "wait_until": "networkidle2", "wait_for_selector": "p", "delay": 10, "timeout": 10,
         "hide_selectors": [".x"], "css": "p{}", "js": "1", "block_ads": True, "block_trackers": True,
         "block_cookie_banners": True, "dark_mode": True, "reduced_motion": True, "user_agent": "UA",
-        "headers": {"X-A": "1"}, "cache": True, "cache_ttl": 3600, "response_type": "base64",
+        "headers": {"X-A": "1"}, "headers_scope": "all", "cache": True, "cache_ttl": 3600, "response_type": "base64",
         "webhook_url": "https://hooks.example.com/h", "max_height": 20000, "full_page": True,
         "s3": {"bucket": "my-bucket", "region": "eu-west-1", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "topsecretvalue"},
     })
-    assert opts.html == "<p>hi</p>" and opts.width == 820 and opts.user_agent == "UA"
+    assert opts.html == "<p>hi</p>" and opts.width == 820 and opts.user_agent == "UA" and opts.headers_scope == "all"
     assert opts.s3 is not None and opts.s3.bucket == "my-bucket"
     assert "topsecretvalue" not in repr(opts) and "AKIAEXAMPLE" not in repr(opts)
 

@@ -5,13 +5,16 @@ full-page shot the page is scrolled through in viewport steps (native
 ``loading=lazy`` is switched to eager first), then we wait — within a time
 budget — for images, fonts and the network to settle, and scroll back to the top.
 
-Capture: up to ``SINGLE_LIMIT`` device pixels tall, one ``Page.captureScreenshot``
-with ``captureBeyondViewport``.  Taller PNGs are captured in strips (clip +
-captureBeyondViewport, so the layout viewport never changes: ``position:fixed``
-headers are painted once, at the top, exactly as in a single shot) and the
-strips are stitched losslessly without decoding pixels (``stitch_png``).  JPEG
-and WebP have no cheap lossless stitch (and WebP cannot exceed 16383 px), so
-they are clamped at the single-shot limit and reported as clamped.
+Capture (a full page, a clip or an element alike, ``capture_area``): an area
+within one shot's bounds (bounds.py: the texture limit tall, ``SHOT_PIXELS``
+in all) is one ``Page.captureScreenshot`` with ``captureBeyondViewport``.  A
+larger PNG is captured in strips (clip + captureBeyondViewport, so the layout
+viewport never changes: ``position:fixed`` headers are painted once, at the
+top, exactly as in a single shot) and the strips are stitched losslessly
+without decoding pixels (``stitch_png``).  JPEG and WebP have no cheap lossless
+stitch (and WebP cannot exceed 16383 px): a full page is clamped at the
+single-shot limit and reported as clamped; a clip or element must fit
+(bounds.area_problem).
 """
 
 from __future__ import annotations
@@ -27,15 +30,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from . import bounds
+
 if TYPE_CHECKING:
     from ..browser.driver import PageDriver
     from .options import CaptureOptions
 
-SINGLE_LIMIT = 16384  # device px: Chromium's max texture size on many GPU builds; one shot stays below
-WEBP_LIMIT = 16383  # the WebP format's own maximum dimension
+SINGLE_LIMIT = bounds.TEXTURE_LIMIT  # device px: one shot is never taller (nor wider)
 TILE_ROWS = 8192  # device px per strip at most ...
-TILE_PIXELS = 8192 * 2560  # ... and at most this many pixels, so wide viewports take shorter strips
-MAX_PIXELS = 160_000_000  # a full page larger than this (device px, ~640 MB raw RGBA) is clamped
+TILE_PIXELS = bounds.SHOT_PIXELS  # ... and at most this many pixels, so wide areas take shorter strips
 REVEAL_MAX = 10.0  # seconds: scrolling and settling never take longer than this
 ZLIB_LEVEL = 1  # stitching recompresses everything; speed over a ~20 % smaller file
 
@@ -157,24 +160,34 @@ async def reveal(page: PageDriver, opts: CaptureOptions, budget: float) -> None:
 async def capture_full_page(page: PageDriver, opts: CaptureOptions) -> Shot:
     metrics = await page.send("Page.getLayoutMetrics")
     size = metrics.get("cssContentSize") or metrics["contentSize"]
-    scale = opts.device_scale_factor
     full = max(1, math.ceil(size["height"]))
-    limit = opts.max_height
-    limit = min(limit, math.floor(MAX_PIXELS / (opts.width * scale * scale)))
-    if opts.format != "png":
-        limit = min(limit, math.floor((WEBP_LIMIT if opts.format == "webp" else SINGLE_LIMIT) / scale))
-    height = min(full, limit)
-    if height * scale <= SINGLE_LIMIT or opts.format != "png":
-        return Shot(await _shot(page, opts, 0, height), clamped=full > height)
-    rows = _tile_css_rows(opts.width, scale)
-    tiles = [await _shot(page, opts, y, min(rows, height - y)) for y in range(0, height, rows)]
+    height = min(full, bounds.full_page_rows(opts.width, opts.device_scale_factor, opts.format, opts.max_height))
+    shot = await capture_area(page, opts, (0, 0, opts.width, height))
+    return Shot(shot.data, clamped=shot.clamped or full > height)
+
+
+async def capture_area(page: PageDriver, opts: CaptureOptions, area: tuple[int, int, int, int]) -> Shot:
+    """The rectangle ``area`` (CSS px of the page: x, y, width, height) at the page's scale.
+
+    One shot when it fits one (and always for JPEG/WebP: the caller keeps those within
+    the single-shot limits), else PNG strips stitched.  ``clamped``: only when strips
+    could not be stitched and one shot of the top had to do.
+    """
+    x, y, width, height = area
+    scale = opts.device_scale_factor
+    one_shot = (bounds.device_px(height, scale) <= SINGLE_LIMIT
+                and bounds.device_px(width, scale) * bounds.device_px(height, scale) <= TILE_PIXELS)
+    if one_shot or opts.format != "png":
+        return Shot(await _shot(page, opts, area), clamped=False)
+    rows = _tile_css_rows(width, scale)
+    tiles = [await _shot(page, opts, (x, y + top, width, min(rows, height - top))) for top in range(0, height, rows)]
     try:
         data = await asyncio.to_thread(stitch_png, tiles)  # zlib releases the GIL: the loop keeps serving
     except ValueError:
         # Strips Chromium encoded differently (never seen, but cheap to survive): one clamped shot.
-        height = math.floor(SINGLE_LIMIT / scale)
-        return Shot(await _shot(page, opts, 0, height), clamped=True)
-    return Shot(data, clamped=full > height)
+        cut = min(height, math.floor(SINGLE_LIMIT / scale), math.floor(TILE_PIXELS / bounds.device_px(width, scale) / scale))
+        return Shot(await _shot(page, opts, (x, y, width, max(1, cut))), clamped=True)
+    return Shot(data, clamped=False)
 
 
 def _tile_css_rows(width: int, scale: float) -> int:
@@ -200,11 +213,12 @@ def shot_params(opts: CaptureOptions) -> dict[str, Any]:
     return params
 
 
-async def _shot(page: PageDriver, opts: CaptureOptions, y: int, height: int) -> bytes:
+async def _shot(page: PageDriver, opts: CaptureOptions, area: tuple[int, int, int, int]) -> bytes:
+    x, y, width, height = area
     params = {
         **shot_params(opts),
-        "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": y, "width": opts.width, "height": height, "scale": 1},
+        "captureBeyondViewport": True,  # the area may lie outside the viewport
+        "clip": {"x": x, "y": y, "width": width, "height": height, "scale": 1},
     }
     result = await page.send("Page.captureScreenshot", params)
     return base64.b64decode(result["data"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidParameter
+from . import bounds
 from .devices import DEVICES
 from .parsers import (
     Bad,
@@ -191,10 +192,13 @@ class CaptureOptions:
             except InvalidParameter as invalid:  # a nested object (s3) names its own fields
                 problems.update(invalid.details.get("fields", {name: invalid.message}))
         cls._cross_check(values, problems)
+        parsed = cls(**cls._apply_device(values))  # the fields given valid, defaults for the rest
+        for name, why in parsed._bound_problems().items():
+            problems.setdefault(name, why)
         if problems:
             unknown = any(p == "unknown parameter" for p in problems.values())
             raise InvalidParameter.fields(problems, cls.known_names() if unknown else None)
-        return cls(**cls._apply_device(values))
+        return parsed
 
     @staticmethod
     def _cross_check(values: dict[str, Any], problems: dict[str, str]) -> None:
@@ -221,6 +225,22 @@ class CaptureOptions:
             for name, attr in PRESET_FIELDS.items():
                 values.setdefault(name, getattr(device, attr))
         return values
+
+    def _bound_problems(self) -> dict[str, str]:
+        """The pixel budget and texture limit (bounds.py) on the areas known before the page loads:
+        the viewport and a clip.  An element and a full page are measured at capture."""
+        problems: dict[str, str] = {}
+        if self.format == "pdf":
+            return problems
+        why = bounds.area_problem(self.width, self.height, self.device_scale_factor, self.format)
+        if why is not None:
+            for name in ("width", "height", "device_scale_factor", *(("device",) if self.device else ())):
+                problems[name] = f"the viewport of {why}"
+        if self.clip is not None:
+            why = bounds.area_problem(self.clip.width, self.clip.height, self.device_scale_factor, self.format)
+            if why is not None:
+                problems["clip"] = f"the clip of {why}"
+        return problems
 
     def with_changes(self, **changes: Any) -> CaptureOptions:
         return dataclasses.replace(self, **changes)

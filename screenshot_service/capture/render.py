@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from ..browser.driver import NavigationFailed, PageDriver, ProtocolError, ScriptError
 from ..egress.http1 import REFUSED, UNREACHABLE
 from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
-from . import animations, blocking, checks, devices, emulation, facts, fullpage
+from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage
 from .navigation_watch import classify
 from .options import CaptureOptions
 from .scoped_headers import apply_headers
@@ -129,15 +129,14 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
         if opts.disable_animations:
             await animations.freeze(page, style=False)
         page_facts = await checks.before_capture(page, opts)
-        params = fullpage.shot_params(opts)
         area = opts.clip or (await _element_box(page, opts.selector) if opts.selector else None)
-        if area is not None:
-            x, y, width, height = area
-            limit = min(opts.max_height, int(fullpage.SINGLE_LIMIT / opts.device_scale_factor))
-            clamped = height > limit
-            params["clip"] = {"x": x, "y": y, "width": width, "height": min(height, limit), "scale": 1}
-            params["captureBeyondViewport"] = True  # the area may lie outside the viewport
-        data = base64.b64decode((await page.send("Page.captureScreenshot", params))["data"])
+        if area is None:
+            data = base64.b64decode((await page.send("Page.captureScreenshot", fullpage.shot_params(opts)))["data"])
+        else:
+            if opts.selector:  # a clip was checked with the options; an element's size is known only now
+                bounds.check_area("selector", area[2], area[3], opts.device_scale_factor, opts.format)
+            shot = await fullpage.capture_area(page, opts, area)
+            data, clamped = shot.data, shot.clamped
     width, height = fullpage.image_size(data)
     if area is None and opts.full_page:
         area = (0, 0, opts.width, max(1, round(height / opts.device_scale_factor)))

@@ -72,6 +72,9 @@ class BrowserConfig:
     launch_timeout_seconds: float = _opt(30.0, min=1, max=300)
     # A browser that answers no DevTools call for this long is hung (e.g. stopped): it is killed and replaced.
     hang_timeout_seconds: float = _opt(10.0, min=1, max=120)
+    # A renderer (one capture's page: contexts never share one) holding more memory than this is
+    # killed, failing only that capture with 422 page_memory_exceeded (browser/memory.py).
+    max_page_memory_mb: int = _opt(1024, min=64, max=1_048_576)
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ def build(hits: list[str]) -> web.Application:
         return _html(page.replace("TARGET", target))
 
     add_trust_routes(routes)
+    add_resource_routes(routes)
     app.add_routes(routes)
     return app
 
@@ -300,6 +301,30 @@ def add_trust_routes(routes: web.RouteTableDef) -> None:
             "  () => { paint('geo', false); done(); }, {timeout: 20000});"
             "</script>"
         )
+
+
+# -- pages for the resource bounds (tests/test_hardening_resources.py) -------------------------
+
+# /huge: the element's top half, bottom half.
+HUGE_TOP, HUGE_BOTTOM = (200, 0, 0), (0, 0, 200)
+
+
+def add_resource_routes(routes: web.RouteTableDef) -> None:
+    @routes.get("/huge")
+    async def huge(request: web.Request) -> web.Response:
+        # One element of w x h CSS px (default 40000 x 8000), top half HUGE_TOP, bottom half HUGE_BOTTOM.
+        w, h = int(request.query.get("w", "40000")), int(request.query.get("h", "8000"))
+        return _html(f"<div id=huge style='width:{w}px;height:{h}px;background:linear-gradient("
+                     f"rgb{HUGE_TOP} 0 50%, rgb{HUGE_BOTTOM} 50% 100%)'></div>")
+
+    @routes.get("/hog")
+    async def hog(request: web.Request) -> web.Response:
+        # Keeps allocating JS arrays (~16 MB every 10 ms) up to ``mb`` (default 2048), then idles.
+        cap = int(request.query.get("mb", "2048"))
+        return _html("<p>hungry</p><script>const keep = []; const t = setInterval(() => {"
+                     f"  if (keep.length * 8 >= {cap}) return clearInterval(t);"
+                     "  keep.push(new Array(1e6).fill(Math.random()), new Array(1e6).fill(Math.random()));"
+                     "}, 10);</script>")
 
 
 # One way per entry for a page to make the browser send a request to TARGET.

@@ -9,13 +9,17 @@ What this layer guarantees on top of pyppeteer (with ``compat``'s patches):
 * a dropped DevTools connection fails every pending and future call at once
   with ``ConnectionLost``, with no busy loop;
 * every call has a bound (``CALL_BOUND``; browser-level calls take their own,
-  shorter one), so nothing here can wait for ever on a hung browser.
+  shorter one), so nothing here can wait for ever on a hung browser;
+* a page whose renderer died says so (``PageDriver.crashed``, with Chromium's
+  termination status), and that page's death never drops the connection the
+  browser's other pages share (hazards.guard_page).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -99,6 +103,12 @@ class PageDriver:
 
     def __init__(self, page: Page) -> None:
         self._page = page
+        # Set to Chromium's termination status ("killed", "crashed", "oom", ...) when the renderer dies.
+        self.crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def _renderer_died(self, status: str) -> None:
+        if not self.crashed.done():
+            self.crashed.set_result(status)
 
     @property
     def main_frame_id(self) -> str:
@@ -149,7 +159,14 @@ class BrowserDriver:
 
     def __init__(self, browser: Browser) -> None:
         self._browser = browser
+        self._pages: weakref.WeakValueDictionary[str, PageDriver] = weakref.WeakValueDictionary()  # by target id
         watch_popups(browser)
+        browser._connection.on("Target.targetCrashed", self._target_crashed)
+
+    def _target_crashed(self, event: dict[str, Any]) -> None:
+        page = self._pages.get(event.get("targetId", ""))
+        if page is not None:
+            page._renderer_died(str(event.get("status") or "crashed"))
 
     @classmethod
     async def connect(cls, endpoint: str, bound: float) -> BrowserDriver:
@@ -181,7 +198,9 @@ class BrowserDriver:
                     await self.dispose_context(context_id, bound)
             raise
         guard_page(page)
-        return made[0], PageDriver(page)
+        driver = PageDriver(page)
+        self._pages[page.target._targetId] = driver
+        return made[0], driver
 
     async def _new_context(self, params: dict[str, Any], viewport: dict[str, Any], made: list[str]) -> Page:
         connection = self._browser._connection

@@ -2,7 +2,10 @@
 
 alert/confirm/prompt are dismissed (they would block the renderer forever),
 beforeunload is accepted so navigation never stalls, and any popup a page opens
-is closed at once.  Downloads are denied per context (driver.BrowserDriver.new_context).
+is closed at once.  A crashed renderer is only logged here: pyppeteer reports it
+as an ``error`` event, which pyee raises when nobody listens — inside the
+DevTools reader, where it would drop the connection and with it the whole
+browser and every tenant's capture (driver.PageDriver.crashed tells the lease).  Downloads are denied per context (driver.BrowserDriver.new_context).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def _keep(coro: Awaitable[None]) -> None:
 
 def guard_page(page: Page) -> None:
     page.on("dialog", lambda dialog: _keep(_answer(dialog)))
+    page.on("error", lambda error: log.info("a page's renderer died: %s", error))
 
 
 async def _answer(dialog: Dialog) -> None:

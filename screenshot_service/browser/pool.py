@@ -26,14 +26,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..config import BrowserConfig
-from ..errors import BrowserUnavailable
-from . import launcher
+from ..errors import BrowserUnavailable, PageMemoryExceeded
+from . import launcher, memory
 from .admission import JOBS, SYNC, Admission
 from .contexts import ContextFactory, ContextHook, WarmContext
 from .driver import ConnectionLost, DriverError, PageDriver
 from .supervisor import Instance, Supervisor
 
 T = TypeVar("T")
+STOP_RETRY = 0.05  # seconds between cancellations of work whose browser or renderer died
 __all__ = ["JOBS", "SYNC", "BrowserPool", "ContextHook", "Lease"]
 
 
@@ -45,12 +46,14 @@ class Lease:
     handle: Any  # what the ContextHook attached (the egress proxy channel)
     waited_s: float
     _lost: asyncio.Future[None]
+    memory_limit_mb: int = 0  # browser.max_page_memory_mb: the guard (memory.py) kills a renderer over it
 
     async def guard(self, work: Awaitable[T]) -> T:
-        """Run ``work``, but fail fast with 503 if the browser dies or hangs under it."""
+        """Run ``work``, but fail fast if the browser (503) or this page's renderer dies under it:
+        422 when the memory guard killed the renderer, else 503."""
         task = asyncio.ensure_future(work)
         try:
-            waiting: set[asyncio.Future[Any]] = {task, self._lost}
+            waiting: set[asyncio.Future[Any]] = {task, self._lost, self.page.crashed}
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             task.cancel()
@@ -58,15 +61,24 @@ class Lease:
                 await task
             raise
         if task not in done:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            raise BrowserUnavailable("the browser crashed during the capture; retry", retry_after=1)
+            await _stop(task)
+            if self._lost.done():
+                raise BrowserUnavailable("the browser crashed during the capture; retry", retry_after=1)
+            raise self._renderer_died(self.page.crashed.result())
         try:
             return task.result()
         except ConnectionLost as exc:
-            lost = "browser" if self._lost.done() else "page's renderer"
-            raise BrowserUnavailable(f"the {lost} crashed during the capture; retry", retry_after=1) from exc
+            if self._lost.done():
+                raise BrowserUnavailable("the browser crashed during the capture; retry", retry_after=1) from exc
+            raise self._renderer_died(self.page.crashed.result() if self.page.crashed.done() else "") from exc
+
+    def _renderer_died(self, status: str) -> Exception:
+        if status == memory.KILLED:  # SIGKILL: the memory guard's (or the kernel's OOM killer's)
+            return PageMemoryExceeded(
+                f"the page used more than {self.memory_limit_mb} MB of memory; its capture was stopped",
+                details={"limit_mb": self.memory_limit_mb},
+            )
+        return BrowserUnavailable("the page's renderer crashed during the capture; retry", retry_after=1)
 
 
 class BrowserPool:
@@ -171,7 +183,8 @@ class BrowserPool:
             instance = self.supervisor.pick(lane)  # it may have died while we waited
             instance.in_use += 1
             warm = instance.warm.popleft() if instance.warm else await self._new_context(instance)
-            yield Lease(page=warm.page, handle=warm.handle, waited_s=time.monotonic() - started, _lost=instance.lost)
+            yield Lease(page=warm.page, handle=warm.handle, waited_s=time.monotonic() - started, _lost=instance.lost,
+                        memory_limit_mb=self.cfg.max_page_memory_mb)
         finally:
             self.admission.release(lane)
             if instance is not None:
@@ -185,6 +198,17 @@ class BrowserPool:
             return await self.contexts.create(instance.browser)
         except DriverError as exc:
             raise BrowserUnavailable("the browser could not open a context; retry", retry_after=1) from exc
+
+
+async def _stop(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended.  Cancelled again every ``STOP_RETRY`` s: on
+    Python 3.11 ``asyncio.wait_for`` (driver.bounded) loses a cancellation that arrives just as
+    its call completes, and the work would run on to its end."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=STOP_RETRY)
+    if not task.cancelled():
+        task.exception()  # retrieved: never "exception was never retrieved"
 
 
 def _split(total: int, parts: int) -> list[int]:

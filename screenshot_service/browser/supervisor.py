@@ -25,7 +25,7 @@ from typing import Any
 
 from ..config import BrowserConfig
 from ..errors import BrowserUnavailable
-from . import launcher
+from . import launcher, memory
 from .admission import JOBS, SYNC
 from .contexts import ContextFactory, WarmContext
 from .driver import BrowserDriver, CallTimeout, DriverError
@@ -209,6 +209,7 @@ class Supervisor:
         self._running.add(instance)
         chromium.driver.on_disconnect(lambda: self._lose(instance, "its DevTools connection dropped"))
         self._spawn(self._watch(instance))
+        self._spawn(self._guard_memory(instance))
         if self._closed:  # stop() ran while we launched
             self._lose(instance, "")
         return instance
@@ -234,6 +235,16 @@ class Supervisor:
                     self._lose(instance, "its DevTools connection dropped")
         finally:
             exited.cancel()
+
+    async def _guard_memory(self, instance: Instance) -> None:
+        """While ``instance`` has captures in flight, kill its renderers over the memory limit (memory.py)."""
+        if not memory.supported():
+            return
+        watch = memory.RendererWatch(instance.chromium.pid)
+        while instance.alive:
+            await asyncio.wait({instance.lost}, timeout=memory.INTERVAL)
+            if instance.alive and instance.in_use:
+                watch.kill_over(self.cfg.max_page_memory_mb)
 
     def _hung(self, instance: Instance, why: str) -> None:
         instance.chromium.kill()  # SIGKILL reaches a stopped process too

@@ -29,9 +29,12 @@ OPTION_DOCS = {
     "device_scale_factor": "Pixel density: the image is viewport times this.",
     "device": "Preset: viewport, scale, mobile, touch and user agent (explicit width/height/scale/UA win).",
     "full_page": "Capture the whole scroll height; lazy content is revealed by scrolling first.",
-    "max_height": "Cap for full-page height in CSS px; taller pages are cut (`clamped: true`).",
-    "selector": "Capture just the first element matching this CSS selector.",
-    "clip": "Capture a rectangle: `x,y,width,height` (query) or an object.",
+    "max_height": "Cap for full-page height in CSS px; taller pages are cut (`clamped: true`), also at the "
+                  "pixel budget (160 M device px).",
+    "selector": "Capture just the first element matching this CSS selector; an element over 16384 device px wide "
+                "(CSS px x scale), over 160 M device px, or (JPEG/WebP) over 16384 tall is a 400 on `selector`.",
+    "clip": "Capture a rectangle: `x,y,width,height` (query) or an object, CSS px; the same bounds as `selector`, "
+            "a 400 on `clip`.",
     "format": "Output format.",
     "quality": "JPEG/WebP quality.",
     "omit_background": "Transparent background (png/webp).",

@@ -97,7 +97,7 @@ async def after_capture(page: PageDriver, opts: CaptureOptions, data: bytes, are
     if flat:
         watch.warn("blank_capture", "the image is one flat colour: the page may not have rendered")
     if clamped:
-        watch.warn("clamped", f"the page was cut at {height} px (max_height or the format's limit)",
+        watch.warn("clamped", f"the page was cut at {height} px (max_height, the pixel budget or the format's limit)",
                    {"height": height})
 
 

@@ -2,11 +2,15 @@
 
 A PNG is decided from its own bytes: inflate the pixel rows (zlib, in C, streamed
 so a page that is not blank stops after a few rows) and compare each row with
-the few byte strings a flat row can be encoded as.  Once the first row is known
-to be one colour ``p``, every later row is flat and equal to it exactly when
-its bytes are, per PNG filter: None → the row itself; Sub → ``p`` then zeros;
-Up and Paeth → zeros; Average → ``p - p//2`` then zeros.  Only the first row is
-unfiltered byte by byte in Python.
+the few byte strings a flat row of colour ``p`` can be encoded as.  ``p`` is the
+first pixel of the first row, stored as it is whatever the filter (nothing lies
+left of it or above it).  The first row is flat exactly when its bytes are, per
+filter: None and Up → ``p`` repeated; Sub and Paeth → ``p`` then zeros; Average →
+``p`` then ``p - p//2`` repeated.  Every later row, per filter: None → ``p``
+repeated; Sub → ``p`` then zeros; Up and Paeth → zeros; Average → ``p - p//2``
+then zeros.  No byte is touched in Python: every check is one comparison of byte
+strings, so the check holds the GIL for microseconds, not for a loop over a row
+(which, in a worker thread, made the event loop wait for the GIL on every send).
 
 JPEG and WebP are lossy, so their bytes say nothing cheap about flatness: the
 caller takes a small PNG of the same area instead (see render.capture).
@@ -21,7 +25,7 @@ from collections.abc import Iterator
 from .fullpage import _chunks
 
 _BYTES_PER_PIXEL = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> bytes per 8-bit pixel
-INFLATE_STEP = 1 << 20
+INFLATE_STEP = 1 << 16  # a page that is not blank is usually told within the first step
 
 
 def png_is_flat(data: bytes) -> bool | None:
@@ -40,17 +44,15 @@ def png_is_flat(data: bytes) -> bool | None:
     stride = width * bpp
     rows = _rows(b"".join(body for kind, body in chunks if kind == b"IDAT"), stride + 1)
     first = next(rows, None)
-    if first is None:
+    if first is None or first[0] > 4:
         return None
-    flat = _first_row(first, bpp)
-    if flat is None:
-        return None
-    pixel = flat[:bpp]
-    if flat != pixel * width:
+    pixel, zeros = first[1 : 1 + bpp], bytes(stride - bpp)
+    half = bytes((b - b // 2) & 0xFF for b in pixel)  # Average's residue, bpp bytes
+    flat_first = {0: pixel * width, 1: pixel + zeros, 2: pixel * width, 3: pixel + half * (width - 1),
+                  4: pixel + zeros}  # fmt: skip
+    if flat_first[first[0]] != first[1:]:
         return False
-    zeros = bytes(stride - bpp)
-    expected = {0: flat, 1: pixel + zeros, 2: bytes(stride), 3: bytes((b - b // 2) & 0xFF for b in pixel) + zeros,
-                4: bytes(stride)}
+    expected = {0: pixel * width, 1: pixel + zeros, 2: bytes(stride), 3: half + zeros, 4: bytes(stride)}
     count = 1
     for row in rows:
         if expected.get(row[0]) != row[1:]:
@@ -81,18 +83,3 @@ def _rows(idat: bytes, length: int) -> Iterator[bytes]:
     except zlib.error:
         return
 
-
-def _first_row(row: bytes, bpp: int) -> bytes | None:
-    """Unfilter the first row (the row above it is all zeros)."""
-    kind, body = row[0], bytearray(row[1:])
-    if kind in (0, 2):  # None; Up against zeros
-        return bytes(body)
-    if kind in (1, 4):  # Sub; Paeth against zeros predicts the left byte
-        for i in range(bpp, len(body)):
-            body[i] = (body[i] + body[i - bpp]) & 0xFF
-        return bytes(body)
-    if kind == 3:  # Average against zeros: half the left byte
-        for i in range(bpp, len(body)):
-            body[i] = (body[i] + (body[i - bpp] >> 1)) & 0xFF
-        return bytes(body)
-    return None

@@ -67,6 +67,20 @@ EXCLUSIVE: tuple[tuple[str, str, str], ...] = (
     ("clip", "full_page", "clip and full_page both choose the captured area"),
     ("cookies", "html", "cookies need a url to belong to"),
 )
+# How the options are presented (the API Tester's sections, in order): every option of
+# CaptureOptions.parsers() belongs to exactly one group (tests/test_tester_page.py checks).
+OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Page", ("url", "html")),
+    ("Viewport and device", ("width", "height", "device_scale_factor", "device")),
+    ("Capture area", ("full_page", "max_height", "selector", "clip")),
+    ("Output", ("format", "quality", "omit_background", "response_type", "webhook_url", "s3")),
+    ("Waiting", ("wait_until", "wait_for_selector", "delay", "timeout", "fail_on_http_error")),
+    ("Content changes", ("hide_selectors", "css", "js", "disable_animations")),
+    ("Blocking", ("block_ads", "block_trackers", "block_cookie_banners")),
+    ("Emulation", ("dark_mode", "reduced_motion", "user_agent", "headers", "headers_scope", "cookies", "timezone",
+                   "locale", "geolocation")),
+    ("Cache", ("cache", "cache_ttl")),
+)
 
 
 @dataclass(frozen=True)

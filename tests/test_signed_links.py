@@ -270,3 +270,11 @@ async def test_cli_keys_sign_prints_a_link_that_returns_the_image(service: Servi
     status, _, body = await fetch(tamper(link, "height", "241"))
     assert status == 401 and error_of(body)["code"] == "invalid_signature"
 
+
+
+async def test_openapi_lists_the_signed_link_parameters_and_errors(service: Service) -> None:
+    doc = await (await service.client.get("/v1/openapi.json")).json()
+    get = doc["paths"]["/v1/screenshot"]["get"]
+    assert {"key_id", "expires", "signature"} <= {p["name"] for p in get["parameters"]}
+    assert "invalid_signature" in get["responses"]["401"]["description"]
+    assert "signature_expired" in get["responses"]["401"]["description"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .browser.pool import BrowserPool
+from .capture import render
 from .capture.cache import CaptureCache, RedisCaptureCache, SqliteCaptureCache
 from .config import BrowserConfig, Settings
 from .egress.hook import ProxyContextHook, browser_flags
@@ -37,6 +38,7 @@ async def start_browser(
             browser,
             extra_flags=browser_flags(proxy),
             context_hook=ProxyContextHook(proxy),
+            context_prime=render.prime,
             job_slots=job_slots,
         )
         await pool.start()

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,37 @@ async def test_run_alternating_takes_turns() -> None:
     assert [len(floor_run.samples), len(service_run.samples)] == [3, 3]
     assert all(s.ok for s in floor_run.samples + service_run.samples)
     assert floor_run.wall_s == pytest.approx(sum(s.latency_s for s in floor_run.samples))
+
+
+async def test_run_alternating_settles_before_every_request_off_the_clock() -> None:
+    order: list[str] = []
+
+    async def settle() -> None:
+        order.append("settle")
+
+    async def call() -> str:
+        order.append("call")
+        return "ok"
+
+    floor_run, service_run = await run_alternating([call, call], 2, 60, settle=settle)
+    assert order == ["settle", "call"] * 4
+    assert len(floor_run.samples) == len(service_run.samples) == 2
+
+
+async def test_machine_quiet_gives_up_on_a_busy_machine() -> None:
+    spinning = threading.Event()
+
+    def spin() -> None:
+        while not spinning.is_set():
+            pass
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    try:  # one spinning core is never below a tenth of one
+        assert not await procstats.machine_quiet(window=0.05, busy=0.1, bound=0.3)
+    finally:
+        spinning.set()
+        worker.join()
 
 
 def test_generated_config_loads_with_the_real_loader(tmp_path: Path) -> None:

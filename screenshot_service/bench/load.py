@@ -71,12 +71,16 @@ async def run_load(call: Call, concurrency: int, max_requests: int, max_seconds:
 
 
 async def run_alternating(calls: list[Call], max_requests: int, max_seconds: float,
-                          tick: Callable[[str], None] = lambda status: None) -> list[Run]:
+                          tick: Callable[[str], None] = lambda status: None,
+                          settle: Callable[[], Awaitable[object]] | None = None) -> list[Run]:
     """One request at a time, taking turns between ``calls`` (floor, service, floor, ...).
 
     At concurrency 1 this pairs the measurements: a drift in the machine's
     background load hits both sides alike.  Each side's wall time is the sum of
     its own requests, so throughput stays successes per second of its own work.
+    ``settle`` runs before every request: each then starts on a machine the
+    previous side has finished with (a context it disposes, a pool refilling
+    behind its answer), as a request at concurrency 1 would.
     """
     runs = [Run() for _ in calls]
     started = time.perf_counter()
@@ -84,6 +88,8 @@ async def run_alternating(calls: list[Call], max_requests: int, max_seconds: flo
     while rounds < max_requests and (rounds == 0 or time.perf_counter() - started < max_seconds):
         rounds += 1
         for call, run in zip(calls, runs, strict=True):
+            if settle is not None:
+                await settle()
             sample = await timed(call)
             run.samples.append(sample)
             run.wall_s += sample.latency_s

@@ -40,7 +40,9 @@ async def naive_capture(url: str, spec: CaptureSpec, executable: str = "") -> tu
     begin = time.perf_counter()
     chromium = await launcher.launch(naive_executable(executable))
     try:
-        _, page = await chromium.driver.new_context({}, {"width": spec.width, "height": spec.height}, CALL_BOUND)
+        _, page = await chromium.driver.new_context({}, CALL_BOUND, lambda page: page.send_state(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": spec.width, "height": spec.height, "deviceScaleFactor": 1, "mobile": False}))
         await page.goto(url, "load")
         content_height = None
         if spec.full_page:

@@ -11,12 +11,37 @@ splits shared pages fairly and is what a tree really costs, but reading it is
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 _KIB_PER_MIB = 1024
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+QUIET_WINDOW = 0.05  # seconds per look at the machine's CPU
+QUIET_BUSY = 0.25  # a window is quiet when the machine used at most this share of one core in it
+QUIET_BOUND = 1.0  # seconds: a machine that never goes quiet is measured as it is
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes have used (``/proc/stat``: everything but idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _TICKS
+
+
+async def machine_quiet(window: float = QUIET_WINDOW, busy: float = QUIET_BUSY, bound: float = QUIET_BOUND) -> bool:
+    """Until the machine has been (nearly) idle for one ``window``, at most ``bound`` seconds.
+    False when it never was: the measurement then goes ahead on a busy machine."""
+    end = time.monotonic() + bound
+    while time.monotonic() < end:
+        before = _machine_busy_seconds()
+        await asyncio.sleep(window)
+        if _machine_busy_seconds() - before <= busy * window:
+            return True
+    return False
 
 
 def _ppid(pid: int) -> int | None:

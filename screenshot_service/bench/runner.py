@@ -122,7 +122,7 @@ async def _paired_scenario(plan: BenchPlan, target: BenchTarget, progress: Progr
     before = Cpu.read(target)
     *floor_runs, service_run = await run_alternating(
         [*(target.floor_call(spec, kind) for kind in kinds), target.service_call(spec, plan.response_type)],
-        plan.max_requests, sides * budget.seconds(), progress.tick)
+        plan.max_requests, sides * budget.seconds(), progress.tick, settle=procstats.machine_quiet)
     used = await cpu_since(before, target)  # each process tree only works for its own side
     budget.spent(len(target.floors) + 1)
     progress.done()

@@ -10,6 +10,7 @@ dies with the browser, the hook's side would not.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,7 +18,6 @@ from .driver import BrowserDriver, CallTimeout, DriverError, PageDriver
 
 log = logging.getLogger("screenshot_service.pool")
 
-DEFAULT_VIEWPORT = {"width": 1280, "height": 800, "deviceScaleFactor": 1}
 CONTEXT_BOUND = 10.0  # making or disposing a context takes ms; this long means a wedged browser
 
 
@@ -38,9 +38,17 @@ class WarmContext:
     handle: Any = None  # what the ContextHook attached (e.g. its proxy channel)
 
 
+Prime = Callable[[PageDriver], Awaitable[None]]
+
+
 class ContextFactory:
-    def __init__(self, hook: ContextHook | None = None, *, bound: float = CONTEXT_BOUND) -> None:
+    """``prime`` runs on every new page before it is handed out (the capture layer's default
+    emulation), so a capture with the default options sends none of it on its own clock."""
+
+    def __init__(self, hook: ContextHook | None = None, *, bound: float = CONTEXT_BOUND,
+                 prime: Prime | None = None) -> None:
         self.hook = hook
+        self.prime = prime
         self.bound = bound
         self.open_handles = 0  # hook handles given out and not yet released: 0 when nothing leaks
 
@@ -51,7 +59,7 @@ class ContextFactory:
             params, handle = await self.hook.open()
             self.open_handles += 1
         try:
-            context_id, page = await browser.new_context(params, DEFAULT_VIEWPORT, self.bound)
+            context_id, page = await browser.new_context(params, self.bound, self.prime)
         except BaseException:
             await self._close_handle(handle)
             raise

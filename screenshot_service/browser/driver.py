@@ -105,6 +105,7 @@ class PageDriver:
         self._page = page
         # Set to Chromium's termination status ("killed", "crashed", "oom", ...) when the renderer dies.
         self.crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._state: dict[str, dict[str, Any]] = {}  # the last parameters of each send_state method
 
     def _renderer_died(self, status: str) -> None:
         if not self.crashed.done():
@@ -119,6 +120,15 @@ class PageDriver:
         """One DevTools command on this page's session."""
         result = await bounded(self._page._client.send(method, params or {}), CALL_BOUND)
         return result or {}
+
+    async def send_state(self, method: str, params: dict[str, Any]) -> None:
+        """A command that sets page state (an emulation): not sent again when this page's last
+        ``method`` had the same ``params``, so what a warm page was primed with costs nothing."""
+        if self._state.get(method) == params:
+            return
+        self._state.pop(method, None)  # unknown until the browser has answered
+        await self.send(method, params)
+        self._state[method] = params
 
     def on(self, event: str, handler: Callable[[dict[str, Any]], None]) -> None:
         """Call ``handler(params)`` for every DevTools ``event`` of this page (e.g. ``Network.loadingFailed``)."""
@@ -184,25 +194,25 @@ class BrowserDriver:
         """Raise unless the browser answers a trivial call within ``bound`` (CallTimeout: hung)."""
         await bounded(self._browser._connection.send("Browser.getVersion"), bound)
 
-    async def new_context(self, params: dict[str, Any], viewport: dict[str, Any], bound: float) -> tuple[str, PageDriver]:
-        """A fresh incognito context (``params``: e.g. its proxy) with one blank page.
+    async def new_context(self, params: dict[str, Any], bound: float,
+                          prime: Callable[[PageDriver], Awaitable[None]] | None = None) -> tuple[str, PageDriver]:
+        """A fresh incognito context (``params``: e.g. its proxy) with one blank page, on which
+        ``prime`` (e.g. the default emulation) has run.
 
         Half-way failures dispose what was made, so nothing lingers in the browser.
         """
         made: list[str] = []
         try:
-            page = await bounded(self._new_context(params, viewport, made), bound)
+            driver = await bounded(self._new_context(params, made, prime), bound)
         except BaseException:
             for context_id in made:
                 with contextlib.suppress(Exception):
                     await self.dispose_context(context_id, bound)
             raise
-        guard_page(page)
-        driver = PageDriver(page)
-        self._pages[page.target._targetId] = driver
         return made[0], driver
 
-    async def _new_context(self, params: dict[str, Any], viewport: dict[str, Any], made: list[str]) -> Page:
+    async def _new_context(self, params: dict[str, Any], made: list[str],
+                           prime: Callable[[PageDriver], Awaitable[None]] | None) -> PageDriver:
         connection = self._browser._connection
         context_id = (await connection.send("Target.createBrowserContext", params))["browserContextId"]
         made.append(context_id)
@@ -210,8 +220,12 @@ class BrowserDriver:
         self._browser._contexts[context_id] = context
         await connection.send("Browser.setDownloadBehavior", {**DOWNLOADS_DENIED, "browserContextId": context_id})
         page = await context.newPage()
-        await page.setViewport(viewport)
-        return page
+        guard_page(page)
+        driver = PageDriver(page)
+        self._pages[page.target._targetId] = driver
+        if prime is not None:
+            await prime(driver)
+        return driver
 
     async def dispose_context(self, context_id: str, bound: float) -> None:
         """Close the context and its renderers (raises CallTimeout when the browser is hung)."""

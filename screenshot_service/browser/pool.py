@@ -29,7 +29,7 @@ from ..config import BrowserConfig
 from ..errors import BrowserUnavailable, PageMemoryExceeded
 from . import launcher, memory
 from .admission import JOBS, SYNC, Admission
-from .contexts import ContextFactory, ContextHook, WarmContext
+from .contexts import ContextFactory, ContextHook, Prime, WarmContext
 from .driver import ConnectionLost, DriverError, PageDriver
 from .supervisor import Instance, Supervisor
 
@@ -89,13 +89,14 @@ class BrowserPool:
         executable: str | None = None,
         extra_flags: tuple[str, ...] = (),
         context_hook: ContextHook | None = None,
+        context_prime: Prime | None = None,
         job_slots: int = 0,
     ) -> None:
         self.cfg = cfg
         self.executable = executable or launcher.find_executable(cfg.executable)
         self.job_slots = job_slots
         self.admission = Admission(cfg.pool_size, cfg.max_queue, job_slots)
-        self.contexts = ContextFactory(context_hook)
+        self.contexts = ContextFactory(context_hook, prime=context_prime)
         seats = [(share, SYNC) for share in _split(cfg.pool_size, cfg.browsers)]
         if job_slots:
             seats.append((job_slots, JOBS))

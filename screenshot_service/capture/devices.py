@@ -83,11 +83,11 @@ async def emulate(page: PageDriver, opts: CaptureOptions) -> None:
         if portrait
         else {"type": "landscapePrimary", "angle": 90},
     }
-    await page.send("Emulation.setDeviceMetricsOverride", metrics)
+    await page.send_state("Emulation.setDeviceMetricsOverride", metrics)
     # Always sent, so a page sees exactly the touch support the preset promises.
     touch_params: dict[str, object] = {"enabled": touch}
     if touch:
         touch_params["maxTouchPoints"] = 5
-    await page.send("Emulation.setTouchEmulationEnabled", touch_params)
+    await page.send_state("Emulation.setTouchEmulationEnabled", touch_params)
     if opts.user_agent:
         await page.send("Network.setUserAgentOverride", {"userAgent": opts.user_agent})

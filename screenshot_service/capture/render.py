@@ -44,14 +44,18 @@ class Rendered:
     warnings: tuple[facts.CaptureWarning, ...] = ()
 
 
-async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
-    """Everything that must hold before the first request: emulation, identity, blocking."""
-    _prepared.add(page)
-    fullpage.track(page)  # count requests from the very first one
-    facts.watch(page)  # ... and follow the main document from its first request
+_DEFAULTS = CaptureOptions()
+
+
+async def prime(page: PageDriver) -> None:
+    """A warm page's emulation for the default options, sent before any request arrives
+    (the pool's context factory runs it): a capture with those options resends none of it."""
+    await _emulate_screen(page, _DEFAULTS)
+
+
+async def _emulate_screen(page: PageDriver, opts: CaptureOptions) -> None:
     await devices.emulate(page, opts)
-    await emulation.emulate(page, opts)
-    await page.send(
+    await page.send_state(
         "Emulation.setEmulatedMedia",
         {
             "features": [
@@ -60,6 +64,15 @@ async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
             ]
         },
     )
+
+
+async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
+    """Everything that must hold before the first request: emulation, identity, blocking."""
+    _prepared.add(page)
+    fullpage.track(page)  # count requests from the very first one
+    facts.watch(page)  # ... and follow the main document from its first request
+    await _emulate_screen(page, opts)
+    await emulation.emulate(page, opts)
     if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners or opts.disable_animations:
         await page.set_bypass_csp(True)  # our style and script must run on pages with a strict CSP
     await apply_headers(page, opts)  # to the target's origin only, unless headers_scope=all
@@ -128,11 +141,16 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
     else:
         if opts.disable_animations:
             await animations.freeze(page, style=False)
-        page_facts = await checks.before_capture(page, opts)
-        area = opts.clip or (await _element_box(page, opts.selector) if opts.selector else None)
-        if area is None:
-            data = base64.b64decode((await page.send("Page.captureScreenshot", fullpage.shot_params(opts)))["data"])
+        area = opts.clip
+        if area is None and not opts.selector:
+            # The page's checks and the shot in one round trip: the renderer answers the script
+            # before it paints the frame the screenshot waits for, so they see the same page.
+            page_facts, shot_result = await asyncio.gather(
+                checks.before_capture(page, opts), page.send("Page.captureScreenshot", fullpage.shot_params(opts)))
+            data = base64.b64decode(shot_result["data"])
         else:
+            page_facts = await checks.before_capture(page, opts)
+            area = area or await _element_box(page, opts.selector)
             if opts.selector:  # a clip was checked with the options; an element's size is known only now
                 bounds.check_area("selector", area[2], area[3], opts.device_scale_factor, opts.format)
             shot = await fullpage.capture_area(page, opts, area)

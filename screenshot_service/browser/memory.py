@@ -49,36 +49,59 @@ def _children(pid: int) -> Iterator[int]:
         yield from (int(child) for child in text.split())
 
 
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
 class RendererWatch:
-    """The renderers below one Chromium and their memory; ``over(limit)`` is one reading."""
+    """The renderers below one Chromium and their memory; ``over(limit)`` is one reading.
+
+    Renderers are forked by Chromium's zygote processes, which the browser starts once.  The
+    browser has dozens of threads, each with its own list of children, so the whole tree is
+    walked only every ``RESCAN_EVERY`` readings (or when a zygote is gone); the readings in
+    between list the zygotes' children alone.
+    """
+
+    RESCAN_EVERY = 25  # readings (5 s at INTERVAL)
 
     def __init__(self, browser_pid: int) -> None:
         self.browser_pid = browser_pid
-        self._kinds: dict[int, bool] = {}  # pid -> is a renderer (its command line never changes)
+        self._kinds: dict[int, str] = {}  # pid -> "renderer", "zygote" or "" (a command line never changes)
+        self._zygotes: list[int] = []
+        self._readings = 0
 
     def renderers(self) -> list[int]:
+        self._readings += 1
+        if not self._zygotes or self._readings % self.RESCAN_EVERY == 0 or not all(map(_alive, self._zygotes)):
+            found, seen = self._walk([self.browser_pid])
+            self._zygotes = [pid for pid in seen if self._kinds.get(pid) == "zygote"]
+            self._kinds = {pid: kind for pid, kind in self._kinds.items() if pid in seen}
+            return found
+        return self._walk(self._zygotes)[0]
+
+    def _walk(self, roots: list[int]) -> tuple[list[int], set[int]]:
         found: list[int] = []
-        todo = [self.browser_pid]
-        seen: set[int] = set()
+        todo = list(roots)
+        seen: set[int] = set(roots)
         while todo:
             for child in _children(todo.pop()):
                 if child in seen:
                     continue
                 seen.add(child)
-                if self._is_renderer(child):
+                if self._kind(child) == "renderer":
                     found.append(child)
                 else:
                     todo.append(child)  # a zygote: the renderers are its children
-        self._kinds = {pid: kind for pid, kind in self._kinds.items() if pid in seen}
-        return found
+        return found, seen
 
-    def _is_renderer(self, pid: int) -> bool:
+    def _kind(self, pid: int) -> str:
         kind = self._kinds.get(pid)
         if kind is None:
             try:
-                kind = b"--type=renderer" in (PROC / str(pid) / "cmdline").read_bytes()
+                cmdline = (PROC / str(pid) / "cmdline").read_bytes()
             except OSError:
-                kind = False
+                cmdline = b""
+            kind = "renderer" if b"--type=renderer" in cmdline else "zygote" if b"--type=zygote" in cmdline else ""
             self._kinds[pid] = kind
         return kind
 

@@ -161,7 +161,7 @@ def test_targets_are_judged_from_the_results_document() -> None:
         False,  # small-page latency: 550 / 400 ms = 1.375x the warm floor
         True,  # saturated throughput: 10/s vs the cold floor's 10/s
         False,  # overload rejections: the four 429s took 60 ms
-        True,  # admitted p95 400 ms vs unloaded 955 ms
+        True,  # admitted p95 400 ms vs 500 ms at the same concurrency without the crowd
         False,  # job backlog: sync p50 500 ms vs unloaded 200 ms = 2.5x
         True,  # RSS growth 3% over 1000 captures with 10 recycles
         True,  # the slowest answer (a 504) came at 30.0 s: not later than the deadline
@@ -181,6 +181,17 @@ def test_latency_is_judged_against_the_warm_floor_and_throughput_against_the_col
     assert _verdict(results, "p50 at concurrency 1") is True
     results["scenarios"][1]["throughput_ratio"] = 0.99  # a hair under the cold floor fails
     assert _verdict(results, "saturated throughput") is False
+
+
+def test_overload_judges_what_the_crowd_costs_the_admitted() -> None:
+    results = _synthetic_results()
+    overload = results["overload"]
+    overload.update(admitted_p95_ratio=2.5, admitted_p95_vs_saturated=1.1)  # slower than c=1, as 4 slots are
+    assert _verdict(results, "admitted p95") is True
+    overload["admitted_p95_vs_saturated"] = 2.5  # the crowd itself slowed them down
+    assert _verdict(results, "admitted p95") is False
+    overload.update(admitted_p95_vs_saturated=None, admitted_p95_ratio=2.5)  # no saturated run: unloaded judges
+    assert _verdict(results, "admitted p95") is False
 
 
 def test_rss_growth_needs_the_whole_soak_with_recycles_to_pass() -> None:

@@ -102,16 +102,16 @@ def _overload(results: Mapping[str, Any]) -> list[Target]:
     # What the crowd costs the admitted: their p95 against the same concurrency without the crowd
     # (the saturated scenario).  Against concurrency 1 it would judge the cores instead: on a
     # machine with as many cores as slots, two admitted captures share them whatever the crowd does.
-    value = overload.get("admitted_p95_vs_saturated")
-    reference = "the saturated scenario's"
+    value, reference, reference_ms = (overload.get("admitted_p95_vs_saturated"), "the saturated scenario's",
+                                      overload.get("saturated_p95_ms"))
     if value is None:
-        value, reference = overload.get("admitted_p95_ratio"), "unloaded (concurrency 1)"
+        value, reference, reference_ms = (overload.get("admitted_p95_ratio"), "unloaded (concurrency 1)",
+                                          overload.get("unloaded_p95_ms"))
     admitted = Target(
         f"overload: admitted p95 <= {OVERLOAD_P95_FACTOR_MAX:g}x the same load without the crowd",
         None if value is None else value <= OVERLOAD_P95_FACTOR_MAX,
         "not measured" if value is None else
-        f"admitted p95 {overload['admitted_p95_ms']} ms / {reference} p95 "
-        f"{overload['saturated_p95_ms'] if reference.startswith('the') else overload['unloaded_p95_ms']} ms = {value}x "
+        f"admitted p95 {overload['admitted_p95_ms']} ms / {reference} p95 {reference_ms} ms = {value}x "
         f"(vs unloaded p95 {overload.get('unloaded_p95_ms')} ms: {overload.get('admitted_p95_ratio')}x)")
     return [rejections, admitted]
 

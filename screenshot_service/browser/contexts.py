@@ -10,11 +10,10 @@ dies with the browser, the hook's side would not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .driver import BrowserDriver, CallTimeout, DriverError, PageDriver
+from .driver import BrowserDriver, CallTimeout, DriverError, PageDriver, Prime
 
 log = logging.getLogger("screenshot_service.pool")
 
@@ -36,9 +35,6 @@ class WarmContext:
     context_id: str
     page: PageDriver
     handle: Any = None  # what the ContextHook attached (e.g. its proxy channel)
-
-
-Prime = Callable[[PageDriver], Awaitable[None]]
 
 
 class ContextFactory:

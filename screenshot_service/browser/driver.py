@@ -164,6 +164,9 @@ class PageDriver:
         await bounded(self._page.browser._connection.send("Browser.grantPermissions", params), CALL_BOUND)
 
 
+Prime = Callable[[PageDriver], Awaitable[None]]  # what runs on a new page before it is handed out
+
+
 class BrowserDriver:
     """One connected Chromium: contexts, a liveness probe, close."""
 
@@ -195,7 +198,7 @@ class BrowserDriver:
         await bounded(self._browser._connection.send("Browser.getVersion"), bound)
 
     async def new_context(self, params: dict[str, Any], bound: float,
-                          prime: Callable[[PageDriver], Awaitable[None]] | None = None) -> tuple[str, PageDriver]:
+                          prime: Prime | None = None) -> tuple[str, PageDriver]:
         """A fresh incognito context (``params``: e.g. its proxy) with one blank page, on which
         ``prime`` (e.g. the default emulation) has run.
 
@@ -211,8 +214,7 @@ class BrowserDriver:
             raise
         return made[0], driver
 
-    async def _new_context(self, params: dict[str, Any], made: list[str],
-                           prime: Callable[[PageDriver], Awaitable[None]] | None) -> PageDriver:
+    async def _new_context(self, params: dict[str, Any], made: list[str], prime: Prime | None) -> PageDriver:
         connection = self._browser._connection
         context_id = (await connection.send("Target.createBrowserContext", params))["browserContextId"]
         made.append(context_id)

@@ -29,8 +29,8 @@ from ..config import BrowserConfig
 from ..errors import BrowserUnavailable, PageMemoryExceeded
 from . import launcher, memory
 from .admission import JOBS, SYNC, Admission
-from .contexts import ContextFactory, ContextHook, Prime, WarmContext
-from .driver import ConnectionLost, DriverError, PageDriver
+from .contexts import ContextFactory, ContextHook, WarmContext
+from .driver import ConnectionLost, DriverError, PageDriver, Prime
 from .supervisor import Instance, Supervisor
 
 T = TypeVar("T")

@@ -13,7 +13,8 @@ No HTTP, no storage, no pyppeteer (``cdp.CdpConnection``).  Two ways to time it:
 
 Chromium gets the service's own command line (``launcher.BASE_FLAGS`` and the
 same headless flag for the same binary), so the comparison is about the code,
-not the flags.
+not the flags; only the DevTools transport differs (a websocket here, the
+service's pipe pair there: browser/pipe.py).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ async def launch_floor(executable: str = "", timeout: float = 30.0) -> FloorBrow
     installed (the headless shell where there is one)."""
     path = launcher.find_executable(executable)
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-bench-floor-")
-    flags = [headless_flag(path), *launcher.BASE_FLAGS, f"--user-data-dir={user_data_dir}"]
+    flags = [headless_flag(path), *launcher.BASE_FLAGS, *launcher.DEVTOOLS_PORT_FLAGS, f"--user-data-dir={user_data_dir}"]
     if os.geteuid() == 0:
         flags.append("--no-sandbox")
     process = await asyncio.create_subprocess_exec(

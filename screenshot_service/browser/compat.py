@@ -29,6 +29,7 @@ from typing import Any
 
 from pyppeteer.connection import CDPSession, Connection, _createProtocolError, _rewriteError
 from pyppeteer.errors import NetworkError
+from pyppeteer.page import Page
 from websockets.exceptions import ConnectionClosed
 from websockets.legacy.client import connect as ws_connect
 
@@ -115,8 +116,13 @@ def _connection_send(self: Connection, method: str, params: dict[str, Any] | Non
     callback.error = NetworkError()
     callback.method = method
     self._callbacks[message_id] = callback
-    self._loop.create_task(self._async_send(msg, message_id))
+    self._post(msg, message_id)
     return callback
+
+
+def _connection_post(self: Connection, msg: str, message_id: int) -> None:
+    """Hand ``msg`` to the socket: the websocket's send is a coroutine, so it runs as a task."""
+    self._loop.create_task(self._async_send(msg, message_id))
 
 
 async def _connection_dispose(self: Connection) -> None:
@@ -147,6 +153,12 @@ async def _connection_on_close(self: Connection) -> None:
     for session in self._sessions.values():
         session._on_closed()
     self._sessions.clear()
+    await self._close_transport()
+    if not self._recv_fut.done():
+        self._recv_fut.cancel()
+
+
+async def _connection_close_transport(self: Connection) -> None:
     if hasattr(self, "connection"):
         try:
             await asyncio.wait_for(self.connection.close(), 2)
@@ -154,12 +166,14 @@ async def _connection_on_close(self: Connection) -> None:
             transport = getattr(self.connection, "transport", None)
             if transport is not None:
                 transport.abort()
-    if not self._recv_fut.done():
-        self._recv_fut.cancel()
 
 
 async def _connection_on_message(self: Connection, message: str) -> None:
-    msg = json.loads(message)
+    dispatch(self, json.loads(message))
+
+
+def dispatch(self: Connection, msg: dict[str, Any]) -> None:
+    """Route one decoded DevTools message: a flat session's, an answer, or a browser event."""
     session_id = msg.get("sessionId")
     if session_id is not None:  # a flat session's answer or event
         session = self._sessions.get(session_id)
@@ -191,7 +205,7 @@ def _flat_send(self: CDPSession, connection: Connection, method: str, params: di
     callback.method = method
     self._callbacks[message_id] = callback
     # A failed send drops the connection, which closes this session and fails the callback.
-    self._loop.create_task(connection._async_send(msg, message_id))
+    connection._post(msg, message_id)
     return callback
 
 
@@ -254,6 +268,26 @@ def _session_on_closed(self: CDPSession) -> None:
     self._connection = None
 
 
+async def _page_create(client: CDPSession, target: Any, ignoreHTTPSErrors: bool, defaultViewport: dict[str, Any] | None,
+                       screenshotTaskQueue: list[Any] | None = None) -> Page:
+    """pyppeteer's ``Page.create`` without the Security, Performance and Log domains: nothing
+    here reads their events, and each one enabled is work in the renderer on every page."""
+    await client.send("Page.enable")
+    frame_tree = (await client.send("Page.getFrameTree"))["frameTree"]
+    page = Page(client, target, frame_tree, ignoreHTTPSErrors, screenshotTaskQueue)
+    await asyncio.gather(
+        client.send("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False}),
+        client.send("Page.setLifecycleEventsEnabled", {"enabled": True}),
+        client.send("Network.enable", {}),
+        client.send("Runtime.enable", {}),
+    )
+    if ignoreHTTPSErrors:
+        await client.send("Security.setIgnoreCertificateErrors", {"ignore": True})
+    if defaultViewport:
+        await page.setViewport(defaultViewport)
+    return page
+
+
 def is_connection_lost(error: BaseException) -> bool:
     """True when ``error`` means the browser, its socket or the page's target went away."""
     text = str(error)
@@ -267,6 +301,8 @@ def apply() -> None:
     Connection._recv_loop = _recv_loop
     Connection._async_send = _async_send
     Connection.send = _connection_send
+    Connection._post = _connection_post
+    Connection._close_transport = _connection_close_transport
     Connection.dispose = _connection_dispose
     Connection._on_response = _connection_on_response
     Connection._on_close = _connection_on_close
@@ -275,6 +311,7 @@ def apply() -> None:
     CDPSession.send = _session_send
     CDPSession._on_message = _session_on_message
     CDPSession._on_closed = _session_on_closed
+    Page.create = staticmethod(_page_create)
 
 
 apply()

@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
-import pyppeteer
 from pyppeteer.browser import Browser, BrowserContext
 from pyppeteer.errors import BrowserError, ElementHandleError, NetworkError, PageError
+from pyppeteer.helper import getExceptionMessage, valueFromRemoteObject
 from pyppeteer.page import Page
 
 from . import compat
 from .hazards import guard_page, watch_popups
+from .pipe import PipeConnection
 
 T = TypeVar("T")
 
@@ -82,7 +84,10 @@ def _translate(exc: BaseException) -> BaseException:
 async def bounded(call: Awaitable[T], bound: float) -> T:
     """``call`` with pyppeteer's errors turned into ours, and at most ``bound`` seconds."""
     try:
-        return await asyncio.wait_for(call, bound)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs a coroutine as a task of
+        # its own, and every DevTools call of a capture comes through here.
+        async with asyncio.timeout(bound):
+            return await call
     except TimeoutError:
         # An outer deadline (asyncio.timeout) cancels us with the same error type: only ours is a hang.
         task = asyncio.current_task()
@@ -136,7 +141,31 @@ class PageDriver:
 
     async def evaluate(self, function: str, *args: Any) -> Any:
         """Call the JavaScript ``function`` with JSON ``args`` in the page; awaits a returned promise."""
-        return await bounded(self._page.evaluate(function, *args), CALL_BOUND)
+        return await bounded(self._evaluate(function, args), CALL_BOUND)
+
+    async def _evaluate(self, function: str, args: tuple[Any, ...]) -> Any:
+        # One round trip, the value returned by value: pyppeteer's evaluate takes three (a handle,
+        # then its value, then its release), on every capture's page checks.
+        context = await self._page.mainFrame.executionContext()
+        try:
+            answer = await self._page._client.send("Runtime.callFunctionOn", {
+                "functionDeclaration": function,
+                "executionContextId": context._contextId,
+                "arguments": [_argument(arg) for arg in args],
+                "returnByValue": True,
+                "awaitPromise": True,
+                "userGesture": True,
+            })
+        except NetworkError as exc:
+            if any(text in str(exc) for text in _NOT_BY_VALUE):
+                return None  # a value JSON cannot carry (a DOM node, a cycle): as pyppeteer did
+            if "Cannot find context with specified id" in str(exc):
+                raise NetworkError("Execution context was destroyed, most likely because of a navigation.") from exc
+            raise
+        details = answer.get("exceptionDetails")
+        if details:
+            raise ScriptError(f"Evaluation failed: {getExceptionMessage(details)}")
+        return valueFromRemoteObject(answer.get("result") or {})
 
     async def goto(self, url: str, wait_until: str) -> None:
         """Navigate and wait for ``load``, ``domcontentloaded``, ``networkidle0`` or ``networkidle2``."""
@@ -164,6 +193,15 @@ class PageDriver:
         await bounded(self._page.browser._connection.send("Browser.grantPermissions", params), CALL_BOUND)
 
 
+_NOT_BY_VALUE = ("Object reference chain is too long", "Object couldn't be returned by value")
+
+
+def _argument(value: Any) -> dict[str, Any]:
+    if isinstance(value, float) and math.isinf(value):
+        return {"unserializableValue": "Infinity" if value > 0 else "-Infinity"}
+    return {"value": value}
+
+
 Prime = Callable[[PageDriver], Awaitable[None]]  # what runs on a new page before it is handed out
 
 
@@ -182,9 +220,26 @@ class BrowserDriver:
             page._renderer_died(str(event.get("status") or "crashed"))
 
     @classmethod
-    async def connect(cls, endpoint: str, bound: float) -> BrowserDriver:
-        browser = await bounded(pyppeteer.connect(browserWSEndpoint=endpoint, defaultViewport=None), bound)
-        return cls(browser)
+    async def connect_pipe(cls, events: IO[bytes], commands: IO[bytes], bound: float) -> BrowserDriver:
+        """The browser this process started with ``--remote-debugging-pipe`` (pipe.py); both
+        files are closed if the connection cannot be made."""
+
+        async def connect() -> Browser:
+            connection = await PipeConnection.open(events, commands)
+            try:
+                contexts = (await connection.send("Target.getBrowserContexts")).get("browserContextIds", [])
+                return await Browser.create(connection, contexts, False, None, None,
+                                            lambda: connection.send("Browser.close"))
+            except BaseException:
+                await connection.dispose()
+                raise
+
+        try:
+            return cls(await bounded(connect(), bound))
+        except BaseException:
+            events.close()  # the same file objects the transports hold: closing twice is harmless
+            commands.close()
+            raise
 
     @property
     def connected(self) -> bool:

@@ -3,8 +3,9 @@
 We start Chromium ourselves instead of ``pyppeteer.launch`` because the latter
 polls the DevTools endpoint with blocking urllib calls (stalling the event loop
 during a relaunch), may download a browser, and leaves child processes behind
-when it is killed.  Here Chromium runs in its own process group, reports its
-DevTools endpoint on stderr, and is killed as a group when it will not close.
+when it is killed.  Here Chromium runs in its own process group, talks DevTools
+over a pipe pair (pipe.py: no port for anyone else to connect to), and is
+killed as a group when it will not close.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import re
@@ -20,6 +22,7 @@ import signal
 import tempfile
 from dataclasses import dataclass, field
 
+from . import pipe
 from .driver import BrowserDriver, DriverError
 
 log = logging.getLogger("screenshot_service.browser")
@@ -79,9 +82,9 @@ BASE_FLAGS = (
     "--hide-scrollbars",
     "--mute-audio",
     "--font-render-hinting=none",
-    "--remote-debugging-port=0",
-    "--remote-debugging-address=127.0.0.1",
 )
+# How the service talks to its browser (pipe.py); the benchmark's floor uses a websocket instead.
+DEVTOOLS_PORT_FLAGS = ("--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1")
 
 _ENDPOINT = re.compile(rb"DevTools listening on (ws://\S+)")
 
@@ -218,6 +221,11 @@ def _die_with_this_process() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _child_setup(commands: int, events: int) -> None:
+    _die_with_this_process()
+    pipe.child_pipes(commands, events)
+
+
 def _nice_autogroup(pid: int, nice: int) -> None:
     """With autogroup scheduling, CPU is shared between sessions first (thread nice only ranks
     threads inside one): this ranks Chromium's whole session against this process's."""
@@ -256,25 +264,38 @@ async def launch(
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-chromium-")
     # The headless shell is headless by nature; the full binary needs the new headless mode.
     headless = "--headless" if is_headless_shell(executable) else "--headless=new"
-    flags = [headless, *BASE_FLAGS, *extra_flags, f"--user-data-dir={user_data_dir}"]
+    flags = [headless, *BASE_FLAGS, pipe.FLAG, *extra_flags, f"--user-data-dir={user_data_dir}"]
     flags += sandbox_flags(os.geteuid())
-    process = await asyncio.create_subprocess_exec(
-        *_niced([executable, *flags, "about:blank"], nice),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        # Its own session and process group: one killpg ends every child, and where the
-        # kernel groups CPU time by session (autogroup) this process keeps its fair share
-        # against Chromium's many threads, so answers and 503s never wait behind rendering.
-        start_new_session=True,
-        preexec_fn=_die_with_this_process,
-    )
+    # Both pipes made here have fds 3 and 4 open in this process (pipe() takes the lowest free
+    # numbers), so the child may keep 3 and 4 (pass_fds), which child_pipes points at its ends.
+    commands_theirs, commands_ours = os.pipe()
+    events_ours, events_theirs = os.pipe()
+    events, commands = os.fdopen(events_ours, "rb", buffering=0), os.fdopen(commands_ours, "wb", buffering=0)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *_niced([executable, *flags, "about:blank"], nice),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            # Its own session and process group: one killpg ends every child, and where the
+            # kernel groups CPU time by session (autogroup) this process keeps its fair share
+            # against Chromium's many threads, so answers and 503s never wait behind rendering.
+            start_new_session=True,
+            pass_fds=(pipe.COMMANDS_FD, pipe.EVENTS_FD, commands_theirs, events_theirs),
+            preexec_fn=functools.partial(_child_setup, commands_theirs, events_theirs),
+        )
+    except BaseException:
+        events.close()
+        commands.close()
+        raise
+    finally:
+        os.close(commands_theirs)
+        os.close(events_theirs)
     if max(nice, session_nice) > 0:
         _nice_autogroup(process.pid, max(nice, session_nice))
     try:
         loop = asyncio.get_running_loop()
-        endpoint = await asyncio.wait_for(read_endpoint(process), timeout)
-        driver = await BrowserDriver.connect(endpoint, max(1.0, timeout - (loop.time() - began)))
+        driver = await BrowserDriver.connect_pipe(events, commands, max(1.0, timeout - (loop.time() - began)))
     except BaseException as exc:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)

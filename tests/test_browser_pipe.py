@@ -1,0 +1,114 @@
+"""The service drives Chromium over a pipe pair (browser/pipe.py), not a DevTools port.
+
+Nothing on the machine can connect to the service's browsers; a browser that
+dies fails every call in flight at once, and leaves no descriptor behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import pytest
+
+from screenshot_service.browser import launcher
+from screenshot_service.browser.driver import ConnectionLost
+from screenshot_service.browser.pool import BrowserPool
+from tests.conftest import image_of
+from tests.site import PAINT_RGB
+
+BOUND = 30.0  # a bound on waits that end at once when all is well
+
+
+def _tree(root: int) -> set[int]:
+    """``root`` and every process below it."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in found]
+        found.update(children)
+        frontier.extend(children)
+    return found
+
+
+def _argv(pid: int) -> list[bytes]:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return cmdline.read().split(b"\0")
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def _listening_inodes() -> set[str]:
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                if fields[3] == "0A":  # LISTEN
+                    listening.add(fields[9])
+    return listening
+
+
+async def test_the_browser_listens_on_no_port_and_captures(make_service: Any, shared_pool: BrowserPool) -> None:
+    service = await make_service()
+    response = await service.client.get("/v1/screenshot", params={
+        "url": service.site.url + "/paint", "api_key": service.key, "response_type": "image"})
+    assert response.status == 200, await response.text()
+    assert image_of(await response.read()).convert("RGB").getpixel((200, 200)) == PAINT_RGB
+
+    pids = shared_pool.chromium_pids()
+    assert pids
+    for pid in pids:
+        argv = _argv(pid)
+        assert b"--remote-debugging-pipe" in argv
+        assert not any(arg.startswith(b"--remote-debugging-port") for arg in argv)
+        listening = {inode for process in _tree(pid) for inode in _socket_inodes(process)} & _listening_inodes()
+        assert not listening, f"Chromium {pid} listens on TCP sockets {listening}"
+
+
+async def test_a_killed_browser_fails_calls_in_flight_and_later_ones_at_once() -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
+    chromium = await launcher.launch(launcher.find_executable())
+    try:
+        _, page = await chromium.driver.new_context({}, BOUND)
+        assert await page.evaluate("() => 6 * 7") == 42
+        # A call the page has started on and never answers.
+        pending = asyncio.ensure_future(page.evaluate("() => { window.started = true; return new Promise(() => {}); }"))
+        async with asyncio.timeout(BOUND):
+            while not await page.evaluate("() => window.started === true"):
+                pass
+        assert not pending.done()
+        os.killpg(chromium.pid, signal.SIGKILL)
+        with pytest.raises(ConnectionLost):
+            await asyncio.wait_for(pending, BOUND)  # the driver's own bound (45 s) would say CallTimeout
+        assert not chromium.driver.connected
+        with pytest.raises(ConnectionLost):
+            await asyncio.wait_for(page.send("Runtime.evaluate", {"expression": "1"}), BOUND)
+    finally:
+        await chromium.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before

@@ -99,6 +99,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from . import eventloop
     from .app import SHUTDOWN_GRACE_SECONDS, create_app, server_options
     from .observability import JsonAccessLogger, access_log, configure_logging
     from .tls import server_ssl_context
@@ -119,6 +120,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # A client that hangs up cancels its capture: the browser slot comes back at once and
         # the credit is refunded (the ledger's settle and the context's disposal are shielded).
         handler_cancellation=True,
+        loop=eventloop.new_event_loop(),
         print=lambda text: print(text, flush=True),
         **server_options(settings),  # read timeouts and head limits (keepalive_timeout among them)
     )

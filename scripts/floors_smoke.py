@@ -100,9 +100,14 @@ async def dependencies(tmp: Path) -> None:
     from screenshot_service.egress.urls import parse_target_url
 
     assert parse_target_url("http://BÜCHER.example/").host == "xn--bcher-kva.example"
+    # uvloop: the loop this runs on, as `serve` does; the app below launches Chromium on it
+    # (subprocess_exec with pass_fds and preexec_fn, read and write pipes)
+    import uvloop
+
+    assert isinstance(asyncio.get_running_loop(), uvloop.Loop), asyncio.get_running_loop()
     versions = {name: metadata.version(name) for name in
                 ("aiohttp", "redis", "aiolimiter", "aioboto3", "botocore", "prometheus-client", "idna", "pyppeteer",
-                 "websockets", "multidict")}
+                 "websockets", "multidict", "uvloop")}
     step("dependencies exercised: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
 
 
@@ -164,7 +169,10 @@ def main() -> None:
         sys.stdout.write(constraints(sys.argv[2] if len(sys.argv) > 2 else "setup.cfg"))
     elif sys.argv[1:2] == ["run"]:
         os.environ.setdefault("SCREENSHOT_SERVER_LOG_LEVEL", "warning")
-        asyncio.run(run_all())
+        from screenshot_service import eventloop
+
+        with asyncio.Runner(loop_factory=eventloop.loop_factory()) as runner:  # the loop `serve` uses
+            runner.run(run_all())
     else:
         raise SystemExit("usage: floors_smoke.py constraints [setup.cfg] | run")
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
-from screenshot_service import config
+from screenshot_service import config, eventloop
 from screenshot_service.app import create_app
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.egress.policy import EgressPolicy
@@ -53,6 +53,11 @@ class TestSite:
     url: str
     port: int
     log: SiteLog
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, eventloop.LoopFactory]:
+    """Every test runs on the event loop ``serve`` runs the service on (uvloop where installed)."""
+    return {"service-loop": eventloop.loop_factory()}
 
 
 @pytest.fixture(scope="session")

@@ -188,9 +188,9 @@ async def test_two_instances_share_one_queue(make_instance: MakeInstance) -> Non
     assert await a.credits_used() == 4 and await b.credits_used() == 4
 
     # Cancel on A what was submitted on B; replay on B what was submitted on A.
+    await b.client.close()  # nobody runs jobs now: the next one stays queued
     c = await make_instance(workers=0, key=(a.record, a.key))
     queued = await c.submit_ok("/paint")
-    await b.client.close()  # nobody runs jobs now
     response = await a.client.delete(f"/v1/jobs/{queued['id']}", headers=a.auth())
     assert response.status == 200 and (await response.json())["status"] == "canceled"
     first = await a.submit("/paint", headers={"Idempotency-Key": "shared"})

@@ -33,7 +33,7 @@ from screenshot_service.bench import (
     targets,
 )
 from screenshot_service.bench.floor import floor_browser
-from screenshot_service.bench.load import Clocked, run_alternating, run_burst, run_load, timed
+from screenshot_service.bench.load import Clocked, run_alternating, run_burst, run_chunks, run_load, timed
 from screenshot_service.bench.plan import make_plan
 from screenshot_service.bench.report import Run, Sample, Stats
 from screenshot_service.bench.service import BENCH_PLAN, ServiceOptions, bench_config
@@ -310,6 +310,27 @@ async def test_run_alternating_settles_before_every_request_off_the_clock() -> N
     floor_run, service_run = await run_alternating([call, call], 2, 60, settle=settle)
     assert order == ["settle", "call"] * 4
     assert len(floor_run.samples) == len(service_run.samples) == 2
+
+
+async def test_run_chunks_takes_turns_in_chunks_a_b_b_a_and_settles_before_each() -> None:
+    order: list[str] = []
+
+    def side(name: str) -> Any:
+        async def call() -> str:
+            order.append(name)
+            return "ok"
+
+        return call
+
+    async def settle() -> None:
+        order.append("settle")
+
+    first, second = await run_chunks([side("a"), side("b")], 2, 6, 60, settle=settle, chunks=3)
+    turns = [name for i, name in enumerate(order) if i == 0 or name != order[i - 1]]
+    assert turns == ["settle", "a", "settle", "b", "settle", "b", "settle", "a", "settle", "a", "settle", "b"]
+    assert order.count("a") == order.count("b") == 6  # chunks of 2 requests, never more than asked
+    assert len(first.samples) == len(second.samples) == 6 and all(s.ok for s in first.samples + second.samples)
+    assert first.wall_s >= sum(s.latency_s for s in first.samples) / 2  # two workers share each chunk's time
 
 
 async def test_machine_quiet_gives_up_on_a_busy_machine() -> None:

@@ -97,6 +97,35 @@ async def run_alternating(calls: list[Call], max_requests: int, max_seconds: flo
     return runs
 
 
+async def run_chunks(calls: list[Call], concurrency: int, max_requests: int, max_seconds: float,
+                     tick: Callable[[str], None] = lambda status: None,
+                     settle: Callable[[], Awaitable[object]] | None = None, chunks: int = 3) -> list[Run]:
+    """``concurrency`` workers on each of ``calls`` in turn, ``chunks`` chunks each, in an
+    A B B A order, so a drift in the machine's speed over the run hits every side alike.
+
+    Each side's wall time is the sum of its own chunks.  ``settle`` runs before every chunk,
+    so none starts while the previous side still disposes of contexts or refills a pool.
+    A chunk ends when its last worker does: each chunk has one such tail, the same for every side.
+    """
+    runs = [Run() for _ in calls]
+    per_chunk = max(concurrency, -(-max_requests // chunks))
+    started = time.perf_counter()
+    for chunk in range(chunks):
+        if chunk and time.perf_counter() - started >= max_seconds:
+            break
+        order = list(zip(calls, runs, strict=True))
+        for call, run in order if chunk % 2 == 0 else reversed(order):
+            wanted = min(per_chunk, max_requests - len(run.samples))
+            if wanted <= 0:
+                continue
+            if settle is not None:
+                await settle()
+            part = await run_load(call, concurrency, wanted, max_seconds / (chunks * len(calls)), tick)
+            run.samples.extend(part.samples)
+            run.wall_s += part.wall_s
+    return runs
+
+
 async def run_burst(call: Call, concurrent: int, waves: int, pause: float = 1.0,
                     tick: Callable[[str], None] = lambda status: None) -> Run:
     """``waves`` bursts of ``concurrent`` simultaneous requests (the overload scenario)."""

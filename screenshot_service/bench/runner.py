@@ -3,13 +3,13 @@
 There are up to three floors, each on a Chromium of its own (floor.py): cold
 and warm on the fastest binary (the headless shell), and cold on full
 Chromium when it is installed.  Each (page, concurrency) scenario runs the
-floors and then the service back to back, so all see the same machine (the
-background load of a small box drifts); at concurrency 1 they take turns
-request by request, and only there is the warm floor measured: with several
-workers, one worker's unclocked set-up would run on another's clock.  A run is a
-closed loop of ``concurrency`` workers that stops issuing requests after
-``max_requests`` or ``max_seconds``, whichever comes first; requests in flight
-always finish and are counted.
+floors and the service taking turns, so all see the same machine (the
+background load of a small box drifts): at concurrency 1 request by request,
+above it in chunks, A B B A (load.run_chunks).  Only at concurrency 1 is the
+warm floor measured: with several workers, one worker's unclocked set-up would
+run on another's clock.  A run is a closed loop of ``concurrency`` workers that
+stops issuing requests after ``max_requests`` or ``max_seconds``, whichever
+comes first; requests in flight always finish and are counted.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import aiohttp
 from ..browser import launcher
 from . import binaries, fixture_site, naive, phases, procstats, report, targets
 from .floor import FloorBrowser, launch_floor
-from .load import REQUEST_TIMEOUT, run_alternating, run_load
+from .load import REQUEST_TIMEOUT, run_alternating, run_chunks, run_load
 from .plan import BenchPlan
 from .progress import Progress
 from .report import Stats
@@ -135,28 +135,23 @@ async def _paired_scenario(plan: BenchPlan, target: BenchTarget, progress: Progr
 
 async def _scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, budget: _Budget,
                     spec: CaptureSpec, concurrency: int, naive: Stats | None) -> dict[str, Any]:
-    """The floors, then the service, each as a closed loop of ``concurrency`` workers."""
-    floors: dict[str, Stats] = {}
-    floor_cpu = Cpu()
-    for kind in _floor_kinds(plan, target, spec.page, concurrency):
-        progress.step(f"{kind} {spec.page} c={concurrency}", plan.max_requests)
-        before = Cpu.read(target)
-        floors[kind] = Stats.of(await run_load(target.floor_call(spec, kind), concurrency, plan.max_requests,
-                                               budget.seconds(), progress.tick))
-        floor_cpu.floors[kind] = (await cpu_since(before, target)).floors[kind]
-        budget.spent()
-        progress.done()
-    budget.spent(len(target.floors) - len(floors))
-    progress.step(f"service {spec.page} c={concurrency}", plan.max_requests)
+    """The floors and the service, each as a closed loop of ``concurrency`` workers, in
+    alternating chunks (load.run_chunks): drift over the run hits every side alike."""
+    kinds = _floor_kinds(plan, target, spec.page, concurrency)
+    sides = len(kinds) + 1
+    progress.step(f"{' + '.join(kinds)} + service {spec.page} c={concurrency} (alternating chunks)",
+                  sides * plan.max_requests)
     before = Cpu.read(target)
-    service_stats = Stats.of(await run_load(target.service_call(spec, plan.response_type), concurrency,
-                                            plan.max_requests, budget.seconds(), progress.tick))
-    service_cpu = await cpu_since(before, target)
-    budget.spent()
+    *floor_runs, service_run = await run_chunks(
+        [*(target.floor_call(spec, kind) for kind in kinds), target.service_call(spec, plan.response_type)],
+        concurrency, plan.max_requests, sides * budget.seconds(), progress.tick, settle=procstats.machine_quiet)
+    used = await cpu_since(before, target)  # each process tree only works for its own side
+    budget.spent(len(target.floors) + 1)
     progress.done()
-    record = report.scenario_record(spec.page, concurrency, service_stats, floors.get(COLD), naive,
+    floors = {kind: Stats.of(run) for kind, run in zip(kinds, floor_runs, strict=True)}
+    record = report.scenario_record(spec.page, concurrency, Stats.of(service_run), floors.get(COLD), naive,
                                     full=floors.get(FULL))
-    add_cpu(record, service_cpu, floor_cpu, target)
+    add_cpu(record, used, used, target)
     return record
 
 

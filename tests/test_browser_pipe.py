@@ -18,6 +18,7 @@ from screenshot_service.browser.driver import ConnectionLost
 from screenshot_service.browser.pool import BrowserPool
 from tests.conftest import image_of
 from tests.site import PAINT_RGB
+from tests.test_chaos import listening_inodes, socket_inodes
 
 BOUND = 30.0  # a bound on waits that end at once when all is well
 
@@ -46,34 +47,6 @@ def _argv(pid: int) -> list[bytes]:
         return cmdline.read().split(b"\0")
 
 
-def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return inodes
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    return inodes
-
-
-def _listening_inodes() -> set[str]:
-    listening = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table, encoding="ascii") as rows:
-            next(rows)
-            for row in rows:
-                fields = row.split()
-                if fields[3] == "0A":  # LISTEN
-                    listening.add(fields[9])
-    return listening
-
-
 async def test_the_browser_listens_on_no_port_and_captures(make_service: Any, shared_pool: BrowserPool) -> None:
     service = await make_service()
     response = await service.client.get("/v1/screenshot", params={
@@ -87,7 +60,7 @@ async def test_the_browser_listens_on_no_port_and_captures(make_service: Any, sh
         argv = _argv(pid)
         assert b"--remote-debugging-pipe" in argv
         assert not any(arg.startswith(b"--remote-debugging-port") for arg in argv)
-        listening = {inode for process in _tree(pid) for inode in _socket_inodes(process)} & _listening_inodes()
+        listening = {inode for process in _tree(pid) for inode in socket_inodes(process)} & listening_inodes()
         assert not listening, f"Chromium {pid} listens on TCP sockets {listening}"
 
 

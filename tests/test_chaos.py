@@ -29,25 +29,39 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def listening_sockets() -> int:
-    """This process's listening TCP sockets (the egress proxy's channels among them)."""
+def socket_inodes(pid: int | str = "self") -> set[str]:
+    """The inodes of the sockets process ``pid`` holds."""
     inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # gone meanwhile
+        return inodes
+    for fd in fds:
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    count = 0
+    return inodes
+
+
+def listening_inodes() -> set[str]:
+    """The inodes of every listening TCP socket on the machine."""
+    listening = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table, encoding="ascii") as rows:
             next(rows)
             for row in rows:
                 fields = row.split()
-                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                    count += 1
-    return count
+                if fields[3] == "0A":  # LISTEN
+                    listening.add(fields[9])
+    return listening
+
+
+def listening_sockets() -> int:
+    """This process's listening TCP sockets (the egress proxy's channels among them)."""
+    return len(socket_inodes() & listening_inodes())
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 At saturation the service's Python shares two cores with Chromium, so the loop's own
 cost per callback is throughput: on uvloop the process spends about 15 % less CPU per
-capture (docs/browser.md, "Where a capture's time goes").  Behaviour is the same on
+capture (docs/browser.md, "DevTools over a pipe").  Behaviour is the same on
 both; the test suite runs on the one the service runs on (tests/conftest.py).
 """
 
@@ -25,13 +25,3 @@ def loop_factory() -> LoopFactory:
 def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop_factory()()
 
-
-def policy() -> asyncio.AbstractEventLoopPolicy:
-    """An event loop policy whose loops come from ``loop_factory`` (for runners that take a policy)."""
-    factory = loop_factory()
-
-    class Policy(asyncio.DefaultEventLoopPolicy):
-        def new_event_loop(self) -> asyncio.AbstractEventLoop:
-            return factory()
-
-    return Policy()

@@ -25,7 +25,6 @@ from typing import IO, Any
 
 from pyee import EventEmitter
 from pyppeteer.connection import Connection
-from pyppeteer.errors import NetworkError
 
 from . import compat
 
@@ -59,7 +58,6 @@ class PipeConnection(Connection):
         self._sessions: dict[str, Any] = {}
         self._connected = False
         self._dropped = False
-        self._opened = loop.create_future()
         self._closeCallback = None
         self._recv_fut = loop.create_future()  # done when Chromium's end of the events pipe closes
         self._writer: asyncio.WriteTransport | None = None
@@ -76,12 +74,11 @@ class PipeConnection(Connection):
         except BaseException:
             for transport in (self._reader, self._writer):
                 if transport is not None:
-                    transport.abort() if isinstance(transport, asyncio.WriteTransport) else transport.close()
+                    transport.close()
             events.close()
             commands.close()
             raise
         self._connected = True
-        compat._settle(self._opened, result=None)
         return self
 
     def _post(self, msg: str, message_id: int) -> None:
@@ -101,7 +98,6 @@ class PipeConnection(Connection):
     def _lost(self, exc: BaseException | None) -> None:
         if exc is not None:
             log.debug("devtools pipe ended: %r", exc)
-        compat._settle(self._opened, error=NetworkError(compat.CLOSED))
         if not self._recv_fut.done():
             self._recv_fut.set_result(None)
         if not self._dropped:

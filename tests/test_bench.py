@@ -12,10 +12,13 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from PIL import Image
@@ -38,7 +41,9 @@ from screenshot_service.bench.plan import make_plan
 from screenshot_service.bench.report import Run, Sample, Stats
 from screenshot_service.bench.service import BENCH_PLAN, ServiceOptions, bench_config
 from screenshot_service.bench.spec import PAGES
+from screenshot_service.bench.target import BenchTarget, Cpu
 from screenshot_service.browser import launcher
+from tests.conftest import wait_for
 
 
 def _leftovers(user_data_dir: str) -> list[str]:
@@ -408,3 +413,26 @@ def test_binaries_name_path_and_version() -> None:
     assert fastest is not None and fastest["path"] and fastest["version"]
     assert fastest["headless_shell"] == launcher.is_headless_shell(fastest["path"])
     assert binaries.describe(None) is None
+
+
+async def test_service_chromium_cpu_is_unknown_not_negative_when_a_browser_went_away() -> None:
+    """A recycled browser takes its renderers' CPU with it (init reaps them, not the service):
+    the reading over that window is None, never an undercount; with the browsers unchanged it is known."""
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import subprocess, time\n"
+        "child = subprocess.Popen(['sleep', '60']); print(child.pid, flush=True); child.wait(); time.sleep(60)",
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert parent.stdout is not None
+        browser = int(await parent.stdout.readline())
+        target = cast(BenchTarget, SimpleNamespace(service=SimpleNamespace(pid=parent.pid), floors={}))
+        before = Cpu.read(target)
+        assert before.browsers == {browser}
+        steady = Cpu.read(target) - before
+        assert steady.chromium is not None and steady.chromium >= 0
+        os.kill(browser, signal.SIGKILL)
+        assert await wait_for(lambda: browser not in procstats.children(parent.pid))
+        assert (Cpu.read(target) - before).chromium is None
+    finally:
+        parent.kill()
+        await parent.wait()

@@ -81,8 +81,9 @@ class Cpu:
     """Cumulative CPU seconds: the service's Python process, its Chromium, each floor's Chromium."""
 
     service: float = 0.0
-    chromium: float = 0.0
+    chromium: float | None = 0.0  # None: not known (a browser went away in between, see __sub__)
     floors: dict[str, float] = field(default_factory=dict)
+    browsers: frozenset[int] = frozenset()  # the service's Chromium processes (its children)
 
     @classmethod
     def read(cls, target: BenchTarget) -> Cpu:
@@ -90,6 +91,7 @@ class Cpu:
         cpu = cls()
         if pid:
             cpu.service = procstats.cpu_seconds(pid)
+            cpu.browsers = frozenset(procstats.children(pid))
             # live Chromium processes, plus instances already recycled and reaped by the service
             cpu.chromium = procstats.tree_cpu_seconds(pid) + procstats.cpu_seconds(pid, children=True) - cpu.service
         for kind, floor in target.floors.items():
@@ -97,8 +99,12 @@ class Cpu:
         return cpu
 
     def __sub__(self, other: Cpu) -> Cpu:
-        return Cpu(self.service - other.service, self.chromium - other.chromium,
-                   {kind: self.floors[kind] - other.floors.get(kind, 0.0) for kind in self.floors})
+        # A browser recycled or relaunched in between takes its renderers' and zygotes' CPU
+        # with it: killed with their browser, they are reaped by init, never by the service.
+        lost = not other.browsers <= self.browsers
+        chromium = None if lost or self.chromium is None or other.chromium is None else self.chromium - other.chromium
+        return Cpu(self.service - other.service, chromium,
+                   {kind: self.floors[kind] - other.floors.get(kind, 0.0) for kind in self.floors}, self.browsers)
 
 
 async def cpu_since(before: Cpu, target: BenchTarget) -> Cpu:
@@ -119,12 +125,12 @@ def add_cpu(record: dict[str, Any], service: Cpu | None, floors: Cpu | None, tar
         return round(seconds * 1000 / ok, 1) if ok else None
 
     svc = per(service.service, record["ok"]) if service and target.service.pid else None
-    chromium = per(service.chromium, record["ok"]) if service and target.service.pid else None
+    chromium = per(service.chromium, record["ok"]) if service and service.chromium is not None and target.service.pid else None
     record["service_cpu_ms_per_capture"] = svc
     record["service_chromium_cpu_ms_per_capture"] = chromium
     for kind in FLOOR_KINDS:
         seconds = floors.floors.get(kind) if floors else None
         record[f"{kind}_cpu_ms_per_capture"] = (
             None if seconds is None else per(seconds, record.get(f"{kind}_ok") or 0))
-    record["cpu_ratio"] = report.ratio((svc or 0) + (chromium or 0) if svc is not None else None,
+    record["cpu_ratio"] = report.ratio(svc + chromium if svc is not None and chromium is not None else None,
                                        record["floor_cpu_ms_per_capture"])

@@ -147,5 +147,5 @@ def resident_mb(pid: int) -> int:
     for field in (b"\nRssAnon:", b"\nRssShmem:"):
         start = status.find(field)
         if start >= 0:
-            kb += int(status[start + len(field):status.find(b"kB", start)])
+            kb += int(status[start + len(field):].split(None, 1)[0])
     return kb // 1024

@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .capture.options import CaptureOptions
+from .capture.declaration import QUERY
+from .capture.options import OPTIONS, CaptureOptions, accepted_at
 from .config import Settings
 from .errors import ApiError
 from .storage.base import StoredObject
@@ -41,10 +42,11 @@ def add_capture_parser(sub: Any, with_config: Callable[[argparse.ArgumentParser]
     capture = with_config(sub.add_parser("capture", help="capture one URL to a file, without a server"))
     capture.add_argument("url")
     capture.add_argument("-o", "--output", required=True, help="file to write the image to")
-    for name in CaptureOptions.parsers():
+    for name in accepted_at(QUERY):
         if name != "url":
             flag = "--" + name.replace("_", "-")
-            capture.add_argument(flag, dest=f"opt_{name}", metavar="VALUE", help=f"the {name} option")
+            capture.add_argument(flag, dest=f"opt_{name}", metavar="VALUE",
+                                 help=OPTIONS[name].description.replace("%", "%%"))
     capture.set_defaults(func=run_capture)
 
 

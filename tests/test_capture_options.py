@@ -495,12 +495,11 @@ def test_device_preset_precedence() -> None:
 def test_cache_fingerprint_covers_what_shapes_the_image() -> None:
     base = CaptureOptions.from_json({"url": "https://e.com", "headers": {"X-A": "1", "X-B": "2"}})
     same = CaptureOptions.from_json({"url": "https://e.com", "headers": {"x-b": "2", "x-a": "1"}, "timeout": 9,
-                                     "response_type": "image", "cache": True, "cache_ttl": 60,
-                                     "webhook_url": "https://hooks.example.com/x"})
+                                     "response_type": "image", "cache": True, "cache_ttl": 60, "media_type": "screen"})
     assert base.cache_fingerprint() == same.cache_fingerprint()
     assert len(base.cache_fingerprint()) == 64
     for change in ({"width": 1000}, {"dark_mode": True}, {"format": "jpeg"}, {"url": "https://e.com/2"},
-                   {"css": "p{}"}, {"headers": {"X-A": "2"}}):
+                   {"css": "p{}"}, {"headers": {"X-A": "2"}}, {"media_type": "print"}):
         other = CaptureOptions.from_json({"url": "https://e.com", "headers": {"X-A": "1", "X-B": "2"}, **change})
         assert other.cache_fingerprint() != base.cache_fingerprint(), change
 
@@ -554,7 +553,8 @@ INVALID_QUERY: list[tuple[dict[str, str], set[str]]] = [
     ({"url": "https://e.com", "cache_ttl": "2592001"}, {"cache_ttl"}),
     ({"url": "https://e.com", "cache_ttl": "0"}, {"cache_ttl"}),
     ({"url": "https://e.com", "response_type": "xml"}, {"response_type"}),
-    ({"url": "https://e.com", "webhook_url": "ftp://e.com/x"}, {"webhook_url"}),
+    ({"url": "https://e.com", "webhook_url": "https://hooks.example.com/x"}, {"webhook_url"}),  # jobs only
+    ({"url": "https://e.com", "media_type": "tv"}, {"media_type"}),
     # combinations: both names reported
     ({"url": "https://e.com", "selector": "#a", "clip": "0,0,10,10"}, {"selector", "clip"}),
     ({"url": "https://e.com", "selector": "#a", "full_page": "true"}, {"selector", "full_page"}),
@@ -578,6 +578,8 @@ INVALID_BODY: list[tuple[dict[str, Any], set[str]]] = [
     ({"html": "<p>x</p>", "url": "https://e.com"}, {"html", "url"}),
     ({"html": "x" * (2 * 1024 * 1024 + 1)}, {"html"}),
     ({"html": 5}, {"html"}),
+    ({"url": "https://e.com", "webhook_url": "https://hooks.example.com/x"}, {"webhook_url"}),  # jobs only
+    ({"url": "https://e.com", "media_type": 1}, {"media_type"}),
     ({"html": "<p>x</p>", "cookies": [{"name": "a", "value": "b"}]}, {"html", "cookies"}),
     ({"url": "https://e.com", "clip": {"x": 0, "y": 0, "width": 10}}, {"clip"}),
     ({"url": "https://e.com", "hide_selectors": [1]}, {"hide_selectors"}),
@@ -604,10 +606,11 @@ def test_valid_body_with_every_option() -> None:
         "hide_selectors": [".x"], "css": "p{}", "js": "1", "block_ads": True, "block_trackers": True,
         "block_cookie_banners": True, "dark_mode": True, "reduced_motion": True, "user_agent": "UA",
         "headers": {"X-A": "1"}, "headers_scope": "all", "cache": True, "cache_ttl": 3600, "response_type": "base64",
-        "webhook_url": "https://hooks.example.com/h", "max_height": 20000, "full_page": True,
+        "media_type": "print", "max_height": 20000, "full_page": True,
         "s3": {"bucket": "my-bucket", "region": "eu-west-1", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "topsecretvalue"},
     })
     assert opts.html == "<p>hi</p>" and opts.width == 820 and opts.user_agent == "UA" and opts.headers_scope == "all"
+    assert opts.css_media == "print"
     assert opts.s3 is not None and opts.s3.bucket == "my-bucket"
     assert "topsecretvalue" not in repr(opts) and "AKIAEXAMPLE" not in repr(opts)
 

@@ -25,10 +25,9 @@ from pyppeteer.network_manager import Request
 from pyppeteer.page import Page
 from yarl import URL
 
-from screenshot_service.api.openapi import OPTION_DOCS
 from screenshot_service.api.tester import CSP
 from screenshot_service.browser.launcher import find_executable
-from screenshot_service.capture.options import OPTION_GROUPS, CaptureOptions
+from screenshot_service.capture.options import OPTION_GROUPS, OPTIONS, CaptureOptions
 from screenshot_service.capture.parsers import schema_of
 from screenshot_service.signing import sign
 from tests.conftest import Service, image_of
@@ -145,7 +144,7 @@ async def test_page_is_self_contained_with_a_strict_csp(
 
 def test_every_option_has_exactly_one_group() -> None:
     names = [name for _, group in OPTION_GROUPS for name in group]
-    assert sorted(names) == sorted(CaptureOptions.parsers()), "add the new option to OPTION_GROUPS in options.py"
+    assert sorted(names) == sorted(CaptureOptions.parsers())
 
 
 async def test_the_form_is_the_option_table(
@@ -165,7 +164,7 @@ async def test_the_form_is_the_option_table(
     for option in (o for g in shown for o in g["options"]):
         name, text = option["name"], option["text"]
         assert option["control"] == f"opt-{name}"
-        assert OPTION_DOCS[name].replace("`", "") in text, name  # `code` is shown as code
+        assert OPTIONS[name].description.replace("`", "") in text, name  # `code` is shown as code
         schema = schema_of(parsers[name])
         if "minimum" in schema:
             lo, hi = (int(v) if float(v).is_integer() else v for v in (schema["minimum"], schema["maximum"]))

@@ -1,76 +1,24 @@
 """GET /v1/openapi.json: OpenAPI 3.1 for every endpoint, option, response and error.
 
-The capture options' schemas come from the same table that validates requests
-(``CaptureOptions.parsers()`` + ``schema_of``) and their defaults from the
-dataclass, so the document cannot drift from what the code accepts.
+The capture options' schemas, defaults, descriptions and the places that accept
+them come from their declarations (capture/option_table.py), the same that
+validate requests, so the document cannot drift from what the code accepts.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any
 
 from aiohttp import web
 
 from .. import __version__
+from ..capture.declaration import BODY, JOB, QUERY, SIGNED_LINK
 from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
-from ..capture.options import POST_ONLY, CaptureOptions
+from ..capture.options import OPTIONS, refused_at
 from ..capture.parsers import schema_of
 from ..errors import error_codes
 from .common import json_response
-
-# What each option means (SPEC §3); types, ranges and defaults are generated.
-OPTION_DOCS = {
-    "url": "Page to capture; http or https only. Required unless `html` is given.",
-    "html": "POST only: render this HTML (at most 2 MB) instead of a URL.",
-    "width": "Viewport width in CSS pixels.",
-    "height": "Viewport height in CSS pixels.",
-    "device_scale_factor": "Pixel density: the image is viewport times this.",
-    "device": "Preset: viewport, scale, mobile, touch and user agent (explicit width/height/scale/UA win).",
-    "full_page": "Capture the whole scroll height; lazy content is revealed by scrolling first.",
-    "max_height": "Cap for full-page height in CSS px; taller pages are cut (`clamped: true`), also at the "
-                  "pixel budget (160 M device px).",
-    "selector": "Capture just the first element matching this CSS selector; an element over 16384 device px wide "
-                "(CSS px x scale), over 160 M device px, or (JPEG/WebP) over 16384 tall is a 400 on `selector`.",
-    "clip": "Capture a rectangle: `x,y,width,height` (query) or an object, CSS px; the same bounds as `selector`, "
-            "a 400 on `clip`.",
-    "format": "Output format.",
-    "quality": "JPEG/WebP quality.",
-    "omit_background": "Transparent background (png/webp).",
-    "wait_until": "Navigation completion: an event, or `ready` (network quiet 500 ms, fonts loaded, every image "
-                  "decoded, no layout shift for 300 ms; bounded, else captured with a `ready_timeout` warning).",
-    "wait_for_selector": "Wait until an element matching this selector is visible.",
-    "delay": "Extra wait before capture, in milliseconds.",
-    "timeout": "The request's own deadline in seconds, never above the server's.",
-    "hide_selectors": "Elements hidden before capture (comma-separated in a query string).",
-    "css": "CSS injected before capture.",
-    "js": "JavaScript run before capture; an exception is a 400 on `js`.",
-    "block_ads": "Block requests to hosts on the bundled ad list.",
-    "block_trackers": "Block requests to hosts on the bundled tracker list.",
-    "block_cookie_banners": "Hide and dismiss common cookie-consent banners.",
-    "dark_mode": "Emulate prefers-color-scheme: dark.",
-    "reduced_motion": "Emulate prefers-reduced-motion: reduce.",
-    "user_agent": "User-Agent sent to the target.",
-    "headers": "Extra HTTP headers sent to the target's origin only, unless `headers_scope=all` "
-               "(a JSON object; JSON text in a query string).",
-    "headers_scope": "Where `headers` go: `origin` (scheme, host and port of `url`: the main document and "
-                     "same-origin requests) or `all` (every origin the page loads: third parties see them too).",
-    "cookies": "Cookies set for the target's host only (a JSON list; JSON text in a query string).",
-    "cache": "Reuse an identical earlier capture of this account (no render, no credit).",
-    "cache_ttl": "How long, in seconds, a capture may be reused with `cache`.",
-    "response_type": "`json` (a URL), `base64` (JSON plus the image) or `image` (the bytes).",
-    "webhook_url": "Jobs only: POSTed the final job JSON, signed with X-Signature.",
-    "s3": "POST only: upload to your own bucket with your credentials (never stored or logged).",
-    "disable_animations": "Deterministic pixels: animations and transitions jump to their end (infinite ones to "
-                          "their start), videos pause on their first frame, the caret is hidden.",
-    "fail_on_http_error": "A main document answering >= 400 fails with 502 `target_http_error` (refunded) "
-                          "instead of being captured with an `http_error` warning.",
-    "timezone": "IANA time zone emulated for the page (`Intl`, `Date`), e.g. `Europe/Paris`.",
-    "locale": "BCP 47 tag for `navigator.language(s)`, `Intl`'s default and `Accept-Language`, e.g. `de-DE`.",
-    "geolocation": "Emulated position, `{latitude, longitude, accuracy?}` (JSON) or `lat,lon[,accuracy]` (query); "
-                   "accuracy in metres, 100 by default; permission granted to the target's origin only.",
-}
 
 ERROR_CODES = error_codes()  # the one table, built from errors.py
 # A signed link carries these instead of api_key (README, Signed links).
@@ -82,24 +30,28 @@ SIGNED_LINK_PARAMETERS = [
     {"name": "signature", "in": "query", "required": False,
      "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
      "description": "Signed link: lowercase hex HMAC-SHA256(signing_secret, canonical query); a signed link's "
-                    "`response_type` defaults to `image` and it may not carry `html`, `s3`, `headers` or `cookies`."},
+                    "`response_type` defaults to `image` and it may not carry "
+                    + ", ".join(f"`{name}`" for name in refused_at(SIGNED_LINK)) + "."},
 ]
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "application/pdf")
 LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining",
                  "X-RateLimit-Reset", "X-Quota-Limit", "X-Quota-Remaining")
 
 
-def option_schemas(*, post: bool) -> dict[str, Any]:
-    defaults = {f.name: f.default for f in dataclasses.fields(CaptureOptions)}
+def option_schemas(place: str | None = None) -> dict[str, Any]:
+    """name -> JSON Schema (with default and description) of the options accepted at ``place``
+    (declaration.QUERY, BODY, JOB); every option without restrictions when ``place`` is None."""
     schemas: dict[str, Any] = {}
-    for name, parser in CaptureOptions.parsers().items():
-        if not post and name in POST_ONLY:
+    for name, spec in OPTIONS.items():
+        if place is not None and place not in spec.accepted:
             continue
-        schema = schema_of(parser)
-        default = defaults.get(name)
-        if default not in (None, ()):
-            schema["default"] = default
-        schema["description"] = OPTION_DOCS.get(name, name)
+        schema = schema_of(spec.parse)
+        for restriction in spec.restrictions:
+            if restriction.place == place:
+                schema["enum"] = list(restriction.values)
+        if spec.default not in (None, ()):
+            schema["default"] = spec.default
+        schema["description"] = spec.description
         schemas[name] = schema
     return schemas
 
@@ -147,17 +99,14 @@ def _capture_ok() -> dict[str, Any]:
 
 @functools.cache
 def build() -> dict[str, Any]:
-    post_options = option_schemas(post=True)
     # Exactly one of url and html; other combinations the API refuses are listed in each 400.
     one_target = [{"required": ["url"], "not": {"required": ["html"]}},
                   {"required": ["html"], "not": {"required": ["url"]}}]
     capture_body = {"type": "object", "additionalProperties": False, "oneOf": one_target,
-                    "properties": post_options | {"api_key": {"type": "string"}}}
-    job_options = {k: v for k, v in post_options.items() if k != "s3"}
-    job_options["response_type"] = {"type": "string", "enum": ["json"], "default": "json"}
+                    "properties": option_schemas(BODY) | {"api_key": {"type": "string"}}}
     job_body = {"type": "object", "additionalProperties": False, "oneOf": one_target,
-                "properties": job_options | {"api_key": {"type": "string"}}}
-    query = [_query_parameter(name, schema) for name, schema in option_schemas(post=False).items()]
+                "properties": option_schemas(JOB) | {"api_key": {"type": "string"}}}
+    query = [_query_parameter(name, schema) for name, schema in option_schemas(QUERY).items()]
     query.append({"name": "api_key", "in": "query", "required": False, "schema": {"type": "string"}})
     query += SIGNED_LINK_PARAMETERS
     job_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}

@@ -4,10 +4,10 @@ The page loads nothing from anywhere else (no CDN, no web fonts), so a strict
 Content-Security-Policy costs nothing; images may come from any http(s) origin
 because a configured ``public_url`` or S3 bucket serves the captures.
 
-Its form is not written by hand: the server renders the option table (the
-parsers' schemas, the defaults and descriptions that /v1/openapi.json is built
-from, and the groups of ``OPTION_GROUPS``) into the page as JSON, and the
-page's script builds one field per option from it.
+Its form is not written by hand: the server renders the options' declarations
+(capture/option_table.py: the schemas, defaults and descriptions that
+/v1/openapi.json is built from, their groups and where each is accepted) into
+the page as JSON, and the page's script builds one field per option from it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..capture.options import OPTION_GROUPS, POST_ONLY
-from ..jobs.service import WEBHOOK_FIELD
-from ..limits.signed_links import REFUSED as SIGNED_REFUSED
+from ..capture.declaration import BODY, QUERY, SIGNED_LINK
+from ..capture.options import OPTION_GROUPS, accepted_at, refused_at
 from .openapi import option_schemas
 
 CSP = (
@@ -64,18 +63,15 @@ def render_page() -> bytes:
 
 def page_metadata() -> dict[str, Any]:
     """The option table as the page needs it: groups in order, each option's field, text and range."""
-    schemas = option_schemas(post=True)
-    grouped = {name for _, names in OPTION_GROUPS for name in names}
-    groups = [*OPTION_GROUPS, ("Other", tuple(name for name in schemas if name not in grouped))]
+    schemas = option_schemas()
     return {
         "groups": [
-            {"title": title, "options": [field(name, schemas[name]) for name in names if name in schemas]}
-            for title, names in groups
-            if any(name in schemas for name in names)
+            {"title": title, "options": [field(name, schemas[name]) for name in names]}
+            for title, names in OPTION_GROUPS
         ],
-        "post_only": list(POST_ONLY),
-        "jobs_only": [WEBHOOK_FIELD],
-        "signed_refused": list(SIGNED_REFUSED),  # what a signed link may not carry
+        "post_only": [name for name in refused_at(QUERY) if name in accepted_at(BODY)],
+        "jobs_only": list(refused_at(BODY)),  # sent to POST /v1/jobs
+        "signed_refused": list(refused_at(SIGNED_LINK)),  # what a signed link may not carry
     }
 
 

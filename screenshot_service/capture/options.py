@@ -1,10 +1,10 @@
 """CaptureOptions: every capture option validated in one place (SPEC §3).
 
+The options are declared once, in option_table.py; this reads the declarations.
 The same table parses a query string (everything is text) and a JSON body
 (typed values).  Each problem is reported against its field name, all at once,
 and unknown names are refused so that typos surface instead of being ignored.
-Combinations that cannot both hold are reported against both names.  The value
-parsers (including those for clip, headers, cookies and selector lists) are in parsers.py.
+Combinations that cannot both hold are reported against both names.
 """
 
 from __future__ import annotations
@@ -14,198 +14,71 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import InvalidParameter
 from . import bounds
+from .declaration import BODY, JOB, QUERY, Option, declared_options
 from .devices import DEVICES
-from .parsers import (
-    Bad,
-    Clip,
-    Cookie,
-    Geolocation,
-    boolean,
-    choice,
-    clip,
-    cookies,
-    geolocation,
-    headers,
-    http_url,
-    integer,
-    locale,
-    number,
-    s3_destination,
-    selector,
-    selector_list,
-    text,
-    timezone,
-)
+from .option_table import FORMATS, GROUPS, WAIT_UNTIL, OptionTable
+from .parsers import Bad
 
-if TYPE_CHECKING:
-    from ..storage.customer import CustomerS3
+__all__ = ["FORMATS", "OPTIONS", "OPTION_GROUPS", "WAIT_UNTIL", "CaptureOptions", "accepted_at", "refused_at"]
 
-FORMATS = ("png", "jpeg", "webp", "pdf")
-# ready: network quiet, fonts loaded, images decoded and layout still (capture/ready.py)
-WAIT_UNTIL = ("load", "domcontentloaded", "networkidle0", "networkidle2", "ready")
-RESPONSE_TYPES = ("json", "base64", "image")
-# Where caller headers go: the target's origin only, or every origin the page loads (third parties see them).
-HEADER_SCOPES = ("origin", "all")
 # Names accepted next to the options but not options themselves.
 NON_OPTION_NAMES = ("api_key",)
-# Only a JSON body can carry these: a 2 MB document or credentials have no place in a URL.
-POST_ONLY = ("html", "s3")
-HTML_MAX_BYTES = 2 * 1024 * 1024
-# What never changes the produced image, so an otherwise identical request may reuse it.
-NOT_IN_FINGERPRINT = ("response_type", "timeout", "cache", "cache_ttl", "webhook_url", "s3")
 # A preset supplies these unless the caller gave them (see devices.py for the precedence).
 PRESET_FIELDS = {"width": "width", "height": "height", "device_scale_factor": "scale", "user_agent": "user_agent"}
-# (a, b, why): a request may not set both.
-EXCLUSIVE: tuple[tuple[str, str, str], ...] = (
-    ("url", "html", "give either url or html, not both"),
-    ("selector", "clip", "selector and clip both choose the captured area"),
-    ("selector", "full_page", "an element capture is never full-page"),
-    ("clip", "full_page", "clip and full_page both choose the captured area"),
-    ("cookies", "html", "cookies need a url to belong to"),
-)
-# How the options are presented (the API Tester's sections, in order): every option of
-# CaptureOptions.parsers() belongs to exactly one group (tests/test_tester_page.py checks).
-OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Page", ("url", "html")),
-    ("Viewport and device", ("width", "height", "device_scale_factor", "device")),
-    ("Capture area", ("full_page", "max_height", "selector", "clip")),
-    ("Output", ("format", "quality", "omit_background", "response_type", "webhook_url", "s3")),
-    ("Waiting", ("wait_until", "wait_for_selector", "delay", "timeout", "fail_on_http_error")),
-    ("Content changes", ("hide_selectors", "css", "js", "disable_animations")),
-    ("Blocking", ("block_ads", "block_trackers", "block_cookie_banners")),
-    ("Emulation", ("dark_mode", "reduced_motion", "user_agent", "headers", "headers_scope", "cookies", "timezone",
-                   "locale", "geolocation")),
-    ("Cache", ("cache", "cache_ttl")),
-)
 
 
 @dataclass(frozen=True)
-class CaptureOptions:
-    url: str | None = None
-    html: str | None = None
-    width: int = 1280
-    height: int = 800
-    device_scale_factor: float = 1.0
-    device: str | None = None
-    full_page: bool = False
-    max_height: int = 16384
-    selector: str | None = None
-    clip: Clip | None = None
-    format: str = "png"
-    quality: int = 80
-    omit_background: bool = False
-    wait_until: str = "load"
-    wait_for_selector: str | None = None
-    delay: int = 0
-    timeout: int = 30
-    hide_selectors: tuple[str, ...] = ()
-    css: str | None = None
-    js: str | None = None
-    block_ads: bool = False
-    block_trackers: bool = False
-    block_cookie_banners: bool = False
-    dark_mode: bool = False
-    reduced_motion: bool = False
-    user_agent: str | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    headers_scope: str = "origin"
-    cookies: tuple[Cookie, ...] = ()
-    cache: bool = False
-    cache_ttl: int = 86400
-    response_type: str = "json"
-    webhook_url: str | None = None
-    s3: CustomerS3 | None = None
-    disable_animations: bool = False
-    fail_on_http_error: bool = False
-    timezone: str | None = None
-    locale: str | None = None
-    geolocation: Geolocation | None = None
-
-    # name -> parser; the single source of truth for what is accepted
+class CaptureOptions(OptionTable):
     @staticmethod
     def parsers() -> dict[str, Callable[[Any], Any]]:
-        return {
-            "url": text(8192),
-            "html": text(HTML_MAX_BYTES, utf8_bytes=True),
-            "width": integer(100, 3840),
-            "height": integer(100, 2160),
-            "device_scale_factor": number(1, 3),
-            "device": choice(*DEVICES),
-            "full_page": boolean,
-            "max_height": integer(100, 65536),
-            "selector": selector,
-            "clip": clip,
-            "format": choice(*FORMATS),
-            "quality": integer(1, 100),
-            "omit_background": boolean,
-            "wait_until": choice(*WAIT_UNTIL),
-            "wait_for_selector": selector,
-            "delay": integer(0, 10000),
-            "timeout": integer(1, 30),
-            "hide_selectors": selector_list,
-            "css": text(1024 * 1024),
-            "js": text(1024 * 1024),
-            "block_ads": boolean,
-            "block_trackers": boolean,
-            "block_cookie_banners": boolean,
-            "dark_mode": boolean,
-            "reduced_motion": boolean,
-            "user_agent": text(1024, single_line=True),
-            "headers": headers,
-            "headers_scope": choice(*HEADER_SCOPES),
-            "cookies": cookies,
-            "cache": boolean,
-            "cache_ttl": integer(1, 2592000),
-            "response_type": choice(*RESPONSE_TYPES),
-            "webhook_url": http_url,
-            "s3": s3_destination,
-            "disable_animations": boolean,
-            "fail_on_http_error": boolean,
-            "timezone": timezone,
-            "locale": locale,
-            "geolocation": geolocation,
-        }
+        """name -> parser, for every option."""
+        return {name: spec.parse for name, spec in OPTIONS.items()}
 
     @classmethod
     def known_names(cls) -> list[str]:
         return sorted([*cls.parsers(), *NON_OPTION_NAMES])
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> CaptureOptions:
-        return cls._parse(dict(query.items()), source="query")
+    def from_query(cls, query: Mapping[str, str], *, place: str = QUERY) -> CaptureOptions:
+        """From a query string: GET /v1/screenshot, or (``place=SIGNED_LINK``) a signed link."""
+        return cls._parse(dict(query.items()), place=place)
 
     @classmethod
-    def from_json(cls, body: Mapping[str, Any]) -> CaptureOptions:
-        return cls._parse(dict(body), source="body")
+    def from_json(cls, body: Mapping[str, Any], *, place: str = BODY) -> CaptureOptions:
+        """From a JSON body: POST /v1/screenshot, or (``place=JOB``) POST /v1/jobs."""
+        return cls._parse(dict(body), place=place)
 
     @classmethod
-    def _parse(cls, raw: dict[str, Any], *, source: str) -> CaptureOptions:
-        parsers = cls.parsers()
+    def _parse(cls, raw: dict[str, Any], *, place: str) -> CaptureOptions:
         problems: dict[str, str] = {}
         values: dict[str, Any] = {}
         for name, value in raw.items():
             if name in NON_OPTION_NAMES:
                 continue
-            parser = parsers.get(name)
-            if parser is None:
+            spec = OPTIONS.get(name)
+            if spec is None:
                 problems[name] = "unknown parameter"
                 continue
-            if source == "query" and name in POST_ONLY:
-                problems[name] = "only accepted in a POST JSON body"
+            if place not in spec.accepted:
+                problems[name] = spec.refusal(place)
                 continue
-            if value is None and source == "body":
+            if value is None and place in (BODY, JOB):
                 continue  # JSON null means "the default", as if the name were absent
             try:
-                values[name] = parser(value)
+                values[name] = spec.parse(value)
             except Bad as bad:
                 problems[name] = str(bad)
             except InvalidParameter as invalid:  # a nested object (s3) names its own fields
                 problems.update(invalid.details.get("fields", {name: invalid.message}))
-        cls._cross_check(values, problems)
+            else:
+                for restriction in spec.restrictions:
+                    if restriction.place == place and values[name] not in restriction.values:
+                        problems[name] = restriction.why
+        _cross_check(values, problems)
         parsed = cls(**cls._apply_device(values))  # the fields given valid, defaults for the rest
         for name, why in parsed._bound_problems().items():
             problems.setdefault(name, why)
@@ -213,24 +86,6 @@ class CaptureOptions:
             unknown = any(p == "unknown parameter" for p in problems.values())
             raise InvalidParameter.fields(problems, cls.known_names() if unknown else None)
         return parsed
-
-    @staticmethod
-    def _cross_check(values: dict[str, Any], problems: dict[str, str]) -> None:
-        if not values.get("url") and not values.get("html") and "url" not in problems and "html" not in problems:
-            problems["url"] = "required (or html in a POST body)"
-        for a, b, why in EXCLUSIVE:
-            if _given(values, a) and _given(values, b):
-                problems[a] = problems[b] = f"{a} and {b} cannot be combined: {why}"
-        if _given(values, "html") and _given(values, "headers") and values.get("headers_scope", "origin") != "all":
-            problems["headers"] = problems["html"] = ("headers with html need headers_scope=all: "
-                                                      "html has no target origin to send them to")
-        fmt = values.get("format", "png")
-        if values.get("omit_background") and fmt in ("jpeg", "pdf"):
-            problems["omit_background"] = problems["format"] = f"omit_background needs png or webp, not {fmt}"
-        if fmt == "pdf":
-            for name in ("selector", "clip"):
-                if _given(values, name):
-                    problems[name] = problems["format"] = f"{name} cannot be combined with format=pdf"
 
     @staticmethod
     def _apply_device(values: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +121,11 @@ class CaptureOptions:
         return CONTENT_TYPES[self.format]
 
     @property
+    def css_media(self) -> str:
+        """The CSS media type the page is rendered with: ``media_type``, else by format."""
+        return self.media_type or ("print" if self.format == "pdf" else "screen")
+
+    @property
     def header_dict(self) -> dict[str, str]:
         return dict(self.headers)
 
@@ -279,10 +139,12 @@ class CaptureOptions:
         """
         fields: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in NOT_IN_FINGERPRINT:
+            if not OPTIONS[f.name].in_fingerprint:
                 continue
             value = getattr(self, f.name)
-            if f.name == "headers":
+            if f.name == "media_type":
+                value = self.css_media
+            elif f.name == "headers":
                 value = sorted((k.lower(), v) for k, v in value)
             elif f.name == "cookies":
                 value = [dataclasses.asdict(c) for c in value]
@@ -291,6 +153,40 @@ class CaptureOptions:
             fields[f.name] = value
         canonical = json.dumps(["capture-v1", fields], sort_keys=True, separators=(",", ":"), default=list)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+OPTIONS: dict[str, Option] = declared_options(CaptureOptions, GROUPS)
+# (group title, its options in declaration order), as the API Tester shows them.
+OPTION_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (group, names) for group in GROUPS if (names := tuple(n for n, o in OPTIONS.items() if o.group == group))
+)
+
+
+def accepted_at(place: str) -> tuple[str, ...]:
+    """The options a request at ``place`` (declaration.QUERY, BODY, JOB, SIGNED_LINK) may carry."""
+    return tuple(name for name, spec in OPTIONS.items() if place in spec.accepted)
+
+
+def refused_at(place: str) -> tuple[str, ...]:
+    return tuple(name for name, spec in OPTIONS.items() if place not in spec.accepted)
+
+
+def _cross_check(values: dict[str, Any], problems: dict[str, str]) -> None:
+    if not values.get("url") and not values.get("html") and "url" not in problems and "html" not in problems:
+        problems["url"] = "required (or html in a POST body)"
+    for spec in OPTIONS.values():
+        if not _given(values, spec.name):
+            continue
+        for conflict in spec.conflicts:
+            if conflict.unless and _value(values, conflict.unless[0]) == conflict.unless[1]:
+                continue
+            other = _value(values, conflict.other)
+            if (other in conflict.values) if conflict.values else _given(values, conflict.other):
+                problems[spec.name] = problems[conflict.other] = conflict.why.format(value=other)
+
+
+def _value(values: dict[str, Any], name: str) -> Any:
+    return values.get(name, OPTIONS[name].default)
 
 
 def _given(values: dict[str, Any], name: str) -> bool:

@@ -58,6 +58,7 @@ async def _emulate_screen(page: PageDriver, opts: CaptureOptions) -> None:
     await page.send_state(
         "Emulation.setEmulatedMedia",
         {
+            "media": opts.css_media,
             "features": [
                 {"name": "prefers-color-scheme", "value": "dark" if opts.dark_mode else "light"},
                 {"name": "prefers-reduced-motion", "value": "reduce" if opts.reduced_motion else "no-preference"},

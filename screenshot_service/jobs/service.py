@@ -13,6 +13,7 @@ import asyncio
 import re
 from typing import Any
 
+from ..capture.declaration import JOB
 from ..capture.options import CaptureOptions
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
@@ -151,22 +152,13 @@ class JobService:
 def parse_job_body(body: dict[str, Any]) -> tuple[dict[str, Any], str | None, CaptureOptions]:
     """(stored options, webhook_url, validated options) from a POST /v1/jobs body.
 
-    ``webhook_url`` is taken out here, whether or not CaptureOptions knows it, so
-    the stored options are exactly what the capture needs.
+    What a job refuses (options not accepted on jobs, a result other than JSON) is
+    declared with the options (capture/option_table.py).  ``webhook_url`` is taken
+    out here, so the stored options are exactly what the capture needs; its URL is
+    judged by the egress policy (submit), which names what is wrong with it.
     """
-    if body.get("s3") is not None:
-        # A job's options wait in the store (Redis, SQLite) until a worker runs them,
-        # and bucket credentials are never stored: customer buckets are sync-only.
-        raise InvalidParameter.fields({
-            "s3": "not accepted on jobs (credentials are never stored); use POST /v1/screenshot"
-        })
     options = {k: v for k, v in body.items() if k not in ("api_key", WEBHOOK_FIELD)}
     webhook_url = body.get(WEBHOOK_FIELD)
     if webhook_url is not None and (not isinstance(webhook_url, str) or not webhook_url.strip()):
         raise InvalidParameter.fields({WEBHOOK_FIELD: "must be an http or https URL"})
-    opts = CaptureOptions.from_json(options)
-    if opts.response_type != "json":
-        raise InvalidParameter.fields({
-            "response_type": "a job's result is always JSON; fetch the image from result.url"
-        })
-    return options, webhook_url, opts
+    return options, webhook_url, CaptureOptions.from_json(options, place=JOB)

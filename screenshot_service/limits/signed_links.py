@@ -13,14 +13,12 @@ from collections.abc import Mapping
 
 from multidict import MultiMapping
 
+from ..capture.declaration import SIGNED_LINK
 from ..capture.options import CaptureOptions
 from ..errors import InvalidParameter, InvalidSignature, SignatureExpired
 from ..signing import EXPIRES, KEY_ID, LINK_PARAMETERS, SIGNATURE, verify
 from ..state.base import KeyRecord, StateStore
 
-# What a signed link may not carry: a document or credentials have no place in a URL
-# (html, s3), and headers/cookies would be sent to the target by anyone holding the link.
-REFUSED = ("html", "s3", "headers", "cookies")
 # A public link is for an <img src>: the bytes, unless it asks otherwise.
 DEFAULT_RESPONSE_TYPE = "image"
 _BAD = "the link's signature does not match its parameters (or its key is unknown or revoked)"
@@ -65,10 +63,7 @@ async def authenticate_signed(
 
 def signed_link_options(query: MultiMapping[str]) -> CaptureOptions:
     """The capture options of a signed link: its query less the link's own parameters, with
-    the few options a public link may not carry refused by name."""
-    refused = {name: "not allowed on a signed link" for name in REFUSED if name in query}
-    if refused:
-        raise InvalidParameter.fields(refused)
+    the options a public link may not carry (option_table.py says which) refused by name."""
     options = {name: value for name, value in query.items() if name not in LINK_PARAMETERS}
     options.setdefault("response_type", DEFAULT_RESPONSE_TYPE)
-    return CaptureOptions.from_query(options)
+    return CaptureOptions.from_query(options, place=SIGNED_LINK)

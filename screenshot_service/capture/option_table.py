@@ -1,0 +1,170 @@
+"""The capture options of SPEC §3: one declaration each (see declaration.py).
+
+To add an option, add one field here, in its group; CaptureOptions
+(options.py) validates it, and OpenAPI, the API Tester, signed links and jobs
+show or refuse it from this declaration.  Its behaviour is the capture's part.
+The value parsers are in parsers.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import parsers as parse
+from .declaration import BODY, JOB, QUERY, Conflict, Restriction, option
+from .devices import DEVICES
+from .parsers import Clip, Cookie, Geolocation
+
+if TYPE_CHECKING:
+    from ..storage.customer import CustomerS3
+
+FORMATS = ("png", "jpeg", "webp", "pdf")
+# ready: network quiet, fonts loaded, images decoded and layout still (capture/ready.py)
+WAIT_UNTIL = ("load", "domcontentloaded", "networkidle0", "networkidle2", "ready")
+RESPONSE_TYPES = ("json", "base64", "image")
+# Where caller headers go: the target's origin only, or every origin the page loads (third parties see them).
+HEADER_SCOPES = ("origin", "all")
+MEDIA_TYPES = ("screen", "print")
+HTML_MAX_BYTES = 2 * 1024 * 1024
+# A 2 MB document or credentials have no place in a URL; headers and cookies on a public
+# link would be sent to the target by anyone holding it.
+POST_ONLY = frozenset({BODY, JOB})
+NOT_IN_LINKS = frozenset({QUERY, BODY, JOB})
+
+# The groups, in the order the API Tester shows them.
+PAGE, VIEWPORT, AREA, OUTPUT = "Page", "Viewport and device", "Capture area", "Output"
+WAITING, CONTENT, BLOCKING, EMULATION, CACHE = "Waiting", "Content changes", "Blocking", "Emulation", "Cache"
+GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, WAITING, CONTENT, BLOCKING, EMULATION, CACHE)
+
+
+@dataclass(frozen=True)
+class OptionTable:
+    url: str | None = option(
+        None, parse.text(8192), PAGE, "Page to capture; http or https only. Required unless `html` is given.",
+        conflicts=(Conflict("html", "url and html cannot be combined: give either url or html, not both"),))
+    html: str | None = option(
+        None, parse.text(HTML_MAX_BYTES, utf8_bytes=True), PAGE,
+        "POST only: render this HTML (at most 2 MB) instead of a URL.", accepted=POST_ONLY)
+
+    width: int = option(1280, parse.integer(100, 3840), VIEWPORT, "Viewport width in CSS pixels.")
+    height: int = option(800, parse.integer(100, 2160), VIEWPORT, "Viewport height in CSS pixels.")
+    device_scale_factor: float = option(
+        1.0, parse.number(1, 3), VIEWPORT, "Pixel density: the image is viewport times this.")
+    device: str | None = option(
+        None, parse.choice(*DEVICES), VIEWPORT,
+        "Preset: viewport, scale, mobile, touch and user agent (explicit width/height/scale/UA win).")
+
+    full_page: bool = option(
+        False, parse.boolean, AREA, "Capture the whole scroll height; lazy content is revealed by scrolling first.")
+    max_height: int = option(
+        16384, parse.integer(100, 65536), AREA,
+        "Cap for full-page height in CSS px; taller pages are cut (`clamped: true`), also at the "
+        "pixel budget (160 M device px).")
+    selector: str | None = option(
+        None, parse.selector, AREA,
+        "Capture just the first element matching this CSS selector; an element over 16384 device px wide "
+        "(CSS px x scale), over 160 M device px, or (JPEG/WebP) over 16384 tall is a 400 on `selector`.",
+        conflicts=(
+            Conflict("clip", "selector and clip cannot be combined: selector and clip both choose the captured area"),
+            Conflict("full_page", "selector and full_page cannot be combined: an element capture is never full-page"),
+            Conflict("format", "selector cannot be combined with format=pdf", values=("pdf",)),
+        ))
+    clip: Clip | None = option(
+        None, parse.clip, AREA,
+        "Capture a rectangle: `x,y,width,height` (query) or an object, CSS px; the same bounds as `selector`, "
+        "a 400 on `clip`.",
+        conflicts=(
+            Conflict("full_page", "clip and full_page cannot be combined: clip and full_page both choose the "
+                                  "captured area"),
+            Conflict("format", "clip cannot be combined with format=pdf", values=("pdf",)),
+        ))
+
+    format: str = option("png", parse.choice(*FORMATS), OUTPUT, "Output format.")
+    quality: int = option(80, parse.integer(1, 100), OUTPUT, "JPEG/WebP quality.")
+    omit_background: bool = option(
+        False, parse.boolean, OUTPUT, "Transparent background (png/webp).",
+        conflicts=(Conflict("format", "omit_background needs png or webp, not {value}", values=("jpeg", "pdf")),))
+    response_type: str = option(
+        "json", parse.choice(*RESPONSE_TYPES), OUTPUT,
+        "`json` (a URL), `base64` (JSON plus the image) or `image` (the bytes).", in_fingerprint=False,
+        restrictions=(Restriction(JOB, ("json",), "a job's result is always JSON; fetch the image from result.url"),))
+    webhook_url: str | None = option(
+        None, parse.http_url, OUTPUT, "Jobs only: POSTed the final job JSON, signed with X-Signature.",
+        accepted=frozenset({JOB}), in_fingerprint=False)
+    # Credentials are never stored, and a job waits in the store: customer buckets are sync-only.
+    s3: CustomerS3 | None = option(
+        None, parse.s3_destination, OUTPUT,
+        "POST only: upload to your own bucket with your credentials (never stored or logged).",
+        accepted=frozenset({BODY}), in_fingerprint=False)
+
+    wait_until: str = option(
+        "load", parse.choice(*WAIT_UNTIL), WAITING,
+        "Navigation completion: an event, or `ready` (network quiet 500 ms, fonts loaded, every image "
+        "decoded, no layout shift for 300 ms; bounded, else captured with a `ready_timeout` warning).")
+    wait_for_selector: str | None = option(
+        None, parse.selector, WAITING, "Wait until an element matching this selector is visible.")
+    delay: int = option(0, parse.integer(0, 10000), WAITING, "Extra wait before capture, in milliseconds.")
+    timeout: int = option(
+        30, parse.integer(1, 30), WAITING, "The request's own deadline in seconds, never above the server's.",
+        in_fingerprint=False)
+    fail_on_http_error: bool = option(
+        False, parse.boolean, WAITING,
+        "A main document answering >= 400 fails with 502 `target_http_error` (refunded) "
+        "instead of being captured with an `http_error` warning.")
+
+    hide_selectors: tuple[str, ...] = option(
+        (), parse.selector_list, CONTENT, "Elements hidden before capture (comma-separated in a query string).")
+    css: str | None = option(None, parse.text(1024 * 1024), CONTENT, "CSS injected before capture.")
+    js: str | None = option(
+        None, parse.text(1024 * 1024), CONTENT, "JavaScript run before capture; an exception is a 400 on `js`.")
+    disable_animations: bool = option(
+        False, parse.boolean, CONTENT,
+        "Deterministic pixels: animations and transitions jump to their end (infinite ones to "
+        "their start), videos pause on their first frame, the caret is hidden.")
+
+    block_ads: bool = option(False, parse.boolean, BLOCKING, "Block requests to hosts on the bundled ad list.")
+    block_trackers: bool = option(
+        False, parse.boolean, BLOCKING, "Block requests to hosts on the bundled tracker list.")
+    block_cookie_banners: bool = option(
+        False, parse.boolean, BLOCKING, "Hide and dismiss common cookie-consent banners.")
+
+    dark_mode: bool = option(False, parse.boolean, EMULATION, "Emulate prefers-color-scheme: dark.")
+    reduced_motion: bool = option(False, parse.boolean, EMULATION, "Emulate prefers-reduced-motion: reduce.")
+    # None: by format (CaptureOptions.css_media), so that a pdf is a print unless asked otherwise.
+    media_type: str | None = option(
+        None, parse.choice(*MEDIA_TYPES), EMULATION,
+        "CSS media the page is rendered with (images too): `screen` or `print`; by default `print` for pdf, "
+        "`screen` otherwise.")
+    user_agent: str | None = option(
+        None, parse.text(1024, single_line=True), EMULATION, "User-Agent sent to the target.")
+    headers: tuple[tuple[str, str], ...] = option(
+        (), parse.headers, EMULATION,
+        "Extra HTTP headers sent to the target's origin only, unless `headers_scope=all` "
+        "(a JSON object; JSON text in a query string).", accepted=NOT_IN_LINKS,
+        conflicts=(Conflict("html", "headers with html need headers_scope=all: html has no target origin to "
+                                    "send them to", unless=("headers_scope", "all")),))
+    headers_scope: str = option(
+        "origin", parse.choice(*HEADER_SCOPES), EMULATION,
+        "Where `headers` go: `origin` (scheme, host and port of `url`: the main document and "
+        "same-origin requests) or `all` (every origin the page loads: third parties see them too).")
+    cookies: tuple[Cookie, ...] = option(
+        (), parse.cookies, EMULATION,
+        "Cookies set for the target's host only (a JSON list; JSON text in a query string).", accepted=NOT_IN_LINKS,
+        conflicts=(Conflict("html", "cookies and html cannot be combined: cookies need a url to belong to"),))
+    timezone: str | None = option(
+        None, parse.timezone, EMULATION, "IANA time zone emulated for the page (`Intl`, `Date`), e.g. `Europe/Paris`.")
+    locale: str | None = option(
+        None, parse.locale, EMULATION,
+        "BCP 47 tag for `navigator.language(s)`, `Intl`'s default and `Accept-Language`, e.g. `de-DE`.")
+    geolocation: Geolocation | None = option(
+        None, parse.geolocation, EMULATION,
+        "Emulated position, `{latitude, longitude, accuracy?}` (JSON) or `lat,lon[,accuracy]` (query); "
+        "accuracy in metres, 100 by default; permission granted to the target's origin only.")
+
+    cache: bool = option(
+        False, parse.boolean, CACHE, "Reuse an identical earlier capture of this account (no render, no credit).",
+        in_fingerprint=False)
+    cache_ttl: int = option(
+        86400, parse.integer(1, 2592000), CACHE, "How long, in seconds, a capture may be reused with `cache`.",
+        in_fingerprint=False)

@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import aiohttp
 import pytest
 
+from screenshot_service.capture.declaration import SIGNED_LINK
+from screenshot_service.capture.options import refused_at
 from screenshot_service.limits.quota import current_period
 from screenshot_service.signing import canonical_query, sign, signed_url, verify
 from tests.conftest import Service, image_of, wait_for
@@ -197,8 +199,15 @@ async def test_an_api_key_and_a_signature_together_are_400(service: Service) -> 
     assert status == 400 and "key_id" in error_of(body)["details"]["fields"]
 
 
-@pytest.mark.parametrize("name,value", [("headers", '{"X-A":"1"}'), ("cookies", '[{"name":"a","value":"b"}]'),
-                                        ("html", "<p>hi</p>"), ("s3", '{"bucket":"b"}')])
+REFUSED_ON_LINKS = {"headers": '{"X-A":"1"}', "cookies": '[{"name":"a","value":"b"}]', "html": "<p>hi</p>",
+                    "s3": '{"bucket":"b"}', "webhook_url": "https://hooks.example.com/x"}
+
+
+def test_what_a_signed_link_may_not_carry_is_declared_with_the_options() -> None:
+    assert set(refused_at(SIGNED_LINK)) == set(REFUSED_ON_LINKS)
+
+
+@pytest.mark.parametrize("name,value", REFUSED_ON_LINKS.items())
 async def test_a_signed_link_may_not_carry(service: Service, name: str, value: str) -> None:
     link = signed_url(base(service), service.key_id, await secret_of(service), service.site.url + "/paint",
                       **{name: value})

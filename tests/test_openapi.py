@@ -12,7 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import checks
 
-from screenshot_service.capture.options import CaptureOptions
+from screenshot_service.capture.declaration import BODY
+from screenshot_service.capture.options import accepted_at
 from screenshot_service.errors import TargetUnreachable
 from tests.conftest import Service
 
@@ -35,7 +36,7 @@ async def test_document_lists_every_endpoint_option_and_error(service: Service) 
                  "/v1/openapi.json", "/", "/healthz", "/readyz", "/metrics"):
         assert path in doc["paths"], path
     body = doc["paths"]["/v1/screenshot"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert set(CaptureOptions.parsers()) <= set(body["properties"])
+    assert set(accepted_at(BODY)) <= set(body["properties"])
     assert body["properties"]["width"] == {"type": "integer", "minimum": 100, "maximum": 3840, "default": 1280,
                                            "description": "Viewport width in CSS pixels."}
     query = {p["name"] for p in doc["paths"]["/v1/screenshot"]["get"]["parameters"]}

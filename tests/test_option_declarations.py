@@ -51,6 +51,18 @@ def test_readme_option_table_is_the_declarations() -> None:
                 assert shown(default) in default_cell, (name, default_cell)
 
 
+def test_readme_names_every_declared_conflict() -> None:
+    table = README.read_text().split("### Capture options", 1)[1].split("###", 1)[0]
+    refused = " ".join(table.split("Refused combinations", 1)[1].split("\n\n", 1)[0].split())
+    for spec in OPTIONS.values():
+        for conflict in spec.conflicts:
+            assert f"`{spec.name}`" in refused, spec.name
+            others = [str(v) for v in conflict.values] if conflict.values else [f"`{conflict.other}`"]
+            assert all(other in refused for other in others), (spec.name, conflict.other)
+            if conflict.unless:
+                assert "`{}={}`".format(*conflict.unless) in refused, conflict.unless
+
+
 def test_each_place_refuses_what_its_declarations_say() -> None:
     for place, names in REFUSED.items():
         assert set(refused_at(place)) == names, place

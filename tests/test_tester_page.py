@@ -142,11 +142,6 @@ async def test_page_is_self_contained_with_a_strict_csp(
     assert "/v1/screenshot" in html and "/*OPTIONS*/" not in html
 
 
-def test_every_option_has_exactly_one_group() -> None:
-    names = [name for _, group in OPTION_GROUPS for name in group]
-    assert sorted(names) == sorted(CaptureOptions.parsers())
-
-
 async def test_the_form_is_the_option_table(
     aiohttp_client: Any, tmp_path: Path, test_site: Site, shared_pool: Any, user: UserBrowser
 ) -> None:

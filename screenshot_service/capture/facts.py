@@ -3,9 +3,9 @@
 ``PageWatch`` follows the main frame's document requests through DevTools
 Network events (one per capture, made with its session before navigation):
 each redirect hop, and the last response's URL and status.  Warnings are
-collected on the same object while a capture runs (``ready_timeout`` during navigation, the rest at capture time)
-and end up in the result's ``page`` and ``warnings`` (SPEC §4).  Warnings never
-fail a capture.
+collected on the same object while a capture runs (``ready_timeout`` during
+navigation, the rest at capture time) and end up in the result's ``page`` and
+``warnings`` (SPEC §4).  Warnings never fail a capture.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ no step depends on another having run first to install it.
 
 Every watch subscribes to the page's DevTools events when the session is made,
 before ``prepare``: the first request of the capture is seen.  Subscribing sends
-nothing to the browser: a session costs no round trip.
+nothing to the browser: a session costs no round trip.  The subscriptions last
+as long as the page, which the pool disposes of with its context after the lease.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ async def wait_ready(session: CaptureSession, deadline: float | None) -> None:
     if unmet:
         waited = round(loop.time() - began, 1)
         session.document.warn("ready_timeout", f"captured after {waited:g} s without the page being ready: "
-                               f"{', '.join(unmet)} not settled", {"unmet": unmet, "waited_s": waited})
+                              f"{', '.join(unmet)} not settled", {"unmet": unmet, "waited_s": waited})
 
 
 # What the captured document is, and what may be wrong with it, read just before the shot.

@@ -26,6 +26,7 @@ from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.capture import blocking, fullpage, render
 from screenshot_service.capture.devices import DEVICES
 from screenshot_service.capture.options import CaptureOptions
+from screenshot_service.capture.session import CaptureSession
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.resolver import StaticResolver, SystemResolver
 from screenshot_service.errors import InvalidParameter
@@ -100,9 +101,10 @@ async def api(make_service: Any, options_pool: BrowserPool, options_site: Option
 async def render_direct(pool: BrowserPool, opts: CaptureOptions) -> render.Rendered:
     """prepare → navigate → capture on a leased page, without the HTTP layer."""
     async with pool.lease() as lease, asyncio.timeout(25):
-        await render.prepare(lease.page, opts)
-        await render.navigate(lease.page, opts)
-        return await render.capture(lease.page, opts, deadline=asyncio.get_running_loop().time() + 20)
+        session = CaptureSession(lease.page, lease.handle)
+        await render.prepare(session, opts)
+        await render.navigate(session, opts)
+        return await render.capture(session, opts, deadline=asyncio.get_running_loop().time() + 20)
 
 
 def rgb(image: Image.Image, x: int, y: int) -> tuple[int, int, int]:

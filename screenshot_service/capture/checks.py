@@ -25,16 +25,17 @@ from . import blank, facts, ready
 if TYPE_CHECKING:
     from ..browser.driver import PageDriver
     from .options import CaptureOptions
+    from .session import CaptureSession
 
 log = logging.getLogger("screenshot_service.capture")
 
 PROBE_PIXELS = 65_536  # a JPEG/WebP is judged blank from a PNG of the same area this small (~320 x 200)
 
 
-def http_status(page: PageDriver, opts: CaptureOptions) -> None:
+def http_status(session: CaptureSession, opts: CaptureOptions) -> None:
     """Right after navigation: a main document >= 400 fails with ``fail_on_http_error`` (502, raised
     inside the pipeline's admitted block, so the credit is refunded), else it is a warning."""
-    watch = facts.watch(page)
+    watch = session.document
     status = watch.status_code
     if opts.html is not None or status is None or status < 400 or watch.egress is not None:
         return  # the proxy's own error page is blocked_target or target_unreachable (navigation_watch.py)
@@ -44,14 +45,14 @@ def http_status(page: PageDriver, opts: CaptureOptions) -> None:
     watch.warn("http_error", f"the page answered HTTP {status}: this may be an error page", {"status": status})
 
 
-async def wait_ready(page: PageDriver, deadline: float | None) -> None:
+async def wait_ready(session: CaptureSession, deadline: float | None) -> None:
     loop = asyncio.get_running_loop()
     began, end = loop.time(), ready.budget_end(deadline)
-    unmet = await ready.wait_ready(page, end)
+    unmet = await ready.wait_ready(session.page, session.network, end)
     if unmet:
         waited = round(loop.time() - began, 1)
-        facts.watch(page).warn("ready_timeout", f"captured after {waited:g} s without the page being ready: "
-                               f"{', '.join(unmet)} not settled", {"unmet": unmet, "waited_s": waited})
+        session.document.warn("ready_timeout", f"captured after {waited:g} s without the page being ready: "
+                              f"{', '.join(unmet)} not settled", {"unmet": unmet, "waited_s": waited})
 
 
 # What the captured document is, and what may be wrong with it, read just before the shot.
@@ -69,11 +70,11 @@ _BEFORE_JS = """(wholePage) => {
 }"""
 
 
-async def before_capture(page: PageDriver, opts: CaptureOptions) -> facts.PageFacts:
+async def before_capture(session: CaptureSession, opts: CaptureOptions) -> facts.PageFacts:
     """Fonts still loading, images broken or pending; the page's facts with its title."""
-    watch = facts.watch(page)
+    watch = session.document
     try:
-        state = await page.evaluate(_BEFORE_JS, opts.full_page or opts.format == "pdf")
+        state = await session.page.evaluate(_BEFORE_JS, opts.full_page or opts.format == "pdf")
     except (ProtocolError, ScriptError) as exc:
         log.warning("page checks skipped: %s", _first_line(exc))
         return watch.facts("", html=opts.html is not None)
@@ -85,12 +86,12 @@ async def before_capture(page: PageDriver, opts: CaptureOptions) -> facts.PageFa
     return watch.facts(state["title"][:1024], html=opts.html is not None)
 
 
-async def after_capture(page: PageDriver, opts: CaptureOptions, data: bytes, area: tuple[int, int, int, int] | None,
-                        *, clamped: bool, height: int) -> None:
+async def after_capture(session: CaptureSession, opts: CaptureOptions, data: bytes,
+                        area: tuple[int, int, int, int] | None, *, clamped: bool, height: int) -> None:
     """``area``: the captured rectangle in CSS px of the page (None: the viewport)."""
-    watch = facts.watch(page)
+    watch = session.document
     try:
-        flat = await _is_flat(page, opts, data, area)
+        flat = await _is_flat(session.page, opts, data, area)
     except (ProtocolError, ScriptError) as exc:
         log.warning("blank check skipped: %s", _first_line(exc))
         flat = False

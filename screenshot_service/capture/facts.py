@@ -1,16 +1,15 @@
 """What a capture captured: the main document's facts and the warnings about the image.
 
 ``PageWatch`` follows the main frame's document requests through DevTools
-Network events (installed before navigation): each redirect hop, and the last
-response's URL and status.  Warnings are collected on the same object while a
-capture runs (``ready_timeout`` during navigation, the rest at capture time)
-and end up in the result's ``page`` and ``warnings`` (SPEC §4).  Warnings never
-fail a capture.
+Network events (one per capture, made with its session before navigation):
+each redirect hop, and the last response's URL and status.  Warnings are
+collected on the same object while a capture runs (``ready_timeout`` during
+navigation, the rest at capture time) and end up in the result's ``page`` and
+``warnings`` (SPEC §4).  Warnings never fail a capture.
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,9 +75,9 @@ class PageFacts:
 
 @dataclass
 class PageWatch:
-    """The main frame's document responses on one page, and the warnings gathered so far."""
+    """The main frame's document responses during one capture, and the warnings gathered so far."""
 
-    page: weakref.ref[PageDriver]  # weak: the watch lives as long as its page, not longer
+    page: PageDriver = field(repr=False)
     final_url: str | None = None
     status_code: int | None = None
     redirects: int = 0
@@ -87,14 +86,11 @@ class PageWatch:
     _hops: dict[str, int] = field(default_factory=dict)  # requestId -> redirects followed so far
 
     def __post_init__(self) -> None:
-        page = self.page()
-        assert page is not None
-        page.on("Network.requestWillBeSent", self._on_request)
-        page.on("Network.responseReceived", self._on_response)
+        self.page.on("Network.requestWillBeSent", self._on_request)
+        self.page.on("Network.responseReceived", self._on_response)
 
     def _is_main_document(self, event: dict[str, Any]) -> bool:
-        page = self.page()
-        return page is not None and event.get("type") == "Document" and event.get("frameId") == page.main_frame_id
+        return event.get("type") == "Document" and event.get("frameId") == self.page.main_frame_id
 
     def _on_request(self, event: dict[str, Any]) -> None:
         if self._is_main_document(event) and event.get("redirectResponse"):
@@ -126,12 +122,3 @@ class PageWatch:
     def sorted_warnings(self) -> tuple[CaptureWarning, ...]:
         return tuple(sorted(self.warnings, key=lambda w: WARNING_CODES.index(w.code)))
 
-
-_watches: weakref.WeakKeyDictionary[Any, PageWatch] = weakref.WeakKeyDictionary()
-
-
-def watch(page: PageDriver) -> PageWatch:
-    """The page's watch, installed on first call (before navigation, to see the first request)."""
-    if page not in _watches:
-        _watches[page] = PageWatch(weakref.ref(page))
-    return _watches[page]

@@ -23,7 +23,6 @@ import asyncio
 import base64
 import math
 import struct
-import weakref
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from . import bounds
 
 if TYPE_CHECKING:
     from ..browser.driver import PageDriver
+    from .network import NetworkTracker
     from .options import CaptureOptions
 
 SINGLE_LIMIT = bounds.TEXTURE_LIMIT  # device px: one shot is never taller (nor wider)
@@ -47,60 +47,6 @@ ZLIB_LEVEL = 1  # stitching recompresses everything; speed over a ~20 % smaller 
 class Shot:
     data: bytes
     clamped: bool
-
-
-# -- network bookkeeping ----------------------------------------------------------------
-
-
-class NetworkTracker:
-    """Requests in flight on one page, and how many Chromium itself blocked (setBlockedURLs)."""
-
-    def __init__(self, page: PageDriver) -> None:
-        self.inflight: set[str] = set()
-        self.blocked = 0
-        self.changed = asyncio.get_running_loop().time()
-        # frame id -> URL whose document response was a download (navigation then fails with ERR_ABORTED).
-        self.downloads: dict[str, str] = {}
-        page.on("Network.requestWillBeSent", lambda e: self._update(e["requestId"], add=True))
-        page.on("Network.loadingFinished", lambda e: self._update(e["requestId"], add=False))
-        page.on("Network.loadingFailed", self._failed)
-        page.on("Network.responseReceived", self._response)
-
-    def _update(self, request_id: str, *, add: bool) -> None:
-        (self.inflight.add if add else self.inflight.discard)(request_id)
-        self.changed = asyncio.get_running_loop().time()
-
-    def _failed(self, event: dict[str, Any]) -> None:
-        if event.get("blockedReason") == "inspector":
-            self.blocked += 1
-        self._update(event["requestId"], add=False)
-
-    def _response(self, event: dict[str, Any]) -> None:
-        response = event.get("response") or {}
-        headers = {k.lower(): str(v).lower() for k, v in (response.get("headers") or {}).items()}
-        attachment = headers.get("content-disposition", "").startswith("attachment")
-        if event.get("type") == "Document" and (attachment or response.get("mimeType") == "application/octet-stream"):
-            self.downloads[event.get("frameId", "")] = response.get("url", "")
-
-    async def settle(self, timeout: float, *, quiet: float = 0.3, allowed: int = 0) -> bool:
-        """Wait until at most ``allowed`` requests are in flight for ``quiet`` s; False on timeout."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + max(0.0, timeout)
-        while loop.time() < end:
-            if len(self.inflight) <= allowed and loop.time() - self.changed >= quiet:
-                return True
-            await asyncio.sleep(0.05)
-        return False
-
-
-_trackers: weakref.WeakKeyDictionary[Any, NetworkTracker] = weakref.WeakKeyDictionary()
-
-
-def track(page: PageDriver) -> NetworkTracker:
-    """The page's tracker, installed on first call (before navigation, to see every request)."""
-    if page not in _trackers:
-        _trackers[page] = NetworkTracker(page)
-    return _trackers[page]
 
 
 # -- reveal -------------------------------------------------------------------------------
@@ -140,14 +86,14 @@ _TOP_JS = """async () => {
 }"""
 
 
-async def reveal(page: PageDriver, opts: CaptureOptions, budget: float) -> None:
-    """Scroll through the page, let lazy content load and the network settle, return to the top."""
+async def reveal(page: PageDriver, network: NetworkTracker, opts: CaptureOptions, budget: float) -> None:
+    """Scroll through the page, let lazy content load and ``network`` settle, return to the top."""
     loop = asyncio.get_running_loop()
     budget = max(0.5, min(budget, REVEAL_MAX))
     end = loop.time() + budget
     await page.evaluate(_SCROLL_JS, int(budget * 500), opts.max_height)  # at most half for scrolling
     await page.evaluate(_IMAGES_JS, int(max(0.1, end - loop.time()) * 800))
-    await track(page).settle(min(2.0, end - loop.time()), allowed=0)
+    await network.settle(min(2.0, end - loop.time()), allowed=0)
     await page.evaluate(_TOP_JS)
     # On a busy machine the scroll can outrun the page's observers; back at the top they fire
     # for the first screen: wait for what they start (nothing pending: returns at once).

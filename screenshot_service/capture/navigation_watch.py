@@ -5,9 +5,9 @@ its ``html`` or the caller's ``js`` starts, nor whether an allowed host answers
 at all; the proxy finds out.  For plain http the browser then shows the proxy's
 own error page, marked ``X-Screenshot-Egress: refused`` or ``unreachable``; for
 https the tunnel fails, and the capture's proxy channel records which failure
-it was.  Either way this watch turns it into 400 ``blocked_target`` or 502
-``target_unreachable`` (refunded like every failure) instead of a screenshot
-of an error page.
+it was (egress_findings.py: this capture's records only).  Either way this
+watch turns it into 400 ``blocked_target`` or 502 ``target_unreachable``
+(refunded like every failure) instead of a screenshot of an error page.
 
 A navigation the page asked for is judged once it is answered: ``settle``
 waits for it (DevTools reports the request before the script that made it
@@ -29,7 +29,7 @@ from ..errors import ApiError, BlockedTarget, TargetUnreachable
 
 if TYPE_CHECKING:
     from ..browser.driver import PageDriver
-    from ..egress.proxy import ProxyChannel
+    from .egress_findings import EgressFindings
 
 log = logging.getLogger("screenshot_service.capture")
 
@@ -56,11 +56,11 @@ TUNNEL_ERRORS = ("ERR_TUNNEL_CONNECTION_FAILED", "ERR_PROXY_CONNECTION_FAILED")
 SETTLE_BOUND = 12.0  # s: a requested navigation is answered by then (the proxy gives up connecting at 10 s)
 
 
-def classify(error_text: str, host: str, channel: ProxyChannel | None) -> str | None:
+def classify(error_text: str, host: str, egress: EgressFindings | None) -> str | None:
     """REFUSED, UNREACHABLE or None (no verdict: e.g. an aborted navigation) for a net error."""
     if any(code in error_text for code in TUNNEL_ERRORS):
-        unreachable = channel is not None and any(h == host for h, _ in channel.unreachable)
-        refused = channel is not None and any(h == host for h, _ in channel.blocked)
+        unreachable = egress is not None and any(h == host for h, _ in egress.unreachable)
+        refused = egress is not None and any(h == host for h, _ in egress.refused)
         return UNREACHABLE if unreachable and not refused else REFUSED
     if any(code in error_text for code in BLOCKED_ERRORS):
         return REFUSED
@@ -79,8 +79,8 @@ def failure(verdict: str, host: str, reason: str) -> ApiError:
 class MainFrameWatch:
     """Watches the main frame's navigations (DevTools Page and Network events) for a failed document."""
 
-    def __init__(self, page: PageDriver, channel: ProxyChannel | None = None) -> None:
-        self.page, self.channel = page, channel
+    def __init__(self, page: PageDriver, egress: EgressFindings | None = None) -> None:
+        self.page, self.egress = page, egress
         self.failure: ApiError | None = None  # the first failed main document, if any
         self._documents: dict[str, str] = {}  # requestId -> URL of the main frame's document requests
         self._answered = asyncio.Event()  # no navigation of the main frame waits for its answer
@@ -120,7 +120,7 @@ class MainFrameWatch:
         if url is None:
             return
         error_text = str(event.get("errorText", ""))
-        verdict = classify(error_text, _host(url), self.channel)
+        verdict = classify(error_text, _host(url), self.egress)
         if verdict is not None and not event.get("canceled"):
             self._fail(verdict, url, error_text)
         self._answered.set()
@@ -133,7 +133,7 @@ class MainFrameWatch:
         if self.failure is not None:
             return  # the first failure explains what followed
         host = _host(url)
-        records = self.channel.unreachable if self.channel is not None else []
+        records = self.egress.unreachable if self.egress is not None else []
         reason = next((r for h, r in records if h == host), error_text.removeprefix("net::") or "no answer")
         self.failure = failure(verdict, host, reason)
 

@@ -1,7 +1,7 @@
 """``wait_until=ready``: wait until the page has really settled, within a bound.
 
 Ready means, at one and the same poll: no request in flight for ``NETWORK_QUIET``
-seconds (DevTools Network events, see fullpage.NetworkTracker), ``document.fonts``
+seconds (DevTools Network events, see network.NetworkTracker), ``document.fonts``
 not loading, every ``<img>`` complete and decoded (broken ones count as settled:
 they will not get better, ``images_broken`` reports them), and no layout shift
 nor change of the document's size for ``LAYOUT_QUIET_MS``.  Lazy images far
@@ -17,10 +17,10 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ..browser.driver import ProtocolError, ScriptError
-from . import fullpage
 
 if TYPE_CHECKING:
     from ..browser.driver import PageDriver
+    from .network import NetworkTracker
 
 NETWORK_QUIET = 0.5  # seconds without a request in flight
 LAYOUT_QUIET_MS = 300  # no layout shift or size change for this long
@@ -71,10 +71,9 @@ def budget_end(deadline: float | None) -> float:
     return now + max(0.2, left - max(RESERVE_MIN, left * RESERVE_SHARE))
 
 
-async def wait_ready(page: PageDriver, end: float) -> list[str]:
+async def wait_ready(page: PageDriver, tracker: NetworkTracker, end: float) -> list[str]:
     """Wait until every condition holds at once, or ``end`` (loop time); the conditions still unmet."""
     loop = asyncio.get_running_loop()
-    tracker = fullpage.track(page)
     unmet: list[str] = list(CONDITIONS)
     while True:
         try:

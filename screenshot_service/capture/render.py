@@ -5,8 +5,8 @@ call here carries its own timeout (the driver bounds each call only as a backsto
 ``capture`` takes the deadline only to size the time it spends revealing lazy
 content of a full page.
 
-``navigate`` runs ``prepare`` itself if it has not run on that page, so a
-caller that only calls ``navigate`` + ``capture`` still honours every option.
+``navigate`` runs ``prepare`` itself if it has not run in the capture's session (session.py),
+so a caller that only calls ``navigate`` + ``capture`` still honours every option.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,12 +24,11 @@ from . import animations, blocking, bounds, checks, devices, emulation, facts, f
 from .navigation_watch import classify
 from .options import CaptureOptions
 from .scoped_headers import apply_headers
+from .session import CaptureSession
 
 REVEAL_DEFAULT = 6.0  # seconds of lazy-content reveal when the caller gives no deadline
 REVEAL_SHARE = 0.5  # ... else at most this share of the time left
 BANNER_SETTLE = 0.3  # seconds for a consent banner to react to its accept button
-
-_prepared: weakref.WeakSet[PageDriver] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ class Rendered:
     width: int  # pixels of the produced image (CSS px × device scale factor); for PDF the viewport
     height: int
     clamped: bool = False  # full page taller than max_height (or the format's limit) was cut
-    blocked_requests: int = 0  # requests Chromium refused from the ad/tracker lists
+    blocked_requests: int = 0  # requests refused by the shot: by the egress proxy and Chromium's ad/tracker lists
     page: facts.PageFacts = facts.PageFacts()
     warnings: tuple[facts.CaptureWarning, ...] = ()
 
@@ -67,11 +65,10 @@ async def _emulate_screen(page: PageDriver, opts: CaptureOptions) -> None:
     )
 
 
-async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
+async def prepare(session: CaptureSession, opts: CaptureOptions) -> None:
     """Everything that must hold before the first request: emulation, identity, blocking."""
-    _prepared.add(page)
-    fullpage.track(page)  # count requests from the very first one
-    facts.watch(page)  # ... and follow the main document from its first request
+    session.prepared = True
+    page = session.page
     await _emulate_screen(page, opts)
     await emulation.emulate(page, opts)
     if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners or opts.disable_animations:
@@ -85,12 +82,13 @@ async def prepare(page: PageDriver, opts: CaptureOptions) -> None:
     await blocking.apply_page_blocking(page, opts)
 
 
-async def navigate(page: PageDriver, opts: CaptureOptions, *, deadline: float | None = None) -> None:
+async def navigate(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None) -> None:
     """Load the page and wait as ``wait_until`` says; ``deadline`` (loop time) bounds ``ready``."""
-    if page not in _prepared:
-        await prepare(page, opts)
+    if not session.prepared:
+        await prepare(session, opts)
+    page = session.page
     if opts.html is not None:
-        await _load_html(page, opts)
+        await _load_html(session, opts)
     else:
         assert opts.url is not None
         _refuse_listed_target(opts)
@@ -98,21 +96,21 @@ async def navigate(page: PageDriver, opts: CaptureOptions, *, deadline: float | 
             # ready: the document first, then the conditions of capture/ready.py, within a bound
             await page.goto(opts.url, "domcontentloaded" if opts.wait_until == "ready" else opts.wait_until)
         except NavigationFailed as exc:
-            if page.main_frame_id in fullpage.track(page).downloads:  # downloads are denied per context (browser/pool.py)
+            if page.main_frame_id in session.network.downloads:  # downloads are denied per context (browser/pool.py)
                 host = urlsplit(opts.url).hostname or "the target"
                 raise TargetUnreachable(
                     f"{host} answered with a file download, not a page: there is nothing to capture",
                     details={"host": host},
                 ) from None
             raise _navigation_error(str(exc), opts.url) from None
-        checks.http_status(page, opts)  # before any wait: an error page will not grow the awaited selector
+        checks.http_status(session, opts)  # before any wait: an error page will not grow the awaited selector
     if opts.disable_animations:  # first now, so that frozen animations neither delay ready nor hide the selector
         await animations.freeze(page)
     if opts.wait_for_selector:
         await _check_selector(page, "wait_for_selector", opts.wait_for_selector)
         await page.wait_for_selector(opts.wait_for_selector)
     if opts.wait_until == "ready":
-        await checks.wait_ready(page, deadline)
+        await checks.wait_ready(session, deadline)
     await _tidy(page, opts)
     if opts.disable_animations:  # again: what the page started since, and what the caller's js did
         await animations.freeze(page, style=False)
@@ -120,23 +118,24 @@ async def navigate(page: PageDriver, opts: CaptureOptions, *, deadline: float | 
         await asyncio.sleep(opts.delay / 1000)
 
 
-async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
+async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
     """The image (or PDF).  ``deadline`` (loop time) bounds the full-page reveal."""
+    page = session.page
     if opts.omit_background:
         await page.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
     if opts.format == "pdf":
         if opts.disable_animations:
             await animations.freeze(page, style=False)
-        page_facts = await checks.before_capture(page, opts)
+        page_facts = await checks.before_capture(session, opts)
         result = await page.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
-        return _rendered(page, base64.b64decode(result["data"]), opts.width, opts.height, page_facts=page_facts)
+        return _rendered(session, base64.b64decode(result["data"]), opts.width, opts.height, page_facts=page_facts)
     clamped = False
     area: tuple[int, int, int, int] | None = None
     if opts.full_page:
-        await fullpage.reveal(page, opts, _reveal_budget(deadline))
+        await fullpage.reveal(page, session.network, opts, _reveal_budget(deadline))
         if opts.disable_animations:  # what the reveal scrolled into view may have started animating
             await animations.freeze(page, style=False)
-        page_facts = await checks.before_capture(page, opts)
+        page_facts = await checks.before_capture(session, opts)
         shot = await fullpage.capture_full_page(page, opts)
         data, clamped = shot.data, shot.clamped
     else:
@@ -147,10 +146,10 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
             # The page's checks and the shot in one round trip: the renderer answers the script
             # before it paints the frame the screenshot waits for, so they see the same page.
             page_facts, shot_result = await asyncio.gather(
-                checks.before_capture(page, opts), page.send("Page.captureScreenshot", fullpage.shot_params(opts)))
+                checks.before_capture(session, opts), page.send("Page.captureScreenshot", fullpage.shot_params(opts)))
             data = base64.b64decode(shot_result["data"])
         else:
-            page_facts = await checks.before_capture(page, opts)
+            page_facts = await checks.before_capture(session, opts)
             area = area or await _element_box(page, opts.selector)
             if opts.selector:  # a clip was checked with the options; an element's size is known only now
                 bounds.check_area("selector", area[2], area[3], opts.device_scale_factor, opts.format)
@@ -159,15 +158,15 @@ async def capture(page: PageDriver, opts: CaptureOptions, *, deadline: float | N
     width, height = fullpage.image_size(data)
     if area is None and opts.full_page:
         area = (0, 0, opts.width, max(1, round(height / opts.device_scale_factor)))
-    await checks.after_capture(page, opts, data, area, clamped=clamped, height=height)
-    return _rendered(page, data, width, height, clamped, page_facts=page_facts)
+    await checks.after_capture(session, opts, data, area, clamped=clamped, height=height)
+    return _rendered(session, data, width, height, clamped, page_facts=page_facts)
 
 
-def _rendered(page: PageDriver, data: bytes, width: int, height: int, clamped: bool = False,
+def _rendered(session: CaptureSession, data: bytes, width: int, height: int, clamped: bool = False,
               *, page_facts: facts.PageFacts) -> Rendered:
-    blocked = fullpage.track(page).blocked
-    return Rendered(data=data, width=width, height=height, clamped=clamped, blocked_requests=blocked,
-                    page=page_facts, warnings=facts.watch(page).sorted_warnings())
+    return Rendered(data=data, width=width, height=height, clamped=clamped,
+                    blocked_requests=session.blocked_requests, page=page_facts,
+                    warnings=session.document.sorted_warnings())
 
 
 def _reveal_budget(deadline: float | None) -> float:
@@ -187,15 +186,15 @@ _LOADED_JS = """(wanted) => new Promise(resolve => {
 })"""
 
 
-async def _load_html(page: PageDriver, opts: CaptureOptions) -> None:
+async def _load_html(session: CaptureSession, opts: CaptureOptions) -> None:
     """Render caller-supplied HTML, then wait as ``wait_until`` says (setContent alone does not)."""
     assert opts.html is not None
-    await page.set_content(opts.html)
-    await page.evaluate(_LOADED_JS, "domcontentloaded" if opts.wait_until == "ready" else opts.wait_until)
+    await session.page.set_content(opts.html)
+    await session.page.evaluate(_LOADED_JS, "domcontentloaded" if opts.wait_until == "ready" else opts.wait_until)
     if opts.wait_until.startswith("networkidle"):
         # No timeout of our own: the deadline around us ends a network that never goes quiet.
         allowed = 0 if opts.wait_until == "networkidle0" else 2
-        await fullpage.track(page).settle(math.inf, quiet=0.5, allowed=allowed)
+        await session.network.settle(math.inf, quiet=0.5, allowed=allowed)
 
 
 _BANNERS_JS = """(selectors) => {

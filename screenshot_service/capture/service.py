@@ -24,8 +24,8 @@ from ..storage.customer import CustomerS3, put_to_customer_bucket
 from . import blocking, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
 from .facts import CaptureWarning, PageFacts
-from .navigation_watch import MainFrameWatch
 from .options import CaptureOptions
+from .session import CaptureSession
 
 STORAGE_MARGIN = 0.5  # seconds kept back from storage so its failure is reported in time
 
@@ -175,23 +175,23 @@ class CaptureService:
         if channel is not None:
             # This capture's ad/tracker lists, applied by the proxy to every request it sees.
             channel.blocked_hosts = blocking.host_blocker(opts)
-        watch = MainFrameWatch(lease.page, channel)
+        session = CaptureSession(lease.page, channel)
+        watch = session.navigation
         began = time.monotonic()
         # A main document the proxy refused or could not fetch (the URL, a redirect, a navigation
         # the page or the caller's js made) fails the capture, whatever error it caused meanwhile.
         with watch.judged():
-            await render.prepare(lease.page, opts)
-            await render.navigate(lease.page, opts, deadline=deadline)
+            await render.prepare(session, opts)
+            await render.navigate(session, opts, deadline=deadline)
             await watch.settle()
         self.metrics.observe_phase("navigation", time.monotonic() - began)
         began = time.monotonic()
         with watch.judged():
-            rendered = await render.capture(lease.page, opts, deadline=deadline)
+            rendered = await render.capture(session, opts, deadline=deadline)
             await watch.settle()
         self.metrics.observe_phase("capture", time.monotonic() - began)
-        refused = len(channel.blocked) if channel is not None else 0
-        self.metrics.count_blocked(refused)  # egress refusals only, not the ad/tracker lists
-        return rendered, refused + rendered.blocked_requests
+        self.metrics.count_blocked(len(session.egress.refused))  # egress refusals, not Chromium's lists
+        return rendered, session.blocked_requests
 
     async def _store(
         self, opts: CaptureOptions, data: bytes, base_url: str, customer: CustomerS3 | None, budget: float

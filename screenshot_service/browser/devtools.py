@@ -76,11 +76,8 @@ def _fail_all(pending: Pending) -> None:
 
 
 def is_connection_lost(error: BaseException) -> bool:
-    """True when ``error`` means the browser, its connection or the page's target went away."""
-    text = str(error)
-    return isinstance(error, (NetworkError, ConnectionError)) and (
-        CLOSED in text or "Target closed" in text or "Session closed" in text or "Connection is closed" in text
-    )
+    """True when ``error`` is a call failed by a dropped connection or a closed session (``CLOSED``)."""
+    return isinstance(error, NetworkError) and CLOSED in str(error)
 
 
 class DevToolsConnection(EventEmitter):

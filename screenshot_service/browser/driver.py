@@ -274,8 +274,7 @@ class BrowserDriver:
         connection = self._browser._connection
         context_id = (await connection.send("Target.createBrowserContext", params))["browserContextId"]
         made.append(context_id)
-        context = BrowserContext(self._browser, context_id)
-        self._browser._contexts[context_id] = context
+        self._browser._contexts[context_id] = BrowserContext(self._browser, context_id)  # its targets' context
         await connection.send("Browser.setDownloadBehavior", {**DOWNLOADS_DENIED, "browserContextId": context_id})
         page = await open_page(self._browser, connection, context_id)
         guard_page(page)

@@ -3,7 +3,7 @@ versions its setup.cfg allows?
 
 ``python scripts/floors_smoke.py constraints setup.cfg`` prints a pip constraints file
 pinning every dependency of ``install_requires`` at its floor (``aiohttp>=3.14,<4`` ->
-``aiohttp==3.14``), so the floors are stated once, in setup.cfg.
+``aiohttp==3.14``) or its pin (``pyppeteer==2.0.0``), so the floors are stated once, in setup.cfg.
 
 ``python floors_smoke.py run`` (inside the venv made with those constraints, from a
 directory outside the checkout) imports every module, exercises each dependency where
@@ -39,9 +39,9 @@ def constraints(setup_cfg: str) -> str:
         requirement = requirement.strip()
         if not requirement:
             continue
-        found = re.match(r"^([A-Za-z0-9_.\-\[\]]+)\s*>=\s*([0-9][0-9A-Za-z.]*)", requirement)
+        found = re.match(r"^([A-Za-z0-9_.\-\[\]]+)\s*(?:>=|==)\s*([0-9][0-9A-Za-z.]*)", requirement)
         if not found:
-            raise SystemExit(f"setup.cfg: {requirement!r} has no >= floor")
+            raise SystemExit(f"setup.cfg: {requirement!r} has no >= floor or == pin")
         name = re.sub(r"\[.*\]", "", found.group(1))
         lines.append(f"{name}=={found.group(2)}")
     return "\n".join(lines) + "\n"

@@ -85,3 +85,22 @@ async def test_a_killed_browser_fails_calls_in_flight_and_later_ones_at_once() -
     finally:
         await chromium.close()
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+async def test_an_answer_for_a_caller_that_gave_up_leaves_the_browser_serving() -> None:
+    chromium = await launcher.launch(launcher.find_executable())
+    try:
+        _, page = await chromium.driver.new_context({}, BOUND)
+        given_up = asyncio.ensure_future(page.evaluate("() => new Promise(resolve => { window.release = resolve; })"))
+        async with asyncio.timeout(BOUND):
+            while not await page.evaluate("() => typeof window.release === 'function'"):
+                pass
+        given_up.cancel()  # as a capture's deadline cancels the call it was waiting on
+        with pytest.raises(asyncio.CancelledError):
+            await given_up
+        # The answer to the abandoned call comes now, before this one's: nobody is waiting for it.
+        await page.evaluate("() => window.release(1)")
+        assert await page.evaluate("() => 6 * 7") == 42
+        assert chromium.driver.connected
+    finally:
+        await chromium.close()

@@ -4,7 +4,7 @@
 navigation, selector waits) and the errors below, never a pyppeteer object.
 The pool sees a ``BrowserDriver`` (contexts, liveness probe, close).
 
-What this layer guarantees on top of pyppeteer (with ``compat``'s patches):
+What this layer guarantees on top of pyppeteer (with ``devtools``' connection and sessions):
 
 * a dropped DevTools connection fails every pending and future call at once
   with ``ConnectionLost``, with no busy loop;
@@ -29,8 +29,9 @@ from pyppeteer.errors import BrowserError, ElementHandleError, NetworkError, Pag
 from pyppeteer.helper import getExceptionMessage, valueFromRemoteObject
 from pyppeteer.page import Page
 
-from . import compat
+from .devtools import is_connection_lost
 from .hazards import guard_page, watch_popups
+from .pages import open_page
 from .pipe import PipeConnection
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ class CallTimeout(DriverError):
 
 
 def _translate(exc: BaseException) -> BaseException:
-    if compat.is_connection_lost(exc) or isinstance(exc, (ConnectionError, BrowserError)):
+    if is_connection_lost(exc) or isinstance(exc, (ConnectionError, BrowserError)):
         return ConnectionLost(str(exc))
     if isinstance(exc, PageError):
         return NavigationFailed(str(exc))
@@ -243,7 +244,7 @@ class BrowserDriver:
 
     @property
     def connected(self) -> bool:
-        return not getattr(self._browser._connection, "_dropped", False)
+        return not self._browser._connection.dropped
 
     def on_disconnect(self, callback: Callable[[], None]) -> None:
         self._browser.on("disconnected", callback)
@@ -273,10 +274,9 @@ class BrowserDriver:
         connection = self._browser._connection
         context_id = (await connection.send("Target.createBrowserContext", params))["browserContextId"]
         made.append(context_id)
-        context = BrowserContext(self._browser, context_id)
-        self._browser._contexts[context_id] = context
+        self._browser._contexts[context_id] = BrowserContext(self._browser, context_id)  # its targets' context
         await connection.send("Browser.setDownloadBehavior", {**DOWNLOADS_DENIED, "browserContextId": context_id})
-        page = await context.newPage()
+        page = await open_page(self._browser, connection, context_id)
         guard_page(page)
         driver = PageDriver(page)
         self._pages[page.target._targetId] = driver

@@ -11,8 +11,8 @@ each message a JSON text ended by a NUL byte.  Against the websocket:
   A capture exchanges about 60 messages, so this is a good part of what the
   service's own Python spends per capture (docs/browser.md).
 
-``PipeConnection`` is pyppeteer's ``Connection`` (with ``compat``'s fixes) on
-that transport: its pages, sessions and events work unchanged.
+``PipeConnection`` is the service's ``devtools.DevToolsConnection`` on that
+transport: pyppeteer's browser, pages and events work unchanged on it.
 """
 
 from __future__ import annotations
@@ -21,12 +21,9 @@ import asyncio
 import json
 import logging
 import os
-from typing import IO, Any
+from typing import IO
 
-from pyee import EventEmitter
-from pyppeteer.connection import Connection
-
-from . import compat
+from .devtools import DevToolsConnection
 
 log = logging.getLogger("screenshot_service.browser")
 
@@ -45,23 +42,14 @@ def child_pipes(commands: int, events: int) -> None:
         os.close(fd)
 
 
-class PipeConnection(Connection):
+class PipeConnection(DevToolsConnection):
     """A connected pipe pair; every pending and later call fails at once when Chromium's end closes."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        EventEmitter.__init__(self)  # not Connection's: it would open a websocket
-        self._url = "pipe:"
-        self._lastId = 0
-        self._callbacks: dict[int, asyncio.Future[Any]] = {}
-        self._delay = 0.0
-        self._loop = loop
-        self._sessions: dict[str, Any] = {}
-        self._connected = False
-        self._dropped = False
-        self._closeCallback = None
-        self._recv_fut = loop.create_future()  # done when Chromium's end of the events pipe closes
+        super().__init__(loop, "pipe:")
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.ReadTransport | None = None
+        self._disposing: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, events: IO[bytes], commands: IO[bytes]) -> PipeConnection:
@@ -78,30 +66,27 @@ class PipeConnection(Connection):
             events.close()
             commands.close()
             raise
-        self._connected = True
         return self
 
-    def _post(self, msg: str, message_id: int) -> None:
+    def _post(self, message: str) -> None:
         writer = self._writer
         if writer is None or writer.is_closing():
             self._lost(None)  # fails this call with every other one
             return
-        writer.write(msg.encode() + b"\0")
+        writer.write(message.encode() + b"\0")
 
     def _received(self, message: bytes) -> None:
         try:
-            compat.dispatch(self, json.loads(message))
-        except Exception:  # as on the websocket: a message we cannot handle ends the connection
+            self.dispatch(json.loads(message))
+        except Exception:  # a message we cannot handle ends the connection
             log.exception("devtools connection failed")
             self._lost(None)
 
     def _lost(self, exc: BaseException | None) -> None:
         if exc is not None:
             log.debug("devtools pipe ended: %r", exc)
-        if not self._recv_fut.done():
-            self._recv_fut.set_result(None)
-        if not self._dropped:
-            self._loop.create_task(self.dispose())
+        if not self.dropped and self._disposing is None:
+            self._disposing = self._loop.create_task(self.dispose())
 
     async def _close_transport(self) -> None:
         # abort, not close: a hung Chromium never drains what is still buffered for it

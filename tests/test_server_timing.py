@@ -76,3 +76,10 @@ async def test_a_failed_capture_reports_its_stages_but_an_unknown_caller_gets_no
     stranger = await service.client.get("/v1/screenshot", params={"url": service.site.url + "/paint",
                                                                   "api_key": "sk_not_a_key"})
     assert stranger.status == 401 and "Server-Timing" not in stranger.headers
+
+
+async def test_the_openapi_document_names_the_header(service: Service) -> None:
+    document = await (await service.client.get("/v1/openapi.json")).json()
+    for method in ("get", "post"):
+        header = document["paths"]["/v1/screenshot"][method]["responses"]["200"]["headers"]["Server-Timing"]
+        assert all(stage in header["description"] for stage in STAGES)

@@ -67,7 +67,7 @@ async def test_a_failed_capture_reports_its_stages_but_an_unknown_caller_gets_no
     failed = await service.client.get(
         "/v1/screenshot", params={"url": "http://nonexistent.invalid/", "api_key": service.key})
     assert failed.status == 502 and (await failed.json())["error"]["code"] == "target_unreachable"
-    assert {"auth", "admission"} <= set(stages_of(failed))
+    assert {"auth", "admission", "navigation"} <= set(stages_of(failed))  # it failed resolving the host
 
     invalid = await service.shot("/paint", width=0)
     assert invalid.status == 400 and "width" in (await invalid.json())["error"]["details"]["fields"]
@@ -76,6 +76,12 @@ async def test_a_failed_capture_reports_its_stages_but_an_unknown_caller_gets_no
     stranger = await service.client.get("/v1/screenshot", params={"url": service.site.url + "/paint",
                                                                   "api_key": "sk_not_a_key"})
     assert stranger.status == 401 and "Server-Timing" not in stranger.headers
+
+
+async def test_a_timed_out_capture_shows_the_stage_that_ran_out_of_time(service: Service) -> None:
+    timed_out = await service.shot("/never-loads", timeout=2)
+    assert timed_out.status == 504 and (await timed_out.json())["error"]["code"] == "capture_timeout"
+    assert set(stages_of(timed_out)) == {"auth", "admission", "navigation"}
 
 
 async def test_the_openapi_document_names_the_header(service: Service) -> None:

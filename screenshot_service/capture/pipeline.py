@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -109,7 +108,7 @@ class CapturePipeline:
             return await self._capture(order)
         await self.faults.reach("admitting")
         lease = deadline - asyncio.get_running_loop().time() + SETTLE_MARGIN
-        admitting = time.perf_counter()
+        admitting = order.timings.start(ADMISSION)
         async with self.admission.admit(order.key, order.headers, lease) as ticket:
             order.timings.add(ADMISSION, admitting)
             await self.faults.reach("reserved")
@@ -117,7 +116,7 @@ class CapturePipeline:
             await self.faults.reach("captured")
             if not order.caller_present():
                 raise CallerGone("the client hung up before its capture was delivered")
-            settling = time.perf_counter()  # the commit, then the slot released on leaving the block
+            settling = order.timings.start(SETTLE)  # the commit, then the slot released on leaving the block
             await asyncio.shield(ticket.commit())  # not acknowledged: 503, and the finally refunds
             await self.faults.reach("committed")
         order.timings.add(SETTLE, settling)

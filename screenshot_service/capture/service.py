@@ -9,7 +9,6 @@ half-way through being saved.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -119,11 +118,11 @@ class CaptureService:
             async with asyncio.timeout_at(deadline):
                 if opts.html is None:
                     assert opts.url is not None
-                    checking = time.perf_counter()
+                    checking = timings.start(NAVIGATION)
                     target = await check_target(opts.url, self.policy, self.resolver)
                     timings.add(NAVIGATION, checking)
                     opts = opts.with_changes(url=target.url)
-                leasing = time.perf_counter()
+                leasing = timings.start(ADMISSION)
                 async with self.pool.lease(lane) as lease:
                     timings.add(ADMISSION, leasing)
                     self.metrics.observe_phase("queue", lease.waited_s)
@@ -185,7 +184,7 @@ class CaptureService:
             # This capture's ad/tracker lists, applied by the proxy to every request it sees.
             channel.blocked_hosts = blocking.host_blocker(opts)
         watch = MainFrameWatch(lease.page, channel)
-        began = time.perf_counter()
+        began = timings.start(NAVIGATION)
         # A main document the proxy refused or could not fetch (the URL, a redirect, a navigation
         # the page or the caller's js made) fails the capture, whatever error it caused meanwhile.
         with watch.judged():
@@ -193,7 +192,7 @@ class CaptureService:
             await render.navigate(lease.page, opts, deadline=deadline)
             await watch.settle()
         self.metrics.observe_phase("navigation", timings.add(NAVIGATION, began))
-        began = time.perf_counter()
+        began = timings.start(CAPTURE)
         with watch.judged():
             rendered = await render.capture(lease.page, opts, deadline=deadline)
             await watch.settle()
@@ -207,7 +206,7 @@ class CaptureService:
         timings: StageTimings,
     ) -> StoredObject:
         name = new_object_name(opts.format)
-        began = time.perf_counter()
+        began = timings.start(STORE)
         try:
             async with asyncio.timeout(budget):
                 if customer is None:

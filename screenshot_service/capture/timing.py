@@ -32,17 +32,25 @@ _DECIMALS = 2  # of a millisecond: 10 µs
 class StageTimings:
     """The stages of one request; ``began`` is its arrival at the handler."""
 
-    __slots__ = ("began", "spent")
+    __slots__ = ("_running", "began", "spent")
 
     def __init__(self) -> None:
         self.began = time.perf_counter()
         self.spent: dict[str, float] = {}  # seconds by stage
+        self._running: tuple[str, float] | None = None  # the stage started and not yet counted
+
+    def start(self, stage: str) -> float:
+        """Note that ``stage`` starts now; returns the ``perf_counter`` reading for ``add``."""
+        now = time.perf_counter()
+        self._running = (stage, now)
+        return now
 
     def add(self, stage: str, since: float) -> float:
         """Count the time from ``since`` (a ``perf_counter`` reading) until now towards
         ``stage``; returns those seconds."""
         seconds = time.perf_counter() - since
         self.spent[stage] = self.spent.get(stage, 0.0) + seconds
+        self._running = None
         return seconds
 
     def stage(self, name: str) -> Stage:
@@ -50,11 +58,19 @@ class StageTimings:
         return Stage(self, name)
 
     def header(self) -> str:
-        """The ``Server-Timing`` value, total up to now: ``auth;dur=0.41, ..., total;dur=61.07``."""
+        """The ``Server-Timing`` value, total up to now: ``auth;dur=0.41, ..., total;dur=61.07``.
+
+        A stage started and never counted is the one a failed capture failed in (its error
+        propagated past ``add``): it counts until now, so a 504 shows what ran out of time."""
+        now = time.perf_counter()
+        spent = dict(self.spent)
+        if self._running is not None:
+            name, since = self._running
+            spent[name] = spent.get(name, 0.0) + now - since
         scale = 10**_DECIMALS
-        parts = [f"{name};dur={math.floor(self.spent[name] * 1000 * scale) / scale:.{_DECIMALS}f}"
-                 for name in STAGES if name in self.spent]
-        total = math.ceil((time.perf_counter() - self.began) * 1000 * scale) / scale
+        parts = [f"{name};dur={math.floor(spent[name] * 1000 * scale) / scale:.{_DECIMALS}f}"
+                 for name in STAGES if name in spent]
+        total = math.ceil((now - self.began) * 1000 * scale) / scale
         parts.append(f"{TOTAL};dur={total:.{_DECIMALS}f}")
         return ", ".join(parts)
 
@@ -68,7 +84,7 @@ class Stage:
         self._began = 0.0
 
     def __enter__(self) -> None:
-        self._began = time.perf_counter()
+        self._began = self._timings.start(self._name)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:

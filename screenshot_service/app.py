@@ -82,6 +82,7 @@ def create_app(
     app.cleanup_ctx.append(_capture_ctx)
     app.on_shutdown.append(_drain)
     app.on_response_prepare.append(add_limit_headers)
+    app.on_response_prepare.append(screenshot.add_server_timing)
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

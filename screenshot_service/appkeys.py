@@ -11,6 +11,7 @@ from .browser.pool import BrowserPool
 from .capture.cache import CaptureCache
 from .capture.pipeline import CapturePipeline
 from .capture.service import CaptureService
+from .capture.timing import StageTimings
 from .config import Settings
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
@@ -72,3 +73,5 @@ KEY_ID = web.RequestKey("key_id", str)  # the caller's public key id, never the 
 TARGET_HOST = web.RequestKey("target_host", str)  # host only, never the full URL
 # Rate-limit and quota headers gathered while handling; added to whatever response goes out.
 LIMIT_HEADERS = web.RequestKey("limit_headers", dict)
+# A capture's stages (capture/timing.py), once its caller is authenticated: sent as Server-Timing.
+TIMINGS = web.RequestKey("timings", StageTimings)

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import aiohttp
 import pytest
 from PIL import Image
 
@@ -33,17 +34,27 @@ from screenshot_service.bench import (
     procstats,
     report,
     run,
+    stages,
     targets,
 )
 from screenshot_service.bench.floor import floor_browser
-from screenshot_service.bench.load import Clocked, run_alternating, run_burst, run_chunks, run_load, timed
+from screenshot_service.bench.load import (
+    Answer,
+    Clocked,
+    run_alternating,
+    run_burst,
+    run_chunks,
+    run_load,
+    timed,
+)
 from screenshot_service.bench.plan import make_plan
 from screenshot_service.bench.report import Run, Sample, Stats
-from screenshot_service.bench.service import BENCH_PLAN, ServiceOptions, bench_config
-from screenshot_service.bench.spec import PAGES
+from screenshot_service.bench.service import BENCH_PLAN, ServiceHandle, ServiceOptions, bench_config
+from screenshot_service.bench.spec import PAGES, CaptureSpec
 from screenshot_service.bench.target import BenchTarget, Cpu
 from screenshot_service.browser import launcher
-from tests.conftest import wait_for
+from screenshot_service.capture.timing import StageTimings, parse_server_timing
+from tests.conftest import Service, wait_for
 
 
 def _leftovers(user_data_dir: str) -> list[str]:
@@ -250,6 +261,77 @@ def test_stats_of_a_run_without_successes() -> None:
 def test_table_and_summary_render() -> None:
     text = report.summary(_synthetic_results())
     assert "small-c1" in text and "small-c4" in text and "overload:" in text
+
+
+def test_server_timing_is_parsed_as_w3c_writes_it() -> None:
+    header = 'auth;dur=0.41, cache;desc="hit, in memory";dur=1.5 ,, miss, db;dur="53", total;dur=61.07;dur=9'
+    assert parse_server_timing(header) == {"auth": 0.41, "cache": 1.5, "miss": 0.0, "db": 53.0, "total": 61.07}
+    assert parse_server_timing("") == {}
+    for malformed in ("auth;dur=fast", ";dur=1", "auth dur=1", 'auth;desc="unterminated'):
+        with pytest.raises(ValueError):
+            parse_server_timing(malformed)
+
+
+def test_the_service_header_parses_back_with_its_stages_within_the_total() -> None:
+    timings = StageTimings()
+    for stage in ("auth", "navigation", "capture", "navigation"):  # a stage may be counted in parts
+        with timings.stage(stage):
+            sum(range(1000))
+    metrics = parse_server_timing(timings.header())
+    assert list(metrics) == ["auth", "navigation", "capture", "total"]  # the stages in the order they run
+    total = metrics.pop("total")
+    assert all(ms >= 0 for ms in metrics.values()) and sum(metrics.values()) <= total
+
+
+def _answered(latency_s: float, ok: bool = True, **metrics: float) -> Sample:
+    return Sample(status="200" if ok else "502", latency_s=latency_s, ok=ok, stages=metrics)
+
+
+def test_stage_p50s_and_what_lies_outside_the_stages() -> None:
+    run = Run([
+        _answered(0.100, auth=1, navigation=50, capture=30, total=90),  # other 9, outside 10
+        _answered(0.120, auth=2, navigation=60, capture=40, total=110),  # other 8, outside 10
+        _answered(0.200, auth=3, cache=5, total=20),  # a cache hit: other 12, outside 180
+        _answered(5.0, ok=False, auth=900, total=4000),  # failures are not in the latency figures
+        Sample(status="200", latency_s=0.3, ok=True),  # a service without Server-Timing
+    ], wall_s=1.0)
+    p50 = Stats.of(run).stages_p50_ms
+    assert p50 == {"auth": 2.0, "cache": 5.0, "navigation": 55.0, "capture": 35.0, "other": 9.0,
+                   "total": 90.0, "outside": 10.0}
+    assert list(p50) == [name for name in stages.COLUMNS if name in p50]  # the order they run in
+    assert Stats.of(Run([Sample(status="200", latency_s=0.1, ok=True)], 1.0)).stages_p50_ms == {}
+
+
+def test_the_stages_are_shown_beside_the_latency_target_and_in_the_summary() -> None:
+    results = _synthetic_results()
+    assert stages.FIELD in results["scenarios"][0] and "where the service" not in report.summary(results)
+    results["scenarios"][0][stages.FIELD] = {"auth": 0.4, "admission": 0.9, "navigation": 31.0, "capture": 19.5,
+                                             "store": 0.6, "settle": 0.5, "other": 1.1, "total": 54.0,
+                                             "outside": 4.2}
+    [latency] = [t for t in targets.evaluate(results) if "p50 at concurrency 1" in t.name]
+    assert "navigation 31 · capture 19.5" in latency.detail and "total 54 · outside 4.2 ms" in latency.detail
+    text = report.summary(results)
+    assert "where the service's time goes" in text and "small-c1: auth 0.4 · admission 0.9" in text
+    assert "small-c4:" not in text.split("where the service's time goes")[1]  # no stages measured there
+
+
+async def test_the_bench_reads_the_stages_a_real_service_reports(service: Service) -> None:
+    handle = ServiceHandle(base_url=str(service.client.make_url("/")).rstrip("/"), api_key=service.key)
+    spec = CaptureSpec("paint", "/paint")
+    async with aiohttp.ClientSession() as session:
+        samples = [await timed(lambda: handle.request(session, service.site.url, spec, "json")) for _ in range(3)]
+    assert all(sample.ok for sample in samples), samples
+    fresh = {"auth", "admission", "navigation", "capture", "store", "settle"}
+    assert all(set(sample.stages) == {*fresh, "total"} for sample in samples)
+    assert set(Stats.of(Run(samples, 1.0)).stages_p50_ms) == {*fresh, "other", "total", "outside"}
+
+
+async def test_an_answer_carries_its_stages_into_the_sample() -> None:
+    async def answer() -> Answer:
+        return Answer("200", {"auth": 0.5, "total": 2.0})
+
+    sample = await timed(answer)
+    assert sample.ok and sample.stages == {"auth": 0.5, "total": 2.0}
 
 
 @pytest.mark.skipif(not plot.available(), reason="matplotlib (the bench extra) is not installed")

@@ -17,6 +17,7 @@ from ..capture.declaration import BODY, JOB, QUERY, SIGNED_LINK
 from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
 from ..capture.options import OPTIONS, refused_at
 from ..capture.parsers import schema_of
+from ..capture.timing import STAGES
 from ..errors import error_codes
 from .common import json_response
 
@@ -83,6 +84,8 @@ def _limit_headers() -> dict[str, Any]:
     return {name: {"schema": {"type": "string"}} for name in LIMIT_HEADERS}
 
 
+SERVER_TIMING_DOC = (f"W3C Server Timing: milliseconds per stage that ran ({', '.join(STAGES)}) and the total; "
+                     "also on errors once the caller is authenticated")
 CAPTURE_ERRORS = ("400", "401", "408", "413", "422", "429", "500", "502", "503", "504")
 
 
@@ -92,7 +95,8 @@ def _capture_ok() -> dict[str, Any]:
         content[media] = {"schema": {"type": "string", "format": "binary"}}
     headers = _limit_headers() | {"X-Cache": {"schema": {"type": "string", "enum": ["HIT", "MISS"]}},
                                   "X-Capture-Warnings": {"description": "response_type=image: the warnings' codes, "
-                                                         "comma-separated", "schema": {"type": "string"}}}
+                                                         "comma-separated", "schema": {"type": "string"}},
+                                  "Server-Timing": {"description": SERVER_TIMING_DOC, "schema": {"type": "string"}}}
     return {"description": "the capture (JSON, JSON with base64, or the bytes per response_type)",
             "headers": headers, "content": content}
 

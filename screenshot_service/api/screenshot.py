@@ -7,11 +7,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..appkeys import CAPTURE, LIMIT_HEADERS, PIPELINE, STARTED, TARGET_HOST
+from ..appkeys import CAPTURE, LIMIT_HEADERS, PIPELINE, STARTED, TARGET_HOST, TIMINGS
 from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
 from ..capture.service import CaptureResult
+from ..capture.timing import AUTH, StageTimings
 from ..limits.signed_links import is_signed, signed_link_options
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
@@ -19,29 +20,36 @@ from .common import base_url, caller, json_response, key_in_headers, read_json_o
 
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
+    timings = StageTimings()
     pool = request.app[CAPTURE].pool
     shed_if_full(pool)
     signed = is_signed(request.query)  # key_id + signature instead of an API key (an <img src>)
     async with request.app[PIPELINE].arrival_bound(request[STARTED]):
-        key = await (signed_caller(request) if signed else caller(request))
+        with timings.stage(AUTH):
+            key = await (signed_caller(request) if signed else caller(request))
+    request[TIMINGS] = timings
     opts = signed_link_options(request.query) if signed else CaptureOptions.from_query(request.query)
     with pool.place():
         return await _capture(request, key, opts)
 
 
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
+    timings = StageTimings()
     pool = request.app[CAPTURE].pool
     shed_if_full(pool)
     if key_in_headers(request):
         # The header's key outranks any in the body: check it first, so a keyed request
         # never waits behind the bound on bodies read for callers not yet known.
         async with request.app[PIPELINE].arrival_bound(request[STARTED]):
-            key = await caller(request)
+            with timings.stage(AUTH):
+                key = await caller(request)
         body = await read_json_object(request, key_known=True)
     else:
         body = await read_json_object(request)
         async with request.app[PIPELINE].arrival_bound(request[STARTED]):
-            key = await caller(request, body.get("api_key"))
+            with timings.stage(AUTH):
+                key = await caller(request, body.get("api_key"))
+    request[TIMINGS] = timings
     opts = CaptureOptions.from_json(body)
     with pool.place():
         # The caller's own bucket (POST only), validated with the options; never stored or logged.
@@ -62,7 +70,8 @@ async def _capture(
 ) -> web.StreamResponse:
     request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
     order = Order(opts=opts, started=request[STARTED], key=key, headers=request[LIMIT_HEADERS],
-                  base_url=base_url(request), customer_s3=customer, caller_present=lambda: _connected(request))
+                  base_url=base_url(request), customer_s3=customer, caller_present=lambda: _connected(request),
+                  timings=request[TIMINGS])
     result = await request.app[PIPELINE].run(order)
     return render_result(result, opts.response_type, cache_status="MISS" if opts.cache and not customer else None)
 
@@ -70,6 +79,14 @@ async def _capture(
 def _connected(request: web.Request) -> bool:
     transport = request.transport  # None once aiohttp saw the connection close
     return transport is not None and not transport.is_closing()
+
+
+async def add_server_timing(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: a capture's answer, its errors included once the caller is known,
+    says where its time went (Server-Timing)."""
+    timings = request.get(TIMINGS)
+    if timings is not None:
+        response.headers["Server-Timing"] = timings.header()
 
 
 def render_result(result: CaptureResult, response_type: str, cache_status: str | None = None) -> web.StreamResponse:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 from .report import Run, Sample
 
@@ -28,7 +28,15 @@ class Clocked:
     seconds: float
 
 
-Call = Callable[[], Awaitable[str | Clocked]]
+@dataclass(frozen=True)
+class Answer:
+    """The service's answer: its status and the stages its Server-Timing header reported (ms)."""
+
+    status: str
+    stages: Mapping[str, float] = field(default_factory=dict)
+
+
+Call = Callable[[], Awaitable[str | Clocked | Answer]]
 
 
 async def timed(call: Call) -> Sample:
@@ -43,6 +51,9 @@ async def timed(call: Call) -> Sample:
         result = type(exc).__name__
     if isinstance(result, Clocked):
         return Sample(status=result.status, latency_s=result.seconds, ok=result.status in OK)
+    if isinstance(result, Answer):
+        return Sample(status=result.status, latency_s=time.perf_counter() - begin, ok=result.status in OK,
+                      stages=result.stages)
     return Sample(status=result, latency_s=time.perf_counter() - begin, ok=result in OK)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import stages as server_timing
+
 # Fields every scenario record carries (the contract of results.json).  "floor_" is the cold
 # floor on the fastest binary, "warm_floor_" the warm one on it, "full_floor_" cold on full
 # Chromium (see floor.py); a floor not measured in a scenario has None and 0 there.
@@ -24,7 +26,7 @@ SCENARIO_FIELDS = (
     *(f"{prefix}_{name}" for prefix in FLOOR_PREFIXES
       for name in ("requests", "ok", "p50_ms", "p95_ms", "throughput_per_s", "errors")),
     "latency_ratio", "throughput_ratio", "warm_latency_ratio", "full_latency_ratio", "full_throughput_ratio",
-    "naive_p50_ms", "naive_throughput_per_s",
+    "naive_p50_ms", "naive_throughput_per_s", server_timing.FIELD,
 )
 REJECT_MS_MAX = 50.0  # every overload rejection (a target: targets.py)
 
@@ -36,6 +38,7 @@ class Sample:
     status: str
     latency_s: float
     ok: bool
+    stages: Mapping[str, float] = field(default_factory=dict)  # the answer's Server-Timing, in ms
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Stats:
     slowest_ms: float | None  # of every answer, errors included: what the deadline bounds
     throughput_per_s: float
     errors: dict[str, int]
+    stages_p50_ms: dict[str, float] = field(default_factory=dict)  # stages.p50s of the successes
 
     @classmethod
     def of(cls, run: Run) -> Stats:
@@ -94,6 +98,7 @@ class Stats:
             slowest_ms=_ms(max(s.latency_s for s in run.samples)) if run.samples else None,
             throughput_per_s=round(len(good) / run.wall_s, 3) if run.wall_s > 0 else 0.0,
             errors=dict(sorted(errors.items())),
+            stages_p50_ms=server_timing.p50s((s.latency_s, s.stages) for s in run.samples if s.ok),
         )
 
 
@@ -120,6 +125,7 @@ def scenario_record(page: str, concurrency: int, service: Stats, floor: Stats | 
         "slowest_ms": service.slowest_ms,
         "throughput_per_s": service.throughput_per_s,
         "errors": service.errors,
+        server_timing.FIELD: service.stages_p50_ms,
     }
     for prefix, stats in zip(FLOOR_PREFIXES, (floor, warm, full), strict=True):
         record.update({
@@ -225,6 +231,9 @@ def summary(results: Mapping[str, Any]) -> str:
     """The binaries, the table, then the overload, soak and memory lines, as printed on stdout."""
     header = binaries_line(results)
     out = ([header, ""] if header else []) + [table(results.get("scenarios", []))]
+    where = server_timing.breakdown(results.get("scenarios", []))
+    if where:
+        out.append("\n" + where)
     overload = results.get("overload")
     if overload:
         out.append(

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import aiohttp
 
+from ..capture.timing import parse_server_timing
 from . import procstats
+from .load import Answer
 from .spec import CaptureSpec
 
 BENCH_PLAN = "bench"
@@ -95,15 +97,17 @@ class ServiceHandle:
     max_queue: int | None = None
 
     def request(self, session: aiohttp.ClientSession, site_url: str, spec: CaptureSpec,
-                response_type: str) -> asyncio.Future[str]:
-        """One capture over HTTP; resolves to the status code as a string."""
+                response_type: str) -> asyncio.Future[Answer]:
+        """One capture over HTTP; resolves to its status code and the stages it reported."""
         params = {"url": site_url + spec.path, "response_type": response_type, **spec.query()}
 
-        async def go() -> str:
+        async def go() -> Answer:
             async with session.get(self.base_url + "/v1/screenshot", params=params,
                                    headers={"X-API-Key": self.api_key}) as response:
                 await response.read()
-                return str(response.status)
+                timing = response.headers.get("Server-Timing")
+                # A malformed header fails the request (ValueError): the run shows it as an error.
+                return Answer(str(response.status), parse_server_timing(timing) if timing else {})
 
         return asyncio.ensure_future(go())
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import stages
 from .report import REJECT_MS_MAX, ratio
 
 # Single-request latency is judged against the warm floor: a request to a pool with a ready
@@ -68,6 +69,9 @@ def _latency(results: Mapping[str, Any]) -> Target:
     also = f"; vs cold floor {one.get('latency_ratio')}x" if one.get("latency_ratio") is not None else ""
     if one.get("full_latency_ratio") is not None:
         also += f", vs full chromium's cold floor {one['full_latency_ratio']}x"
+    where = stages.describe(one.get(stages.FIELD))
+    if where:
+        also += f"; where the time goes (p50): {where}"
     return Target(name, value <= LATENCY_RATIO_MAX,
                   f"service p50 {one['p50_ms']} ms / warm floor p50 {one['warm_floor_p50_ms']} ms = {value}x{also}")
 

@@ -26,6 +26,7 @@ from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
 from .options import CaptureOptions
 from .service import CaptureResult, CaptureService
+from .timing import ADMISSION, CACHE, SETTLE, StageTimings
 
 log = logging.getLogger("screenshot_service.capture")
 
@@ -74,6 +75,7 @@ class Order:
     admit: bool = True  # False: the credit is already reserved and settled by the caller (jobs)
     # False once the client has hung up: its capture is then not delivered, so not charged
     caller_present: Callable[[], bool] = lambda: True
+    timings: StageTimings = field(default_factory=StageTimings)  # where its time goes (Server-Timing)
 
 
 class CapturePipeline:
@@ -91,14 +93,14 @@ class CapturePipeline:
         opts = order.opts
         deadline = self.service.deadline_for(opts, order.started)
         account = order.account or (order.key.id if order.key else None)
-        cacheable = account is not None and order.customer_s3 is None
+        cacheable = opts.cache and account is not None and order.customer_s3 is None  # the caller opted in
         async with _deadline(order.started, deadline):
-            hit = await self._cached(order.opts, account) if account and cacheable else None
+            hit = await self._cached(order.opts, account, order.timings) if account and cacheable else None
             if hit is not None:
                 return hit
             result = await self._admitted_capture(order, deadline)
         if account and cacheable:
-            await self._remember(order.opts, account, result)
+            await self._remember(order.opts, account, result, order.timings)
         return result
 
     async def _admitted_capture(self, order: Order, deadline: float) -> CaptureResult:
@@ -106,33 +108,40 @@ class CapturePipeline:
             return await self._capture(order)
         await self.faults.reach("admitting")
         lease = deadline - asyncio.get_running_loop().time() + SETTLE_MARGIN
+        admitting = order.timings.start(ADMISSION)
         async with self.admission.admit(order.key, order.headers, lease) as ticket:
+            order.timings.add(ADMISSION, admitting)
             await self.faults.reach("reserved")
             result = await self._capture(order)
             await self.faults.reach("captured")
             if not order.caller_present():
                 raise CallerGone("the client hung up before its capture was delivered")
+            settling = order.timings.start(SETTLE)  # the commit, then the slot released on leaving the block
             await asyncio.shield(ticket.commit())  # not acknowledged: 503, and the finally refunds
             await self.faults.reach("committed")
+        order.timings.add(SETTLE, settling)
         return result
 
     async def _capture(self, order: Order) -> CaptureResult:
         return await self.service.capture(
             order.opts, started=order.started, base_url=order.base_url,
-            customer_s3=order.customer_s3, lane=order.lane,
+            customer_s3=order.customer_s3, lane=order.lane, timings=order.timings,
         )
 
-    async def _cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
+    async def _cached(self, opts: CaptureOptions, account: str, timings: StageTimings) -> CaptureResult | None:
         try:
-            return await self.service.cached(opts, account)
+            with timings.stage(CACHE):
+                return await self.service.cached(opts, account)
         except ApiError as error:  # the cache is an optimisation: without it, capture afresh
             log.warning("cache lookup failed: %s", error.message)
             return None
 
-    async def _remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
+    async def _remember(self, opts: CaptureOptions, account: str, result: CaptureResult,
+                        timings: StageTimings) -> None:
         try:
-            async with asyncio.timeout(REMEMBER_BOUND):
-                await asyncio.shield(self.service.remember(opts, account, result))
+            with timings.stage(CACHE):
+                async with asyncio.timeout(REMEMBER_BOUND):
+                    await asyncio.shield(self.service.remember(opts, account, result))
         except (ApiError, TimeoutError) as error:  # delivered and paid: a later cache miss is harmless
             log.warning("caching the result failed: %s", getattr(error, "message", "timed out"))
 

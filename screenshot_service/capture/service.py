@@ -9,7 +9,6 @@ half-way through being saved.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +25,7 @@ from .cache import CacheEntry, CaptureCache, usable_ttl
 from .facts import CaptureWarning, PageFacts
 from .options import CaptureOptions
 from .session import CaptureSession
+from .timing import ADMISSION, CAPTURE, NAVIGATION, STORE, StageTimings
 
 STORAGE_MARGIN = 0.5  # seconds kept back from storage so its failure is reported in time
 
@@ -102,12 +102,15 @@ class CaptureService:
         base_url: str = "",
         customer_s3: CustomerS3 | None = None,
         lane: str = SYNC,
+        timings: StageTimings | None = None,
     ) -> CaptureResult:
         """``started`` is the loop time the request arrived; the deadline counts from it.
 
         With ``customer_s3`` the image goes to the caller's bucket instead of ours; ``lane``
         is the pool's (sync requests, or asynchronous jobs at a lower CPU priority).
+        ``timings`` gets the stages from the egress check to the stored image.
         """
+        timings = timings or StageTimings()
         loop = asyncio.get_running_loop()
         deadline = self.deadline_for(opts, started)
         budget = deadline - started
@@ -115,15 +118,20 @@ class CaptureService:
             async with asyncio.timeout_at(deadline):
                 if opts.html is None:
                     assert opts.url is not None
+                    checking = timings.start(NAVIGATION)
                     target = await check_target(opts.url, self.policy, self.resolver)
+                    timings.add(NAVIGATION, checking)
                     opts = opts.with_changes(url=target.url)
+                leasing = timings.start(ADMISSION)
                 async with self.pool.lease(lane) as lease:
+                    timings.add(ADMISSION, leasing)
                     self.metrics.observe_phase("queue", lease.waited_s)
-                    rendered, blocked = await lease.guard(self._render(lease, opts, deadline))
+                    rendered, blocked = await lease.guard(self._render(lease, opts, deadline, timings))
                 # Storage gets what is left minus a margin, so a hung store is a 502
                 # storage_error inside the deadline rather than a generic 504.
                 store_budget = max(0.5, deadline - loop.time() - STORAGE_MARGIN)
-                stored = await asyncio.shield(self._store(opts, rendered.data, base_url, customer_s3, store_budget))
+                stored = await asyncio.shield(
+                    self._store(opts, rendered.data, base_url, customer_s3, store_budget, timings))
         except TimeoutError:
             raise CaptureTimeout(
                 f"the capture did not finish within {budget:g} s",
@@ -168,7 +176,7 @@ class CaptureService:
             await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
 
     async def _render(
-        self, lease: Lease, opts: CaptureOptions, deadline: float
+        self, lease: Lease, opts: CaptureOptions, deadline: float, timings: StageTimings
     ) -> tuple[render.Rendered, int]:
         """Render on a leased page; returns the image and how many requests were refused."""
         channel: ProxyChannel | None = lease.handle
@@ -177,27 +185,28 @@ class CaptureService:
             channel.blocked_hosts = blocking.host_blocker(opts)
         session = CaptureSession(lease.page, channel)
         watch = session.navigation
-        began = time.monotonic()
+        began = timings.start(NAVIGATION)
         # A main document the proxy refused or could not fetch (the URL, a redirect, a navigation
         # the page or the caller's js made) fails the capture, whatever error it caused meanwhile.
         with watch.judged():
             await render.prepare(session, opts)
             await render.navigate(session, opts, deadline=deadline)
             await watch.settle()
-        self.metrics.observe_phase("navigation", time.monotonic() - began)
-        began = time.monotonic()
+        self.metrics.observe_phase("navigation", timings.add(NAVIGATION, began))
+        began = timings.start(CAPTURE)
         with watch.judged():
             rendered = await render.capture(session, opts, deadline=deadline)
             await watch.settle()
-        self.metrics.observe_phase("capture", time.monotonic() - began)
+        self.metrics.observe_phase("capture", timings.add(CAPTURE, began))
         self.metrics.count_blocked(len(session.egress.refused))  # egress refusals, not Chromium's lists
         return rendered, session.blocked_requests
 
     async def _store(
-        self, opts: CaptureOptions, data: bytes, base_url: str, customer: CustomerS3 | None, budget: float
+        self, opts: CaptureOptions, data: bytes, base_url: str, customer: CustomerS3 | None, budget: float,
+        timings: StageTimings,
     ) -> StoredObject:
         name = new_object_name(opts.format)
-        began = time.monotonic()
+        began = timings.start(STORE)
         try:
             async with asyncio.timeout(budget):
                 if customer is None:
@@ -210,7 +219,7 @@ class CaptureService:
         except StorageError:
             self.metrics.count_storage_error(customer=customer is not None)
             raise
-        self.metrics.observe_phase("storage", time.monotonic() - began)
+        self.metrics.observe_phase("storage", timings.add(STORE, began))
         return stored
 
     async def _store_for_customer(self, customer: CustomerS3, name: str, data: bytes, content_type: str) -> StoredObject:

@@ -1,16 +1,20 @@
 """Chromium instances: launch, warm, recycle, crash and hang detection, relaunch with backoff.
 
-Every browser is launched by one task (``_run``), so relaunches and recycles
-never race each other, and none of them runs on a request's path: while no
-browser of a lane is up, ``pick`` refuses at once (503) instead of waiting.
+Each seat (a place for one instance) has at most one relaunch and one recycle
+under way, each in a task of its own, started by the runner (``_run``): a
+relaunch never waits behind a recycle's launch or warm-up, and none of them
+runs on a request's path: while no browser of a lane is up, ``pick`` refuses
+at once (503) instead of waiting.  Whichever of the two finishes installs its
+browser only if the seat still holds the one it replaces; the other's browser
+is surplus and closed.
 
 Each instance has a watchdog that marks it lost when its process exits, its
 DevTools socket drops, or it answers no DevTools call within
 ``hang_timeout_seconds`` (hung, e.g. under SIGSTOP: it is killed).  A lost
 instance gives back its warm contexts' proxy channels and is killed as a
 process group in the background; the runner then relaunches its seat, retrying
-with backoff until a launch succeeds.  Closing never blocks the runner: it is
-bounded and runs in a task of its own.
+with backoff until a launch succeeds.  Closing is bounded and runs in a task of
+its own.
 """
 
 from __future__ import annotations
@@ -18,8 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +31,8 @@ from ..errors import BrowserUnavailable
 from . import launcher, memory
 from .admission import JOBS, SYNC
 from .contexts import ContextFactory, WarmContext
-from .driver import BrowserDriver, CallTimeout, DriverError
+from .driver import CallTimeout, DriverError
+from .instance import Instance
 
 log = logging.getLogger("screenshot_service.pool")
 
@@ -39,29 +43,7 @@ LANE_SESSION_NICE = {SYNC: 5, JOBS: 15}
 PROBE_INTERVAL = 1.0  # seconds between liveness probes of a browser
 BACKOFF_FIRST = 0.1  # seconds before the second launch attempt of a seat; doubles each failure ...
 BACKOFF_MAX = 5.0  # ... up to this
-
-
-@dataclass(eq=False)  # identity semantics: instances live in sets
-class Instance:
-    """One Chromium process and the contexts it owns."""
-
-    chromium: launcher.ChromiumProcess
-    share: int  # how many of its lane's slots this instance serves
-    lane: str
-    warm: deque[WarmContext] = field(default_factory=deque)
-    in_use: int = 0
-    warming: int = 0
-    captures: int = 0
-    retiring: bool = False  # recycled: serves its last leases, then closes
-    lost: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-    @property
-    def browser(self) -> BrowserDriver:
-        return self.chromium.driver
-
-    @property
-    def alive(self) -> bool:
-        return not self.lost.done()
+RELAUNCH, RECYCLE = "relaunch", "recycle"  # what a seat may have under way, one of each at most
 
 
 @dataclass(eq=False)
@@ -73,6 +55,11 @@ class _Seat:
     instance: Instance | None = None
     failures: int = 0  # launches failed in a row
     next_try: float = 0.0  # loop time of the next launch attempt
+    under_way: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # RELAUNCH, RECYCLE
+
+    @property
+    def empty(self) -> bool:
+        return self.instance is None or not self.instance.alive
 
 
 class Supervisor:
@@ -148,21 +135,33 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         while not self._closed:
             self._wake.clear()
-            try:
-                for seat in self._seats:
-                    instance = seat.instance
-                    if instance is None or not instance.alive:
-                        if loop.time() >= seat.next_try:
-                            await self._relaunch(seat)
-                    elif instance.captures >= self.cfg.recycle_after:
-                        await self._recycle(seat)
-            except Exception:
-                log.exception("browser supervisor: unexpected error; carrying on")
-            waits = [s.next_try - loop.time() for s in self._seats if s.instance is None or not s.instance.alive]
+            for seat in self._seats:
+                self._tend(seat, loop.time())
+            waits = [s.next_try - loop.time() for s in self._seats if s.empty and RELAUNCH not in s.under_way]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, min(waits)) if waits else None)
 
-    async def _relaunch(self, seat: _Seat) -> None:
+    def _tend(self, seat: _Seat, now: float) -> None:
+        """Start what ``seat`` needs, each in a task of its own."""
+        if seat.empty:
+            if RELAUNCH not in seat.under_way and now >= seat.next_try:
+                self._start(seat, RELAUNCH, self._relaunch(seat, seat.instance))
+        elif seat.instance and seat.instance.captures >= self.cfg.recycle_after and RECYCLE not in seat.under_way:
+            self._start(seat, RECYCLE, self._recycle(seat, seat.instance))
+
+    def _start(self, seat: _Seat, what: str, work: Coroutine[Any, Any, None]) -> None:
+        task = self._spawn(work)
+        seat.under_way[what] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            del seat.under_way[what]
+            if not task.cancelled() and task.exception() is not None:
+                log.error("browser supervisor: %s failed unexpectedly", what, exc_info=task.exception())
+            self._wake.set()  # the seat may need the other one now
+
+        task.add_done_callback(done)
+
+    async def _relaunch(self, seat: _Seat, lost: Instance | None) -> None:
         try:
             fresh = await self._launch(seat)
         except Exception as exc:
@@ -172,30 +171,36 @@ class Supervisor:
             log.error("relaunching chromium failed (%s in a row; next try in %.1f s): %r", seat.failures, pause, exc)
             return
         seat.failures = 0
-        replaced, seat.instance = seat.instance, fresh
-        if replaced is not None:
-            self.restarts += 1
-        self._spawn(self._refill(fresh))
+        if self._install(seat, lost, fresh):
+            self._spawn(self._refill(fresh))
 
-    async def _recycle(self, seat: _Seat) -> None:
-        old = seat.instance
-        assert old is not None
+    async def _recycle(self, seat: _Seat, old: Instance) -> None:
         try:
             fresh = await self._launch(seat)
         except Exception as exc:
-            log.error("recycling chromium failed, keeping the old one: %r", exc)
+            if old.alive:
+                log.error("recycling chromium failed, keeping the old one: %r", exc)
             old.captures = 0
             return
         await self._refill(fresh)  # warm before swapping in: no capture pays for the relaunch
-        if not fresh.alive:
-            return  # killed while warming: the old one serves on, and the runner tries again
-        seat.instance = fresh
+        if not fresh.alive or not self._install(seat, old, fresh):
+            return  # killed while warming (the runner tries again), or the seat was relaunched meanwhile
         if old.alive:
             self.recycles += 1
             self._retire(old)
             log.info("recycled chromium pid=%s after %s captures", old.chromium.pid, old.captures)
-        else:
-            self.restarts += 1  # it died while its successor warmed: that was the relaunch
+
+    def _install(self, seat: _Seat, replaced: Instance | None, fresh: Instance) -> bool:
+        """Seat ``fresh`` if the seat still holds ``replaced`` or has no live browser; else
+        ``fresh`` is surplus (the other of a relaunch and a recycle got there first): closed."""
+        current = seat.instance
+        if current is not replaced and not seat.empty:
+            self._retire(fresh)
+            return False
+        seat.instance = fresh
+        if current is not None and not current.alive:
+            self.restarts += 1  # whichever replaced a lost browser was its relaunch
+        return True
 
     async def _launch(self, seat: _Seat) -> Instance:
         chromium = await launcher.launch(
@@ -317,7 +322,7 @@ class Supervisor:
         ):
             instance.warming += 1
             try:
-                warm = await self.factory.create(instance.browser)
+                warm = await instance.new_context(self.factory)
             except CallTimeout:
                 self._hung(instance, "a new context took too long")
                 return
@@ -332,7 +337,8 @@ class Supervisor:
             else:
                 await self.factory.release(warm)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

@@ -1,4 +1,4 @@
-"""One Chromium process and the contexts it owns, as the supervisor and the pool see it."""
+"""One Chromium process and the contexts it owns, and the seat it holds in the supervisor."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .contexts import ContextFactory, WarmContext
 from .driver import BrowserDriver, ConnectionLost
 
 T = TypeVar("T")
+RELAUNCH, RECYCLE = "relaunch", "recycle"  # what a seat may have under way, one of each at most
 
 
 @dataclass(eq=False)  # identity semantics: instances live in sets
@@ -54,3 +55,21 @@ class Instance:
         if task.cancelled():
             raise ConnectionLost("the browser went away")
         return task.result()
+
+
+@dataclass(eq=False)
+class Seat:
+    """A place for one instance: relaunched into when its instance is lost, recycled into when
+    it has served ``recycle_after`` captures."""
+
+    share: int
+    lane: str
+    instance: Instance | None = None
+    failures: int = 0  # launches failed in a row
+    next_try: float = 0.0  # loop time of the next launch attempt
+    under_way: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # RELAUNCH, RECYCLE
+
+    @property
+    def empty(self) -> bool:
+        """No live browser: the seat needs a relaunch."""
+        return self.instance is None or not self.instance.alive

@@ -8,8 +8,8 @@ at once (503) instead of waiting.  Whichever of the two finishes installs its
 browser only if the seat still holds the one it replaces; the other's browser
 is surplus and closed.
 
-Each instance has a watchdog that marks it lost when its process exits, its
-DevTools socket drops, or it answers no DevTools call within
+Each instance has a watchdog (watchdog.py) that marks it lost when its process
+exits, its DevTools socket drops, or it answers no DevTools call within
 ``hang_timeout_seconds`` (hung, e.g. under SIGSTOP: it is killed).  A lost
 instance gives back its warm contexts' proxy channels and is killed as a
 process group in the background; the runner then relaunches its seat, retrying
@@ -23,16 +23,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import BrowserConfig
 from ..errors import BrowserUnavailable
-from . import launcher, memory
+from . import launcher, watchdog
 from .admission import JOBS, SYNC
 from .contexts import ContextFactory, WarmContext
-from .driver import CallTimeout, DriverError
-from .instance import Instance
+from .driver import CallTimeout
+from .instance import RECYCLE, RELAUNCH, Instance, Seat
 
 log = logging.getLogger("screenshot_service.pool")
 
@@ -40,26 +39,8 @@ log = logging.getLogger("screenshot_service.pool")
 # session's where the kernel shares CPU between sessions first (autogroup).
 LANE_NICE = {SYNC: 0, JOBS: 15}
 LANE_SESSION_NICE = {SYNC: 5, JOBS: 15}
-PROBE_INTERVAL = 1.0  # seconds between liveness probes of a browser
 BACKOFF_FIRST = 0.1  # seconds before the second launch attempt of a seat; doubles each failure ...
 BACKOFF_MAX = 5.0  # ... up to this
-RELAUNCH, RECYCLE = "relaunch", "recycle"  # what a seat may have under way, one of each at most
-
-
-@dataclass(eq=False)
-class _Seat:
-    """A place for one instance: relaunched into when its instance is lost."""
-
-    share: int
-    lane: str
-    instance: Instance | None = None
-    failures: int = 0  # launches failed in a row
-    next_try: float = 0.0  # loop time of the next launch attempt
-    under_way: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # RELAUNCH, RECYCLE
-
-    @property
-    def empty(self) -> bool:
-        return self.instance is None or not self.instance.alive
 
 
 class Supervisor:
@@ -76,7 +57,7 @@ class Supervisor:
         self.executable = executable
         self.extra_flags = extra_flags
         self.factory = factory
-        self._seats = [_Seat(share, lane) for share, lane in seats]
+        self._seats = [Seat(share, lane) for share, lane in seats]
         self._running: set[Instance] = set()  # every instance whose process is not yet closed
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()  # watchdogs, warming, lease ends: cancelled on stop
@@ -141,7 +122,7 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, min(waits)) if waits else None)
 
-    def _tend(self, seat: _Seat, now: float) -> None:
+    def _tend(self, seat: Seat, now: float) -> None:
         """Start what ``seat`` needs, each in a task of its own."""
         if seat.empty:
             if RELAUNCH not in seat.under_way and now >= seat.next_try:
@@ -149,7 +130,7 @@ class Supervisor:
         elif seat.instance and seat.instance.captures >= self.cfg.recycle_after and RECYCLE not in seat.under_way:
             self._start(seat, RECYCLE, self._recycle(seat, seat.instance))
 
-    def _start(self, seat: _Seat, what: str, work: Coroutine[Any, Any, None]) -> None:
+    def _start(self, seat: Seat, what: str, work: Coroutine[Any, Any, None]) -> None:
         task = self._spawn(work)
         seat.under_way[what] = task
 
@@ -161,7 +142,7 @@ class Supervisor:
 
         task.add_done_callback(done)
 
-    async def _relaunch(self, seat: _Seat, lost: Instance | None) -> None:
+    async def _relaunch(self, seat: Seat, lost: Instance | None) -> None:
         try:
             fresh = await self._launch(seat)
         except Exception as exc:
@@ -174,7 +155,7 @@ class Supervisor:
         if self._install(seat, lost, fresh):
             self._spawn(self._refill(fresh))
 
-    async def _recycle(self, seat: _Seat, old: Instance) -> None:
+    async def _recycle(self, seat: Seat, old: Instance) -> None:
         try:
             fresh = await self._launch(seat)
         except Exception as exc:
@@ -190,7 +171,7 @@ class Supervisor:
             self._retire(old)
             log.info("recycled chromium pid=%s after %s captures", old.chromium.pid, old.captures)
 
-    def _install(self, seat: _Seat, replaced: Instance | None, fresh: Instance) -> bool:
+    def _install(self, seat: Seat, replaced: Instance | None, fresh: Instance) -> bool:
         """Seat ``fresh`` if the seat still holds ``replaced`` or has no live browser; else
         ``fresh`` is surplus (the other of a relaunch and a recycle got there first): closed."""
         current = seat.instance
@@ -202,7 +183,7 @@ class Supervisor:
             self.restarts += 1  # whichever replaced a lost browser was its relaunch
         return True
 
-    async def _launch(self, seat: _Seat) -> Instance:
+    async def _launch(self, seat: Seat) -> Instance:
         chromium = await launcher.launch(
             self.executable,
             self.extra_flags,
@@ -213,44 +194,13 @@ class Supervisor:
         instance = Instance(chromium=chromium, share=seat.share, lane=seat.lane)
         self._running.add(instance)
         chromium.driver.on_disconnect(lambda: self._lose(instance, "its DevTools connection dropped"))
-        self._spawn(self._watch(instance))
-        self._spawn(self._guard_memory(instance))
+        self._spawn(watchdog.watch(instance, self.cfg.hang_timeout_seconds, self._lose, self._hung))
+        self._spawn(watchdog.guard_memory(instance, self.cfg.max_page_memory_mb))
         if self._closed:  # stop() ran while we launched
             self._lose(instance, "")
         return instance
 
     # -- losing, retiring, closing -----------------------------------------------------------
-    async def _watch(self, instance: Instance) -> None:
-        """Mark ``instance`` lost when its process exits or it stops answering (hung: killed)."""
-        exited: asyncio.Future[Any] = asyncio.ensure_future(instance.chromium.process.wait())
-        try:
-            while instance.alive:
-                waiting: set[asyncio.Future[Any]] = {exited, instance.lost}
-                await asyncio.wait(waiting, timeout=PROBE_INTERVAL)
-                if not instance.alive:
-                    return
-                if exited.done():
-                    self._lose(instance, f"its process exited (status {exited.result()})")
-                    return
-                try:
-                    await instance.browser.probe(self.cfg.hang_timeout_seconds)
-                except CallTimeout:
-                    self._hung(instance, f"no answer to a DevTools call in {self.cfg.hang_timeout_seconds:g} s")
-                except DriverError:
-                    self._lose(instance, "its DevTools connection dropped")
-        finally:
-            exited.cancel()
-
-    async def _guard_memory(self, instance: Instance) -> None:
-        """While ``instance`` has captures in flight, kill its renderers over the memory limit (memory.py)."""
-        if not memory.supported():
-            return
-        watch = memory.RendererWatch(instance.chromium.pid)
-        while instance.alive:
-            await asyncio.wait({instance.lost}, timeout=memory.INTERVAL)
-            if instance.alive and instance.in_use:
-                watch.kill_over(self.cfg.max_page_memory_mb)
-
     def _hung(self, instance: Instance, why: str) -> None:
         instance.chromium.kill()  # SIGKILL reaches a stopped process too
         self._lose(instance, f"hung ({why}); killed")

@@ -277,6 +277,53 @@ async def test_a_browser_killed_while_its_contexts_warm_is_relaunched(
 
 
 
+async def freeze_next_browser(known: set[int]) -> int:
+    """SIGSTOP the first Chromium this process starts that is not in ``known``, as soon as it runs
+    (it is then still launching, or warming its contexts: it cannot answer DevTools either way)."""
+    while True:
+        for proc in chromium_processes():
+            if proc.ppid == os.getpid() and proc.pid not in known and proc.state != "Z":
+                os.killpg(proc.pid, signal.SIGSTOP)
+                return proc.pid
+        await asyncio.sleep(0.005)  # polling for a new pid, not ordering events
+
+
+async def test_a_relaunch_never_waits_behind_a_recycle(
+    make_service: Any, make_pool: Any, shared_pool: BrowserPool
+) -> None:
+    # A recycle's successor is frozen while it launches or warms, so that recycle cannot end until
+    # the test ends it (every bound on it is past RECOVERY); then the browser it would replace is
+    # killed.  Its relaunch must serve captures while the recycle is still held where it was.
+    pool = await make_pool(pool_size=2, max_queue=4, recycle_after=3,
+                           launch_timeout_seconds=2 * RECOVERY, hang_timeout_seconds=2 * RECOVERY)
+    pool.contexts.bound = 2 * RECOVERY  # a context the frozen successor is making waits this long
+    service = await make_service(pool=pool)
+    base = await baseline(service, pool)  # the first of recycle_after captures
+    freezing = asyncio.ensure_future(freeze_next_browser({p.pid for p in chromium_processes()}))
+    frozen = 0
+    try:
+        for _ in range(2):  # the recycle_after-th capture starts the recycle
+            assert (await shot(service)).status == 200
+        frozen = await asyncio.wait_for(freezing, RECOVERY)
+        assert pool.stats()["recycles"] == 0, "the successor was frozen too late: it was already seated"
+        for pid in pool.chromium_pids():
+            if pid != frozen:
+                kill_process_group(pid)
+        assert await wait_for(lambda: pool.stats()["restarts"] == 1 and pool.ready, timeout=RECOVERY), pool.stats()
+        response = await shot(service, response_type="image")
+        assert response.status == 200, await response.text()
+        assert image_of(await response.read()).convert("RGB").getpixel((200, 200)) == PAINT_RGB
+        # The recycle is still held: its successor frozen, nothing recycled.
+        assert [p.state for p in chromium_processes() if p.pid == frozen] == ["T"]
+        assert pool.stats()["recycles"] == 0
+    finally:
+        freezing.cancel()
+        if frozen:
+            kill_process_group(frozen)  # the recycle now fails; the relaunched browser serves on
+    await assert_back_to(base, service, pool, [pool, shared_pool])
+
+
+
 _LAUNCH_AND_WAIT = """
 import asyncio, sys
 from screenshot_service.browser import launcher

@@ -31,7 +31,8 @@ from . import launcher, memory
 from .admission import JOBS, SYNC, Admission
 from .contexts import ContextFactory, ContextHook, WarmContext
 from .driver import ConnectionLost, DriverError, PageDriver, Prime
-from .supervisor import Instance, Supervisor
+from .instance import Instance
+from .supervisor import Supervisor
 
 T = TypeVar("T")
 STOP_RETRY = 0.05  # seconds between cancellations of work whose browser or renderer died
@@ -196,7 +197,7 @@ class BrowserPool:
 
     async def _new_context(self, instance: Instance) -> WarmContext:
         try:
-            return await self.contexts.create(instance.browser)
+            return await instance.new_context(self.contexts)
         except DriverError as exc:
             raise BrowserUnavailable("the browser could not open a context; retry", retry_after=1) from exc
 

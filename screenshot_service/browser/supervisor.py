@@ -1,16 +1,20 @@
 """Chromium instances: launch, warm, recycle, crash and hang detection, relaunch with backoff.
 
-Every browser is launched by one task (``_run``), so relaunches and recycles
-never race each other, and none of them runs on a request's path: while no
-browser of a lane is up, ``pick`` refuses at once (503) instead of waiting.
+Each seat (a place for one instance) has at most one relaunch and one recycle
+under way, each in a task of its own, started by the runner (``_run``): a
+relaunch never waits behind a recycle's launch or warm-up, and none of them
+runs on a request's path: while no browser of a lane is up, ``pick`` refuses
+at once (503) instead of waiting.  Whichever of the two finishes installs its
+browser only if the seat still holds the one it replaces; the other's browser
+is surplus and closed.
 
-Each instance has a watchdog that marks it lost when its process exits, its
-DevTools socket drops, or it answers no DevTools call within
+Each instance has a watchdog (watchdog.py) that marks it lost when its process
+exits, its DevTools socket drops, or it answers no DevTools call within
 ``hang_timeout_seconds`` (hung, e.g. under SIGSTOP: it is killed).  A lost
 instance gives back its warm contexts' proxy channels and is killed as a
 process group in the background; the runner then relaunches its seat, retrying
-with backoff until a launch succeeds.  Closing never blocks the runner: it is
-bounded and runs in a task of its own.
+with backoff until a launch succeeds.  Closing is bounded and runs in a task of
+its own.
 """
 
 from __future__ import annotations
@@ -18,17 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from ..config import BrowserConfig
 from ..errors import BrowserUnavailable
-from . import launcher, memory
+from . import launcher, watchdog
 from .admission import JOBS, SYNC
 from .contexts import ContextFactory, WarmContext
-from .driver import BrowserDriver, CallTimeout, DriverError
+from .driver import CallTimeout
+from .instance import RECYCLE, RELAUNCH, Instance, Seat
 
 log = logging.getLogger("screenshot_service.pool")
 
@@ -36,43 +39,8 @@ log = logging.getLogger("screenshot_service.pool")
 # session's where the kernel shares CPU between sessions first (autogroup).
 LANE_NICE = {SYNC: 0, JOBS: 15}
 LANE_SESSION_NICE = {SYNC: 5, JOBS: 15}
-PROBE_INTERVAL = 1.0  # seconds between liveness probes of a browser
 BACKOFF_FIRST = 0.1  # seconds before the second launch attempt of a seat; doubles each failure ...
 BACKOFF_MAX = 5.0  # ... up to this
-
-
-@dataclass(eq=False)  # identity semantics: instances live in sets
-class Instance:
-    """One Chromium process and the contexts it owns."""
-
-    chromium: launcher.ChromiumProcess
-    share: int  # how many of its lane's slots this instance serves
-    lane: str
-    warm: deque[WarmContext] = field(default_factory=deque)
-    in_use: int = 0
-    warming: int = 0
-    captures: int = 0
-    retiring: bool = False  # recycled: serves its last leases, then closes
-    lost: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-    @property
-    def browser(self) -> BrowserDriver:
-        return self.chromium.driver
-
-    @property
-    def alive(self) -> bool:
-        return not self.lost.done()
-
-
-@dataclass(eq=False)
-class _Seat:
-    """A place for one instance: relaunched into when its instance is lost."""
-
-    share: int
-    lane: str
-    instance: Instance | None = None
-    failures: int = 0  # launches failed in a row
-    next_try: float = 0.0  # loop time of the next launch attempt
 
 
 class Supervisor:
@@ -89,7 +57,7 @@ class Supervisor:
         self.executable = executable
         self.extra_flags = extra_flags
         self.factory = factory
-        self._seats = [_Seat(share, lane) for share, lane in seats]
+        self._seats = [Seat(share, lane) for share, lane in seats]
         self._running: set[Instance] = set()  # every instance whose process is not yet closed
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()  # watchdogs, warming, lease ends: cancelled on stop
@@ -148,21 +116,33 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         while not self._closed:
             self._wake.clear()
-            try:
-                for seat in self._seats:
-                    instance = seat.instance
-                    if instance is None or not instance.alive:
-                        if loop.time() >= seat.next_try:
-                            await self._relaunch(seat)
-                    elif instance.captures >= self.cfg.recycle_after:
-                        await self._recycle(seat)
-            except Exception:
-                log.exception("browser supervisor: unexpected error; carrying on")
-            waits = [s.next_try - loop.time() for s in self._seats if s.instance is None or not s.instance.alive]
+            for seat in self._seats:
+                self._tend(seat, loop.time())
+            waits = [s.next_try - loop.time() for s in self._seats if s.empty and RELAUNCH not in s.under_way]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, min(waits)) if waits else None)
 
-    async def _relaunch(self, seat: _Seat) -> None:
+    def _tend(self, seat: Seat, now: float) -> None:
+        """Start what ``seat`` needs, each in a task of its own."""
+        if seat.empty:
+            if RELAUNCH not in seat.under_way and now >= seat.next_try:
+                self._start(seat, RELAUNCH, self._relaunch(seat, seat.instance))
+        elif seat.instance and seat.instance.captures >= self.cfg.recycle_after and RECYCLE not in seat.under_way:
+            self._start(seat, RECYCLE, self._recycle(seat, seat.instance))
+
+    def _start(self, seat: Seat, what: str, work: Coroutine[Any, Any, None]) -> None:
+        task = self._spawn(work)
+        seat.under_way[what] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            del seat.under_way[what]
+            if not task.cancelled() and task.exception() is not None:
+                log.error("browser supervisor: %s failed unexpectedly", what, exc_info=task.exception())
+            self._wake.set()  # the seat may need the other one now
+
+        task.add_done_callback(done)
+
+    async def _relaunch(self, seat: Seat, lost: Instance | None) -> None:
         try:
             fresh = await self._launch(seat)
         except Exception as exc:
@@ -172,32 +152,38 @@ class Supervisor:
             log.error("relaunching chromium failed (%s in a row; next try in %.1f s): %r", seat.failures, pause, exc)
             return
         seat.failures = 0
-        replaced, seat.instance = seat.instance, fresh
-        if replaced is not None:
-            self.restarts += 1
-        self._spawn(self._refill(fresh))
+        if self._install(seat, lost, fresh):
+            self._spawn(self._refill(fresh))
 
-    async def _recycle(self, seat: _Seat) -> None:
-        old = seat.instance
-        assert old is not None
+    async def _recycle(self, seat: Seat, old: Instance) -> None:
         try:
             fresh = await self._launch(seat)
         except Exception as exc:
-            log.error("recycling chromium failed, keeping the old one: %r", exc)
+            if old.alive:
+                log.error("recycling chromium failed, keeping the old one: %r", exc)
             old.captures = 0
             return
         await self._refill(fresh)  # warm before swapping in: no capture pays for the relaunch
-        if not fresh.alive:
-            return  # killed while warming: the old one serves on, and the runner tries again
-        seat.instance = fresh
+        if not fresh.alive or not self._install(seat, old, fresh):
+            return  # killed while warming (the runner tries again), or the seat was relaunched meanwhile
         if old.alive:
             self.recycles += 1
             self._retire(old)
             log.info("recycled chromium pid=%s after %s captures", old.chromium.pid, old.captures)
-        else:
-            self.restarts += 1  # it died while its successor warmed: that was the relaunch
 
-    async def _launch(self, seat: _Seat) -> Instance:
+    def _install(self, seat: Seat, replaced: Instance | None, fresh: Instance) -> bool:
+        """Seat ``fresh`` if the seat still holds ``replaced`` or has no live browser; else
+        ``fresh`` is surplus (the other of a relaunch and a recycle got there first): closed."""
+        current = seat.instance
+        if current is not replaced and not seat.empty:
+            self._retire(fresh)
+            return False
+        seat.instance = fresh
+        if current is not None and not current.alive:
+            self.restarts += 1  # whichever replaced a lost browser was its relaunch
+        return True
+
+    async def _launch(self, seat: Seat) -> Instance:
         chromium = await launcher.launch(
             self.executable,
             self.extra_flags,
@@ -208,44 +194,13 @@ class Supervisor:
         instance = Instance(chromium=chromium, share=seat.share, lane=seat.lane)
         self._running.add(instance)
         chromium.driver.on_disconnect(lambda: self._lose(instance, "its DevTools connection dropped"))
-        self._spawn(self._watch(instance))
-        self._spawn(self._guard_memory(instance))
+        self._spawn(watchdog.watch(instance, self.cfg.hang_timeout_seconds, self._lose, self._hung))
+        self._spawn(watchdog.guard_memory(instance, self.cfg.max_page_memory_mb))
         if self._closed:  # stop() ran while we launched
             self._lose(instance, "")
         return instance
 
     # -- losing, retiring, closing -----------------------------------------------------------
-    async def _watch(self, instance: Instance) -> None:
-        """Mark ``instance`` lost when its process exits or it stops answering (hung: killed)."""
-        exited: asyncio.Future[Any] = asyncio.ensure_future(instance.chromium.process.wait())
-        try:
-            while instance.alive:
-                waiting: set[asyncio.Future[Any]] = {exited, instance.lost}
-                await asyncio.wait(waiting, timeout=PROBE_INTERVAL)
-                if not instance.alive:
-                    return
-                if exited.done():
-                    self._lose(instance, f"its process exited (status {exited.result()})")
-                    return
-                try:
-                    await instance.browser.probe(self.cfg.hang_timeout_seconds)
-                except CallTimeout:
-                    self._hung(instance, f"no answer to a DevTools call in {self.cfg.hang_timeout_seconds:g} s")
-                except DriverError:
-                    self._lose(instance, "its DevTools connection dropped")
-        finally:
-            exited.cancel()
-
-    async def _guard_memory(self, instance: Instance) -> None:
-        """While ``instance`` has captures in flight, kill its renderers over the memory limit (memory.py)."""
-        if not memory.supported():
-            return
-        watch = memory.RendererWatch(instance.chromium.pid)
-        while instance.alive:
-            await asyncio.wait({instance.lost}, timeout=memory.INTERVAL)
-            if instance.alive and instance.in_use:
-                watch.kill_over(self.cfg.max_page_memory_mb)
-
     def _hung(self, instance: Instance, why: str) -> None:
         instance.chromium.kill()  # SIGKILL reaches a stopped process too
         self._lose(instance, f"hung ({why}); killed")
@@ -317,7 +272,7 @@ class Supervisor:
         ):
             instance.warming += 1
             try:
-                warm = await self.factory.create(instance.browser)
+                warm = await instance.new_context(self.factory)
             except CallTimeout:
                 self._hung(instance, "a new context took too long")
                 return
@@ -332,7 +287,8 @@ class Supervisor:
             else:
                 await self.factory.release(warm)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

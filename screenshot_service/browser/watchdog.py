@@ -1,0 +1,49 @@
+"""What watches a running instance: its liveness, and its renderers' memory while it captures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from . import memory
+from .driver import CallTimeout, DriverError
+from .instance import Instance
+
+PROBE_INTERVAL = 1.0  # seconds between liveness probes of a browser
+
+Verdict = Callable[[Instance, str], None]  # what to do with an instance found lost or hung, and why
+
+
+async def watch(instance: Instance, hang_timeout: float, lost: Verdict, hung: Verdict) -> None:
+    """Call ``lost`` when ``instance``'s process exits or its connection drops, ``hung`` when it
+    answers no DevTools call within ``hang_timeout`` s; return once it is lost either way."""
+    exited: asyncio.Future[Any] = asyncio.ensure_future(instance.chromium.process.wait())
+    try:
+        while instance.alive:
+            waiting: set[asyncio.Future[Any]] = {exited, instance.lost}
+            await asyncio.wait(waiting, timeout=PROBE_INTERVAL)
+            if not instance.alive:
+                return
+            if exited.done():
+                lost(instance, f"its process exited (status {exited.result()})")
+                return
+            try:
+                await instance.browser.probe(hang_timeout)
+            except CallTimeout:
+                hung(instance, f"no answer to a DevTools call in {hang_timeout:g} s")
+            except DriverError:
+                lost(instance, "its DevTools connection dropped")
+    finally:
+        exited.cancel()
+
+
+async def guard_memory(instance: Instance, limit_mb: int) -> None:
+    """While ``instance`` has captures in flight, kill its renderers over ``limit_mb`` (memory.py)."""
+    if not memory.supported():
+        return
+    renderers = memory.RendererWatch(instance.chromium.pid)
+    while instance.alive:
+        await asyncio.wait({instance.lost}, timeout=memory.INTERVAL)
+        if instance.alive and instance.in_use:
+            renderers.kill_over(limit_mb)

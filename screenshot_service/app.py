@@ -20,7 +20,7 @@ from aiohttp import web
 from . import appkeys as keys
 from .api import files, health, openapi, screenshot, usage
 from .api.body import UNAUTHENTICATED_READS, UnauthenticatedReads
-from .api.common import add_limit_headers
+from .api.limit_headers import add_limit_headers
 from .api.metrics import install_metrics
 from .api.tester import install_tester
 from .browser.pool import BrowserPool

@@ -19,6 +19,7 @@ from ..capture.options import POST_ONLY, CaptureOptions
 from ..capture.parsers import schema_of
 from ..errors import error_codes
 from .common import json_response
+from .limit_headers import LIMIT_HEADERS
 
 # What each option means (SPEC §3); types, ranges and defaults are generated.
 OPTION_DOCS = {
@@ -85,8 +86,6 @@ SIGNED_LINK_PARAMETERS = [
                     "`response_type` defaults to `image` and it may not carry `html`, `s3`, `headers` or `cookies`."},
 ]
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "application/pdf")
-LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                 "X-RateLimit-Reset", "X-Quota-Limit", "X-Quota-Remaining")
 
 
 def option_schemas(*, post: bool) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ..errors import (
     NotFound,
     TargetUnreachable,
 )
-from ..limits.admission import Admission
+from ..limits.admission import Admission, LimitState
 from ..state.base import KeyRecord, StateStore
 from .idempotency import check_replay, fingerprint
 from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
@@ -62,7 +62,7 @@ class JobService:
         *,
         base_url: str,
         idempotency_key: str | None,
-        headers: dict[str, str],
+        limits: LimitState,
     ) -> tuple[Job, bool]:
         """(job, created): created is False for an Idempotency-Key replay."""
         plan = self.admission.plan_of(key)
@@ -77,7 +77,7 @@ class JobService:
         if opts.url:
             await self._check_target(opts.url)
         # The credit waits for the job as long as the job may live: settled by the runner.
-        reservation, _ = await self.admission.reserve(key, plan, headers, self.retention_seconds)
+        reservation, _ = await self.admission.reserve(key, plan, limits, self.retention_seconds)
         job = Job(
             id=new_job_id(), key_id=key.id, status=QUEUED, options=options, webhook_url=webhook_url,
             base_url=base_url, created_at=now_utc(), reservation_id=reservation.id, period=reservation.period,

@@ -41,7 +41,7 @@ from ..capture.options import CaptureOptions
 from ..capture.pipeline import CapturePipeline, Order
 from ..capture.service import CaptureResult
 from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded, StateUnavailable
-from ..limits.ledger import COMMITTED, REFUNDED
+from ..limits.ledger import Ledger
 from ..state.base import StateStore
 from .models import (
     FAILED,
@@ -77,6 +77,7 @@ class JobRunner:
         self,
         store: JobStore,
         state: StateStore,
+        ledger: Ledger,
         pipeline: CapturePipeline,
         webhooks: WebhookSender,
         *,
@@ -86,11 +87,9 @@ class JobRunner:
         lease_seconds: float = 30.0,
         poll_interval: float = 0.5,
         on_state: Callable[[str], None] = lambda state: None,
-        on_settled: Callable[[str, int], None] = lambda outcome, n: None,
     ) -> None:
         self.on_state = on_state  # counts job state changes (metrics)
-        self.on_settled = on_settled  # counts credits committed or refunded (metrics)
-        self.store, self.state, self.pipeline, self.webhooks = store, state, pipeline, webhooks
+        self.store, self.state, self.ledger, self.pipeline, self.webhooks = store, state, ledger, pipeline, webhooks
         self.workers = workers
         self.retention_seconds = retention_seconds
         self.accepting = accepting  # False while the app drains: claim nothing new
@@ -332,13 +331,10 @@ class JobRunner:
                 await asyncio.sleep(failures)
 
     async def _settle(self, job: Job) -> None:
-        """Commit a fresh capture, refund anything else (failure, cancel, cache hit);
-        both are no-ops the second time."""
-        if job.status == SUCCEEDED and not (job.result or {}).get("cached"):
-            if await self._stored("settle", job.id, lambda: self.state.commit_credit(job.reservation)):
-                self.on_settled(COMMITTED, 1)
-        elif await self._stored("settle", job.id, lambda: self.state.refund_credit(job.reservation)):
-            self.on_settled(REFUNDED, 1)
+        """Commit a fresh capture, refund anything else (failure, cancel, cache hit), through the
+        ledger that settles sync captures; both are no-ops the second time."""
+        delivered = job.status == SUCCEEDED and not (job.result or {}).get("cached")
+        await self._stored("settle", job.id, lambda: self.ledger.settle(job.reservation, delivered=delivered))
 
     async def _notify(self, job: Job) -> None:
         if job.webhook_status != WEBHOOK_PENDING or not job.webhook_url:

@@ -127,7 +127,7 @@ class JobService:
             )
         # Idempotent: a repeated DELETE refunds nothing more, and if this request dies
         # right here, the worker that takes the canceled job off the queue refunds it.
-        await asyncio.shield(self.state.refund_credit(job.reservation))
+        await asyncio.shield(self.admission.ledger.refund(job.reservation))
         self.runner.wake()
         return job
 

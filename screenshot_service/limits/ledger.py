@@ -64,11 +64,23 @@ class Ledger:
         if remaining <= 0:
             return False
         try:
-            committed = await asyncio.wait_for(self.state.commit_credit(reservation), remaining)
+            return await asyncio.wait_for(self._commit(reservation), remaining)
         except (TimeoutError, ApiError) as exc:
             log.warning("commit of reservation %s not acknowledged (%s): refunding", reservation.id,
                         exc.message if isinstance(exc, ApiError) else "timed out")
             return False
+
+    async def settle(self, reservation: Reservation, *, delivered: bool) -> None:
+        """Commit a delivered capture, refund anything else, for a caller whose own durable
+        record says which (a finished job): a repeat changes nothing.  Raises StateUnavailable
+        when the store did not answer; the caller tries again while its record waits."""
+        if delivered:
+            await self._commit(reservation)
+        else:
+            await self._refund(_Refund(reservation, overrule_commit=False))
+
+    async def _commit(self, reservation: Reservation) -> bool:
+        committed = await self.state.commit_credit(reservation)
         if committed:
             self.on_settled(COMMITTED, 1)
         return committed

@@ -20,7 +20,7 @@ from aiohttp import web
 from . import appkeys as keys
 from .api import files, health, openapi, screenshot, usage
 from .api.body import UNAUTHENTICATED_READS, UnauthenticatedReads
-from .api.common import add_limit_headers
+from .api.limit_headers import add_limit_headers
 from .api.metrics import install_metrics
 from .api.tester import install_tester
 from .browser.pool import BrowserPool
@@ -75,6 +75,8 @@ def create_app(
     app[keys.POLICY] = EgressPolicy.from_config(settings.egress)
     app[keys.RESOLVER] = resolver or SystemResolver()
 
+    # Each part after the parts it uses: aiohttp tears them down in reverse, so nothing closes
+    # while something still uses it (jobs, appended by install_jobs, stop first; state last).
     app.cleanup_ctx.append(_state_ctx(state, rate_limiter, concurrency))
     app.cleanup_ctx.append(_proxy_ctx)
     app.cleanup_ctx.append(_storage_ctx(storage))
@@ -172,7 +174,7 @@ def _state_ctx(
         )
         await ledger.start()
         yield
-        await ledger.stop()
+        await ledger.stop()  # after every refund sent (a cut request's too) has landed or been queued
         if given is None:
             await backend.close()
         else:

@@ -16,7 +16,7 @@ from .config import Settings
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver
-from .limits.admission import Admission
+from .limits.admission import Admission, LimitState
 from .limits.ledger import Ledger
 from .metrics import METRICS as METRICS  # defined beside Metrics (no import cycle); listed here with the rest
 from .state.base import StateStore
@@ -71,7 +71,7 @@ STARTED = web.RequestKey("started", float)  # loop time of arrival; capture dead
 REQUEST_ID = web.RequestKey("request_id", str)
 KEY_ID = web.RequestKey("key_id", str)  # the caller's public key id, never the key
 TARGET_HOST = web.RequestKey("target_host", str)  # host only, never the full URL
-# Rate-limit and quota headers gathered while handling; added to whatever response goes out.
-LIMIT_HEADERS = web.RequestKey("limit_headers", dict)
+# What the rate and quota limits decided while handling; in the headers of whatever response goes out.
+LIMITS = web.RequestKey("limits", LimitState)
 # A capture's stages (capture/timing.py), once its caller is authenticated: sent as Server-Timing.
 TIMINGS = web.RequestKey("timings", StageTimings)

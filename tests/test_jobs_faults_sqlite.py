@@ -3,6 +3,7 @@
 A job leased by a live runner is never taken by another, not even by a process
 that opens the file right then; it changes hands once the lease has run out, or
 at once when the owner is provably dead (a process of this host that is gone).
+A runner that stops while its claim is in the store's hands gives that job back.
 Real parts: the shared Chromium pool, the local test site, real processes.
 """
 
@@ -14,11 +15,14 @@ import socket
 import sqlite3
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.jobs.models import parse_iso
+from screenshot_service.jobs.runner import JobRunner
 from screenshot_service.jobs.sqlite_jobs import SqliteJobStore
+from screenshot_service.limits.ledger import Ledger
+from screenshot_service.state.sqlite import SqliteStateStore
 from tests.conftest import wait_for
 from tests.jobs_helpers import JobsApp, settings_for, start_app
 from tests.test_jobs_redis import a_job
@@ -132,3 +136,30 @@ async def test_at_start_up_only_a_dead_process_leases_are_dropped(tmp_path: Path
     finally:
         living.kill()
         await living.wait()
+
+
+async def test_a_claim_in_flight_when_the_runner_stops_lands_and_its_job_goes_back(tmp_path: Path) -> None:
+    db_path = tmp_path / "state.sqlite3"
+    store = SqliteJobStore(db_path)
+    state = SqliteStateStore(db_path)
+    job = a_job()
+    await store.create(job, max_active=10, ttl=3600)
+    # Another connection holds the write lock: the runner's claim waits in the store's worker thread.
+    locker = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
+    # No capture and no webhook is ever reached: the job goes back before its capture starts.
+    runner = JobRunner(store, state, Ledger(state), cast(Any, None), cast(Any, None), workers=1,
+                       retention_seconds=3600, poll_interval=0.05)  # fmt: skip
+    try:
+        await asyncio.to_thread(locker.execute, "BEGIN IMMEDIATE")
+        runner.start()
+        assert await wait_for(store.file.lock.locked, 30), "the runner never tried to claim"
+        runner.begin_stop(0)  # the app starts draining while the claim is in flight
+        await asyncio.to_thread(locker.execute, "ROLLBACK")  # the claim lands: the job is the runner's
+        await runner.stop(0)
+        await store.get(job.id)  # after anything still running on the store's connection
+        row = _row(db_path, job.id)
+        assert (row["status"], row["owner"], row["runs"]) == ("queued", None, 0), "the claimed job was not given back"
+    finally:
+        locker.close()
+        await store.close()
+        await state.close()

@@ -162,13 +162,14 @@ async def make_instance(
     redis_server.flush()
     counter = 0
 
-    async def make(*, workers: int, key: Any = None) -> JobsApp:
+    async def make(*, workers: int, key: Any = None, drain_seconds: float | None = None) -> JobsApp:
         nonlocal counter
         counter += 1
+        server = {} if drain_seconds is None else {"server": {"drain_seconds": drain_seconds}}
         settings = settings_for(
             tmp_path / f"instance{counter}", test_site, jobs={"workers": workers},
             state={"backend": "redis", "redis": {"url": redis_server.url}},
-            storage={"local": {"path": str(tmp_path / "shared-captures")}},
+            storage={"local": {"path": str(tmp_path / "shared-captures")}}, **server,
         )  # fmt: skip
         return await start_app(aiohttp_client, settings, test_site, shared_pool, key=key)
 
@@ -198,6 +199,33 @@ async def test_two_instances_share_one_queue(make_instance: MakeInstance) -> Non
     assert first.status == 202 and again.status == 200
     assert (await first.json())["id"] == (await again.json())["id"]
     assert await a.credits_used() == 5  # 4 run + 1 waiting; the canceled one was refunded
+
+
+async def test_a_graceful_stop_on_redis_gives_running_jobs_back_and_the_next_instance_runs_them(
+    make_instance: MakeInstance, redis_server: RedisTestServer
+) -> None:
+    first = await make_instance(workers=2, drain_seconds=0)
+    ids = [(await first.submit_ok("/paint", delay=1500))["id"] for _ in range(5)]
+
+    async def one_running() -> bool:
+        return any([(await first.job(job_id))["status"] == "running" for job_id in ids])
+
+    assert await wait_for(one_running, 30)
+    await first.client.close()  # drain_seconds=0: the running captures are cut short
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        records = [await client.hgetall(f"screenshot:jobs:job:{job_id}") for job_id in ids]
+        leased = await client.zcard("screenshot:jobs:leases")
+    finally:
+        await client.aclose()
+    # Given back, not failed, no lease left behind, and the cut runs not counted.
+    assert [(r["status"], r.get("owner"), r.get("runs", "0")) for r in records] == [("queued", None, "0")] * 5
+    assert leased == 0
+
+    second = await make_instance(workers=2, key=(first.record, first.key))
+    finished = [await second.wait_done(job_id) for job_id in ids]
+    assert [job["status"] for job in finished] == ["succeeded"] * 5
+    assert await second.credits_used() == 5
 
 
 async def test_a_dead_instances_job_is_taken_over_when_its_lease_runs_out(

@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..appkeys import ADMISSION, KEY_ID, LIMIT_HEADERS, SETTINGS, STATE
+from ..appkeys import ADMISSION, KEY_ID, LIMITS, SETTINGS, STATE
 from ..errors import PayloadTooLarge, RequestTimeout
+from ..limits.admission import LimitState
 from ..limits.keys import authenticate, key_from_request
 from ..limits.signed_links import authenticate_signed
 from ..state.base import KeyRecord
@@ -60,8 +61,8 @@ def key_in_headers(request: web.Request) -> bool:
 async def caller(request: web.Request, body_key: object = None) -> KeyRecord:
     """Authenticate the request and count it against the key's request rate.
 
-    Remembers the key's public id for the access log and the rate-limit headers
-    for the response (added by ``add_limit_headers``, errors included).
+    Remembers the key's public id for the access log and what the limits decided, for the
+    response's headers (``limit_headers.add_limit_headers``, errors included).
     """
     return await _admitted(request, await authenticate(request.app[STATE], key_from_request(request, body_key)))
 
@@ -76,16 +77,10 @@ async def signed_caller(request: web.Request) -> KeyRecord:
 
 async def _admitted(request: web.Request, record: KeyRecord) -> KeyRecord:
     request[KEY_ID] = record.id
-    headers: dict[str, str] = {}
-    request[LIMIT_HEADERS] = headers
-    await request.app[ADMISSION].check_rate(record, headers)
+    limits = LimitState()
+    request[LIMITS] = limits
+    await request.app[ADMISSION].check_rate(record, limits)
     return record
-
-
-async def add_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every authenticated response carries the rate/quota headers."""
-    for name, value in request.get(LIMIT_HEADERS, {}).items():
-        response.headers.setdefault(name, value)
 
 
 def base_url(request: web.Request) -> str:

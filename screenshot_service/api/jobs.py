@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..appkeys import LIMIT_HEADERS, TARGET_HOST
+from ..appkeys import LIMITS, TARGET_HOST
 from ..jobs.idempotency import idempotency_key
 from ..jobs.keys import JOBS
 from ..jobs.models import Job
@@ -24,7 +24,7 @@ async def post_job(request: web.Request) -> web.Response:
     request[TARGET_HOST] = (urlsplit(url).hostname or "") if isinstance(url, str) else ""
     job, created = await request.app[JOBS].submit(
         key, body, base_url=base_url(request), idempotency_key=idempotency_key(request),
-        headers=request[LIMIT_HEADERS],
+        limits=request[LIMITS],
     )  # fmt: skip
     headers = {"Location": job.status_url}
     if not created:

@@ -20,6 +20,7 @@ from ..capture.parsers import schema_of
 from ..capture.timing import STAGES
 from ..errors import error_codes
 from .common import json_response
+from .limit_headers import LIMIT_HEADERS
 
 ERROR_CODES = error_codes()  # the one table, built from errors.py
 # A signed link carries these instead of api_key (README, Signed links).
@@ -35,8 +36,6 @@ SIGNED_LINK_PARAMETERS = [
                     + ", ".join(f"`{name}`" for name in refused_at(SIGNED_LINK)) + "."},
 ]
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "application/pdf")
-LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                 "X-RateLimit-Reset", "X-Quota-Limit", "X-Quota-Remaining")
 
 
 def option_schemas(place: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..appkeys import CAPTURE, LIMIT_HEADERS, PIPELINE, STARTED, TARGET_HOST, TIMINGS
+from ..appkeys import CAPTURE, LIMITS, PIPELINE, STARTED, TARGET_HOST, TIMINGS
 from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
@@ -69,7 +69,7 @@ async def _capture(
     request: web.Request, key: KeyRecord, opts: CaptureOptions, customer: CustomerS3 | None = None
 ) -> web.StreamResponse:
     request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
-    order = Order(opts=opts, started=request[STARTED], key=key, headers=request[LIMIT_HEADERS],
+    order = Order(opts=opts, started=request[STARTED], key=key, limits=request[LIMITS],
                   base_url=base_url(request), customer_s3=customer, caller_present=lambda: _connected(request),
                   timings=request[TIMINGS])
     result = await request.app[PIPELINE].run(order)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ..browser.pool import SYNC
 from ..errors import ApiError, CallerGone, CaptureTimeout
-from ..limits.admission import Admission
+from ..limits.admission import Admission, LimitState
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
 from .options import CaptureOptions
@@ -68,7 +68,7 @@ class Order:
     started: float  # loop time the request arrived: the deadline counts from it
     key: KeyRecord | None = None  # the caller, admitted against its plan (sync requests)
     account: str | None = None  # whose cache; defaults to key's id; None (CLI): no cache
-    headers: dict[str, str] = field(default_factory=dict)  # rate/quota headers, filled in
+    limits: LimitState = field(default_factory=LimitState)  # what admission decided, filled in
     base_url: str = ""
     customer_s3: CustomerS3 | None = None  # the caller's own bucket: no cache either way
     lane: str = SYNC
@@ -109,7 +109,7 @@ class CapturePipeline:
         await self.faults.reach("admitting")
         lease = deadline - asyncio.get_running_loop().time() + SETTLE_MARGIN
         admitting = order.timings.start(ADMISSION)
-        async with self.admission.admit(order.key, order.headers, lease) as ticket:
+        async with self.admission.admit(order.key, order.limits, lease) as ticket:
             order.timings.add(ADMISSION, admitting)
             await self.faults.reach("reserved")
             result = await self._capture(order)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ..appkeys import (
     ADMISSION,
+    LEDGER,
     LIFECYCLE,
     METRICS,
     PIPELINE,
@@ -113,10 +114,9 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         )  # fmt: skip
         lifecycle = app[LIFECYCLE]
         runner = JobRunner(
-            store, app[STATE], app[PIPELINE], sender, workers=settings.jobs.workers, retention_seconds=retention,
-            accepting=lambda: not lifecycle.draining, lease_seconds=tuning.lease_seconds,
+            store, app[STATE], app[LEDGER], app[PIPELINE], sender, workers=settings.jobs.workers,
+            retention_seconds=retention, accepting=lambda: not lifecycle.draining, lease_seconds=tuning.lease_seconds,
             poll_interval=tuning.poll_interval, on_state=app[METRICS].job_state,
-            on_settled=app[METRICS].count_settlement,
         )  # fmt: skip
         app[JOBS] = JobService(
             store, app[STATE], app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention

@@ -41,7 +41,7 @@ from ..capture.options import CaptureOptions
 from ..capture.pipeline import CapturePipeline, Order
 from ..capture.service import CaptureResult
 from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded, StateUnavailable
-from ..limits.ledger import COMMITTED, REFUNDED
+from ..limits.ledger import Ledger
 from ..state.base import StateStore
 from .models import (
     FAILED,
@@ -53,6 +53,7 @@ from .models import (
     Job,
     now_utc,
 )
+from .outlast import Interrupted, outlast_cancellation
 from .store import MAX_RUNS, JobStore
 from .webhooks import WebhookSender
 
@@ -76,6 +77,7 @@ class JobRunner:
         self,
         store: JobStore,
         state: StateStore,
+        ledger: Ledger,
         pipeline: CapturePipeline,
         webhooks: WebhookSender,
         *,
@@ -85,11 +87,9 @@ class JobRunner:
         lease_seconds: float = 30.0,
         poll_interval: float = 0.5,
         on_state: Callable[[str], None] = lambda state: None,
-        on_settled: Callable[[str, int], None] = lambda outcome, n: None,
     ) -> None:
         self.on_state = on_state  # counts job state changes (metrics)
-        self.on_settled = on_settled  # counts credits committed or refunded (metrics)
-        self.store, self.state, self.pipeline, self.webhooks = store, state, pipeline, webhooks
+        self.store, self.state, self.ledger, self.pipeline, self.webhooks = store, state, ledger, pipeline, webhooks
         self.workers = workers
         self.retention_seconds = retention_seconds
         self.accepting = accepting  # False while the app drains: claim nothing new
@@ -151,7 +151,8 @@ class JobRunner:
         if self._tasks and remaining > 0:
             await asyncio.wait(self._tasks, timeout=remaining)
         for task in self._tasks:
-            task.cancel()
+            if not task.cancelling():  # the cut-off's cancel is being handled: the job is going back
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._cutoff is not None:
             self._cutoff.cancel()
@@ -183,7 +184,7 @@ class JobRunner:
                 try:
                     # Kept if this raises: the store may have taken a job for us all the same.
                     self._claim_token = self._claim_token or secrets.token_hex(8)
-                    job = await self.store.claim(self.owner, self.lease_seconds, self._claim_token)
+                    job = await self._claim()
                     self._claim_token = ""
                     if self._claim_failing:
                         log.info("claiming jobs works again")
@@ -200,6 +201,15 @@ class JobRunner:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
                     await self._wake.wait()
+
+    async def _claim(self) -> Job | None:
+        try:
+            return await outlast_cancellation(self.store.claim(self.owner, self.lease_seconds, self._claim_token))
+        except Interrupted as stopping:
+            # Stopped while the claim was in flight: a job it leased us goes straight back.
+            if isinstance(stopping.result, Job):
+                await self._give_back(stopping.result.id)
+            raise
 
     # -- one job --------------------------------------------------------------------------------
     async def _process(self, job: Job) -> None:
@@ -321,13 +331,10 @@ class JobRunner:
                 await asyncio.sleep(failures)
 
     async def _settle(self, job: Job) -> None:
-        """Commit a fresh capture, refund anything else (failure, cancel, cache hit);
-        both are no-ops the second time."""
-        if job.status == SUCCEEDED and not (job.result or {}).get("cached"):
-            if await self._stored("settle", job.id, lambda: self.state.commit_credit(job.reservation)):
-                self.on_settled(COMMITTED, 1)
-        elif await self._stored("settle", job.id, lambda: self.state.refund_credit(job.reservation)):
-            self.on_settled(REFUNDED, 1)
+        """Commit a fresh capture, refund anything else (failure, cancel, cache hit), through the
+        ledger that settles sync captures; both are no-ops the second time."""
+        delivered = job.status == SUCCEEDED and not (job.result or {}).get("cached")
+        await self._stored("settle", job.id, lambda: self.ledger.settle(job.reservation, delivered=delivered))
 
     async def _notify(self, job: Job) -> None:
         if job.webhook_status != WEBHOOK_PENDING or not job.webhook_url:
@@ -353,10 +360,16 @@ class JobRunner:
         return record.webhook_secret if record is not None and not record.revoked else None
 
     async def _give_back(self, job_id: str) -> None:
+        # Cancelled again meanwhile (stop() after the cut-off), it still waits for the release:
+        # the store closes once this task has ended.
         try:
-            await asyncio.shield(self.store.release(job_id, self.owner))
+            await outlast_cancellation(self.store.release(job_id, self.owner))
         except ApiError as error:
-            log.warning("job=%s: could not give it back (%s); its lease will run out", job_id, error.message)
+            _could_not_give_back(job_id, error)
+        except Interrupted as stopping:
+            if isinstance(stopping.error, ApiError):
+                _could_not_give_back(job_id, stopping.error)
+            raise
 
     @contextlib.asynccontextmanager
     async def _leased(self, job_id: str) -> AsyncIterator[_Lease]:
@@ -394,6 +407,10 @@ def _uncancel() -> None:
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
+
+
+def _could_not_give_back(job_id: str, error: ApiError) -> None:
+    log.warning("job=%s: could not give it back (%s); its lease will run out", job_id, error.message)
 
 
 def _host(job: Job) -> str:

@@ -25,7 +25,7 @@ from ..errors import (
     NotFound,
     TargetUnreachable,
 )
-from ..limits.admission import Admission
+from ..limits.admission import Admission, LimitState
 from ..state.base import KeyRecord, StateStore
 from .idempotency import check_replay, fingerprint
 from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
@@ -63,7 +63,7 @@ class JobService:
         *,
         base_url: str,
         idempotency_key: str | None,
-        headers: dict[str, str],
+        limits: LimitState,
     ) -> tuple[Job, bool]:
         """(job, created): created is False for an Idempotency-Key replay."""
         plan = self.admission.plan_of(key)
@@ -78,7 +78,7 @@ class JobService:
         if opts.url:
             await self._check_target(opts.url)
         # The credit waits for the job as long as the job may live: settled by the runner.
-        reservation, _ = await self.admission.reserve(key, plan, headers, self.retention_seconds)
+        reservation, _ = await self.admission.reserve(key, plan, limits, self.retention_seconds)
         job = Job(
             id=new_job_id(), key_id=key.id, status=QUEUED, options=options, webhook_url=webhook_url,
             base_url=base_url, created_at=now_utc(), reservation_id=reservation.id, period=reservation.period,
@@ -128,7 +128,7 @@ class JobService:
             )
         # Idempotent: a repeated DELETE refunds nothing more, and if this request dies
         # right here, the worker that takes the canceled job off the queue refunds it.
-        await asyncio.shield(self.state.refund_credit(job.reservation))
+        await asyncio.shield(self.admission.ledger.refund(job.reservation))
         self.runner.wake()
         return job
 

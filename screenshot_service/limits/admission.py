@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -57,21 +56,24 @@ class Ticket:
             await self._ledger.refund(self.reservation, overrule_commit=self._commit_sent)
 
 
-def rate_headers(plan_name: str, decision: RateDecision) -> dict[str, str]:
-    """IETF httpapi RateLimit headers (draft form) plus the classic X-RateLimit-* trio."""
-    window = max(1, math.ceil(decision.window))
-    reset = max(0, math.ceil(decision.reset_after))
-    return {
-        "RateLimit-Policy": f'"{plan_name}";q={decision.limit};w={window}',
-        "RateLimit": f'"{plan_name}";r={decision.remaining};t={reset}',
-        "X-RateLimit-Limit": str(decision.limit),
-        "X-RateLimit-Remaining": str(decision.remaining),
-        "X-RateLimit-Reset": str(reset),
-    }
+@dataclass(frozen=True)
+class QuotaStanding:
+    limit: int  # captures a month on the plan
+    used: int  # credits this month's quota holds (reserved or committed)
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
 
 
-def quota_headers(limit: int, used: int) -> dict[str, str]:
-    return {"X-Quota-Limit": str(limit), "X-Quota-Remaining": str(max(0, limit - used))}
+@dataclass
+class LimitState:
+    """What admission decided for one request, as it learns it: the rate bucket's answer and
+    the quota's standing.  The API turns it into response headers (api/limit_headers.py)."""
+
+    plan: str = ""
+    rate: RateDecision | None = None
+    quota: QuotaStanding | None = None
 
 
 class Admission:
@@ -95,13 +97,13 @@ class Admission:
             raise InvalidApiKey(f"this key's plan {key.plan!r} is no longer offered; ask for a new key")
         return plan
 
-    async def check_rate(self, key: KeyRecord, headers: dict[str, str]) -> PlanConfig:
-        """Count one request against the key's rate; fills ``headers`` either way."""
+    async def check_rate(self, key: KeyRecord, limits: LimitState) -> PlanConfig:
+        """Count one request against the key's rate; records the decision in ``limits`` either way."""
         plan = self.plan_of(key)
         decision = await self.rate.hit(key.id, plan)
-        headers.update(rate_headers(key.plan, decision))
+        limits.plan, limits.rate = key.plan, decision
         used = await self.state.credits_used(key.id, current_period().name)
-        headers.update(quota_headers(plan.monthly_captures, used))
+        limits.quota = QuotaStanding(plan.monthly_captures, used)
         if not decision.allowed:
             rps = f"{plan.requests_per_second:g} request{'s' if plan.requests_per_second != 1 else ''}"
             raise RateLimited(
@@ -113,7 +115,7 @@ class Admission:
         return plan
 
     @contextlib.asynccontextmanager
-    async def admit(self, key: KeyRecord, headers: dict[str, str], lease_seconds: float) -> AsyncIterator[Ticket]:
+    async def admit(self, key: KeyRecord, limits: LimitState, lease_seconds: float) -> AsyncIterator[Ticket]:
         """Take a concurrency slot and reserve a credit for one capture.
 
         (The request itself was rate-checked when it was authenticated.)  Leaving
@@ -130,7 +132,7 @@ class Admission:
                 details={"plan": key.plan, "concurrency": plan.concurrency},
             )
         try:
-            reservation, give_up_at = await self.reserve(key, plan, headers, lease_seconds)
+            reservation, give_up_at = await self.reserve(key, plan, limits, lease_seconds)
             ticket = Ticket(key=key, plan=plan, reservation=reservation, give_up_at=give_up_at, _ledger=self.ledger)
             delivered = False
             try:
@@ -151,14 +153,14 @@ class Admission:
             log.warning("releasing a concurrency slot failed (%s); its lease expires it", error.message)
 
     async def reserve(
-        self, key: KeyRecord, plan: PlanConfig, headers: dict[str, str], lease_seconds: float
+        self, key: KeyRecord, plan: PlanConfig, limits: LimitState, lease_seconds: float
     ) -> tuple[Reservation, float]:
-        """Take one credit of this month's quota (422 when used up) in one round trip; fills the
-        quota headers.  Returns it with the loop time its commit must be acknowledged by."""
+        """Take one credit of this month's quota (422 when used up) in one round trip; records the
+        quota's standing in ``limits``.  Returns it with the loop time its commit must be acknowledged by."""
         period = current_period()
         reserved, give_up_at = await self.ledger.reserve(key.id, period.name, plan.monthly_captures, lease_seconds)
         reservation, used = reserved.reservation, reserved.used
-        headers.update(quota_headers(plan.monthly_captures, used))
+        limits.quota = QuotaStanding(plan.monthly_captures, used)
         if reservation is None:
             raise QuotaExceeded(
                 f"the {plan.monthly_captures} monthly captures of plan '{key.plan}' are used up; "

@@ -51,6 +51,7 @@ class Ledger:
         self._pending: dict[str, _Refund] = {}  # refunds not yet acknowledged, by reservation id
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Future[None]] = set()  # refunds sent, not yet answered
 
     async def reserve(self, key_id: str, period: str, limit: int, lease_seconds: float) -> tuple[Reserved, float]:
         """The store's answer, and the loop time by which a commit must be acknowledged."""
@@ -64,22 +65,43 @@ class Ledger:
         if remaining <= 0:
             return False
         try:
-            committed = await asyncio.wait_for(self.state.commit_credit(reservation), remaining)
+            return await asyncio.wait_for(self._commit(reservation), remaining)
         except (TimeoutError, ApiError) as exc:
             log.warning("commit of reservation %s not acknowledged (%s): refunding", reservation.id,
                         exc.message if isinstance(exc, ApiError) else "timed out")
             return False
+
+    async def settle(self, reservation: Reservation, *, delivered: bool) -> None:
+        """Commit a delivered capture, refund anything else, for a caller whose own durable
+        record says which (a finished job): a repeat changes nothing.  Raises StateUnavailable
+        when the store did not answer; the caller tries again while its record waits."""
+        if delivered:
+            await self._commit(reservation)
+        else:
+            await self._refund(_Refund(reservation, overrule_commit=False))
+
+    async def _commit(self, reservation: Reservation) -> bool:
+        committed = await self.state.commit_credit(reservation)
         if committed:
             self.on_settled(COMMITTED, 1)
         return committed
 
     async def refund(self, reservation: Reservation, *, overrule_commit: bool = False) -> None:
-        """Refund now if the store answers, else keep retrying in the background; never raises."""
+        """Refund now if the store answers, else keep retrying in the background; never raises.
+
+        The refund outlives a cancelled caller (a request cut at shutdown), and ``stop`` waits
+        for it: the state store closes only after every refund sent has landed or been queued."""
+        refund = asyncio.ensure_future(self._refund_or_queue(_Refund(reservation, overrule_commit)))
+        self._in_flight.add(refund)
+        refund.add_done_callback(self._in_flight.discard)
+        await asyncio.shield(refund)
+
+    async def _refund_or_queue(self, refund: _Refund) -> None:
         try:
-            await self._refund(_Refund(reservation, overrule_commit))
+            await self._refund(refund)
         except ApiError as error:
-            log.warning("refund of reservation %s failed (%s); retrying", reservation.id, error.message)
-            self._pending[reservation.id] = _Refund(reservation, overrule_commit)
+            log.warning("refund of reservation %s failed (%s); retrying", refund.reservation.id, error.message)
+            self._pending[refund.reservation.id] = refund
             self._wake.set()
 
     async def _refund(self, refund: _Refund) -> None:
@@ -102,6 +124,7 @@ class Ledger:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         await self._retry()  # one last try; what remains is reclaimed when its lease runs out
 
     async def _run(self) -> None:

@@ -21,6 +21,7 @@ from . import appkeys as keys
 from .api import files, health, openapi, screenshot, usage
 from .api.body import UNAUTHENTICATED_READS, UnauthenticatedReads
 from .api.common import add_limit_headers
+from .api.error_middleware import error_middleware
 from .api.metrics import install_metrics
 from .api.tester import install_tester
 from .browser.pool import BrowserPool
@@ -30,7 +31,7 @@ from .config import Settings
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver, SystemResolver
-from .errors import BrowserUnavailable, error_middleware
+from .errors import BrowserUnavailable
 from .jobs import install_jobs
 from .limits.admission import Admission
 from .limits.concurrency import ConcurrencyGate

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase
 from schemathesis import checks
 
 from screenshot_service.capture.options import CaptureOptions
-from screenshot_service.errors import TargetUnreachable
+from screenshot_service.egress.errors import TargetUnreachable
 from tests.conftest import Service
 
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import BrowserConfig
-from ..errors import BrowserUnavailable
 from . import launcher, memory
 from .admission import JOBS, SYNC
 from .contexts import ContextFactory, WarmContext
 from .driver import BrowserDriver, CallTimeout, DriverError
+from .errors import BrowserUnavailable
 
 log = logging.getLogger("screenshot_service.pool")
 

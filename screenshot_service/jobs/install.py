@@ -33,7 +33,7 @@ from ..appkeys import (
     STATE,
 )
 from ..config import Settings
-from ..errors import ApiError
+from ..state.errors import StateError
 from .keys import JOBS, JOBS_INSTALLED, JOBS_TUNING, JobsTuning
 from .runner import JobRunner
 from .service import JobService
@@ -140,6 +140,6 @@ async def _sweep_forever(store: JobStore, interval: float) -> None:
             removed = await store.sweep()
             if removed:
                 log.info("retention sweep removed %d job records", removed)
-        except ApiError as error:
+        except StateError as error:
             log.warning("job retention sweep failed: %s", error.message)
         await asyncio.sleep(interval)

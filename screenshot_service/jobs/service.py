@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from ..capture.options import CaptureOptions
+from ..egress.errors import TargetUnreachable
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
 from ..errors import (
@@ -22,7 +23,6 @@ from ..errors import (
     InvalidUrl,
     JobNotCancelable,
     NotFound,
-    TargetUnreachable,
 )
 from ..limits.admission import Admission
 from ..state.base import KeyRecord, StateStore

@@ -26,8 +26,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ApiError, StateUnavailable
 from ..state.base import Reservation, Reserved, StateStore
+from ..state.errors import StateError, StateUnavailable
 
 log = logging.getLogger("screenshot_service.ledger")
 
@@ -65,9 +65,9 @@ class Ledger:
             return False
         try:
             committed = await asyncio.wait_for(self.state.commit_credit(reservation), remaining)
-        except (TimeoutError, ApiError) as exc:
+        except (TimeoutError, StateError) as exc:
             log.warning("commit of reservation %s not acknowledged (%s): refunding", reservation.id,
-                        exc.message if isinstance(exc, ApiError) else "timed out")
+                        exc.message if isinstance(exc, StateError) else "timed out")
             return False
         if committed:
             self.on_settled(COMMITTED, 1)
@@ -77,7 +77,7 @@ class Ledger:
         """Refund now if the store answers, else keep retrying in the background; never raises."""
         try:
             await self._refund(_Refund(reservation, overrule_commit))
-        except ApiError as error:
+        except StateError as error:
             log.warning("refund of reservation %s failed (%s); retrying", reservation.id, error.message)
             self._pending[reservation.id] = _Refund(reservation, overrule_commit)
             self._wake.set()
@@ -123,7 +123,7 @@ class Ledger:
                 await self._refund(refund)
             except StateUnavailable:
                 return  # the store is still away: try again later
-            except ApiError as error:
+            except StateError as error:
                 log.warning("refund of reservation %s failed for good: %s", reservation_id, error.message)
             self._pending.pop(reservation_id, None)
 
@@ -131,7 +131,7 @@ class Ledger:
         """Refund reservations whose lease ran out uncommitted; how many."""
         try:
             reclaimed = await self.state.reclaim_credits()
-        except ApiError as error:
+        except StateError as error:
             log.warning("reclaiming run-out reservations failed: %s", error.message)
             return 0
         if reclaimed:

@@ -32,7 +32,7 @@ from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver, SystemResolver
 from .errors import BrowserUnavailable
-from .jobs import install_jobs
+from .jobs.install import install_jobs
 from .limits.admission import Admission
 from .limits.concurrency import ConcurrencyGate
 from .limits.ledger import Ledger

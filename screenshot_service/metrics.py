@@ -217,7 +217,3 @@ def _error_code(response: web.StreamResponse) -> str | None:
     except (ValueError, KeyError, TypeError):
         return None
     return code if isinstance(code, str) else None
-
-
-# The app's Metrics (re-exported by appkeys.py, which lists every key).
-METRICS = web.AppKey("metrics", Metrics)

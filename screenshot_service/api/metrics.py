@@ -10,8 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..appkeys import POOL
-from ..metrics import METRICS, Metrics, metrics_middleware
+from ..appkeys import METRICS, POOL
+from ..metrics import Metrics, metrics_middleware
 from .error_middleware import error_middleware
 
 

@@ -22,7 +22,7 @@ from ssl import SSLContext
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from .api.error_middleware import from_http, json_error
 from .errors import ApiError, InternalError, MalformedRequest
@@ -30,7 +30,7 @@ from .observability import new_request_id
 
 log = logging.getLogger("screenshot_service.errors")
 
-_REASON_CHARS = 200  # the parser's complaint, cut: it may quote the offending bytes
+_REASON_CHARS = 200
 
 
 class ApiRequestHandler(web.RequestHandler):
@@ -75,9 +75,15 @@ def _answer(error: ApiError) -> web.Response:
 
 
 def _reason(exc: BaseException | None, message: str | None) -> str:
-    text = exc.message if isinstance(exc, HttpProcessingError) and exc.message else message or "bad request"
-    first = str(text).strip().splitlines()[0] if str(text).strip() else "bad request"
-    return first[:_REASON_CHARS]
+    """The parser's complaint without the bytes it quotes: a request line carries the query
+    string, and with it maybe an api_key, which must reach neither the log nor the answer."""
+    if isinstance(exc, LineTooLong):
+        return "the request line or a header is longer than the server accepts"
+    text = exc.message if isinstance(exc, HttpProcessingError) and exc.message else message or ""
+    first = (str(text).strip().splitlines() or [""])[0]
+    for quote in (": ", "b'", 'b"', "bytearray(", "'", '"'):
+        first = first.split(quote, 1)[0]
+    return first.strip().rstrip(":.").strip()[:_REASON_CHARS] or "bad request"
 
 
 class ApiServer(web.Server):

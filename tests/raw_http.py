@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 # What aiohttp's parser refuses before any handler or middleware runs.
-LONG_REQUEST_LINE = b"GET /v1/screenshot?url=http://example.com/&css=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
-NUL_IN_HEADER = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Note: a\x00b\r\n\r\n"
+SECRET = b"sk_never_echoed"
+LONG_REQUEST_LINE = b"GET /v1/screenshot?api_key=" + SECRET + b"&url=http://example.com/&css=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+NUL_IN_HEADER = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-API-Key: " + SECRET + b"\x00b\r\n\r\n"
 LONG_HEADER = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"b" * 9000 + b"\r\n\r\n"
 GARBAGE_LINE = b"HELLO THERE\r\n\r\n"
 NOT_HTTP = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 32 + b"\r\n\r\n"  # a TLS ClientHello's start

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import answered_by, image_of, wait_for
-from tests.raw_http import MALFORMED, exchange
+from tests.raw_http import MALFORMED, SECRET, exchange
 from tests.site import PAINT_RGB
 
 CLI = [sys.executable, "-m", "screenshot_service"]
@@ -193,7 +193,7 @@ async def test_serve_bootstraps_a_key_redacts_logs_and_drains_on_sigterm(tmp_pat
     assert log.count(key) == 1
     assert "api_key=" not in log and "/slow" not in log
     # Clients' mistakes were logged, without a traceback.
-    assert "malformed request from" in log and "Traceback" not in log
+    assert "malformed request from" in log and "Traceback" not in log and SECRET.decode() not in log
 
 
 DRAIN = 12.0  # long enough that two drains in a row are well past the bound below

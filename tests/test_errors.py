@@ -16,7 +16,7 @@ from screenshot_service.faults import LayerError
 from screenshot_service.state import errors as state
 from screenshot_service.storage import errors as storage
 from tests.conftest import Service
-from tests.raw_http import MALFORMED, exchange
+from tests.raw_http import MALFORMED, SECRET, exchange
 
 
 def assert_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -40,6 +40,9 @@ async def test_what_aiohttps_parser_refuses_is_a_json_400_without_a_traceback(
     assert error["message"].startswith("the request is not valid HTTP: ") and len(error["message"]) < 300
     assert answer.headers.get("x-request-id")
     assert_no_traceback(caplog)
+    # The parser quotes what it refused; a query string may carry a key: neither answer nor log repeats it.
+    assert SECRET not in answer.body and SECRET.decode() not in caplog.text
+    assert any(r.name == "screenshot_service.errors" and "malformed request" in r.getMessage() for r in caplog.records)
     # A client's mistake costs it its connection, nothing more: the service keeps serving.
     response = await service.client.get("/healthz")
     assert response.status == 200

@@ -3,19 +3,20 @@
 Every failure a caller can see is an ``ApiError`` subclass carrying its HTTP
 status and stable ``code``.  Handlers and services raise them; the layers below
 (state, storage, browser, egress) raise their own exceptions, which
-``as_api_error`` (layer_errors.py) maps onto these at the edge.
+``error_map.as_api_error`` maps onto these at the edge.
 ``api/error_middleware.py`` is the only place that turns them into JSON, and
 ``server.py`` renders aiohttp's own parser errors with the same shape.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ApiError(Exception):
-    status: int = 500
-    code: str = "internal_error"
+    # The class is the code: another status or code is another class, never a rewritten instance.
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
 
     def __init__(
         self,
@@ -30,6 +31,11 @@ class ApiError(Exception):
         self.details = details or {}
         self.retry_after = retry_after
         self.headers = dict(headers or {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("status", "code"):
+            raise AttributeError(f"{type(self).__name__}.{name} belongs to the class; raise the class of that code")
+        super().__setattr__(name, value)
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}

@@ -11,7 +11,7 @@ import pytest
 from screenshot_service.browser import errors as browser
 from screenshot_service.egress import errors as egress
 from screenshot_service.error_map import as_api_error
-from screenshot_service.errors import error_codes
+from screenshot_service.errors import InvalidParameter, error_codes
 from screenshot_service.faults import LayerError
 from screenshot_service.state import errors as state
 from screenshot_service.storage import errors as storage
@@ -133,3 +133,12 @@ def test_every_layer_exception_has_its_code_and_keeps_message_details_and_retry_
         assert answer.message == raised.message and answer.details == raised.details
         if kind is not storage.BucketRejected:
             assert answer.response_headers()["Retry-After"] == "2"
+
+
+def test_an_error_keeps_the_status_and_code_of_its_class() -> None:
+    error = InvalidParameter("bad")
+    with pytest.raises(AttributeError):
+        error.status = 405  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        error.code = "method_not_allowed"  # type: ignore[misc]
+    assert (error.status, error.code) == (400, "invalid_parameter")

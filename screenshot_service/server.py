@@ -22,16 +22,12 @@ from ssl import SSLContext
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from .api.error_middleware import from_http, json_error
+from .api.error_middleware import from_http, json_error, parser_complaint
 from .errors import ApiError, InternalError, MalformedRequest
 from .observability import new_request_id
 
 log = logging.getLogger("screenshot_service.errors")
-
-_REASON_CHARS = 200
-
 
 class ApiRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, its own error answers in the API's error shape."""
@@ -44,7 +40,7 @@ class ApiRequestHandler(web.RequestHandler):
             raise ConnectionError("the answer has begun already; no error answer can follow it")
         error: ApiError
         if status == 400:
-            reason = _reason(exc, message)
+            reason = parser_complaint(exc, message)
             log.info("malformed request from %s: %s", request.remote, reason)
             error = MalformedRequest(f"the request is not valid HTTP: {reason}")
         else:  # the handler itself failed, past every middleware: a bug
@@ -72,18 +68,6 @@ def _answer(error: ApiError) -> web.Response:
     response = json_error(error)
     response.headers["X-Request-ID"] = new_request_id()
     return response
-
-
-def _reason(exc: BaseException | None, message: str | None) -> str:
-    """The parser's complaint without the bytes it quotes: a request line carries the query
-    string, and with it maybe an api_key, which must reach neither the log nor the answer."""
-    if isinstance(exc, LineTooLong):
-        return "the request line or a header is longer than the server accepts"
-    text = exc.message if isinstance(exc, HttpProcessingError) and exc.message else message or ""
-    first = (str(text).strip().splitlines() or [""])[0]
-    for quote in (": ", "b'", 'b"', "bytearray(", "'", '"'):
-        first = first.split(quote, 1)[0]
-    return first.strip().rstrip(":.").strip()[:_REASON_CHARS] or "bad request"
 
 
 class ApiServer(web.Server):

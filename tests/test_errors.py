@@ -48,6 +48,23 @@ async def test_what_aiohttps_parser_refuses_is_a_json_400_without_a_traceback(
     assert response.status == 200
 
 
+async def test_a_body_that_cannot_be_decoded_is_a_json_400_that_closes_the_connection(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its headers parse, so a handler runs; reading the body fails (gzip announced, not sent)."""
+    caplog.set_level(logging.DEBUG)
+    assert service.client.server.port is not None
+    head = (f"POST /v1/screenshot HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {service.key}\r\n"
+            "Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n\r\n")
+    answer = await exchange(service.client.server.port, head.encode() + b"0123456789")
+    assert answer.status == 400 and answer.headers["content-type"].startswith("application/json")
+    assert answer.headers.get("connection", "").lower() == "close"
+    assert answer.json() == {"error": {"status": 400, "code": "malformed_body",
+                                       "message": "the request body could not be read: Can not decode content-encoding"}}
+    assert_no_traceback(caplog)
+    assert (await service.client.get("/healthz")).status == 200
+
+
 async def test_wrong_method_is_a_json_405_naming_the_allowed_ones(
     service: Service, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from ..appkeys import REQUEST_ID
 from ..error_map import as_api_error
@@ -24,6 +25,7 @@ from ..errors import (
     CallerGone,
     ExpectationFailed,
     InternalError,
+    MalformedBody,
     MalformedRequest,
     MethodNotAllowed,
     NotFound,
@@ -32,6 +34,8 @@ from ..errors import (
 from ..faults import LayerError
 
 log = logging.getLogger("screenshot_service.errors")
+
+_COMPLAINT_CHARS = 200
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,6 +77,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(as_api_error(error))
     except CallerGone:
         return web.Response(status=CLIENT_CLOSED_REQUEST)
+    except web.RequestPayloadError as error:
+        # The body's framing or encoding is broken (a bad chunk, a gzip that is not one): the
+        # connection cannot carry another request, so the answer closes it (app's _close_middleware)
+        # instead of aiohttp reading on into the same error.
+        reason = parser_complaint(error.__cause__ or error, None)
+        return json_error(MalformedBody(f"the request body could not be read: {reason}",
+                                        headers={"Connection": "close"}))
     except web.HTTPException as http:
         if http.status < 400:
             raise
@@ -82,6 +93,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _internal_error(request)
     except Exception:
         return _internal_error(request)
+
+
+def parser_complaint(exc: BaseException | None, message: str | None) -> str:
+    """aiohttp's parser's complaint without the bytes it quotes: a request line carries the query
+    string, and with it maybe an api_key, which must reach neither the log nor the answer."""
+    if isinstance(exc, LineTooLong):
+        return "the request line or a header is longer than the server accepts"
+    text = exc.message if isinstance(exc, HttpProcessingError) and exc.message else message or str(exc or "")
+    first = (str(text).strip().splitlines() or [""])[0]
+    for quote in (": ", "b'", 'b"', "bytearray(", "'", '"'):
+        first = first.split(quote, 1)[0]
+    return first.strip().rstrip(":.").strip()[:_COMPLAINT_CHARS] or "bad request"
 
 
 def _internal_error(request: web.Request) -> web.Response:

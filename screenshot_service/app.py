@@ -20,6 +20,7 @@ from aiohttp import web
 from . import appkeys as keys
 from .api import files, health, openapi, screenshot, usage
 from .api.body import UNAUTHENTICATED_READS, UnauthenticatedReads
+from .api.error_middleware import error_middleware
 from .api.limit_headers import add_limit_headers
 from .api.metrics import install_metrics
 from .api.tester import install_tester
@@ -30,8 +31,8 @@ from .config import Settings
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver, SystemResolver
-from .errors import BrowserUnavailable, error_middleware
-from .jobs import install_jobs
+from .errors import BrowserUnavailable
+from .jobs.install import install_jobs
 from .limits.admission import Admission
 from .limits.concurrency import ConcurrencyGate
 from .limits.ledger import Ledger

@@ -18,7 +18,7 @@ from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver
 from .limits.admission import Admission, LimitState
 from .limits.ledger import Ledger
-from .metrics import METRICS as METRICS  # defined beside Metrics (no import cycle); listed here with the rest
+from .metrics import Metrics
 from .state.base import StateStore
 from .storage.base import Storage
 
@@ -65,6 +65,7 @@ PROXY = web.AppKey("proxy", EgressProxy)  # the egress filter for the browser, w
 ADMISSION = web.AppKey("admission", Admission)
 LEDGER = web.AppKey("ledger", Ledger)
 CACHE = web.AppKey("cache", CaptureCache)
+METRICS = web.AppKey("metrics", Metrics)
 
 # Per-request values (web.RequestKey): set by middlewares and handlers, read by the access log.
 STARTED = web.RequestKey("started", float)  # loop time of arrival; capture deadlines count from it

@@ -18,7 +18,9 @@ from typing import Any
 from .capture.declaration import QUERY
 from .capture.options import OPTIONS, CaptureOptions, accepted_at
 from .config import Settings
+from .error_map import as_api_error
 from .errors import ApiError
+from .faults import LayerError
 from .storage.base import StoredObject
 
 
@@ -58,6 +60,9 @@ def run_capture(args: argparse.Namespace, settings: Settings) -> int:
         result = asyncio.run(_capture(settings, opts, Path(args.output)))
     except ApiError as error:
         print(json.dumps(error.to_dict()), file=sys.stderr)
+        return 1
+    except LayerError as error:
+        print(json.dumps(as_api_error(error).to_dict()), file=sys.stderr)
         return 1
     print(json.dumps({k: v for k, v in result.items() if k != "url"} | {"file": args.output}))
     return 0

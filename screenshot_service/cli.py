@@ -8,8 +8,6 @@ import json
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
 from . import config as config_module
 from .config import ConfigError, Settings
 
@@ -102,6 +100,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from . import eventloop
     from .app import SHUTDOWN_GRACE_SECONDS, create_app, server_options
     from .observability import JsonAccessLogger, access_log, configure_logging
+    from .server import run
     from .tls import server_ssl_context
 
     configure_logging(settings.server.log_level)
@@ -109,7 +108,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_bootstrap_key:
         asyncio.run(_bootstrap_key(settings))
     app = create_app(settings)
-    web.run_app(
+    run(  # web.run_app, answering what aiohttp's parser rejects as JSON too (server.py)
         app,
         host=settings.server.host,
         port=settings.server.port,

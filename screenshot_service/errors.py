@@ -1,27 +1,22 @@
-"""The API's error vocabulary (SPEC §4) and the one middleware that renders it.
+"""The API's error vocabulary (SPEC §4): one ``ApiError`` subclass per code.
 
 Every failure a caller can see is an ``ApiError`` subclass carrying its HTTP
-status and stable ``code``; handlers and services raise them, and
-``error_middleware`` is the only place that turns them into JSON.  Anything
-else is a bug: it becomes a 500 whose body carries no internals, while the log
-line carries the traceback and the request id to find it.
+status and stable ``code``.  Handlers and services raise them; the layers below
+(state, storage, browser, egress) raise their own exceptions, which
+``error_map.as_api_error`` maps onto these at the edge.
+``api/error_middleware.py`` is the only place that turns them into JSON, and
+``server.py`` renders aiohttp's own parser errors with the same shape.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from aiohttp import web
-
-log = logging.getLogger("screenshot_service.errors")
+from typing import Any, ClassVar
 
 
 class ApiError(Exception):
-    status: int = 500
-    code: str = "internal_error"
+    # The class is the code: another status or code is another class, never a rewritten instance.
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
 
     def __init__(
         self,
@@ -36,6 +31,11 @@ class ApiError(Exception):
         self.details = details or {}
         self.retry_after = retry_after
         self.headers = dict(headers or {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("status", "code"):
+            raise AttributeError(f"{type(self).__name__}.{name} belongs to the class; raise the class of that code")
+        super().__setattr__(name, value)
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"status": self.status, "code": self.code, "message": self.message}
@@ -76,11 +76,18 @@ class MalformedBody(ApiError):
     status, code = 400, "malformed_body"
 
 
+class MalformedRequest(ApiError):
+    """The HTTP itself could not be parsed: a request line or header over its limit, a NUL or
+    other forbidden byte in a header, garbage instead of a request line."""
+
+    status, code = 400, "malformed_request"
+
+
 class SelectorNotFound(ApiError):
     status, code = 400, "selector_not_found"
 
 
-# 401 / 404 / 408 / 409 / 413 / 422 ----------------------------------------------------------
+# 401 / 404 / 405 / 408 / 409 / 413 / 417 / 422 ---------------------------------------------
 class MissingApiKey(ApiError):
     status, code = 401, "missing_api_key"
 
@@ -103,6 +110,18 @@ class SignatureExpired(ApiError):
 
 class NotFound(ApiError):
     status, code = 404, "not_found"
+
+
+class MethodNotAllowed(ApiError):
+    """The path exists, the method does not (the answer carries ``Allow``)."""
+
+    status, code = 405, "method_not_allowed"
+
+
+class ExpectationFailed(ApiError):
+    """An ``Expect`` header other than ``100-continue``."""
+
+    status, code = 417, "expectation_failed"
 
 
 class JobNotCancelable(ApiError):
@@ -202,56 +221,3 @@ class CallerGone(Exception):
 # nginx's "client closed request": what the access log and metrics record for a
 # CallerGone; the client, gone, never sees it.
 CLIENT_CLOSED_REQUEST = 499
-
-
-def json_error(error: ApiError) -> web.Response:
-    return web.Response(
-        status=error.status,
-        text=json.dumps(error.to_dict()),
-        content_type="application/json",
-        headers=error.response_headers(),
-    )
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _from_http(request: web.Request, http: web.HTTPException) -> ApiError:
-    """aiohttp's own errors (no route, wrong method, body too big) in our one error shape."""
-    mapped: ApiError
-    kind = _HTTP_CODES.get(http.status)
-    if kind is None:
-        mapped = ApiError(http.reason or "error")
-        mapped.status, mapped.code = http.status, "http_error"
-    elif http.status == 405:
-        mapped = InvalidParameter(f"method {request.method} is not allowed on {request.path}")
-        mapped.status, mapped.code = 405, "method_not_allowed"
-    elif http.status == 404:
-        mapped = NotFound(f"no route for {request.method} {request.path}")
-    else:
-        mapped = kind(http.reason or "request body too large")
-    return mapped
-
-# aiohttp's own HTTP exceptions (no route, wrong method) mapped onto our codes so
-# that every error body has one shape.
-_HTTP_CODES = {404: NotFound, 405: InvalidParameter, 413: PayloadTooLarge}
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as error:
-        return json_error(error)
-    except CallerGone:
-        return web.Response(status=CLIENT_CLOSED_REQUEST)
-    except web.HTTPException as http:
-        if http.status < 400:
-            raise
-        return json_error(_from_http(request, http))
-    except Exception:
-        from .appkeys import REQUEST_ID
-
-        request_id = request.get(REQUEST_ID, "-")
-        log.exception("unhandled error (request_id=%s)", request_id)
-        return json_error(InternalError(f"internal error; quote request id {request_id}"))

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .errors import ApiError
+from .errors import error_codes
 
 NAMESPACE = "screenshot"
 PHASES = ("queue", "navigation", "capture", "storage", "total")
@@ -59,14 +59,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error_codes() -> frozenset[str]:
-    """Every code the error middleware can render: the ApiError hierarchy plus its two extras."""
-    codes = {"method_not_allowed", "http_error"}
-    pending: list[type[ApiError]] = [ApiError]
-    while pending:
-        cls = pending.pop()
-        codes.add(cls.code)
-        pending.extend(cls.__subclasses__())
-    return frozenset(codes)
+    """Every code the error middleware can render (errors.py's table)."""
+    return frozenset(code for codes in error_codes().values() for code in codes)
 
 
 class _PoolCollector(Collector):
@@ -169,9 +163,6 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-
-# The app's Metrics (re-exported by appkeys.py, which lists every key).
-METRICS = web.AppKey("metrics", Metrics)
 
 
 def metrics_middleware(metrics: Metrics) -> Middleware:

@@ -30,7 +30,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Echo a sane X-Request-ID or make one; everything downstream can log it."""
     offered = request.headers.get("X-Request-ID", "")
-    request_id = offered if _REQUEST_ID.match(offered) else secrets.token_hex(12)
+    request_id = offered if _REQUEST_ID.match(offered) else new_request_id()
     request[REQUEST_ID] = request_id
     try:
         response = await handler(request)
@@ -39,6 +39,10 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         raise
     response.headers["X-Request-ID"] = request_id
     return response
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(12)
 
 
 class JsonAccessLogger(AbstractAccessLogger):

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
 from screenshot_service import config, eventloop
@@ -29,6 +29,7 @@ from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.resolver import SystemResolver
 from screenshot_service.limits.keys import create_key
+from screenshot_service.server import ApiRunner
 from screenshot_service.state.sqlite import SqliteStateStore
 from screenshot_service.wiring import start_browser, stop_browser
 from tests import site
@@ -123,6 +124,13 @@ async def make_pool(test_site: TestSite) -> AsyncIterator[Callable[..., Any]]:
         await stop_browser(pool, proxy)
 
 
+class ApiTestServer(TestServer):
+    """aiohttp's TestServer serving through ``ApiRunner``, as ``serve`` does (parser errors as JSON)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return ApiRunner(self.app, **kwargs)
+
+
 @dataclass
 class Service:
     """A running app under test, its key and what it is built from."""
@@ -159,7 +167,7 @@ async def make_service(
         state = SqliteStateStore(settings.state.sqlite.path)
         record, raw = await create_key(state, plan, "test")
         app = create_app(settings, pool=pool or shared_pool, state=state, resolver=resolver)
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(ApiTestServer(app))
         return Service(client=client, key=raw, key_id=record.id, settings=settings, state=state, site=test_site)
 
     return make

@@ -26,7 +26,7 @@ from screenshot_service import config
 from screenshot_service.app import SHUTDOWN_GRACE_SECONDS, create_app
 from screenshot_service.appkeys import STATE
 from screenshot_service.browser.pool import BrowserPool
-from screenshot_service.jobs import install_jobs
+from screenshot_service.jobs.install import install_jobs
 from screenshot_service.limits.keys import create_key
 from screenshot_service.limits.quota import current_period
 from screenshot_service.state.base import KeyRecord

@@ -11,10 +11,10 @@ import ipaddress
 import pytest
 
 from screenshot_service.config import EgressConfig
+from screenshot_service.egress.errors import EgressBlocked, InvalidUrl, TargetUnreachable
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.resolver import StaticResolver, SystemResolver, check_target
 from screenshot_service.egress.urls import MAX_URL_LENGTH, parse_target_url
-from screenshot_service.errors import BlockedTarget, InvalidUrl, TargetUnreachable
 
 POLICY = EgressPolicy.from_config(EgressConfig())
 RESOLVER = StaticResolver({"rebind.test": "127.0.0.1", "example.com": "93.184.216.34"})
@@ -84,7 +84,7 @@ LOOPBACK_SPELLINGS = [
 
 @pytest.mark.parametrize("raw", LOOPBACK_SPELLINGS)
 async def test_local_spelling_is_refused(raw: str) -> None:
-    with pytest.raises((InvalidUrl, BlockedTarget)):
+    with pytest.raises((InvalidUrl, EgressBlocked)):
         await check_target(raw, POLICY, RESOLVER)
 
 
@@ -283,7 +283,7 @@ async def test_public_name_passes() -> None:
 
 
 async def test_rebinding_name_is_blocked_with_a_clear_message() -> None:
-    with pytest.raises(BlockedTarget) as info:
+    with pytest.raises(EgressBlocked) as info:
         await check_target("http://rebind.test/", POLICY, RESOLVER, what="webhook_url")
     assert info.value.message == (
         "webhook_url rebind.test resolves to a blocked address: loopback address 127.0.0.1"
@@ -292,13 +292,13 @@ async def test_rebinding_name_is_blocked_with_a_clear_message() -> None:
 
 async def test_one_bad_answer_taints_the_name() -> None:
     resolver = StaticResolver({"mixed.test": ["93.184.216.34", "10.0.0.1"]})
-    with pytest.raises(BlockedTarget, match=r"private address 10\.0\.0\.1"):
+    with pytest.raises(EgressBlocked, match=r"private address 10\.0\.0\.1"):
         await check_target("http://mixed.test/", POLICY, resolver)
 
 
 async def test_localhost_never_asks_dns() -> None:
     resolver = StaticResolver({"foo.localhost": "93.184.216.34"})  # a lying resolver is not consulted
-    with pytest.raises(BlockedTarget, match="loopback"):
+    with pytest.raises(EgressBlocked, match="loopback"):
         await check_target("http://foo.localhost/", POLICY, resolver)
     assert resolver.calls == []
 
@@ -311,7 +311,7 @@ async def test_unresolvable_name_is_unreachable() -> None:
 async def test_allow_entry_opens_its_port_only() -> None:
     policy = EgressPolicy.from_config(EgressConfig(allow=["127.0.0.1:8080"]))
     await check_target("http://rebind.test:8080/", policy, RESOLVER)
-    with pytest.raises(BlockedTarget):
+    with pytest.raises(EgressBlocked):
         await check_target("http://rebind.test:8081/", policy, RESOLVER)
 
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from screenshot_service.browser.errors import BrowserUnavailable
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.capture import bounds
 from screenshot_service.capture.devices import DEVICES
 from screenshot_service.capture.options import FORMATS, CaptureOptions
-from screenshot_service.errors import BrowserUnavailable, InvalidParameter
+from screenshot_service.errors import InvalidParameter
 from screenshot_service.limits.keys import create_key
 from tests.conftest import Service, image_of
 from tests.site import HUGE_BOTTOM, HUGE_TOP, PAINT_RGB

@@ -28,11 +28,11 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from screenshot_service.browser.pool import BrowserPool
-from screenshot_service.errors import StateUnavailable
 from screenshot_service.jobs import redis_scripts
 from screenshot_service.jobs.keys import JOBS
 from screenshot_service.jobs.redis_jobs import RedisJobStore
 from screenshot_service.jobs.runner import JobRunner
+from screenshot_service.state.errors import StateUnavailable
 from tests.conftest import answered_by, wait_for
 from tests.jobs_helpers import JobsApp, settings_for, start_app
 from tests.test_jobs_redis import a_job

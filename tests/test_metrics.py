@@ -15,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from screenshot_service.api.metrics import install_metrics
 from screenshot_service.api.tester import install_tester
 from screenshot_service.app import create_app
+from screenshot_service.appkeys import METRICS
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.limits.keys import create_key
-from screenshot_service.metrics import METRICS, Metrics, metrics_middleware
+from screenshot_service.metrics import Metrics, metrics_middleware
 from screenshot_service.observability import JsonAccessLogger
 from screenshot_service.state.sqlite import SqliteStateStore
 from tests.conftest import Service, base_settings
@@ -190,7 +191,8 @@ def test_service_hooks_and_bounded_labels() -> None:
 
 
 async def test_middleware_sits_outside_the_error_middleware(aiohttp_client: Any) -> None:
-    from screenshot_service.errors import RateLimited, error_middleware
+    from screenshot_service.api.error_middleware import error_middleware
+    from screenshot_service.errors import RateLimited
 
     async def limited(request: web.Request) -> web.Response:
         raise RateLimited("slow down", retry_after=1)
@@ -214,7 +216,7 @@ async def test_middleware_sits_outside_the_error_middleware(aiohttp_client: Any)
 async def test_install_is_idempotent_and_placed_before_the_error_middleware(
     tmp_path: Path, test_site: Site, shared_pool: BrowserPool
 ) -> None:
-    from screenshot_service.errors import error_middleware
+    from screenshot_service.api.error_middleware import error_middleware
 
     app = create_app(base_settings(tmp_path, test_site.port), pool=shared_pool)
     first = install_metrics(app)

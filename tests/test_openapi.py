@@ -14,7 +14,7 @@ from schemathesis import checks
 
 from screenshot_service.capture.declaration import BODY
 from screenshot_service.capture.options import accepted_at
-from screenshot_service.errors import TargetUnreachable
+from screenshot_service.egress.errors import TargetUnreachable
 from tests.conftest import Service
 
 

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from screenshot_service.config import PlanConfig
-from screenshot_service.errors import StateUnavailable
+from screenshot_service.error_map import as_api_error
 from screenshot_service.state.base import KeyRecord, Reservation
+from screenshot_service.state.errors import StateUnavailable
 from screenshot_service.state.redis import (
     DEFAULT_PREFIX,
     SOCKET_TIMEOUT,
@@ -199,7 +200,7 @@ async def test_outage_is_a_fast_503_and_heals(redis_server: RedisTestServer) -> 
             for name, call in every_call(which).items():
                 with pytest.raises(StateUnavailable) as caught:
                     await answered_by(call(), SOCKET_TIMEOUT)  # fails fast: never hangs on a dead Redis
-                error = caught.value
+                error = as_api_error(caught.value)
                 assert (error.status, error.code, error.retry_after) == (503, "state_unavailable", 1), name
                 assert error.message.startswith("state store (Redis) unavailable: "), error.message
                 for text in (str(error), repr(error), str(error.to_dict())):
@@ -227,7 +228,7 @@ async def test_credentials_in_the_url_are_used_and_never_shown(redis_server: Red
         with pytest.raises(StateUnavailable) as caught:
             await bad.ping()
         assert caught.value.message == "state store (Redis) unavailable: AuthenticationError"
-        assert PASSWORD not in str(caught.value.to_dict())
+        assert PASSWORD not in str(as_api_error(caught.value).to_dict())
     finally:
         await admin.acl_deluser("svc")
         for client in (good.client, bad.client, admin):

@@ -19,6 +19,9 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from screenshot_service import errors
 from screenshot_service.config import ConfigError
+from screenshot_service.error_map import as_api_error
+from screenshot_service.faults import LayerError
+from screenshot_service.storage import errors as storage_errors
 from screenshot_service.storage import s3 as s3_module
 from screenshot_service.storage.customer import CustomerS3, put_to_customer_bucket
 from screenshot_service.storage.s3 import LIFECYCLE_RULE_ID, PART_SIZE, S3Storage
@@ -128,9 +131,9 @@ async def test_failed_multipart_is_aborted_and_leaves_no_object(storage, s3_serv
             raise EndpointConnectionError(endpoint_url=s3_server.endpoint_url)
 
     storage.client.meta.events.register("before-call.s3.UploadPart", fail_second_part)
-    with pytest.raises(errors.StorageError, match="S3 endpoint unreachable") as caught:
+    with pytest.raises(storage_errors.StorageError, match="S3 endpoint unreachable") as caught:
         await storage.put("big.png", os.urandom(2 * PART_SIZE + 1), "image/png")
-    assert caught.value.status == 502
+    assert as_api_error(caught.value).status == 502
     assert await leftovers(s3_server, s3_bucket) == ([], [])
 
 
@@ -149,7 +152,7 @@ async def test_multipart_cut_by_put_timeout_is_aborted(s3_server, s3_bucket):
         events.register("before-call.s3.UploadPart", stall)
         events.register("before-call.s3.AbortMultipartUpload", count("AbortMultipartUpload"))
         events.register("before-call.s3.CompleteMultipartUpload", count("CompleteMultipartUpload"))
-        with pytest.raises(errors.StorageError, match="did not finish within 1 s"):
+        with pytest.raises(storage_errors.StorageError, match="did not finish within 1 s"):
             # put_timeout, then the abort's own bound: well before the stalled part would answer
             await answered_by(storage.put("slow.png", os.urandom(PART_SIZE + 1), "image/png"),
                               1 + s3_module.ABORT_TIMEOUT)
@@ -160,9 +163,9 @@ async def test_multipart_cut_by_put_timeout_is_aborted(s3_server, s3_bucket):
 
 async def test_missing_bucket_is_a_storage_error_naming_it(s3_server):
     async with S3Storage(s3_server.storage_config("no-such-bucket-here")) as storage:
-        with pytest.raises(errors.StorageError) as caught:
+        with pytest.raises(storage_errors.StorageError) as caught:
             await storage.put("e.png", b"x", "image/png")
-    assert caught.value.status == 502
+    assert as_api_error(caught.value).status == 502
     assert "'no-such-bucket-here'" in caught.value.message and "NoSuchBucket" in caught.value.message
 
 
@@ -186,7 +189,7 @@ async def test_s3_down_is_tried_three_times_then_fails_and_recovers(s3_server, s
         storage.client.meta.events.register("before-send.s3.PutObject", lambda **kwargs: sends.append("put"))
         s3_server.stop()
         try:
-            with pytest.raises(errors.StorageError) as caught:
+            with pytest.raises(storage_errors.StorageError) as caught:
                 await answered_by(storage.put("g.png", b"x" * 1000, "image/png"), 20)
             assert "S3 endpoint unreachable" in caught.value.message  # retries gave up, not the put_timeout
             assert s3_server.secret_access_key not in caught.value.message
@@ -213,7 +216,7 @@ async def test_hanging_endpoint_is_cut_at_put_timeout(s3_server):
     try:
         async with S3Storage(cfg, put_timeout=1) as storage:
             # Cut by put_timeout (1 s), not by the socket's read timeout (10 s) times three attempts.
-            with pytest.raises(errors.StorageError, match="did not finish within 1 s"):
+            with pytest.raises(storage_errors.StorageError, match="did not finish within 1 s"):
                 await answered_by(storage.put("h.png", b"x", "image/png"), 1)
         assert await wait_for(lambda: connections >= 1)
         assert connections == 1  # one attempt, waited on until put_timeout, never retried
@@ -263,7 +266,7 @@ async def test_lifecycle_left_alone_when_not_managed(s3_server, s3_bucket):
 
 async def test_lifecycle_on_missing_bucket_stops_start_up(s3_server):
     cfg = s3_server.storage_config("no-such-bucket-either", manage_lifecycle=True)
-    with pytest.raises(errors.StorageError, match=r"lifecycle rule.*'no-such-bucket-either'.*NoSuchBucket"):
+    with pytest.raises(storage_errors.StorageError, match=r"lifecycle rule.*'no-such-bucket-either'.*NoSuchBucket"):
         async with S3Storage(cfg):
             pass
 
@@ -284,8 +287,8 @@ def customer_spec(s3_server: S3TestServer, bucket: str, **overrides: Any) -> Cus
     return CustomerS3.from_json(body)
 
 
-def assert_no_credentials(error: errors.ApiError, caplog: pytest.LogCaptureFixture) -> None:
-    shown = f"{error} {error!r} {json.dumps(error.to_dict())}"
+def assert_no_credentials(error: LayerError, caplog: pytest.LogCaptureFixture) -> None:
+    shown = f"{error} {error!r} {json.dumps(as_api_error(error).to_dict())}"
     assert CUSTOMER_SECRET not in shown and CUSTOMER_KEY_ID not in shown
     # botocore's own DEBUG output may name the key id (in the Authorization header), never the secret.
     assert all(CUSTOMER_SECRET not in record.getMessage() for record in caplog.records)
@@ -319,9 +322,10 @@ async def test_customer_missing_bucket_is_400_naming_s3_bucket(s3_server, caplog
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="botocore")
     spec = customer_spec(s3_server, "customer-bucket-missing")
-    with pytest.raises(errors.InvalidParameter) as caught:
+    with pytest.raises(storage_errors.BucketRejected) as caught:
         await put_to_customer_bucket(spec, "k.png", b"k", "image/png")
-    assert caught.value.status == 400
+    assert as_api_error(caught.value).to_dict()["error"]["code"] == "invalid_parameter"
+    assert as_api_error(caught.value).status == 400
     assert caught.value.details["fields"] == {"s3.bucket": "bucket customer-bucket-missing does not exist"}
     assert_no_credentials(caught.value, caplog)
 
@@ -335,26 +339,26 @@ REJECTED = "credentials were rejected"
         (
             403,
             "InvalidAccessKeyId",
-            errors.InvalidParameter,
+            storage_errors.BucketRejected,
             {"s3.access_key_id": "credentials were rejected"},
         ),
         (
             403,
             "SignatureDoesNotMatch",
-            errors.InvalidParameter,
+            storage_errors.BucketRejected,
             {"s3.secret_access_key": "credentials were rejected"},
         ),
         (
             403,
             "AccessDenied",
-            errors.StorageError,
+            storage_errors.StorageError,
             "access to bucket 'cust-bucket' was denied (AccessDenied)",
         ),
-        (404, "NoSuchBucket", errors.InvalidParameter, {"s3.bucket": "bucket cust-bucket does not exist"}),
+        (404, "NoSuchBucket", storage_errors.BucketRejected, {"s3.bucket": "bucket cust-bucket does not exist"}),
         (
             500,
             "Evil\nCode " + CUSTOMER_KEY_ID,
-            errors.StorageError,
+            storage_errors.StorageError,
             "S3 PutObject on bucket 'cust-bucket' failed",
         ),
     ],
@@ -401,7 +405,7 @@ async def test_customer_endpoint_unreachable_is_502(caplog):
             "endpoint_url": "http://127.0.0.1:9",
         }
     )
-    with pytest.raises(errors.StorageError, match="S3 endpoint unreachable") as caught:
+    with pytest.raises(storage_errors.StorageError, match="S3 endpoint unreachable") as caught:
         await put_to_customer_bucket(spec, "m.png", b"m", "image/png", put_timeout=5)
     assert_no_credentials(caught.value, caplog)
 

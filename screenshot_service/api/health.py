@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..appkeys import LIFECYCLE, POOL, STATE
-from ..errors import ApiError
+from ..state.errors import StateError
 from .common import json_response
 
 
@@ -24,7 +24,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await request.app[STATE].ping()
         checks["state"] = "up"
-    except ApiError:
+    except StateError:
         checks["state"] = "down"
     ready = checks["draining"] == "no" and checks["browser"] == "up" and checks["state"] == "up"
     status = 200 if ready else 503

@@ -10,9 +10,9 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ..appkeys import POOL
-from ..errors import error_middleware
-from ..metrics import METRICS, Metrics, metrics_middleware
+from ..appkeys import METRICS, POOL
+from ..metrics import Metrics, metrics_middleware
+from .error_middleware import error_middleware
 
 
 def install_metrics(app: web.Application) -> Metrics:

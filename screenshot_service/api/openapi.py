@@ -68,6 +68,8 @@ def _query_parameter(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _error(status: str) -> dict[str, Any]:
     headers = {"Retry-After": {"schema": {"type": "string"}}} if status in ("429", "503") else {}
+    if status == "405":
+        headers["Allow"] = {"schema": {"type": "string"}}
     return {
         "description": ", ".join(ERROR_CODES[status]),
         "headers": headers,
@@ -188,6 +190,9 @@ def build() -> dict[str, Any]:
                 "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "api_key"},
             },
             "schemas": _schemas(),
+            # Every error by status, whatever the path: aiohttp's own too (405 on any path, a
+            # request it cannot parse is a 400 malformed_request).
+            "responses": {status: _error(status) for status in ERROR_CODES},
         },
     }
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from ..errors import BrowserUnavailable, Overloaded
+from .errors import BrowserUnavailable, Overloaded
 
 SYNC = "sync"
 JOBS = "jobs"

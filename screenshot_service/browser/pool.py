@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..config import BrowserConfig
-from ..errors import BrowserUnavailable, PageMemoryExceeded
 from . import launcher, memory
 from .admission import JOBS, SYNC, Admission
 from .contexts import ContextFactory, ContextHook, WarmContext
 from .driver import ConnectionLost, DriverError, PageDriver, Prime
+from .errors import BrowserUnavailable, PageMemoryExceeded
 from .instance import Instance
 from .supervisor import Supervisor
 

@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from ..config import BrowserConfig
-from ..errors import BrowserUnavailable
 from . import launcher, watchdog
 from .admission import JOBS, SYNC
 from .contexts import ContextFactory, WarmContext
 from .driver import CallTimeout
+from .errors import BrowserUnavailable
 from .instance import RECYCLE, RELAUNCH, Instance, Seat
 
 log = logging.getLogger("screenshot_service.pool")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from ..browser.driver import DriverError
 from ..egress.http1 import EGRESS_HEADER, REFUSED, UNREACHABLE
 from ..errors import ApiError, BlockedTarget, TargetUnreachable
+from ..faults import LayerError
 
 if TYPE_CHECKING:
     from ..browser.driver import PageDriver
@@ -157,7 +158,7 @@ class MainFrameWatch:
         (a script whose document went away, a renderer the navigation tore down)."""
         try:
             yield
-        except (ApiError, DriverError):
+        except (ApiError, LayerError, DriverError):
             self.raise_if_failed()
             raise
         self.raise_if_failed()

@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..browser.pool import SYNC
-from ..errors import ApiError, CallerGone, CaptureTimeout
+from ..errors import CallerGone, CaptureTimeout
 from ..limits.admission import Admission, LimitState
 from ..state.base import KeyRecord
+from ..state.errors import StateError
 from ..storage.customer import CustomerS3
 from .options import CaptureOptions
 from .service import CaptureResult, CaptureService
@@ -132,7 +133,7 @@ class CapturePipeline:
         try:
             with timings.stage(CACHE):
                 return await self.service.cached(opts, account)
-        except ApiError as error:  # the cache is an optimisation: without it, capture afresh
+        except StateError as error:  # the cache is an optimisation: without it, capture afresh
             log.warning("cache lookup failed: %s", error.message)
             return None
 
@@ -142,7 +143,7 @@ class CapturePipeline:
             with timings.stage(CACHE):
                 async with asyncio.timeout(REMEMBER_BOUND):
                     await asyncio.shield(self.service.remember(opts, account, result))
-        except (ApiError, TimeoutError) as error:  # delivered and paid: a later cache miss is harmless
+        except (StateError, TimeoutError) as error:  # delivered and paid: a later cache miss is harmless
             log.warning("caching the result failed: %s", getattr(error, "message", "timed out"))
 
 

@@ -16,10 +16,11 @@ from ..browser.pool import SYNC, BrowserPool, Lease
 from ..egress.policy import EgressPolicy
 from ..egress.proxy import ProxyChannel
 from ..egress.resolver import Resolver, check_target
-from ..errors import CaptureTimeout, StorageError
+from ..errors import CaptureTimeout
 from ..metrics import Metrics
 from ..storage.base import Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
+from ..storage.errors import BucketRejected, StorageError
 from . import blocking, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
 from .facts import CaptureWarning, PageFacts
@@ -216,6 +217,8 @@ class CaptureService:
         except TimeoutError:
             self.metrics.count_storage_error(customer=customer is not None)
             raise StorageError(f"storage did not answer within {budget:.1f} s") from None
+        except BucketRejected:
+            raise  # the caller's bucket parameters, not a storage failure
         except StorageError:
             self.metrics.count_storage_error(customer=customer is not None)
             raise

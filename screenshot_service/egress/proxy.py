@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from screenshot_service.egress.errors import InvalidUrl, TargetUnreachable
 from screenshot_service.egress.http1 import (
     HEAD_LIMIT,
     REFUSED,
@@ -34,7 +35,6 @@ from screenshot_service.egress.http1 import (
 from screenshot_service.egress.policy import Address, EgressPolicy, unwrap
 from screenshot_service.egress.resolver import Resolver, first_blocked, resolve_host
 from screenshot_service.egress.urls import parse_target_url
-from screenshot_service.errors import InvalidUrl, TargetUnreachable
 
 log = logging.getLogger("screenshot_service.egress.proxy")
 

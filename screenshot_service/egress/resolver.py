@@ -16,9 +16,9 @@ import socket
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from screenshot_service.egress.errors import EgressBlocked, TargetUnreachable
 from screenshot_service.egress.policy import Address, EgressPolicy, to_address
 from screenshot_service.egress.urls import TargetUrl, parse_target_url
-from screenshot_service.errors import BlockedTarget, TargetUnreachable
 
 # Chromium answers these names itself, without DNS (RFC 6761), so no resolver
 # may be asked: whatever DNS says, the browser would connect to loopback.
@@ -107,7 +107,7 @@ async def check_target(
 ) -> TargetUrl:
     """Parse ``raw_url`` and make sure every address it resolves to is allowed.
 
-    Raises ``InvalidUrl`` (syntax), ``TargetUnreachable`` (DNS) or ``BlockedTarget``.
+    Raises ``InvalidUrl`` (syntax), ``TargetUnreachable`` (DNS) or ``EgressBlocked``.
     """
     target = parse_target_url(raw_url, what=what)
     addresses = (
@@ -115,7 +115,7 @@ async def check_target(
     )
     reason = first_blocked(policy, addresses, target.port)
     if reason is not None:
-        raise BlockedTarget(
+        raise EgressBlocked(
             f"{what} {target.host} resolves to a blocked address: {reason}",
             details={"field": what, "host": target.host},
         )

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import idna  # aiohttp -> yarl -> idna; the UTS-46 mapping Chromium applies to hosts
 
-from screenshot_service.errors import InvalidUrl
+from screenshot_service.egress.errors import InvalidUrl
 
 MAX_URL_LENGTH = 8192
 DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from ..api import jobs as handlers
 from ..appkeys import (
     ADMISSION,
     LEDGER,
@@ -34,7 +35,7 @@ from ..appkeys import (
     STATE,
 )
 from ..config import Settings
-from ..errors import ApiError
+from ..state.errors import StateError
 from .keys import JOBS, JOBS_INSTALLED, JOBS_TUNING, JobsTuning
 from .runner import JobRunner
 from .service import JobService
@@ -47,15 +48,16 @@ log = logging.getLogger("screenshot_service.jobs")
 _GIVEN_STORE = web.AppKey("jobs_given_store", JobStore)
 
 
-def install(
+def install_jobs(
     app: web.Application,
     *,
-    store: JobStore | None,
-    lease_seconds: float | None,
-    poll_interval: float | None,
-    webhook_backoff: float | None,
-    sweep_interval: float | None,
+    store: JobStore | None = None,
+    lease_seconds: float | None = None,
+    poll_interval: float | None = None,
+    webhook_backoff: float | None = None,
+    sweep_interval: float | None = None,
 ) -> None:
+    """Add /v1/jobs and the workers to ``app``; called again (tests), it only adjusts the tuning."""
     changes = {"lease_seconds": lease_seconds, "poll_interval": poll_interval,
                "webhook_backoff": webhook_backoff, "sweep_interval": sweep_interval}  # fmt: skip
     tuning = app.get(JOBS_TUNING, JobsTuning())
@@ -65,8 +67,6 @@ def install(
     if app.get(JOBS_INSTALLED):
         return  # create_app installed jobs already; a test only adjusted the tuning
     app[JOBS_INSTALLED] = True
-
-    from ..api import jobs as handlers
 
     app.router.add_post("/v1/jobs", handlers.post_job)
     app.router.add_get("/v1/jobs/{id}", handlers.get_job)
@@ -140,6 +140,6 @@ async def _sweep_forever(store: JobStore, interval: float) -> None:
             removed = await store.sweep()
             if removed:
                 log.info("retention sweep removed %d job records", removed)
-        except ApiError as error:
+        except StateError as error:
             log.warning("job retention sweep failed: %s", error.message)
         await asyncio.sleep(interval)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ..errors import StateUnavailable
+from ..state.errors import StateUnavailable
 from ..state.redis import connect, guarded
 from . import redis_scripts as lua
 from .models import Job, iso, now_utc

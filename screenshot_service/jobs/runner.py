@@ -36,13 +36,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from ..browser.errors import BrowserUnavailable, Overloaded
 from ..browser.pool import JOBS
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import CapturePipeline, Order
 from ..capture.service import CaptureResult
-from ..errors import ApiError, BrowserUnavailable, InternalError, Overloaded, StateUnavailable
+from ..error_map import as_api_error
+from ..errors import ApiError, InternalError
+from ..faults import LayerError
 from ..limits.ledger import Ledger
 from ..state.base import StateStore
+from ..state.errors import StateError, StateUnavailable
 from .models import (
     FAILED,
     RUNNING,
@@ -189,7 +193,7 @@ class JobRunner:
                     if self._claim_failing:
                         log.info("claiming jobs works again")
                     self._claim_failing = False
-                except ApiError as error:  # the store is down: keep polling, jobs are safe in it
+                except (ApiError, LayerError) as error:  # the store is down: keep polling, jobs are safe in it
                     self.store_failures["claim"] += 1
                     if not self._claim_failing:  # once per outage, not twice a second
                         log.warning("claiming a job failed: %s", error.message)
@@ -236,7 +240,7 @@ class JobRunner:
                     raise
                 except _GiveBack:
                     await self._give_back(job.id)
-        except ApiError as error:
+        except (ApiError, LayerError) as error:
             # The store or state is unavailable: the lease runs out and the job is retried.
             log.warning("job=%s: %s; it will be retried", job.id, error.message)
         except Exception:
@@ -281,6 +285,8 @@ class JobRunner:
             result = (await self._capture(job)).to_json()
         except ApiError as failure:
             error = failure.to_dict()["error"]
+        except LayerError as failure:
+            error = as_api_error(failure).to_dict()["error"]
         except (_GiveBack, asyncio.CancelledError):
             raise
         except Exception:
@@ -364,10 +370,10 @@ class JobRunner:
         # the store closes once this task has ended.
         try:
             await outlast_cancellation(self.store.release(job_id, self.owner))
-        except ApiError as error:
+        except StateError as error:
             _could_not_give_back(job_id, error)
         except Interrupted as stopping:
-            if isinstance(stopping.error, ApiError):
+            if isinstance(stopping.error, StateError):
                 _could_not_give_back(job_id, stopping.error)
             raise
 
@@ -385,7 +391,7 @@ class JobRunner:
                         lease.lost = True
                         task.cancel()
                         return
-                except ApiError as error:
+                except StateError as error:
                     self.store_failures["renew"] += 1
                     log.warning("job=%s: renewing its lease failed: %s", job_id, error.message)
 
@@ -409,7 +415,7 @@ def _uncancel() -> None:
         task.uncancel()
 
 
-def _could_not_give_back(job_id: str, error: ApiError) -> None:
+def _could_not_give_back(job_id: str, error: StateError) -> None:
     log.warning("job=%s: could not give it back (%s); its lease will run out", job_id, error.message)
 
 

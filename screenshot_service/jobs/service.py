@@ -15,6 +15,7 @@ from typing import Any
 
 from ..capture.declaration import JOB
 from ..capture.options import CaptureOptions
+from ..egress.errors import TargetUnreachable
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
 from ..errors import (
@@ -23,7 +24,6 @@ from ..errors import (
     InvalidUrl,
     JobNotCancelable,
     NotFound,
-    TargetUnreachable,
 )
 from ..limits.admission import Admission, LimitState
 from ..state.base import KeyRecord, StateStore

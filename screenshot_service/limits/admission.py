@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from ..config import PlanConfig
-from ..errors import ConcurrencyLimited, InvalidApiKey, QuotaExceeded, RateLimited, StateUnavailable
+from ..errors import ConcurrencyLimited, InvalidApiKey, QuotaExceeded, RateLimited
 from ..state.base import KeyRecord, Reservation, StateStore
+from ..state.errors import StateUnavailable
 from .concurrency import ConcurrencyGate
 from .ledger import Ledger
 from .quota import current_period

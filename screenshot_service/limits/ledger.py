@@ -26,8 +26,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ApiError, StateUnavailable
 from ..state.base import Reservation, Reserved, StateStore
+from ..state.errors import StateError, StateUnavailable
 
 log = logging.getLogger("screenshot_service.ledger")
 
@@ -66,9 +66,9 @@ class Ledger:
             return False
         try:
             return await asyncio.wait_for(self._commit(reservation), remaining)
-        except (TimeoutError, ApiError) as exc:
+        except (TimeoutError, StateError) as exc:
             log.warning("commit of reservation %s not acknowledged (%s): refunding", reservation.id,
-                        exc.message if isinstance(exc, ApiError) else "timed out")
+                        exc.message if isinstance(exc, StateError) else "timed out")
             return False
 
     async def settle(self, reservation: Reservation, *, delivered: bool) -> None:
@@ -99,7 +99,7 @@ class Ledger:
     async def _refund_or_queue(self, refund: _Refund) -> None:
         try:
             await self._refund(refund)
-        except ApiError as error:
+        except StateError as error:
             log.warning("refund of reservation %s failed (%s); retrying", refund.reservation.id, error.message)
             self._pending[refund.reservation.id] = refund
             self._wake.set()
@@ -146,7 +146,7 @@ class Ledger:
                 await self._refund(refund)
             except StateUnavailable:
                 return  # the store is still away: try again later
-            except ApiError as error:
+            except StateError as error:
                 log.warning("refund of reservation %s failed for good: %s", reservation_id, error.message)
             self._pending.pop(reservation_id, None)
 
@@ -154,7 +154,7 @@ class Ledger:
         """Refund reservations whose lease ran out uncommitted; how many."""
         try:
             reclaimed = await self.state.reclaim_credits()
-        except ApiError as error:
+        except StateError as error:
             log.warning("reclaiming run-out reservations failed: %s", error.message)
             return 0
         if reclaimed:

@@ -41,7 +41,7 @@ class Reserved:
 
 class StateStore(Protocol):
     async def ping(self) -> None:
-        """Raise errors.StateUnavailable when the store does not answer."""
+        """Raise state.errors.StateUnavailable when the store does not answer."""
         ...
 
     # keys ----------------------------------------------------------------------

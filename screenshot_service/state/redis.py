@@ -39,11 +39,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..config import PlanConfig
-from ..errors import StateUnavailable
 from ..limits.rate import RateDecision
 from ..signing import new_signing_secret
 from . import redis_scripts as lua
 from .base import KeyRecord, Reservation, Reserved
+from .errors import StateUnavailable
 
 T = TypeVar("T")
 

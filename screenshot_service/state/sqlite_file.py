@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import StateUnavailable
+from .errors import StateUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("screenshot_service.state")

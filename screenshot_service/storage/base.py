@@ -29,7 +29,7 @@ class StoredObject:
 class Storage(Protocol):
     async def put(self, name: str, data: bytes, content_type: str, *, base_url: str = "") -> StoredObject:
         """Store ``data`` under ``name``; ``base_url`` is the request's public base for
-        backends that serve files themselves (local). Raises errors.StorageError."""
+        backends that serve files themselves (local). Raises storage.errors.StorageError."""
         ...
 
     async def get(self, name: str) -> tuple[bytes, str] | None:

@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 import aioboto3
 
 from ..config import Secret
-from ..errors import ApiError, InvalidParameter, StorageError
+from ..errors import InvalidParameter
 from . import s3
 from .base import StoredObject
+from .errors import BucketRejected, StorageError
 
 log = logging.getLogger("screenshot_service.storage.customer")
 
@@ -118,7 +119,8 @@ async def put_to_customer_bucket(
     ``endpoint_url`` overrides ``spec.endpoint_url`` (the service passes the URL it checked);
     ``proxy_url`` sends the upload through the egress proxy so the endpoint's address is
     checked again when connecting (no DNS rebinding between check and upload).
-    Raises InvalidParameter (400) for a missing bucket or rejected credentials, else StorageError (502).
+    Raises BucketRejected (a 400 naming the field) for a missing bucket or rejected credentials,
+    else StorageError (502).
     """
     endpoint = endpoint_url or spec.endpoint_url or None
     key = spec.key_prefix + name
@@ -147,19 +149,19 @@ async def put_to_customer_bucket(
     return StoredObject(name=name, url=url, expires_at=expires_at, size=len(data), content_type=content_type)
 
 
-def _customer_error(exc: BaseException, spec: CustomerS3, timed_out: float | None) -> ApiError:
+def _customer_error(exc: BaseException, spec: CustomerS3, timed_out: float | None) -> StorageError:
     """The caller's own mistakes are 400s naming the field; their bucket's failures are 502s."""
     if timed_out is not None:
         return StorageError(f"upload to bucket {spec.bucket!r} did not finish within {timed_out:g} s")
     code = s3.error_code(exc)
     if code == "NoSuchBucket":
-        return InvalidParameter.fields({"s3.bucket": f"bucket {spec.bucket} does not exist"})
+        return BucketRejected({"s3.bucket": f"bucket {spec.bucket} does not exist"})
     if code == "InvalidBucketName":
-        return InvalidParameter.fields({"s3.bucket": f"bucket name {spec.bucket} was rejected by the endpoint"})
+        return BucketRejected({"s3.bucket": f"bucket name {spec.bucket} was rejected by the endpoint"})
     if code == "InvalidAccessKeyId":
-        return InvalidParameter.fields({"s3.access_key_id": "credentials were rejected"})
+        return BucketRejected({"s3.access_key_id": "credentials were rejected"})
     if code == "SignatureDoesNotMatch":
-        return InvalidParameter.fields({"s3.secret_access_key": "credentials were rejected"})
+        return BucketRejected({"s3.secret_access_key": "credentials were rejected"})
     if code in ("PermanentRedirect", "AuthorizationHeaderMalformed"):
-        return InvalidParameter.fields({"s3.region": f"bucket {spec.bucket} is not in region {spec.region}"})
+        return BucketRejected({"s3.region": f"bucket {spec.bucket} is not in region {spec.region}"})
     return StorageError(f"could not store capture in your bucket: {s3.describe_failure(exc, spec.bucket)}")

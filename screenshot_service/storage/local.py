@@ -15,9 +15,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ..errors import StorageError
 from ..state.sqlite_file import private_dirs
 from .base import CONTENT_TYPES, StoredObject
+from .errors import StorageError
 
 log = logging.getLogger("screenshot_service.storage")
 

@@ -25,8 +25,8 @@ from aiobotocore.config import AioConfig
 from botocore import exceptions as boto
 
 from ..config import ConfigError, StorageConfig
-from ..errors import StorageError
 from .base import StoredObject
+from .errors import StorageError
 
 log = logging.getLogger("screenshot_service.storage.s3")
 

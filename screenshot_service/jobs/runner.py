@@ -1,79 +1,38 @@
-"""JobRunner: the workers that take jobs off the queue and run them.
+"""JobRunner: the dispatcher that takes jobs off the queue and hands each to a worker.
 
 One dispatcher per process claims jobs while fewer than ``jobs.workers`` are
 capturing, so jobs never hold more browser slots than that and the rest of the
-pool stays free for sync requests.  Each job runs in its own task:
-
-    capture (own 30 s deadline from now) -> finish (terminal status stored)
-    -> slot freed -> settle the credit -> webhook -> ack
-
-The claim's lease is renewed all along; only the ack takes the job off the
-queue.  A process that dies anywhere in between leaves a lease that runs out,
-and whoever claims the job next continues from what the record says: capture
-again if it never finished, otherwise settle again (idempotent: commit or
-refund happen once) and send the webhook if it is still pending.
-
-A store or state error is not the job's fault and never costs it a run: every
-round trip after the capture (finish, settle, webhook status, ack) is retried
-here, with the lease still renewed, until it lands, the lease is lost to
-another worker, or the process stops.  Only a claim counts a run (``runs``,
-bounded by MAX_RUNS for jobs that keep killing their process), and a runner
-re-claiming a job it already held (its lease ran out while the store was down,
-or a claim's answer was lost) counts none.
+pool stays free for sync requests.  Each job runs in its own task (worker.py
+says what one job goes through).  Only a claim counts a run (``runs``, bounded
+by MAX_RUNS for jobs that keep killing their process), and a runner re-claiming
+a job it already held (its lease ran out while the store was down, or a claim's
+answer was lost) counts none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Callable
 
-from ..browser.errors import BrowserUnavailable, Overloaded
-from ..browser.pool import JOBS
-from ..capture.options import CaptureOptions
-from ..capture.pipeline import CapturePipeline, Order
-from ..capture.service import CaptureResult
-from ..error_map import as_api_error
-from ..errors import ApiError, InternalError
+from ..capture.pipeline import CapturePipeline
+from ..errors import ApiError
 from ..faults import LayerError
 from ..limits.ledger import Ledger
 from ..state.base import StateStore
-from ..state.errors import StateError, StateUnavailable
-from .models import (
-    FAILED,
-    RUNNING,
-    SUCCEEDED,
-    WEBHOOK_DELIVERED,
-    WEBHOOK_FAILED,
-    WEBHOOK_PENDING,
-    Job,
-    now_utc,
-)
+from .lease import give_back
+from .models import Job
 from .outlast import Interrupted, outlast_cancellation
-from .store import MAX_RUNS, JobStore
+from .store import JobStore
 from .webhooks import WebhookSender
+from .worker import JobWorker
 
 log = logging.getLogger("screenshot_service.jobs")
-
-BROWSER_RETRIES = 2  # a browser crash under a job is retried this often before the job fails
-OVERLOADED_PAUSE = 0.25  # the pool's queue is full of sync requests: they go first, try again shortly
-OVERLOADED_RETRIES = 240  # ... for at most a minute; then the job fails like a sync request would
-STORE_RETRY_FIRST = 0.1  # a failed store round trip after the capture is tried again this soon,
-STORE_RETRY_MAX = 2.0  # ... doubling up to this, for as long as the job's lease is ours
-
-T = TypeVar("T")
-
-
-class _GiveBack(Exception):
-    """The process is stopping: put the job back rather than fail it."""
 
 
 class JobRunner:
@@ -93,9 +52,8 @@ class JobRunner:
         on_state: Callable[[str], None] = lambda state: None,
     ) -> None:
         self.on_state = on_state  # counts job state changes (metrics)
-        self.store, self.state, self.ledger, self.pipeline, self.webhooks = store, state, ledger, pipeline, webhooks
+        self.store = store
         self.workers = workers
-        self.retention_seconds = retention_seconds
         self.accepting = accepting  # False while the app drains: claim nothing new
         self.lease_seconds = lease_seconds  # renewed every third of it; a dead owner's jobs wait this long
         self.poll_interval = poll_interval  # other instances' submissions are seen this fast
@@ -110,9 +68,12 @@ class JobRunner:
         self._claim_failing = False
         self._claim_token = ""  # kept while a claim's answer may have been lost: its repeat is the same claim
         self._held: set[str] = set()  # ids of the jobs this runner's tasks are working on
-        self.running = 0  # jobs capturing right now (metrics, tests)
-        self.completed = 0  # jobs finished by this process
         self.store_failures: Counter[str] = Counter()  # failed store round trips by step (metrics, tests)
+        self.worker = JobWorker(
+            store, state, ledger, pipeline, webhooks, owner=self.owner, retention_seconds=retention_seconds,
+            lease_seconds=lease_seconds, stopping=lambda: self._stopping, on_state=on_state,
+            store_failures=self.store_failures,
+        )  # fmt: skip
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,7 +99,7 @@ class JobRunner:
 
     def _cut_off(self) -> None:
         for task in list(self._tasks):
-            task.cancel()  # _process gives the job back to the queue
+            task.cancel()  # its worker gives the job back to the queue
 
     async def stop(self, drain_seconds: float) -> None:
         """Claim nothing more; let jobs in flight finish by the drain deadline; give back the rest.
@@ -212,214 +173,20 @@ class JobRunner:
         except Interrupted as stopping:
             # Stopped while the claim was in flight: a job it leased us goes straight back.
             if isinstance(stopping.result, Job):
-                await self._give_back(stopping.result.id)
+                await give_back(self.store, stopping.result.id, self.owner)
             raise
 
-    # -- one job --------------------------------------------------------------------------------
     async def _process(self, job: Job) -> None:
         holding_slot = True
-        try:
-            async with self._leased(job.id) as lease:
-                try:
-                    if not job.finished:
-                        finished = await self._run(job)
-                        if finished is None:
-                            return
-                        job = finished
-                    self._slots.release()
-                    holding_slot = False
-                    await self._settle(job)
-                    await self._notify(job)
-                    await self._stored("ack", job.id, lambda: self.store.ack(job.id, self.owner))
-                except asyncio.CancelledError:
-                    if lease.lost:
-                        log.warning("job=%s: lease lost, another worker has it", job.id)
-                        _uncancel()
-                        return
-                    await self._give_back(job.id)  # shutdown: the next start picks it up at once
-                    raise
-                except _GiveBack:
-                    await self._give_back(job.id)
-        except (ApiError, LayerError) as error:
-            # The store or state is unavailable: the lease runs out and the job is retried.
-            log.warning("job=%s: %s; it will be retried", job.id, error.message)
-        except Exception:
-            log.exception("job=%s: unexpected error; it will be retried when its lease runs out", job.id)
-        finally:
-            self._held.discard(job.id)
+
+        def free_slot() -> None:
+            nonlocal holding_slot
             if holding_slot:
+                holding_slot = False
                 self._slots.release()
 
-    async def _stored(self, step: str, job_id: str, call: Callable[[], Awaitable[T]]) -> T:
-        """One store or state round trip the job needs, retried while the store is unavailable.
-
-        It ends when the call lands, or by cancellation: the lease keeper's when another worker
-        took the job, the runner's at shutdown.  A store error never fails, drops or re-runs a job.
-        """
-        pause = STORE_RETRY_FIRST
-        failures = 0
-        while True:
-            try:
-                value = await call()
-            except StateUnavailable as error:
-                failures += 1
-                self.store_failures[step] += 1
-                if failures == 1:
-                    log.warning("job=%s: %s failed (%s); retrying while the lease is ours", job_id, step, error.message)
-            else:
-                if failures:
-                    log.info("job=%s: %s done after %d failed attempt(s)", job_id, step, failures)
-                return value
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, STORE_RETRY_MAX)
-
-    async def _run(self, job: Job) -> Job | None:
-        """Capture and store the terminal state; None if the lease was lost meanwhile."""
-        result: dict[str, Any] | None = None
-        error: dict[str, Any] | None = None
-        self.running += 1
-        self.on_state(RUNNING)
         try:
-            if job.runs > MAX_RUNS:
-                raise InternalError(f"the job was interrupted {job.runs - 1} times while running; not retrying")
-            result = (await self._capture(job)).to_json()
-        except ApiError as failure:
-            error = failure.to_dict()["error"]
-        except LayerError as failure:
-            error = as_api_error(failure).to_dict()["error"]
-        except (_GiveBack, asyncio.CancelledError):
-            raise
-        except Exception:
-            log.exception("job=%s: unexpected error", job.id)
-            error = InternalError(f"internal error; quote job id {job.id}").to_dict()["error"]
+            await self.worker.process(job, captured=free_slot)
         finally:
-            self.running -= 1
-        finished = job.with_changes(
-            status=SUCCEEDED if error is None else FAILED, finished_at=now_utc(), result=result, error=error,
-            options=None, webhook_status=WEBHOOK_PENDING if job.webhook_url else None,
-        )  # fmt: skip
-        stored = await self._stored(
-            "finish", job.id, lambda: self.store.finish(finished, self.owner, self.retention_seconds)
-        )
-        if not stored:
-            log.warning("job=%s: lease lost before it finished; another worker has it", job.id)
-            return None
-        self.completed += 1
-        self.on_state(finished.status)
-        log.info("job=%s key=%s host=%s %s", job.id, job.key_id, _host(job), finished.status)
-        return finished
-
-    async def _capture(self, job: Job) -> CaptureResult:
-        """Through the pipeline (the opt-in cache as for sync requests: a hit renders nothing and is
-        refunded in _settle), retried on a crashed or busy browser."""
-        opts = CaptureOptions.from_json(job.options or {})
-        loop = asyncio.get_running_loop()
-        failures = busy = 0
-        while True:
-            if self._stopping:
-                raise _GiveBack
-            try:
-                # The deadline counts from now: queued time is not the capture's.
-                return await self.pipeline.run(Order(
-                    opts=opts, started=loop.time(), account=job.key_id, base_url=job.base_url, lane=JOBS, admit=False,
-                ))
-            except Overloaded:
-                busy += 1
-                if busy > OVERLOADED_RETRIES:
-                    raise
-                await asyncio.sleep(OVERLOADED_PAUSE)
-            except BrowserUnavailable:
-                if self._stopping:
-                    raise _GiveBack from None
-                failures += 1
-                if failures > BROWSER_RETRIES:
-                    raise
-                await asyncio.sleep(failures)
-
-    async def _settle(self, job: Job) -> None:
-        """Commit a fresh capture, refund anything else (failure, cancel, cache hit), through the
-        ledger that settles sync captures; both are no-ops the second time."""
-        delivered = job.status == SUCCEEDED and not (job.result or {}).get("cached")
-        await self._stored("settle", job.id, lambda: self.ledger.settle(job.reservation, delivered=delivered))
-
-    async def _notify(self, job: Job) -> None:
-        if job.webhook_status != WEBHOOK_PENDING or not job.webhook_url:
-            return
-        secret = await self._stored("webhook", job.id, lambda: self._secret(job.key_id))
-        if secret is None:
-            log.warning("job=%s: its key is gone or revoked; webhook not sent", job.id)
-            await self._stored("webhook", job.id, lambda: self.store.update_webhook(job.id, self.owner, WEBHOOK_FAILED, 0))
-            return
-        body = json.dumps(job.to_json(for_webhook=True)).encode()
-        delivery = await self.webhooks.deliver(job.webhook_url, body, secret, job_id=job.id)
-        status = WEBHOOK_DELIVERED if delivery.delivered else WEBHOOK_FAILED
-        await self._stored(
-            "webhook", job.id, lambda: self.store.update_webhook(job.id, self.owner, status, delivery.attempts)
-        )
-
-    async def _secret(self, key_id: str) -> str | None:
-        lookup = getattr(self.state, "key_by_id", None)  # cheaper when the store offers it
-        if lookup is not None:
-            record = await lookup(key_id)
-        else:
-            record = next((k for k in await self.state.list_keys() if k.id == key_id), None)
-        return record.webhook_secret if record is not None and not record.revoked else None
-
-    async def _give_back(self, job_id: str) -> None:
-        # Cancelled again meanwhile (stop() after the cut-off), it still waits for the release:
-        # the store closes once this task has ended.
-        try:
-            await outlast_cancellation(self.store.release(job_id, self.owner))
-        except StateError as error:
-            _could_not_give_back(job_id, error)
-        except Interrupted as stopping:
-            if isinstance(stopping.error, StateError):
-                _could_not_give_back(job_id, stopping.error)
-            raise
-
-    @contextlib.asynccontextmanager
-    async def _leased(self, job_id: str) -> AsyncIterator[_Lease]:
-        lease = _Lease()
-        task = asyncio.current_task()
-        assert task is not None
-
-        async def keep() -> None:
-            while True:
-                await asyncio.sleep(self.lease_seconds / 3)
-                try:
-                    if not await self.store.renew(job_id, self.owner, self.lease_seconds):
-                        lease.lost = True
-                        task.cancel()
-                        return
-                except StateError as error:
-                    self.store_failures["renew"] += 1
-                    log.warning("job=%s: renewing its lease failed: %s", job_id, error.message)
-
-        keeper = asyncio.create_task(keep())
-        try:
-            yield lease
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-
-
-class _Lease:
-    lost = False
-
-
-def _uncancel() -> None:
-    # The cancel came from our own lease keeper, not from whoever owns the task.
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
-
-
-def _could_not_give_back(job_id: str, error: StateError) -> None:
-    log.warning("job=%s: could not give it back (%s); its lease will run out", job_id, error.message)
-
-
-def _host(job: Job) -> str:
-    # Logs name the target host, never the full URL (SPEC §7 privacy).
-    url = (job.options or {}).get("url")
-    return (urlsplit(url).hostname or "") if isinstance(url, str) else ""
+            self._held.discard(job.id)
+            free_slot()

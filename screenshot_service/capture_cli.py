@@ -71,7 +71,7 @@ def run_capture(args: argparse.Namespace, settings: Settings) -> int:
 async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> dict[str, object]:
     from .capture.pipeline import CapturePipeline, Order
     from .capture.service import CaptureService
-    from .config import replace
+    from .config_loading import replace
     from .egress.policy import EgressPolicy
     from .egress.resolver import SystemResolver
     from .wiring import start_browser, stop_browser

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import config as config_module
+from . import config_loading
 from .config import ConfigError, Settings
 
 DESCRIPTION = "Self-hosted website screenshot API on a warm headless Chromium pool."
@@ -84,13 +84,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = config_module.load(getattr(args, "config", None))
+    settings = config_loading.load(getattr(args, "config", None))
     server: dict[str, object] = {}
     if getattr(args, "host", None):
         server["host"] = args.host
     if getattr(args, "port", None) is not None:
         server["port"] = args.port
-    return config_module.replace(settings, server=server) if server else settings
+    return config_loading.replace(settings, server=server) if server else settings
 
 
 # -- serve -------------------------------------------------------------------------------------

@@ -134,11 +134,11 @@ def command_line(tmp: Path) -> tuple[str, str, str]:
 async def serve(cfg: str, key: str, link: str) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from screenshot_service import config
+    from screenshot_service import config_loading
     from screenshot_service.app import create_app
     from screenshot_service.client import ScreenshotClient
 
-    app = create_app(config.load(cfg))
+    app = create_app(config_loading.load(cfg))
     async with TestClient(TestServer(app)) as http:
         assert (await http.get("/healthz")).status == 200
         doc = await (await http.get("/v1/openapi.json")).json()

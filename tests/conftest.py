@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from screenshot_service import config, eventloop
+from screenshot_service import config, config_loading, eventloop
 from screenshot_service.app import create_app
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.egress.policy import EgressPolicy
@@ -87,7 +87,7 @@ def base_settings(tmp_path: Path, site_port: int, **sections: dict[str, Any]) ->
     }
     for name, values in sections.items():
         defaults.setdefault(name, {}).update(values)
-    return config.replace(config.Settings(), **defaults)
+    return config_loading.replace(config.Settings(), **defaults)
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +112,7 @@ async def make_pool(test_site: TestSite) -> AsyncIterator[Callable[..., Any]]:
     built: list[tuple[BrowserPool, Any]] = []
 
     async def make(*, allow: list[str] | None = None, job_slots: int = 0, **browser: Any) -> BrowserPool:
-        cfg = config.replace(config.Settings(), browser=browser).browser
+        cfg = config_loading.replace(config.Settings(), browser=browser).browser
         allow = [f"127.0.0.1:{test_site.port}"] if allow is None else allow
         policy = EgressPolicy.from_config(config.EgressConfig(allow=allow))
         pool, proxy = await start_browser(cfg, policy, SystemResolver(), job_slots=job_slots)

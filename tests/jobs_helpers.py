@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from screenshot_service import config
+from screenshot_service import config, config_loading
 from screenshot_service.app import SHUTDOWN_GRACE_SECONDS, create_app
 from screenshot_service.appkeys import STATE
 from screenshot_service.browser.pool import BrowserPool
@@ -231,7 +231,7 @@ def _serve(config_path: str) -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    settings = config.load(config_path)
+    settings = config_loading.load(config_path)
     app = create_app(settings)
     install_jobs(app)
     web.run_app(app, host=settings.server.host, port=settings.server.port,

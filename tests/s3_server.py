@@ -25,7 +25,7 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from screenshot_service import config
+from screenshot_service import config, config_loading
 
 HOST = "127.0.0.1"
 # moto accepts any credentials (no IAM checks unless told to); these only have to look real.
@@ -78,7 +78,7 @@ class S3TestServer:
         }
         retention_days = s3_keys.pop("retention_days", 30)
         s3.update(s3_keys)
-        return config.from_dict(
+        return config_loading.from_dict(
             {"storage": {"backend": "s3", "retention_days": retention_days, "s3": s3}}
         ).storage
 

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from screenshot_service import config
+from screenshot_service import config, config_loading
 from screenshot_service.bench import (
     add_bench_parser,
     binaries,
@@ -440,7 +440,7 @@ def test_generated_config_loads_with_the_real_loader(tmp_path: Path) -> None:
     text = bench_config(tmp_path, 18080, 43210, ServiceOptions(pool_size=3, max_queue=2))
     path = tmp_path / "bench.toml"
     path.write_text(text)
-    settings = config.load(path, environ={})
+    settings = config_loading.load(path, environ={})
     assert settings.server.port == 18080
     assert (settings.browser.pool_size, settings.browser.max_queue) == (3, 2)
     assert settings.egress.allow == ["127.0.0.1:43210"]

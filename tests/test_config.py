@@ -6,22 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from screenshot_service import config
+from screenshot_service import config, config_loading
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_default_toml_documents_exactly_the_embedded_defaults() -> None:
-    assert config.load(ROOT / "config" / "default.toml", {}) == config.Settings()
+    assert config_loading.load(ROOT / "config" / "default.toml", {}) == config.Settings()
 
 
 def test_example_configs_are_valid() -> None:
     for path in (ROOT / "config").glob("*.toml"):
-        config.load(path, {})
+        config_loading.load(path, {})
 
 
 def test_environment_overrides_any_key() -> None:
-    settings = config.load(None, {
+    settings = config_loading.load(None, {
         "SCREENSHOT_SERVER_PORT": "9001",
         "SCREENSHOT_STORAGE_BACKEND": "s3",
         "SCREENSHOT_STORAGE_S3_BUCKET": "shots",
@@ -42,7 +42,7 @@ def test_environment_overrides_any_key() -> None:
 def test_config_file_from_environment_variable(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[browser]\npool_size = 2\n")
-    assert config.load(None, {"SCREENSHOT_CONFIG": str(path)}).browser.pool_size == 2
+    assert config_loading.load(None, {"SCREENSHOT_CONFIG": str(path)}).browser.pool_size == 2
 
 
 @pytest.mark.parametrize(
@@ -63,13 +63,13 @@ def test_bad_values_stop_with_a_message_naming_key_and_value(tmp_path: Path, tom
     path = tmp_path / "bad.toml"
     path.write_text(toml)
     with pytest.raises(config.ConfigError) as caught:
-        config.load(path, {})
+        config_loading.load(path, {})
     assert message in str(caught.value)
 
 
 def test_unknown_environment_variable_is_an_error() -> None:
     with pytest.raises(config.ConfigError, match="SCREENSHOT_BROWSER_POOLSIZE names no config key"):
-        config.load(None, {"SCREENSHOT_BROWSER_POOLSIZE": "3"})
+        config_loading.load(None, {"SCREENSHOT_BROWSER_POOLSIZE": "3"})
 
 
 def test_bad_egress_entry_names_itself() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from screenshot_service import config
+from screenshot_service import config_loading
 from screenshot_service.app import create_app
 from screenshot_service.limits.keys import create_key
 from screenshot_service.limits.quota import current_period
@@ -221,7 +221,7 @@ async def test_redis_down_fails_closed_and_recovers(
 def test_custom_plan_names_load_from_config(tmp_path: Any) -> None:
     path = tmp_path / "plans.toml"
     path.write_text('[plans.startup]\nrequests_per_second = 5\nmonthly_captures = 1000\n')
-    settings = config.load(path, {})
+    settings = config_loading.load(path, {})
     assert set(settings.plans) == {"startup"}
     assert settings.plans["startup"].requests_per_second == 5
     assert settings.plans["startup"].burst == 1  # unspecified keys take the PlanConfig defaults

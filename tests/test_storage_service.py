@@ -10,14 +10,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from screenshot_service import config
+from screenshot_service import config_loading
 from screenshot_service.limits.quota import current_period
 from tests.conftest import Service, answered_by, image_of
 from tests.site import PAINT_RGB
 
 
 def s3_sections(s3_server: Any, bucket: str, **s3_keys: Any) -> dict[str, Any]:
-    storage = config.to_dict(s3_server.storage_config(bucket, **s3_keys))
+    storage = config_loading.to_dict(s3_server.storage_config(bucket, **s3_keys))
     return {"storage": storage}
 
 

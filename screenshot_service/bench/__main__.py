@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import config as config_module
+from .. import config_loading
+from ..config import ConfigError
 from . import configure_parser, run
 
 
@@ -16,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="TOML config (only browser.executable is used)")
     args = parser.parse_args(argv)
     try:
-        settings = config_module.load(args.config)
-    except config_module.ConfigError as exc:
+        settings = config_loading.load(args.config)
+    except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     return run(args, settings)

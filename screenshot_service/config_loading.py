@@ -1,0 +1,189 @@
+"""Reading Settings: TOML file + ``SCREENSHOT_<SECTION>_<KEY>`` environment overrides.
+
+``load`` validates every value against the rules config.py declares and raises
+``ConfigError`` naming the key, the value and what is allowed, so a bad deployment
+stops at start-up instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, PlanConfig, Secret, Settings, default_plans
+
+ENV_PREFIX = "SCREENSHOT_"
+
+
+def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from an optional TOML file (or ``SCREENSHOT_CONFIG``) plus env overrides."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("SCREENSHOT_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path!s} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path!s} is not valid TOML: {exc}") from None
+    if "plans" not in data:
+        # A file that defines [plans.*] defines the whole set; otherwise the
+        # built-in plans stay and the environment adjusts or adds to them.
+        data["plans"] = to_dict(default_plans())
+    _apply_env(data, environ)
+    return from_dict(data)
+
+
+def from_dict(data: Mapping[str, Any]) -> Settings:
+    return typing.cast(Settings, _build(Settings, data, ""))
+
+
+def replace(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
+    """A copy with some keys changed, validated like a file (handy for tests and the CLI)."""
+    merged = to_dict(settings)
+    for name, values in sections.items():
+        _deep_merge(merged.setdefault(name, {}), dict(values))
+    return from_dict(merged)
+
+
+def to_dict(settings: Any) -> Any:
+    """Plain TOML-shaped data: tables for dataclasses and dicts, secrets as their text."""
+    if dataclasses.is_dataclass(settings):
+        return {f.name: to_dict(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+    if isinstance(settings, dict):
+        return {k: to_dict(v) for k, v in settings.items()}
+    if isinstance(settings, list):
+        return list(settings)
+    if isinstance(settings, Secret):
+        return str(settings)
+    return settings
+
+
+def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        key = prefix + unknown[0]
+        raise ConfigError(f"unknown config key {key!r}; known keys here: {', '.join(sorted(names))}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        key = prefix + f.name
+        hint = hints[f.name]
+        raw = data[f.name]
+        if cls is Settings and f.name == "plans":
+            values["plans"] = _build_plans(raw)
+        elif dataclasses.is_dataclass(hint):
+            values[f.name] = _build(typing.cast(type, hint), raw, key + ".")
+        else:
+            values[f.name] = _coerce(key, raw, hint, f.metadata)
+    built = cls(**values)
+    return built
+
+
+def _build_plans(raw: Any) -> dict[str, PlanConfig]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(f"plans must be a table of at least one [plans.NAME] section, got {raw!r}")
+    plans: dict[str, PlanConfig] = {}
+    for name, body in raw.items():
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"plans.{name}: a plan name is letters, digits, '-' and '_'")
+        base = to_dict(default_plans().get(name, PlanConfig()))
+        base.update(body if isinstance(body, Mapping) else {"": body})
+        plans[name] = typing.cast(PlanConfig, _build(PlanConfig, base, f"plans.{name}."))
+    return plans
+
+
+def _coerce(key: str, raw: Any, hint: Any, rules: Mapping[str, Any]) -> Any:
+    def bad(allowed: str) -> ConfigError:
+        return ConfigError(f"{key} = {raw!r} is not allowed: {allowed}")
+
+    if hint is bool:
+        if not isinstance(raw, bool):
+            raise bad("expected true or false")
+        return raw
+    if hint in (int, float):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or (hint is int and not isinstance(raw, int)):
+            raise bad(f"expected {'an integer' if hint is int else 'a number'}")
+        lo, hi = rules.get("min"), rules.get("max")
+        if (lo is not None and raw < lo) or (hi is not None and raw > hi):
+            raise bad(f"expected {'an integer' if hint is int else 'a number'} from {lo} to {hi}")
+        return hint(raw)
+    if hint in (str, Secret):
+        if not isinstance(raw, str):
+            raise bad("expected a string")
+        choices = rules.get("choices")
+        if choices and raw not in choices:
+            raise bad(f"expected one of {', '.join(repr(c) for c in choices)}")
+        return Secret(raw) if hint is Secret else raw
+    if typing.get_origin(hint) is list:
+        if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+            raise bad("expected a list of strings")
+        return list(raw)
+    raise bad(f"unsupported type {hint}")  # pragma: no cover - a programming error
+
+
+def _env_paths(cls: type, prefix: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Every settable key as ENV_NAME -> path, e.g. STORAGE_S3_BUCKET -> (storage, s3, bucket)."""
+    paths: dict[str, tuple[str, ...]] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = (*prefix, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            paths.update(_env_paths(typing.cast(type, hints[f.name]), path))
+        elif f.name != "plans":
+            paths["_".join(path).upper()] = path
+    return paths
+
+
+_PLAN_FIELDS = sorted((f.name for f in dataclasses.fields(PlanConfig)), key=len, reverse=True)
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    paths = _env_paths(Settings, ())
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "SCREENSHOT_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):]
+        path = paths.get(rest)
+        if path is None and rest.startswith("PLANS_"):
+            tail = rest[len("PLANS_"):]
+            for plan_field in _PLAN_FIELDS:
+                suffix = "_" + plan_field.upper()
+                if tail.endswith(suffix) and len(tail) > len(suffix):
+                    path = ("plans", tail[: -len(suffix)].lower(), plan_field)
+                    break
+        if path is None:
+            raise ConfigError(f"environment variable {name} names no config key")
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name} conflicts with the config file")
+        node[path[-1]] = _parse_env_value(text)
+
+
+def _parse_env_value(text: str) -> Any:
+    """TOML literal when it parses as one (8000, true, ["a"]), else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text

@@ -52,7 +52,7 @@ from screenshot_service.bench.report import Run, Sample, Stats
 from screenshot_service.bench.service import BENCH_PLAN, ServiceHandle, ServiceOptions, bench_config
 from screenshot_service.bench.spec import PAGES, CaptureSpec
 from screenshot_service.bench.target import BenchTarget, Cpu
-from screenshot_service.browser import launcher
+from screenshot_service.browser.executable import find_executable, find_full_chromium, is_headless_shell
 from screenshot_service.capture.timing import StageTimings, parse_server_timing
 from tests.conftest import Service, wait_for
 
@@ -86,13 +86,13 @@ async def test_floor_captures_decode_and_show_the_js_painted_pixel() -> None:
     assert _leftovers(profile) == []
 
 
-@pytest.mark.skipif(launcher.find_full_chromium() is None, reason="full chromium is not installed")
+@pytest.mark.skipif(find_full_chromium() is None, reason="full chromium is not installed")
 async def test_full_chromium_floor_and_the_naive_loop_capture() -> None:
-    full = launcher.find_full_chromium()
+    full = find_full_chromium()
     assert full is not None
     async with fixture_site.serve() as site:
         async with floor_browser(full) as browser:
-            assert not launcher.is_headless_shell(browser.executable)  # started with --headless=new
+            assert not is_headless_shell(browser.executable)  # started with --headless=new
             data = await browser.capture(site.url("/small"), PAGES["small"])
         naive_shot, seconds = await naive.naive_capture(site.url("/small"), PAGES["small"])
     assert seconds > 0
@@ -491,9 +491,9 @@ def test_procstats_reads_this_process() -> None:
 
 
 def test_binaries_name_path_and_version() -> None:
-    fastest = binaries.describe(launcher.find_executable())
+    fastest = binaries.describe(find_executable())
     assert fastest is not None and fastest["path"] and fastest["version"]
-    assert fastest["headless_shell"] == launcher.is_headless_shell(fastest["path"])
+    assert fastest["headless_shell"] == is_headless_shell(fastest["path"])
     assert binaries.describe(None) is None
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from screenshot_service.browser import launcher
 from screenshot_service.browser.driver import ConnectionLost
+from screenshot_service.browser.executable import find_executable
 from screenshot_service.browser.pool import BrowserPool
 from tests.conftest import image_of
 from tests.site import PAINT_RGB
@@ -66,7 +67,7 @@ async def test_the_browser_listens_on_no_port_and_captures(make_service: Any, sh
 
 async def test_a_killed_browser_fails_calls_in_flight_and_later_ones_at_once() -> None:
     fds_before = len(os.listdir("/proc/self/fd"))
-    chromium = await launcher.launch(launcher.find_executable())
+    chromium = await launcher.launch(find_executable())
     try:
         _, page = await chromium.driver.new_context({}, BOUND)
         assert await page.evaluate("() => 6 * 7") == 42
@@ -88,7 +89,7 @@ async def test_a_killed_browser_fails_calls_in_flight_and_later_ones_at_once() -
 
 
 async def test_an_answer_for_a_caller_that_gave_up_leaves_the_browser_serving() -> None:
-    chromium = await launcher.launch(launcher.find_executable())
+    chromium = await launcher.launch(find_executable())
     try:
         _, page = await chromium.driver.new_context({}, BOUND)
         given_up = asyncio.ensure_future(page.evaluate("() => new Promise(resolve => { window.release = resolve; })"))

@@ -19,6 +19,7 @@ import pyppeteer
 
 import screenshot_service
 from screenshot_service.browser import launcher
+from screenshot_service.browser.executable import find_executable
 from tests.pyppeteer_reading import reading
 
 BOUND = 30.0
@@ -37,7 +38,7 @@ def _import_every_service_module() -> None:
 
 async def test_pyppeteer_classes_are_the_released_ones_after_the_service_captured() -> None:
     _import_every_service_module()
-    chromium = await launcher.launch(launcher.find_executable())
+    chromium = await launcher.launch(find_executable())
     try:
         _, page = await chromium.driver.new_context({}, BOUND)
         assert await page.evaluate("() => 6 * 7") == 42

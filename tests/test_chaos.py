@@ -327,8 +327,9 @@ async def test_a_relaunch_never_waits_behind_a_recycle(
 _LAUNCH_AND_WAIT = """
 import asyncio, sys
 from screenshot_service.browser import launcher
+from screenshot_service.browser.executable import find_executable
 async def main():
-    chromium = await launcher.launch(launcher.find_executable())
+    chromium = await launcher.launch(find_executable())
     print(chromium.pid, flush=True)
     await asyncio.sleep(120)
 asyncio.run(main())

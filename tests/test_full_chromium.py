@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from screenshot_service.appkeys import POOL
-from screenshot_service.browser.launcher import find_full_chromium, is_headless_shell
+from screenshot_service.browser.executable import find_full_chromium, is_headless_shell
 from tests.conftest import image_of, kill_process_group, wait_for
 from tests.site import PAINT_RGB
 

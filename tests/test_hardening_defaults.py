@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from screenshot_service.browser import launcher
+from screenshot_service.browser.chromium_flags import sandbox_flags
 from screenshot_service.state.sqlite import SqliteStateStore
 from screenshot_service.storage.local import LocalStorage
 from tests.conftest import Service
@@ -93,7 +93,7 @@ async def test_an_existing_state_file_readable_by_others_is_tightened(tmp_path: 
 
 @pytest.mark.parametrize(("euid", "no_sandbox"), [(0, True), (1000, False), (65534, False)])
 def test_chromium_keeps_its_sandbox_unless_root(euid: int, no_sandbox: bool) -> None:
-    assert ("--no-sandbox" in launcher.sandbox_flags(euid)) is no_sandbox
+    assert ("--no-sandbox" in sandbox_flags(euid)) is no_sandbox
 
 
 def _reservations_seen_by_another_process(path: Path) -> int:

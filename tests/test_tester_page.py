@@ -26,7 +26,7 @@ from pyppeteer.page import Page
 from yarl import URL
 
 from screenshot_service.api.tester import CSP
-from screenshot_service.browser.launcher import find_executable
+from screenshot_service.browser.executable import find_executable
 from screenshot_service.capture.options import OPTION_GROUPS, OPTIONS, CaptureOptions
 from screenshot_service.capture.parsers import schema_of
 from screenshot_service.signing import sign

@@ -11,7 +11,7 @@ import os
 import subprocess
 from typing import Any
 
-from ..browser import launcher
+from ..browser.executable import is_headless_shell
 from . import procstats
 
 
@@ -25,7 +25,7 @@ def version(path: str) -> str | None:
 def describe(path: str | None) -> dict[str, Any] | None:
     if not path:
         return None
-    return {"path": path, "version": version(path), "headless_shell": launcher.is_headless_shell(path)}
+    return {"path": path, "version": version(path), "headless_shell": is_headless_shell(path)}
 
 
 def launched_by(pid: int) -> list[str]:

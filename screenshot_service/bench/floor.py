@@ -11,8 +11,8 @@ No HTTP, no storage, no pyppeteer (``cdp.CdpConnection``).  Two ways to time it:
   request to a service with a ready context has to wait for, so it is the bar
   for single-request latency.
 
-Chromium gets the service's own command line (``launcher.BASE_FLAGS`` and the
-same headless flag for the same binary), so the comparison is about the code,
+Chromium gets the service's own command line (browser/chromium_flags.py: the
+same flags and headless flag for the same binary), so the comparison is about the code,
 not the flags; only the DevTools transport differs (a websocket here, the
 service's pipe pair there: browser/pipe.py).
 """
@@ -34,16 +34,12 @@ from typing import Any
 import aiohttp
 
 from ..browser import launcher
+from ..browser.chromium_flags import BASE_FLAGS, DEVTOOLS_PORT_FLAGS, headless_flag
+from ..browser.executable import find_executable
 from .cdp import CdpConnection, CdpError
 from .spec import CaptureSpec
 
-__all__ = ["CdpError", "FloorBrowser", "Tab", "floor_browser", "headless_flag", "launch_floor"]
-
-
-def headless_flag(executable: str) -> str:
-    """The headless flag ``launcher.launch`` gives this binary (it builds its argv inline):
-    the headless shell is headless by nature, full Chromium needs the new headless mode."""
-    return "--headless" if launcher.is_headless_shell(executable) else "--headless=new"
+__all__ = ["CdpError", "FloorBrowser", "Tab", "floor_browser", "launch_floor"]
 
 
 @dataclass(frozen=True)
@@ -168,9 +164,9 @@ async def launch_floor(executable: str = "", timeout: float = 30.0) -> FloorBrow
 
     ``executable`` empty: what the service would pick on its own, i.e. the fastest binary
     installed (the headless shell where there is one)."""
-    path = launcher.find_executable(executable)
+    path = find_executable(executable)
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-bench-floor-")
-    flags = [headless_flag(path), *launcher.BASE_FLAGS, *launcher.DEVTOOLS_PORT_FLAGS, f"--user-data-dir={user_data_dir}"]
+    flags = [headless_flag(path), *BASE_FLAGS, *DEVTOOLS_PORT_FLAGS, f"--user-data-dir={user_data_dir}"]
     if os.geteuid() == 0:
         flags.append("--no-sandbox")
     process = await asyncio.create_subprocess_exec(

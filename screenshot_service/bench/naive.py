@@ -20,6 +20,7 @@ import time
 
 from ..browser import launcher
 from ..browser.driver import CALL_BOUND
+from ..browser.executable import find_executable, find_full_chromium
 from .floor import screenshot_params
 from .spec import CaptureSpec
 
@@ -28,7 +29,7 @@ CLOSE_BOUND = 5.0
 
 def naive_executable(executable: str = "") -> str:
     """``executable`` if given, else the full chromium, else what the service would pick."""
-    return launcher.find_executable(executable or launcher.find_full_chromium() or "")
+    return find_executable(executable or find_full_chromium() or "")
 
 
 async def naive_capture(url: str, spec: CaptureSpec, executable: str = "") -> tuple[bytes, float]:

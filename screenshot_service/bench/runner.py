@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from ..browser import launcher
+from ..browser.executable import find_executable, find_full_chromium
 from . import binaries, fixture_site, naive, phases, procstats, report, targets
 from .floor import FloorBrowser, launch_floor
 from .load import REQUEST_TIMEOUT, run_alternating, run_chunks, run_load
@@ -271,9 +271,9 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
 def _floor_binaries() -> dict[str, str]:
     """The floors' binaries by kind: cold and warm on what the service would auto-detect (the
     fastest binary installed, the headless shell), cold also on full Chromium if installed."""
-    fastest = launcher.find_executable()
+    fastest = find_executable()
     found = {COLD: fastest, WARM: fastest}
-    full = launcher.find_full_chromium()
+    full = find_full_chromium()
     if full and os.path.realpath(full) != os.path.realpath(fastest):
         found[FULL] = full
     return found
@@ -332,7 +332,7 @@ def _machine(executable: str, load_start: tuple[float, float, float]) -> dict[st
         mem_kib = int(f.readline().split()[1])
     version = None
     with contextlib.suppress(Exception):
-        version = binaries.version(launcher.find_executable(executable))
+        version = binaries.version(find_executable(executable))
     return {
         "cpus": os.cpu_count(),
         "memory_gib": round(mem_kib / 1024 / 1024, 1) if mem_kib else None,

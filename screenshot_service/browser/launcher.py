@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import logging
 import os
@@ -23,117 +22,14 @@ import tempfile
 from dataclasses import dataclass, field
 
 from . import pipe
+from .chromium_child import child_setup, nice_autogroup, niced
+from .chromium_flags import BASE_FLAGS, headless_flag, sandbox_flags
 from .driver import BrowserDriver, DriverError
+from .executable import BrowserLaunchError
 
 log = logging.getLogger("screenshot_service.browser")
 
-# Auto-detection order. The headless shell first: it is Chromium's renderer and
-# DevTools without the browser UI layer, and serves about 4x the captures per
-# second of the full binary on the same machine, with the same pixels (README,
-# Performance). Debian's /usr/bin wrappers are shell scripts (the headless
-# shell's does not even exec), so the real binaries under /usr/lib/chromium
-# come before them: signals and pids must reach the browser itself.
-HEADLESS_SHELL_CANDIDATES = (
-    "/usr/lib/chromium/chromium-headless-shell",
-    "chromium-headless-shell",
-    "headless_shell",
-)
-FULL_CANDIDATES = (
-    "/usr/lib/chromium/chromium",
-    "chromium",
-    "chromium-browser",
-    "google-chrome",
-    "google-chrome-stable",
-)
-CANDIDATES = HEADLESS_SHELL_CANDIDATES + FULL_CANDIDATES
-# Wrapper scripts on PATH and the binary each of them runs.
-_WRAPPED = {
-    "/usr/bin/chromium-headless-shell": "/usr/lib/chromium/chromium-headless-shell",
-    "/usr/bin/chromium": "/usr/lib/chromium/chromium",
-}
-
-# Server flags: no GPU, nothing that phones home (there may be no network at all),
-# no QUIC (the egress proxy only sees TCP), WebRTC kept to proxied UDP, hidden
-# scrollbars for clean shots.  The sandbox: see sandbox_flags.
-BASE_FLAGS = (
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-background-timer-throttling",
-    "--disable-backgrounding-occluded-windows",
-    "--disable-renderer-backgrounding",
-    "--disable-breakpad",
-    "--disable-component-update",
-    "--disable-client-side-phishing-detection",
-    "--disable-default-apps",
-    "--disable-domain-reliability",
-    "--disable-extensions",
-    "--disable-sync",
-    "--disable-quic",
-    "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider,"
-    "InterestFeedContentSuggestions,CalculateNativeWinOcclusion,AcceptCHFrame,HttpsUpgrades",
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--metrics-recording-only",
-    "--password-store=basic",
-    "--use-mock-keychain",
-    "--hide-scrollbars",
-    "--mute-audio",
-    "--font-render-hinting=none",
-)
-# How the service talks to its browser (pipe.py); the benchmark's floor uses a websocket instead.
-DEVTOOLS_PORT_FLAGS = ("--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1")
-
 _ENDPOINT = re.compile(rb"DevTools listening on (ws://\S+)")
-
-
-class BrowserLaunchError(RuntimeError):
-    pass
-
-
-def find_executable(configured: str = "") -> str:
-    """The configured Chromium, or the first of CANDIDATES found (wrapper scripts resolved)."""
-    if configured:
-        path = shutil.which(configured) or configured
-        if not _is_executable(path):
-            raise BrowserLaunchError(f"browser.executable = {configured!r} is not an executable file")
-        return _unwrap(path)
-    found = _first_of(CANDIDATES)
-    if found is None:
-        raise BrowserLaunchError(
-            "no Chromium found (looked for " + ", ".join(CANDIDATES) + "); install it with: "
-            "apt-get install -y chromium-headless-shell chromium fonts-liberation fonts-noto-color-emoji"
-        )
-    return found
-
-
-def find_full_chromium() -> str | None:
-    """The full (headful-capable) Chromium binary, if one is installed: the smoke tests' and
-    the benchmark's second binary."""
-    return _first_of(FULL_CANDIDATES)
-
-
-def is_headless_shell(executable: str) -> bool:
-    return "headless" in os.path.basename(executable)
-
-
-def _first_of(names: tuple[str, ...]) -> str | None:
-    for name in names:
-        path = name if os.path.isabs(name) else shutil.which(name)
-        if path and _is_executable(path):
-            return _unwrap(path)
-    return None
-
-
-def _unwrap(path: str) -> str:
-    real = _WRAPPED.get(os.path.realpath(path)) or _WRAPPED.get(path)
-    return real if real and _is_executable(real) else path
-
-
-def _is_executable(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 @dataclass(eq=False)
@@ -191,65 +87,6 @@ class ChromiumProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def _niced(argv: list[str], nice: int) -> list[str]:
-    """``argv`` run ``nice`` steps below this process, with every process and thread it starts."""
-    if nice <= 0:
-        return argv
-    tool = shutil.which("nice")
-    if tool is None:
-        log.warning("no `nice` on PATH: Chromium runs at this process's CPU priority")
-        return argv
-    prefix = [tool, "-n", str(nice)]
-    if os.geteuid() == 0:
-        # As root, Chromium sets its threads' priorities itself (0, and -8 for display and
-        # IO threads), undoing ours; without CAP_SYS_NICE it cannot go below what it inherits.
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            log.warning("no `setpriv` on PATH: Chromium, run as root, may raise its own CPU priority")
-        else:
-            prefix += [setpriv, "--bounding-set", "-sys_nice", "--"]
-    return [*prefix, *argv]
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_this_process() -> None:
-    """Runs in the child before exec: the kernel SIGKILLs Chromium if this process dies, even by
-    SIGKILL, so no browser outlives the service (its helpers exit when the browser goes)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _child_setup(commands: int, events: int) -> None:
-    _die_with_this_process()
-    pipe.child_pipes(commands, events)
-
-
-def _nice_autogroup(pid: int, nice: int) -> None:
-    """With autogroup scheduling, CPU is shared between sessions first (thread nice only ranks
-    threads inside one): this ranks Chromium's whole session against this process's."""
-    with contextlib.suppress(OSError):  # no autogroup (e.g. in a container's cgroup): thread nice rules
-        with open(f"/proc/{pid}/autogroup", "w", encoding="ascii") as group:
-            group.write(str(nice))
-
-
-def sandbox_flags(euid: int) -> list[str]:
-    """Chromium keeps its sandbox (a renderer compromised by a page stays contained) whenever this
-    process is not root; as root Chromium refuses to start with it, so only then is it dropped.
-    Run the service as a dedicated user (README, Deployment)."""
-    global _warned_root
-    if euid == 0:
-        if not _warned_root:
-            _warned_root = True
-            log.warning("running as root: Chromium runs without its sandbox; run as a dedicated user")
-        return ["--no-sandbox"]
-    return []
-
-
-_warned_root = False  # said once per process, not at every launch
-
-
 async def launch(
     executable: str,
     extra_flags: tuple[str, ...] = (),
@@ -262,9 +99,7 @@ async def launch(
     time by session (autogroup), leaving Chromium's ranking of its own threads intact."""
     began = asyncio.get_running_loop().time()
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-chromium-")
-    # The headless shell is headless by nature; the full binary needs the new headless mode.
-    headless = "--headless" if is_headless_shell(executable) else "--headless=new"
-    flags = [headless, *BASE_FLAGS, pipe.FLAG, *extra_flags, f"--user-data-dir={user_data_dir}"]
+    flags = [headless_flag(executable), *BASE_FLAGS, pipe.FLAG, *extra_flags, f"--user-data-dir={user_data_dir}"]
     flags += sandbox_flags(os.geteuid())
     # Both pipes made here have fds 3 and 4 open in this process (pipe() takes the lowest free
     # numbers), so the child may keep 3 and 4 (pass_fds), which child_pipes points at its ends.
@@ -273,7 +108,7 @@ async def launch(
     events, commands = os.fdopen(events_ours, "rb", buffering=0), os.fdopen(commands_ours, "wb", buffering=0)
     try:
         process = await asyncio.create_subprocess_exec(
-            *_niced([executable, *flags, "about:blank"], nice),
+            *niced([executable, *flags, "about:blank"], nice),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -282,7 +117,7 @@ async def launch(
             # against Chromium's many threads, so answers and 503s never wait behind rendering.
             start_new_session=True,
             pass_fds=(pipe.COMMANDS_FD, pipe.EVENTS_FD, commands_theirs, events_theirs),
-            preexec_fn=functools.partial(_child_setup, commands_theirs, events_theirs),
+            preexec_fn=functools.partial(child_setup, commands_theirs, events_theirs),
         )
     except BaseException:
         events.close()
@@ -292,7 +127,7 @@ async def launch(
         os.close(commands_theirs)
         os.close(events_theirs)
     if max(nice, session_nice) > 0:
-        _nice_autogroup(process.pid, max(nice, session_nice))
+        nice_autogroup(process.pid, max(nice, session_nice))
     try:
         loop = asyncio.get_running_loop()
         driver = await BrowserDriver.connect_pipe(events, commands, max(1.0, timeout - (loop.time() - began)))

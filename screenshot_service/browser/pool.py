@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..config import BrowserConfig
-from . import launcher, memory
+from . import memory
 from .admission import JOBS, SYNC, Admission
 from .contexts import ContextFactory, ContextHook, WarmContext
 from .driver import ConnectionLost, DriverError, PageDriver, Prime
 from .errors import BrowserUnavailable, PageMemoryExceeded
+from .executable import find_executable
 from .instance import Instance
 from .supervisor import Supervisor
 
@@ -94,7 +95,7 @@ class BrowserPool:
         job_slots: int = 0,
     ) -> None:
         self.cfg = cfg
-        self.executable = executable or launcher.find_executable(cfg.executable)
+        self.executable = executable or find_executable(cfg.executable)
         self.job_slots = job_slots
         self.admission = Admission(cfg.pool_size, cfg.max_queue, job_slots)
         self.contexts = ContextFactory(context_hook, prime=context_prime)

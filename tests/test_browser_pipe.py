@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from screenshot_service.browser import launcher
-from screenshot_service.browser.driver import ConnectionLost
+from screenshot_service.browser.driver_errors import ConnectionLost
 from screenshot_service.browser.executable import find_executable
 from screenshot_service.browser.pool import BrowserPool
 from tests.conftest import image_of

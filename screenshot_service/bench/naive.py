@@ -19,7 +19,7 @@ import contextlib
 import time
 
 from ..browser import launcher
-from ..browser.driver import CALL_BOUND
+from ..browser.driver_errors import CALL_BOUND
 from ..browser.executable import find_executable, find_full_chromium
 from .floor import screenshot_params
 from .spec import CaptureSpec

@@ -13,7 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .driver import BrowserDriver, CallTimeout, DriverError, PageDriver, Prime
+from .driver import BrowserDriver
+from .driver_errors import CallTimeout, DriverError
+from .page_driver import PageDriver, Prime
 
 log = logging.getLogger("screenshot_service.pool")
 

@@ -1,8 +1,9 @@
 """The small browser interface the rest of the service uses; pyppeteer stays behind it.
 
-``capture/`` sees a ``PageDriver`` (DevTools commands and events, evaluate,
-navigation, selector waits) and the errors below, never a pyppeteer object.
-The pool sees a ``BrowserDriver`` (contexts, liveness probe, close).
+``capture/`` sees a ``PageDriver`` (page_driver.py: DevTools commands and events,
+evaluate, navigation, selector waits) and the errors of driver_errors.py, never a
+pyppeteer object.  The pool sees a ``BrowserDriver`` (here: contexts, liveness
+probe, close).
 
 What this layer guarantees on top of pyppeteer (with ``devtools``' connection and sessions):
 
@@ -19,191 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import IO, Any, TypeVar
+from collections.abc import Callable
+from typing import IO, Any
 
 from pyppeteer.browser import Browser, BrowserContext
-from pyppeteer.errors import BrowserError, ElementHandleError, NetworkError, PageError
-from pyppeteer.helper import getExceptionMessage, valueFromRemoteObject
-from pyppeteer.page import Page
 
-from .devtools import is_connection_lost
+from .driver_errors import bounded
 from .hazards import guard_page, watch_popups
+from .page_driver import PageDriver, Prime
 from .pages import open_page
 from .pipe import PipeConnection
 
-T = TypeVar("T")
-
-# Beyond any capture deadline (<= 30 s): the caller's deadline ends a page call first, this
-# bound only guarantees that no call outlives a deadline somebody forgot.
-CALL_BOUND = 45.0
 DOWNLOADS_DENIED = {"behavior": "deny"}
-
-
-class DriverError(Exception):
-    """A browser call failed."""
-
-
-class ConnectionLost(DriverError):
-    """The browser, its DevTools socket or the page's renderer went away."""
-
-
-class ProtocolError(DriverError):
-    """The browser refused a command (bad parameters, a state it cannot be in)."""
-
-
-class ScriptError(DriverError):
-    """Script evaluated in the page threw."""
-
-
-class NavigationFailed(DriverError):
-    """The main document did not load; the message carries Chromium's net error (``net::ERR_…``)."""
-
-
-class CallTimeout(DriverError):
-    """A browser call outlived its bound: the browser is hung."""
-
-
-def _translate(exc: BaseException) -> BaseException:
-    if is_connection_lost(exc) or isinstance(exc, (ConnectionError, BrowserError)):
-        return ConnectionLost(str(exc))
-    if isinstance(exc, PageError):
-        return NavigationFailed(str(exc))
-    if isinstance(exc, ElementHandleError):
-        return ScriptError(str(exc))
-    if isinstance(exc, NetworkError):
-        text = str(exc)
-        # A renderer that crashed under a call reports "Target crashed" / "context destroyed".
-        if "Target crashed" in text or "Inspected target navigated or closed" in text:
-            return ConnectionLost(text)
-        return ProtocolError(text)
-    return exc
-
-
-async def bounded(call: Awaitable[T], bound: float) -> T:
-    """``call`` with pyppeteer's errors turned into ours, and at most ``bound`` seconds."""
-    try:
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs a coroutine as a task of
-        # its own, and every DevTools call of a capture comes through here.
-        async with asyncio.timeout(bound):
-            return await call
-    except TimeoutError:
-        # An outer deadline (asyncio.timeout) cancels us with the same error type: only ours is a hang.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        raise CallTimeout(f"no answer from the browser within {bound:g} s") from None
-    except DriverError:
-        raise
-    except Exception as exc:
-        translated = _translate(exc)
-        if translated is exc:
-            raise
-        raise translated from exc
-
-
-class PageDriver:
-    """One page (tab) of a browser context: what a capture may do with it."""
-
-    def __init__(self, page: Page) -> None:
-        self._page = page
-        # Set to Chromium's termination status ("killed", "crashed", "oom", ...) when the renderer dies.
-        self.crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._state: dict[str, dict[str, Any]] = {}  # the last parameters of each send_state method
-
-    def _renderer_died(self, status: str) -> None:
-        if not self.crashed.done():
-            self.crashed.set_result(status)
-
-    @property
-    def main_frame_id(self) -> str:
-        frame = self._page.mainFrame
-        return frame._id if frame is not None else ""
-
-    async def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One DevTools command on this page's session."""
-        result = await bounded(self._page._client.send(method, params or {}), CALL_BOUND)
-        return result or {}
-
-    async def send_state(self, method: str, params: dict[str, Any]) -> None:
-        """A command that sets page state (an emulation): not sent again when this page's last
-        ``method`` had the same ``params``, so what a warm page was primed with costs nothing."""
-        if self._state.get(method) == params:
-            return
-        self._state.pop(method, None)  # unknown until the browser has answered
-        await self.send(method, params)
-        self._state[method] = params
-
-    def on(self, event: str, handler: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``handler(params)`` for every DevTools ``event`` of this page (e.g. ``Network.loadingFailed``)."""
-        self._page._client.on(event, handler)
-
-    async def evaluate(self, function: str, *args: Any) -> Any:
-        """Call the JavaScript ``function`` with JSON ``args`` in the page; awaits a returned promise."""
-        return await bounded(self._evaluate(function, args), CALL_BOUND)
-
-    async def _evaluate(self, function: str, args: tuple[Any, ...]) -> Any:
-        # One round trip, the value returned by value: pyppeteer's evaluate takes three (a handle,
-        # then its value, then its release), on every capture's page checks.
-        context = await self._page.mainFrame.executionContext()
-        try:
-            answer = await self._page._client.send("Runtime.callFunctionOn", {
-                "functionDeclaration": function,
-                "executionContextId": context._contextId,
-                "arguments": [_argument(arg) for arg in args],
-                "returnByValue": True,
-                "awaitPromise": True,
-                "userGesture": True,
-            })
-        except NetworkError as exc:
-            if any(text in str(exc) for text in _NOT_BY_VALUE):
-                return None  # a value JSON cannot carry (a DOM node, a cycle): as pyppeteer did
-            if "Cannot find context with specified id" in str(exc):
-                raise NetworkError("Execution context was destroyed, most likely because of a navigation.") from exc
-            raise
-        details = answer.get("exceptionDetails")
-        if details:
-            raise ScriptError(f"Evaluation failed: {getExceptionMessage(details)}")
-        return valueFromRemoteObject(answer.get("result") or {})
-
-    async def goto(self, url: str, wait_until: str) -> None:
-        """Navigate and wait for ``load``, ``domcontentloaded``, ``networkidle0`` or ``networkidle2``."""
-        await bounded(self._page.goto(url, waitUntil=wait_until, timeout=0), CALL_BOUND)
-
-    async def set_content(self, html: str) -> None:
-        await bounded(self._page.setContent(html), CALL_BOUND)
-
-    async def wait_for_selector(self, selector: str) -> None:
-        """Until an element matching ``selector`` is visible."""
-        await bounded(self._page.waitForSelector(selector, visible=True, timeout=0), CALL_BOUND)
-
-    async def add_style_tag(self, css: str) -> None:
-        await bounded(self._page.addStyleTag(content=css), CALL_BOUND)
-
-    async def set_bypass_csp(self, enabled: bool) -> None:
-        await bounded(self._page.setBypassCSP(enabled), CALL_BOUND)
-
-    async def grant_permissions(self, origin: str, permissions: list[str]) -> None:
-        """Grant ``permissions`` (e.g. ``geolocation``) to ``origin`` only, in this page's context."""
-        context = self._page.target.browserContext
-        params: dict[str, Any] = {"origin": origin, "permissions": permissions}
-        if context._id:  # the default context has none
-            params["browserContextId"] = context._id
-        await bounded(self._page.browser._connection.send("Browser.grantPermissions", params), CALL_BOUND)
-
-
-_NOT_BY_VALUE = ("Object reference chain is too long", "Object couldn't be returned by value")
-
-
-def _argument(value: Any) -> dict[str, Any]:
-    if isinstance(value, float) and math.isinf(value):
-        return {"unserializableValue": "Infinity" if value > 0 else "-Infinity"}
-    return {"value": value}
-
-
-Prime = Callable[[PageDriver], Awaitable[None]]  # what runs on a new page before it is handed out
 
 
 class BrowserDriver:

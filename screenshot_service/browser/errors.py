@@ -1,7 +1,7 @@
 """The browser pool's exceptions: no browser to capture with, no room, a page too big.
 
 What a single page call raises (connection lost, script error, timeout) is
-``driver.DriverError``; these are what the pool tells its callers.
+``driver_errors.DriverError``; these are what the pool tells its callers.
 """
 
 from __future__ import annotations

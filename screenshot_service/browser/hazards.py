@@ -5,7 +5,7 @@ beforeunload is accepted so navigation never stalls, and any popup a page opens
 is closed at once.  A crashed renderer is only logged here: pyppeteer reports it
 as an ``error`` event, which pyee raises when nobody listens — inside the
 DevTools reader, where it would drop the connection and with it the whole
-browser and every tenant's capture (driver.PageDriver.crashed tells the lease).  Downloads are denied per context (driver.BrowserDriver.new_context).
+browser and every tenant's capture (page_driver.PageDriver.crashed tells the lease).  Downloads are denied per context (driver.BrowserDriver.new_context).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from . import launcher
 from .contexts import ContextFactory, WarmContext
-from .driver import BrowserDriver, ConnectionLost
+from .driver import BrowserDriver
+from .driver_errors import ConnectionLost
 
 T = TypeVar("T")
 RELAUNCH, RECYCLE = "relaunch", "recycle"  # what a seat may have under way, one of each at most

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from . import pipe
 from .chromium_child import child_setup, nice_autogroup, niced
 from .chromium_flags import BASE_FLAGS, headless_flag, sandbox_flags
-from .driver import BrowserDriver, DriverError
+from .driver import BrowserDriver
+from .driver_errors import DriverError
 from .executable import BrowserLaunchError
 
 log = logging.getLogger("screenshot_service.browser")

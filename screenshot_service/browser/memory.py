@@ -6,7 +6,7 @@ capture's page (its JS heap and ArrayBuffers, DOM, decoded images, canvases).
 While a browser has captures in flight, its renderers' resident memory is read
 from ``/proc`` every ``INTERVAL`` seconds; one over the limit gets SIGKILL.
 Chromium then reports that page's target crashed with status ``killed``
-(driver.PageDriver.crashed), and the lease fails that capture alone with 422
+(page_driver.PageDriver.crashed), and the lease fails that capture alone with 422
 ``page_memory_exceeded`` (pool.Lease.guard): the browser, its other renderers
 and every other tenant's capture carry on.
 

@@ -29,10 +29,11 @@ from ..config import BrowserConfig
 from . import memory
 from .admission import JOBS, SYNC, Admission
 from .contexts import ContextFactory, ContextHook, WarmContext
-from .driver import ConnectionLost, DriverError, PageDriver, Prime
+from .driver_errors import ConnectionLost, DriverError
 from .errors import BrowserUnavailable, PageMemoryExceeded
 from .executable import find_executable
 from .instance import Instance
+from .page_driver import PageDriver, Prime
 from .supervisor import Supervisor
 
 T = TypeVar("T")
@@ -205,7 +206,7 @@ class BrowserPool:
 
 async def _stop(task: asyncio.Future[Any]) -> None:
     """Cancel ``task`` and wait until it has ended.  Cancelled again every ``STOP_RETRY`` s: on
-    Python 3.11 ``asyncio.wait_for`` (driver.bounded) loses a cancellation that arrives just as
+    Python 3.11 ``asyncio.wait_for`` (driver_errors.bounded) loses a cancellation that arrives just as
     its call completes, and the work would run on to its end."""
     while not task.done():
         task.cancel()

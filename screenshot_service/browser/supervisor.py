@@ -29,7 +29,7 @@ from ..config import BrowserConfig
 from . import launcher, watchdog
 from .admission import JOBS, SYNC
 from .contexts import ContextFactory, WarmContext
-from .driver import CallTimeout
+from .driver_errors import CallTimeout
 from .errors import BrowserUnavailable
 from .instance import RECYCLE, RELAUNCH, Instance, Seat
 

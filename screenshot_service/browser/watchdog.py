@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import memory
-from .driver import CallTimeout, DriverError
+from .driver_errors import CallTimeout, DriverError
 from .instance import Instance
 
 PROBE_INTERVAL = 1.0  # seconds between liveness probes of a browser

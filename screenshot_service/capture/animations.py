@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
 
 STILL_CSS = """*, *::before, *::after {
   transition-duration: 0s !important; transition-delay: 0s !important;

@@ -18,12 +18,12 @@ import math
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..browser.driver import ProtocolError, ScriptError
+from ..browser.driver_errors import ProtocolError, ScriptError
 from ..errors import TargetHttpError
 from . import blank, facts, ready
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
     from .options import CaptureOptions
     from .session import CaptureSession
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
     from .options import CaptureOptions
 
 _IOS_17 = (

@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..browser.driver import ProtocolError
+from ..browser.driver_errors import ProtocolError
 from ..errors import InvalidParameter
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
     from .options import CaptureOptions
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..egress.http1 import EGRESS_HEADER
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
 
 # The codes of SPEC §4, in the order they are reported.
 WARNING_CODES = ("http_error", "fonts_not_loaded", "images_broken", "blank_capture", "ready_timeout", "clamped")

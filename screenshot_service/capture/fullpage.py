@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from . import bounds
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
     from .network import NetworkTracker
     from .options import CaptureOptions
 

@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..browser.driver import DriverError
+from ..browser.driver_errors import DriverError
 from ..egress.http1 import EGRESS_HEADER, REFUSED, UNREACHABLE
 from ..errors import ApiError, BlockedTarget, TargetUnreachable
 from ..faults import LayerError
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
     from .egress_findings import EgressFindings
 
 log = logging.getLogger("screenshot_service.capture")

@@ -12,7 +12,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
 
 
 class NetworkTracker:

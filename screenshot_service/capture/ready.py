@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ..browser.driver import ProtocolError, ScriptError
+from ..browser.driver_errors import ProtocolError, ScriptError
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
     from .network import NetworkTracker
 
 NETWORK_QUIET = 0.5  # seconds without a request in flight

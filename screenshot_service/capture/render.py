@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..browser.driver import NavigationFailed, PageDriver, ProtocolError, ScriptError
+from ..browser.driver_errors import NavigationFailed, ProtocolError, ScriptError
+from ..browser.page_driver import PageDriver
 from ..egress.http1 import REFUSED, UNREACHABLE
 from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
 from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage

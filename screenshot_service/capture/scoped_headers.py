@@ -25,10 +25,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..browser.driver import DriverError
+from ..browser.driver_errors import DriverError
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
     from .options import CaptureOptions
 
 log = logging.getLogger("screenshot_service.capture")

@@ -24,7 +24,7 @@ from .navigation_watch import MainFrameWatch
 from .network import NetworkTracker
 
 if TYPE_CHECKING:
-    from ..browser.driver import PageDriver
+    from ..browser.page_driver import PageDriver
     from ..egress.proxy import ProxyChannel
 
 

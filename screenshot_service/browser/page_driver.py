@@ -1,0 +1,121 @@
+"""PageDriver: one page (tab) of a browser context, as ``capture/`` sees it.
+
+DevTools commands and events, evaluate, navigation and selector waits, each
+through ``bounded`` (driver_errors.py); a page whose renderer died says so
+(``PageDriver.crashed``, with Chromium's termination status).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pyppeteer.errors import NetworkError
+from pyppeteer.helper import getExceptionMessage, valueFromRemoteObject
+from pyppeteer.page import Page
+
+from .driver_errors import CALL_BOUND, ScriptError, bounded
+
+
+class PageDriver:
+    """One page (tab) of a browser context: what a capture may do with it."""
+
+    def __init__(self, page: Page) -> None:
+        self._page = page
+        # Set to Chromium's termination status ("killed", "crashed", "oom", ...) when the renderer dies.
+        self.crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._state: dict[str, dict[str, Any]] = {}  # the last parameters of each send_state method
+
+    def _renderer_died(self, status: str) -> None:
+        if not self.crashed.done():
+            self.crashed.set_result(status)
+
+    @property
+    def main_frame_id(self) -> str:
+        frame = self._page.mainFrame
+        return frame._id if frame is not None else ""
+
+    async def send(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One DevTools command on this page's session."""
+        result = await bounded(self._page._client.send(method, params or {}), CALL_BOUND)
+        return result or {}
+
+    async def send_state(self, method: str, params: dict[str, Any]) -> None:
+        """A command that sets page state (an emulation): not sent again when this page's last
+        ``method`` had the same ``params``, so what a warm page was primed with costs nothing."""
+        if self._state.get(method) == params:
+            return
+        self._state.pop(method, None)  # unknown until the browser has answered
+        await self.send(method, params)
+        self._state[method] = params
+
+    def on(self, event: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``handler(params)`` for every DevTools ``event`` of this page (e.g. ``Network.loadingFailed``)."""
+        self._page._client.on(event, handler)
+
+    async def evaluate(self, function: str, *args: Any) -> Any:
+        """Call the JavaScript ``function`` with JSON ``args`` in the page; awaits a returned promise."""
+        return await bounded(self._evaluate(function, args), CALL_BOUND)
+
+    async def _evaluate(self, function: str, args: tuple[Any, ...]) -> Any:
+        # One round trip, the value returned by value: pyppeteer's evaluate takes three (a handle,
+        # then its value, then its release), on every capture's page checks.
+        context = await self._page.mainFrame.executionContext()
+        try:
+            answer = await self._page._client.send("Runtime.callFunctionOn", {
+                "functionDeclaration": function,
+                "executionContextId": context._contextId,
+                "arguments": [_argument(arg) for arg in args],
+                "returnByValue": True,
+                "awaitPromise": True,
+                "userGesture": True,
+            })
+        except NetworkError as exc:
+            if any(text in str(exc) for text in _NOT_BY_VALUE):
+                return None  # a value JSON cannot carry (a DOM node, a cycle): as pyppeteer did
+            if "Cannot find context with specified id" in str(exc):
+                raise NetworkError("Execution context was destroyed, most likely because of a navigation.") from exc
+            raise
+        details = answer.get("exceptionDetails")
+        if details:
+            raise ScriptError(f"Evaluation failed: {getExceptionMessage(details)}")
+        return valueFromRemoteObject(answer.get("result") or {})
+
+    async def goto(self, url: str, wait_until: str) -> None:
+        """Navigate and wait for ``load``, ``domcontentloaded``, ``networkidle0`` or ``networkidle2``."""
+        await bounded(self._page.goto(url, waitUntil=wait_until, timeout=0), CALL_BOUND)
+
+    async def set_content(self, html: str) -> None:
+        await bounded(self._page.setContent(html), CALL_BOUND)
+
+    async def wait_for_selector(self, selector: str) -> None:
+        """Until an element matching ``selector`` is visible."""
+        await bounded(self._page.waitForSelector(selector, visible=True, timeout=0), CALL_BOUND)
+
+    async def add_style_tag(self, css: str) -> None:
+        await bounded(self._page.addStyleTag(content=css), CALL_BOUND)
+
+    async def set_bypass_csp(self, enabled: bool) -> None:
+        await bounded(self._page.setBypassCSP(enabled), CALL_BOUND)
+
+    async def grant_permissions(self, origin: str, permissions: list[str]) -> None:
+        """Grant ``permissions`` (e.g. ``geolocation``) to ``origin`` only, in this page's context."""
+        context = self._page.target.browserContext
+        params: dict[str, Any] = {"origin": origin, "permissions": permissions}
+        if context._id:  # the default context has none
+            params["browserContextId"] = context._id
+        await bounded(self._page.browser._connection.send("Browser.grantPermissions", params), CALL_BOUND)
+
+
+_NOT_BY_VALUE = ("Object reference chain is too long", "Object couldn't be returned by value")
+
+
+def _argument(value: Any) -> dict[str, Any]:
+    if isinstance(value, float) and math.isinf(value):
+        return {"unserializableValue": "Infinity" if value > 0 else "-Infinity"}
+    return {"value": value}
+
+
+Prime = Callable[[PageDriver], Awaitable[None]]  # what runs on a new page before it is handed out

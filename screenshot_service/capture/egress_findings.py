@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..egress.proxy import ProxyChannel
+    from ..egress.channel import ProxyChannel
 
 Finding = tuple[str, str]  # (host, reason)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..browser.pool import SYNC, BrowserPool, Lease
+from ..egress.channel import ProxyChannel
 from ..egress.policy import EgressPolicy
-from ..egress.proxy import ProxyChannel
 from ..egress.resolver import Resolver, check_target
 from ..errors import CaptureTimeout
 from ..metrics import Metrics

@@ -25,7 +25,7 @@ from .network import NetworkTracker
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
-    from ..egress.proxy import ProxyChannel
+    from ..egress.channel import ProxyChannel
 
 
 class CaptureSession:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .proxy import EgressProxy, ProxyChannel
+from .channel import ProxyChannel
+from .proxy import EgressProxy
 
 BYPASS_NOTHING = "<-loopback>"
 

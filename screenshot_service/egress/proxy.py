@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
+from screenshot_service.egress.channel import ProxyChannel
 from screenshot_service.egress.errors import InvalidUrl, TargetUnreachable
 from screenshot_service.egress.http1 import (
     HEAD_LIMIT,
@@ -30,77 +30,13 @@ from screenshot_service.egress.http1 import (
     end_to_end,
     parse_request,
     respond,
-    split_head,
 )
 from screenshot_service.egress.policy import Address, EgressPolicy, unwrap
+from screenshot_service.egress.relay import Reader, Writer, pipe, relay_response, splice
 from screenshot_service.egress.resolver import Resolver, first_blocked, resolve_host
 from screenshot_service.egress.urls import parse_target_url
 
 log = logging.getLogger("screenshot_service.egress.proxy")
-
-CHUNK = 65536
-Reader = asyncio.StreamReader
-Writer = asyncio.StreamWriter
-_Copy = Coroutine[Any, Any, bool]  # one direction of a connection; False when a side broke
-
-
-class ProxyChannel:
-    """One listening port; everything refused on it is recorded in ``blocked``."""
-
-    def __init__(self, proxy: EgressProxy, blocked_hosts: Callable[[str], bool] | None) -> None:
-        self._proxy = proxy
-        # Set per capture (ad/tracker lists); read on every request, so it can change between leases.
-        self.blocked_hosts = blocked_hosts
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()  # open client connections, cancelled on close
-        self._closed = False
-        self.port = 0
-        self.blocked: list[tuple[str, str]] = []  # (host, reason) for every refused request
-        # (host, reason) for every origin that could not be resolved or connected to: for https
-        # the browser sees only a failed tunnel, so a capture asks here which failure it was.
-        self.unreachable: list[tuple[str, str]] = []
-        self.requests = 0  # requests (plain or CONNECT) received
-
-    @property
-    def proxy_server(self) -> str:
-        return f"http://{self._proxy.host}:{self.port}"
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self._proxy.host, 0, limit=HEAD_LIMIT)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        """Stop listening and cut every open connection and tunnel of this channel."""
-        if self._closed:
-            return
-        self._closed = True
-        self._proxy._channels.discard(self)
-        if self._server is not None:
-            self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: Reader, writer: Writer) -> None:
-        task = asyncio.current_task()
-        if self._closed or task is None:
-            writer.close()
-            return
-        self._tasks.add(task)
-        try:
-            await self._proxy._handle(self, reader, writer)
-        except asyncio.CancelledError:
-            # Only close() cancels these. Ending normally matters: Python 3.11's stream server
-            # calls exception() on a finished connection task, which raises for a cancelled one.
-            pass
-        except Exception:
-            log.exception("egress proxy: unexpected error")
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-
 
 class EgressProxy:
     """An in-process HTTP forward proxy enforcing ``policy`` on every connection it opens."""
@@ -151,8 +87,8 @@ class EgressProxy:
         return self.channel.proxy_server
 
     async def open_channel(self, blocked_hosts: Callable[[str], bool] | None = None) -> ProxyChannel:
-        channel = ProxyChannel(self, blocked_hosts)
-        await channel._start()
+        channel = ProxyChannel(self.host, self._handle, self._channels.discard, blocked_hosts)
+        await channel.start()
         self._channels.add(channel)
         return channel
 
@@ -219,7 +155,7 @@ class EgressProxy:
         try:
             writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             await writer.drain()
-            await self._splice(_pipe(reader, up_writer), _pipe(up_reader, writer), half_close=True)
+            await splice(pipe(reader, up_writer), pipe(up_reader, writer), half_close=True, linger=self.linger)
         finally:
             up_writer.close()
 
@@ -252,54 +188,9 @@ class EgressProxy:
             await up_writer.drain()
             # The response decides the end: once it is copied the connection closes,
             # so a client that stops early (or never sends EOF) cannot pin sockets.
-            await self._splice(_pipe(reader, up_writer), _relay_response(up_reader, writer), half_close=False)
+            await splice(pipe(reader, up_writer), relay_response(up_reader, writer), half_close=False, linger=self.linger)
         finally:
             up_writer.close()
-
-    async def _splice(self, upload: _Copy, download: _Copy, *, half_close: bool) -> None:
-        tasks = {asyncio.ensure_future(upload), asyncio.ensure_future(download)}
-        try:
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if half_close and pending and all(t.result() for t in done):
-                # One side finished cleanly and its EOF was passed on: let the other finish, briefly.
-                await asyncio.wait(pending, timeout=self.linger)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _pipe(reader: Reader, writer: Writer) -> bool:
-    """Copy until EOF and pass the EOF on; False when either side broke."""
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-        return True
-    except OSError:
-        return False
-
-
-async def _relay_response(up_reader: Reader, writer: Writer) -> bool:
-    """Copy the origin's response, rewriting only its head so the client knows we close."""
-    while True:
-        try:
-            head = await up_reader.readuntil(b"\r\n\r\n")
-            status_line, fields = split_head(head)
-            version, status_text, *_ = [*status_line.split(" ", 2), ""]
-            status = int(status_text) if status_text.isdigit() and len(status_text) == 3 else 0
-            if not version.startswith("HTTP/1.") or status < 100:
-                raise ValueError(status_line)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            await respond(writer, Refused(502, "the origin sent no valid HTTP response", verdict=UNREACHABLE))
-            return False
-        interim = 100 <= status < 200 and status != 101  # 100 Continue, 103 Early Hints: more follows
-        writer.write(head if interim else build_head(status_line, end_to_end(fields)))
-        await writer.drain()
-        if not interim:
-            return await _pipe(up_reader, writer)
 
 
 def _is_local(ip: Address) -> bool:

@@ -41,7 +41,7 @@ def write_plot(results: Mapping[str, Any], path: Path) -> Path:
         _line(thr_ax, xs, [s.get("full_floor_throughput_per_s") for s in rows], color, ":", "+",
               f"{page} full-chromium floor")
         warm = [(s["concurrency"], s["warm_floor_p50_ms"]) for s in rows if s.get("warm_floor_p50_ms") is not None]
-        if warm:  # measured at concurrency 1 only (runner.py says why)
+        if warm:  # measured at concurrency 1 only (scenarios.py says why)
             lat_ax.scatter([w[0] for w in warm], [w[1] for w in warm], color=color, marker="v",
                            label=f"{page} warm floor p50")
         naive = [(s["concurrency"], s["naive_p50_ms"], s["naive_throughput_per_s"]) for s in rows

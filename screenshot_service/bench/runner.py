@@ -1,15 +1,5 @@
-"""Run the benchmark: fixture site, service, floors and naive baseline, then the scenarios.
-
-There are up to three floors, each on a Chromium of its own (floor.py): cold
-and warm on the fastest binary (the headless shell), and cold on full
-Chromium when it is installed.  Each (page, concurrency) scenario runs the
-floors and the service taking turns, so all see the same machine (the
-background load of a small box drifts): at concurrency 1 request by request,
-above it in chunks, A B B A (load.run_chunks).  Only at concurrency 1 is the
-warm floor measured: with several workers, one worker's unclocked set-up would
-run on another's clock.  A run is a closed loop of ``concurrency`` workers that
-stops issuing requests after ``max_requests`` or ``max_seconds``, whichever
-comes first; requests in flight always finish and are counted.
+"""Run the benchmark: fixture site, service, floors and naive baseline, then the scenarios
+(scenarios.py), then the results document with the machine, binaries and memory peaks.
 """
 
 from __future__ import annotations
@@ -30,129 +20,14 @@ from typing import Any
 import aiohttp
 
 from ..browser.executable import find_executable, find_full_chromium
-from . import binaries, fixture_site, naive, phases, procstats, report, targets
+from . import binaries, fixture_site, naive, procstats, targets
 from .floor import FloorBrowser, launch_floor
-from .load import REQUEST_TIMEOUT, run_alternating, run_chunks, run_load
+from .load import REQUEST_TIMEOUT
 from .plan import BenchPlan
 from .progress import Progress
-from .report import Stats
+from .scenarios import execute, progress_steps
 from .service import ServiceHandle, ServiceOptions, remote_service, spawn_service
-from .spec import PAGES, CaptureSpec
-from .target import COLD, FULL, WARM, BenchTarget, Cpu, add_cpu, cpu_since
-
-RESERVE_S = 45.0  # kept back from the scenarios for overload, a minimal soak and teardown
-
-
-class _Budget:
-    """Per-run time bounds; under --quick they shrink when a slow machine puts 3 minutes at risk."""
-
-    def __init__(self, plan: BenchPlan, target: BenchTarget) -> None:
-        self.plan = plan
-        self.deadline = target.deadline
-        self.runs_left = (1 + len(target.floors)) * plan.scenario_count
-
-    def seconds(self) -> float:
-        if self.deadline is None:
-            return self.plan.max_seconds
-        spare = self.deadline - time.perf_counter() - RESERVE_S
-        return max(1.0, min(self.plan.max_seconds, spare / max(1, self.runs_left)))
-
-    def spent(self, runs: int = 1) -> None:
-        self.runs_left -= runs
-
-
-async def execute(plan: BenchPlan, target: BenchTarget, progress: Progress) -> dict[str, Any]:
-    """All phases against a ready target; returns the results document (without targets)."""
-    pool_size = target.service.pool_size or 4
-    budget = _Budget(plan, target)
-
-    naive_stats: dict[str, Stats] = {}
-    for page in plan.naive_pages:
-        if plan.naive_samples <= 0 or page not in plan.levels:
-            continue
-        progress.step(f"naive {page} c=1", plan.naive_samples)
-        run = await run_load(target.naive_call(PAGES[page]), 1, plan.naive_samples, float("inf"), progress.tick)
-        run.wall_s = sum(s.latency_s for s in run.samples)  # one at a time: its clocked time (naive.py)
-        naive_stats[page] = Stats.of(run)
-        progress.done()
-
-    scenarios: list[dict[str, Any]] = []
-    for page, levels in plan.levels.items():
-        spec = PAGES[page]
-        if plan.warmup:
-            kinds = _floor_kinds(plan, target, page, 1)
-            progress.step(f"warm-up {page}", (1 + len(kinds)) * plan.warmup)
-            for kind in kinds:
-                await run_load(target.floor_call(spec, kind), 1, plan.warmup, float("inf"), progress.tick)
-            await run_load(target.service_call(spec, plan.response_type), 1, plan.warmup, float("inf"),
-                           progress.tick)
-            progress.done()
-        for concurrency in levels:
-            naive = naive_stats.get(page) if concurrency == 1 else None
-            if concurrency == 1 and target.floor is not None:
-                scenarios.append(await _paired_scenario(plan, target, progress, budget, spec, naive))
-            else:
-                scenarios.append(await _scenario(plan, target, progress, budget, spec, concurrency, naive))
-    for page, stats in naive_stats.items():  # naive measured for a page that had no c=1 scenario
-        if not any(s["page"] == page and s["concurrency"] == 1 for s in scenarios):
-            target.notes.append(f"naive {page}: p50 {stats.p50_ms} ms, {stats.throughput_per_s}/s (no c=1 scenario)")
-
-    results: dict[str, Any] = {"scenarios": scenarios}
-    results["overload"] = await phases.overload(plan, target, progress, pool_size, scenarios)
-    results["jobs_backlog"] = await phases.jobs_backlog(plan, target, progress, scenarios)
-    soak = await phases.soak(plan, target, progress, pool_size)
-    results["soak"] = soak
-    results["rss_growth_pct"] = soak.get("rss_growth_pct") if soak else None
-    return results
-
-
-def _floor_kinds(plan: BenchPlan, target: BenchTarget, page: str, concurrency: int) -> list[str]:
-    """The floors a scenario measures: cold always, warm at concurrency 1, full Chromium's on
-    the pages the plan names."""
-    wanted = [COLD, *([WARM] if concurrency == 1 else []), *([FULL] if page in plan.full_floor_pages else [])]
-    return [kind for kind in wanted if kind in target.floors]
-
-
-async def _paired_scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, budget: _Budget,
-                           spec: CaptureSpec, naive: Stats | None) -> dict[str, Any]:
-    """Concurrency 1: the floors and the service take turns, request by request."""
-    kinds = _floor_kinds(plan, target, spec.page, 1)
-    sides = len(kinds) + 1
-    progress.step(f"{' + '.join(kinds)} + service {spec.page} c=1 (alternating)", sides * plan.max_requests)
-    before = Cpu.read(target)
-    *floor_runs, service_run = await run_alternating(
-        [*(target.floor_call(spec, kind) for kind in kinds), target.service_call(spec, plan.response_type)],
-        plan.max_requests, sides * budget.seconds(), progress.tick, settle=procstats.machine_quiet)
-    used = await cpu_since(before, target)  # each process tree only works for its own side
-    budget.spent(len(target.floors) + 1)
-    progress.done()
-    floors = {kind: Stats.of(run) for kind, run in zip(kinds, floor_runs, strict=True)}
-    record = report.scenario_record(spec.page, 1, Stats.of(service_run), floors.get(COLD), naive,
-                                    warm=floors.get(WARM), full=floors.get(FULL))
-    add_cpu(record, used, used, target)
-    return record
-
-
-async def _scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, budget: _Budget,
-                    spec: CaptureSpec, concurrency: int, naive: Stats | None) -> dict[str, Any]:
-    """The floors and the service, each as a closed loop of ``concurrency`` workers, in
-    alternating chunks (load.run_chunks): drift over the run hits every side alike."""
-    kinds = _floor_kinds(plan, target, spec.page, concurrency)
-    sides = len(kinds) + 1
-    progress.step(f"{' + '.join(kinds)} + service {spec.page} c={concurrency} (alternating chunks)",
-                  sides * plan.max_requests)
-    before = Cpu.read(target)
-    *floor_runs, service_run = await run_chunks(
-        [*(target.floor_call(spec, kind) for kind in kinds), target.service_call(spec, plan.response_type)],
-        concurrency, plan.max_requests, sides * budget.seconds(), progress.tick, settle=procstats.machine_quiet)
-    used = await cpu_since(before, target)  # each process tree only works for its own side
-    budget.spent(len(target.floors) + 1)
-    progress.done()
-    floors = {kind: Stats.of(run) for kind, run in zip(kinds, floor_runs, strict=True)}
-    record = report.scenario_record(spec.page, concurrency, Stats.of(service_run), floors.get(COLD), naive,
-                                    full=floors.get(FULL))
-    add_cpu(record, used, used, target)
-    return record
+from .target import COLD, FULL, WARM, BenchTarget
 
 
 @dataclass(frozen=True)
@@ -176,7 +51,7 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
     load_start = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="screenshot-bench-"))
     floor_binaries = _floor_binaries() if opts.floor else {}
-    progress = Progress(_steps(plan, floor_binaries), enabled=opts.progress)
+    progress = Progress(progress_steps(plan, floor_binaries), enabled=opts.progress)
     target: BenchTarget | None = None
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -293,18 +168,6 @@ async def _started(tasks: dict[str, asyncio.Task[FloorBrowser]],
         if error is not None:
             raise error
     return floors
-
-
-def _steps(plan: BenchPlan, floors: dict[str, str]) -> int:
-    """How many progress steps the run will take (the bar's denominator)."""
-    steps = len(plan.naive_pages) + (1 if plan.overload_waves else 0) + (1 if plan.soak_captures else 0) + 2
-    for page, levels in plan.levels.items():
-        steps += 1 if plan.warmup else 0
-        for concurrency in levels:
-            paired = concurrency == 1 and COLD in floors
-            full = FULL in floors and page in plan.full_floor_pages
-            steps += 1 if paired else 1 + (COLD in floors) + full
-    return steps
 
 
 async def _reap(pids: list[int], grace: float = 3.0) -> list[int]:

@@ -9,13 +9,14 @@ document is built from.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
+
+from ..strict_json import Refused, bad_numbers, has_surrogate, loads
 
 if TYPE_CHECKING:
     from ..storage.customer import CustomerS3
@@ -63,6 +64,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FORBIDDEN_HEADERS = frozenset(
     "host content-length connection transfer-encoding keep-alive upgrade te trailer expect cookie".split()
 )
+# 9999-12-31T23:59:59Z: later than any cookie needs, and a float keeps it exact.
+_LAST_EXPIRES = 253402300799
 _COOKIE_KEYS = {"name", "value", "path", "expires", "http_only", "httpOnly", "secure", "same_site", "sameSite"}
 
 
@@ -87,16 +90,23 @@ def boolean(value: Any) -> bool:
     raise Bad("must be a boolean (true/false/1/0)")
 
 
+# Plain ASCII numerals, short enough to convert without Python's int digit limit: not "--5",
+# "²" or "١٢" (which str.isdigit() or float() accept), nor 5000 digits.
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")
+_NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
+_NUMBER_TEXT_MAX = 40
+
+
 def integer(lo: int, hi: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
             value = int(value.strip())
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise Bad(f"must be an integer from {lo} to {hi}")
         if not lo <= value <= hi:
-            raise Bad(f"must be from {lo} to {hi}, got {value}")
+            raise Bad(f"must be from {lo} to {hi}, got {_shown(value)}")
         return value
 
     return _described(parse, {"type": "integer", "minimum": lo, "maximum": hi})
@@ -104,17 +114,24 @@ def integer(lo: int, hi: int) -> Callable[[Any], int]:
 
 def number(lo: float, hi: float) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
-        try:
-            result = float(value)
-        except (TypeError, ValueError):
-            result = math.nan
-        if isinstance(value, bool) or not math.isfinite(result):
+        result = math.nan
+        if isinstance(value, str) and len(value) <= _NUMBER_TEXT_MAX and _NUMBER_TEXT.fullmatch(value.strip()):
+            result = float(value.strip())
+        elif isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+            result = float(value) if abs(value) < 1e300 else math.inf  # float() of a huge int overflows
+        if not math.isfinite(result):
             raise Bad(f"must be a number from {lo:g} to {hi:g}")
         if not lo <= result <= hi:
-            raise Bad(f"must be from {lo:g} to {hi:g}, got {value}")
+            raise Bad(f"must be from {lo:g} to {hi:g}, got {_shown(result)}")
         return result
 
     return _described(parse, {"type": "number", "minimum": lo, "maximum": hi})
+
+
+def _shown(value: int | float) -> str:
+    """A number as an error message may quote it: never thousands of digits."""
+    text = f"{value:g}" if isinstance(value, float) else str(value) if abs(value) < 10**18 else "a larger number"
+    return text if len(text) <= 24 else text[:24] + "..."
 
 
 def choice(*choices: str) -> Callable[[Any], str]:
@@ -130,6 +147,8 @@ def text(max_len: int, *, utf8_bytes: bool = False, single_line: bool = False) -
     def parse(value: Any) -> str:
         if not isinstance(value, str):
             raise Bad("must be a string")
+        if has_surrogate(value):
+            raise Bad("must be Unicode text (it holds a lone surrogate, like \\ud800)")
         size = len(value.encode("utf-8")) if utf8_bytes else len(value)
         if size > max_len:
             raise Bad(f"must be at most {max_len} {'bytes' if utf8_bytes else 'characters'}")
@@ -143,7 +162,12 @@ def text(max_len: int, *, utf8_bytes: bool = False, single_line: bool = False) -
 def http_url(value: Any) -> str:
     url = text(2048)(value).strip()
     # Only the shape is checked here; whether the host may be reached is the egress policy's call.
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # an unbalanced [IPv6] bracket, say
+        hostname = None
+    if not hostname or parts.scheme not in ("http", "https"):
         raise Bad("must be an http or https URL")
     return url
 
@@ -216,9 +240,12 @@ def _json(value: Any, what: str) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
-    except ValueError:
-        raise Bad(f"must be {what} (in a query string: as JSON text)") from None
+        decoded = loads(value)
+    except Refused as refused:
+        raise Bad(f"must be {what} (in a query string: as JSON text; this {refused})") from None
+    for path, bad in bad_numbers(decoded)[:1]:
+        raise Bad(f"must be {what}; {path or 'the value'} is a number with {bad.why}")
+    return decoded
 
 
 def headers(value: Any) -> tuple[tuple[str, str], ...]:
@@ -227,14 +254,21 @@ def headers(value: Any) -> tuple[tuple[str, str], ...]:
         raise Bad("must be a JSON object of at most 50 header names to string values")
     result = []
     for name, val in obj.items():
-        if not _TOKEN.match(name):
-            raise Bad(f"{name!r} is not a valid header name")
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise Bad(f"{_quoted(name)} is not a valid header name")
         if name.lower() in _FORBIDDEN_HEADERS or name.lower().startswith(("proxy-", "sec-")):
             raise Bad(f"{name} cannot be set (use the cookies option for cookies)")
-        if not isinstance(val, str) or len(val) > 8192 or _CONTROL.search(val.replace("\t", " ")):
+        if not isinstance(val, str) or len(val) > 8192 or _CONTROL.search(val.replace("\t", " ")) \
+                or has_surrogate(val):
             raise Bad(f"{name}: value must be a string of at most 8192 characters without line breaks")
         result.append((name, val))
     return tuple(result)
+
+
+def _quoted(name: Any) -> str:
+    """A caller's name as an error message may quote it: short, and printable."""
+    text = ascii(name)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def cookies(value: Any) -> tuple[Cookie, ...]:
@@ -257,18 +291,20 @@ def _cookie(index: int, item: Any) -> Cookie:
         raise bad(f"unknown field(s) {', '.join(unknown)}; known: name, value, path, expires, "
                   "http_only, secure, same_site")
     name, val = item.get("name"), item.get("value")
-    if not isinstance(name, str) or not _TOKEN.match(name):
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise bad("name must be a non-empty token")
-    if not isinstance(val, str) or len(val) > 4096 or ";" in val or _CONTROL.search(val):
+    if not isinstance(val, str) or len(val) > 4096 or ";" in val or _CONTROL.search(val) or has_surrogate(val):
         raise bad("value must be a string of at most 4096 characters without ';' or control characters")
     path = item.get("path")
-    if path is not None and (not isinstance(path, str) or not path.startswith("/") or _CONTROL.search(path)):
-        raise bad("path must start with /")
+    if path is not None and (not isinstance(path, str) or not path.startswith("/") or len(path) > 1024
+                             or _CONTROL.search(path) or ";" in path or has_surrogate(path)):
+        raise bad("path must start with / and be at most 1024 characters without ';' or control characters")
     expires = item.get("expires")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
-        raise bad("expires must be a Unix timestamp in seconds")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)
+                                or not 0 <= expires <= _LAST_EXPIRES):
+        raise bad(f"expires must be a Unix timestamp in seconds, from 0 to {_LAST_EXPIRES}")
     same_site = item.get("same_site", item.get("sameSite"))
-    if same_site is not None and same_site not in ("Strict", "Lax", "None"):
+    if same_site is not None and (not isinstance(same_site, str) or same_site not in ("Strict", "Lax", "None")):
         raise bad("same_site must be Strict, Lax or None")
     try:
         http_only = boolean(item.get("http_only", item.get("httpOnly", False)))
@@ -294,8 +330,8 @@ def timezone(value: Any) -> str:
     """
     name = text(64, single_line=True)(value).strip()
     zones = _zone_names()
-    if (name not in zones) if zones else not _ZONE_SHAPE.match(name):
-        raise Bad(f"{name!r} is not an IANA time zone name (like Europe/Paris or America/New_York)")
+    if (name not in zones) if zones else not _ZONE_SHAPE.fullmatch(name):
+        raise Bad(f"{_quoted(name)} is not an IANA time zone name (like Europe/Paris or America/New_York)")
     return name
 
 
@@ -319,8 +355,8 @@ _LOCALE = re.compile(r"^([a-z]{2,3})(-[a-z]{4})?(-(?:[a-z]{2}|[0-9]{3}))?(-(?:[a
 def locale(value: Any) -> str:
     """A BCP 47 language tag, returned in its canonical case (``de-DE``, ``zh-Hant-TW``)."""
     tag = text(64, single_line=True)(value).strip().replace("_", "-")
-    if not _LOCALE.match(tag):
-        raise Bad(f"{tag!r} is not a BCP 47 language tag (like en-US, de-DE or zh-Hant-TW)")
+    if not _LOCALE.fullmatch(tag):
+        raise Bad(f"{_quoted(tag)} is not a BCP 47 language tag (like en-US, de-DE or zh-Hant-TW)")
     parts = tag.split("-")
     out = [parts[0].lower()]
     for part in parts[1:]:

@@ -27,6 +27,11 @@ _AWKWARD = st.sampled_from(["\ud800", "\udfff", "\x00", "\n", "\r", "\u2028", "\
 ANY_TEXT = st.lists(st.text(st.characters(exclude_categories=()), max_size=6) | _AWKWARD, max_size=5).map("".join)
 # What a URL can carry: its bytes are decoded as UTF-8 by the server, so no lone surrogates.
 URL_TEXT = ANY_TEXT.map(lambda text: text.encode("utf-8", "replace").decode("utf-8"))
+# Text shaped like a URL, with the characters that split one ambiguously: brackets, '@', '%', '\\'.
+URLISH = st.builds(
+    "{}://{}{}".format, st.sampled_from(["http", "https", "HTTP", "ftp", "javascript"]),
+    st.text(st.sampled_from("[]:@%.0123456789abcx/\\-"), max_size=12) | ANY_TEXT, st.sampled_from(["", "/", "/p?q#f"]),
+)
 # Numerals that look numeric to str.isdigit(), float() or a careless split: "--5", "²", "١٢", "1,2,,3".
 NUMERALS = st.from_regex(r"[-+]{0,2}[0-9\u00b2\u0661\u0663.,eE_ ]{0,14}", fullmatch=True)
 LONG_DIGITS = st.integers(4301, 6000).map(lambda n: "9" * n)  # past Python's int digit limit (4300)
@@ -62,7 +67,7 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     if kind == "string":
         examples = st.sampled_from(schema["examples"]) if "examples" in schema else st.nothing()
         pattern = st.from_regex(schema["pattern"]) if "pattern" in schema else st.nothing()
-        return examples | pattern | ANY_TEXT
+        return examples | pattern | ANY_TEXT | URLISH
     if kind == "array":
         return st.lists(from_schema(schema.get("items", {})), max_size=3)
     if kind == "object":

@@ -127,6 +127,7 @@ async def test_any_bytes_as_a_key_header_are_401(
 
 async def test_a_name_given_twice_is_a_400_naming_it(service: Service) -> None:
     url = service.site.url + "/paint"
+    visits = service.site.log.count("/paint")
     cases = [([("url", url), ("width", "800"), ("width", "1200")], "width"),
              ([("url", url), ("url", url)], "url"),
              ([("url", url), ("api_key", service.key), ("api_key", service.key)], "api_key")]
@@ -136,7 +137,7 @@ async def test_a_name_given_twice_is_a_400_naming_it(service: Service) -> None:
         assert set(error["details"]["fields"]) == {name}
     status, error = await _error(await service.client.get("/v1/usage", params=[("api_key", "a"), ("api_key", "b")]))
     assert status == 400 and set(error["details"]["fields"]) == {"api_key"}
-    assert service.site.log.count("/paint") == 0
+    assert service.site.log.count("/paint") == visits
 
 
 async def test_a_signed_link_with_a_name_given_twice_is_refused(service: Service) -> None:
@@ -183,3 +184,16 @@ async def test_job_inputs_outside_the_body(service: Service) -> None:
     for job_id in ("job_%ED%A0%80", "job_" + "0" * 24 + "%0A", "%00", "x" * 2000):
         status, error = await _error(await service.client.get(f"/v1/jobs/{job_id}", headers=service.auth()))
         assert (status, error["code"]) == (404, "not_found"), error
+
+
+@pytest.mark.parametrize("field", ["bucket", "region", "access_key_id", "secret_access_key"])
+async def test_an_s3_field_with_a_trailing_newline_is_named(service: Service, field: str) -> None:
+    """'$' matches before a final newline: "bucket\\n" once passed a pattern meant to refuse it."""
+    s3 = {"bucket": "my-bucket", "region": "eu-west-1", "access_key_id": "AKIA", "secret_access_key": "secret"}
+    s3[field] += "\n"
+    body = {"url": service.site.url + "/paint", "s3": s3}
+    visits = service.site.log.count("/paint")
+    status, error = await _error(await service.client.post("/v1/screenshot", json=body, headers=service.auth()))
+    assert (status, error["code"]) == (400, "invalid_parameter"), error
+    assert set(error["details"]["fields"]) == {f"s3.{field}"}
+    assert service.site.log.count("/paint") == visits

@@ -7,8 +7,9 @@ a ValueError from the int digit limit), into values no option accepts
 JSON), or into strings no encoder takes back (``"\\ud800"`` is a lone
 surrogate).  Here:
 
-* nesting deeper than ``MAX_DEPTH``, text that is not JSON and lone surrogates
-  (in keys or values) raise ``Refused``; the depth is found by a scan that skips
+* nesting deeper than ``MAX_DEPTH``, text that is not JSON, lone surrogates
+  (in keys or values) and a name given twice in one object (which of the two
+  was meant?) raise ``Refused``; the depth is found by a scan that skips
   strings, *before* the parser recurses;
 * a number longer than ``MAX_NUMBER_CHARS``, or one that is not finite, is left
   in place as a ``BadNumber`` marker, which ``bad_numbers`` finds with the path
@@ -62,7 +63,9 @@ def loads(raw: bytes | str) -> Any:
     if _too_deep(data):
         raise Refused(f"nests arrays/objects more than {MAX_DEPTH} levels deep", {"max_depth": MAX_DEPTH})
     try:
-        value = json.loads(data, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        value = json.loads(
+            data, parse_int=_int, parse_float=_float, parse_constant=_constant, object_pairs_hook=_unique_names
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refused(f"is not valid JSON: {exc}") from None
     except RecursionError:  # the depth scan makes this unreachable; kept as a backstop
@@ -84,6 +87,16 @@ def bad_numbers(value: Any, path: str = "") -> list[tuple[str, BadNumber]]:
         for index, item in enumerate(value):
             found += bad_numbers(item, f"{path}[{index}]")
     return found
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))  # type: ignore[func-returns-value]
+        shown = twice if len(twice) <= 60 and not has_surrogate(twice) else ascii(twice)[:60]
+        raise Refused(f"gives the name {shown!r} more than once in one object", {"repeated": shown})
+    return obj
 
 
 def _holds_surrogate(value: Any) -> bool:

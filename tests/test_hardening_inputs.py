@@ -197,3 +197,17 @@ async def test_an_s3_field_with_a_trailing_newline_is_named(service: Service, fi
     assert (status, error["code"]) == (400, "invalid_parameter"), error
     assert set(error["details"]["fields"]) == {f"s3.{field}"}
     assert service.site.log.count("/paint") == visits
+
+
+async def test_a_name_given_twice_in_a_json_body_is_malformed(service: Service) -> None:
+    """As in a query: {"width": 800, "width": 1200} has no one meaning (json.loads keeps the last)."""
+    bodies = [('{"url": "%s", "width": 800, "width": 1200}', "width"),
+              ('{"url": "%s", "cookies": [{"name": "a", "value": "b", "value": "c"}]}', "value")]
+    for text, name in bodies:
+        body = (text % service.site.url).encode()
+        for path in ("/v1/screenshot", "/v1/jobs"):
+            response = await service.client.post(
+                path, data=body, headers={**service.auth(), "Content-Type": "application/json"})
+            status, error = await _error(response)
+            assert (status, error["code"]) == (400, "malformed_body"), error
+            assert error["details"]["repeated"] == name and name in error["message"]

@@ -29,11 +29,11 @@ URL = "http://127.0.0.1:9/page"  # never fetched: the parsing tests stop before 
 # Codes a capture of a valid request may legitimately end in besides 200 (SPEC §4); 500 is never one.
 CAPTURE_OUTCOMES = {"capture_timeout", "target_unreachable", "target_http_error", "storage_error", "overloaded",
                     "browser_unavailable", "blocked_target", "invalid_url", "selector_not_found"}
-_FAST = settings(derandomize=True, database=None, deadline=None, max_examples=25,
+_FAST = settings(derandomize=True, database=None, deadline=None, max_examples=20,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 # Every HTTP example sends all options, one request each: a few examples cover every option several times.
 # Not shrunk: each step would be a capture; the failing example is reported as drawn.
-_HTTP = settings(_FAST, max_examples=3, phases=[Phase.explicit, Phase.generate],
+_HTTP = settings(_FAST, max_examples=2, phases=[Phase.explicit, Phase.generate],
                  suppress_health_check=[*_FAST.suppress_health_check, HealthCheck.function_scoped_fixture])
 
 

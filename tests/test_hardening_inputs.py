@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from screenshot_service.limits.quota import current_period
 from screenshot_service.signing import canonical_query, sign, signed_url
 from tests.conftest import Service
+from tests.option_values import LONG_DIGITS, NUMERALS, URL_TEXT
 
 # Bytes HTTP forbids in a header value (controls but tab): aiohttp's parser refuses the request
 # before the service sees it, which is not a key's matter.
@@ -211,3 +213,53 @@ async def test_a_name_given_twice_in_a_json_body_is_malformed(service: Service) 
             status, error = await _error(response)
             assert (status, error["code"]) == (400, "malformed_body"), error
             assert error["details"]["repeated"] == name and name in error["message"]
+
+
+_LINK_TEXT = URL_TEXT | NUMERALS
+
+
+_QUICK = settings(derandomize=True, database=None, deadline=None, max_examples=20,
+                  phases=[Phase.explicit, Phase.generate],
+                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@_QUICK
+@given(key_id=_LINK_TEXT, signature=_LINK_TEXT, expires=st.none() | _LINK_TEXT | LONG_DIGITS,
+       job_id=URL_TEXT.filter(lambda text: "/" not in text and text not in ("", ".", "..")))
+async def test_forged_link_parameters_and_any_job_id_are_answered(
+    service: Service, caplog: pytest.LogCaptureFixture, key_id: str, signature: str, expires: str | None, job_id: str
+) -> None:
+    """A link with any key_id, signature and expires is a 400 naming one of them or a 401; any job id is a 404."""
+    caplog.clear()
+    params = [("url", service.site.url + "/paint"), ("key_id", key_id), ("signature", signature)]
+    params += [] if expires is None else [("expires", expires)]
+    status, error = await _error(await service.client.get("/v1/screenshot", params=params))
+    assert status in (400, 401), error
+    if status == 400:
+        assert error["code"] == "invalid_parameter" and set(error["details"]["fields"]) <= {"key_id", "expires"}
+    else:
+        assert error["code"] == "invalid_signature", error
+    status, error = await _error(await service.client.get(f"/v1/jobs/{quote(job_id)}", headers=service.auth()))
+    assert (status, error["code"]) == (404, "not_found"), error
+    _clean_log(caplog)
+
+
+@_QUICK
+@given(expires=_LINK_TEXT | LONG_DIGITS)
+async def test_a_correctly_signed_link_with_any_expires_is_answered(
+    service: Service, caplog: pytest.LogCaptureFixture, expires: str
+) -> None:
+    """Signed by the key's own secret: a capture (a future expiry), 401 signature_expired, or a 400 naming expires."""
+    caplog.clear()
+    record = await service.state.key_by_id(service.key_id)
+    assert record is not None
+    params = [("url", service.site.url + "/paint"), ("key_id", service.key_id), ("expires", expires)]
+    params.append(("signature", sign(record.signing_secret, params)))
+    response = await service.client.get("/v1/screenshot", params=params)
+    if response.status == 200:
+        assert response.content_type == "image/png"
+    else:
+        status, error = await _error(response)
+        assert (status, error["code"]) in ((401, "signature_expired"), (400, "invalid_parameter")), error
+        assert status == 401 or set(error["details"]["fields"]) == {"expires"}
+    _clean_log(caplog)

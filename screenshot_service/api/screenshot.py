@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -11,12 +10,13 @@ from ..appkeys import CAPTURE, KEY_ID, LIMITS, PIPELINE, STARTED, TARGET_HOST, T
 from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
+from ..capture.query import one_value_each
 from ..capture.service import CaptureResult
 from ..capture.timing import AUTH, StageTimings
 from ..limits.signed_links import is_signed, signed_link_options
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
-from .common import base_url, caller, json_response, key_in_headers, read_json_object, signed_caller
+from .common import base_url, caller, host_of, json_response, key_in_headers, read_json_object, signed_caller
 
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
@@ -24,10 +24,11 @@ async def get_screenshot(request: web.Request) -> web.StreamResponse:
     pool = request.app[CAPTURE].pool
     shed_if_full(pool)
     signed = is_signed(request.query)  # key_id + signature instead of an API key (an <img src>)
+    query = one_value_each(request.query)  # a repeated name is a 400 before any key is looked up
     async with request.app[PIPELINE].arrival_bound(request[STARTED]):
         with timings.stage(AUTH):
             key = await (signed_caller(request) if signed else caller(request))
-    opts = signed_link_options(request.query) if signed else CaptureOptions.from_query(request.query)
+    opts = signed_link_options(request.query) if signed else CaptureOptions.from_query(query)
     with pool.place():
         return await _capture(request, key, opts)
 
@@ -66,7 +67,7 @@ def shed_if_full(pool: BrowserPool) -> None:
 async def _capture(
     request: web.Request, key: KeyRecord, opts: CaptureOptions, customer: CustomerS3 | None = None
 ) -> web.StreamResponse:
-    request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
+    request[TARGET_HOST] = host_of(opts.url)
     order = Order(opts=opts, started=request[STARTED], key=key, limits=request[LIMITS],
                   base_url=base_url(request), customer_s3=customer, caller_present=lambda: _connected(request),
                   timings=request[TIMINGS])

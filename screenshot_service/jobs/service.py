@@ -108,14 +108,14 @@ class JobService:
         return submitted.job, True
 
     async def get(self, key: KeyRecord, job_id: str) -> Job:
-        job = await self.store.get(job_id) if _JOB_ID.match(job_id) else None
+        job = await self.store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
         if job is None or job.key_id != key.id:
             # Someone else's job is as invisible as a missing one: ids leak nothing.
             raise NotFound(f"no job {job_id!r} for this API key")
         return job
 
     async def cancel(self, key: KeyRecord, job_id: str) -> Job:
-        job = await self.store.cancel(job_id, key.id, now_utc()) if _JOB_ID.match(job_id) else None
+        job = await self.store.cancel(job_id, key.id, now_utc()) if _JOB_ID.fullmatch(job_id) else None
         if job is None:
             raise NotFound(f"no job {job_id!r} for this API key")
         if job.status == CANCELED:

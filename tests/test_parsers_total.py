@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from screenshot_service.capture.options import POST_ONLY, CaptureOptions
+from screenshot_service.capture.declaration import QUERY
+from screenshot_service.capture.options import CaptureOptions, refused_at
 from screenshot_service.capture.parsers import Bad, schema_of
 from screenshot_service.errors import InvalidParameter
 from tests.conftest import Service
@@ -114,7 +115,7 @@ async def test_any_query_value_of_any_option_is_answered_over_http(
         params = {**_around(service, name), name: data.draw(query_texts(schema_of(OPTIONS[name])), label=name)}
         response = await service.client.get("/v1/screenshot", params=params, headers=service.auth())
         status, body = await _answer(response)
-        if name in POST_ONLY:
+        if name in refused_at(QUERY):
             assert status == 400 and _names(body["error"]["details"]["fields"], name), body
         _assert_answered(status, body, name, caplog)
 

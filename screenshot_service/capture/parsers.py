@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..strict_json import Refused, bad_numbers, has_surrogate, loads
-from .scalar_parsers import CONTROL, Bad, boolean, http_url, integer, number, selector, selector_list, text
+from .scalar_parsers import CONTROL, Bad, boolean, integer, number, selector, selector_list, text
 from .scalar_parsers import choice as choice  # for the option table, which takes every parser from here
 
 if TYPE_CHECKING:
@@ -256,7 +256,6 @@ def s3_destination(value: Any) -> CustomerS3:
 # JSON Schemas of the named parsers (the factories above attach their own).
 PARSER_SCHEMAS: dict[Callable[[Any], Any], dict[str, Any]] = {
     boolean: {"type": "boolean"},
-    http_url: {"type": "string", "format": "uri", "maxLength": 2048},
     selector: {"type": "string", "maxLength": 1024},
     selector_list: {"type": "array", "items": {"type": "string", "maxLength": 1024}, "maxItems": 100},
     clip: {"oneOf": [

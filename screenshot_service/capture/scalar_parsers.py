@@ -13,7 +13,6 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..strict_json import has_surrogate
 
@@ -109,19 +108,6 @@ def text(max_len: int, *, utf8_bytes: bool = False, single_line: bool = False) -
         return value
 
     return described(parse, {"type": "string", "maxLength": max_len})
-
-
-def http_url(value: Any) -> str:
-    url = text(2048)(value).strip()
-    # Only the shape is checked here; whether the host may be reached is the egress policy's call.
-    try:
-        parts = urlsplit(url)
-        hostname = parts.hostname
-    except ValueError:  # an unbalanced [IPv6] bracket, say
-        hostname = None
-    if not hostname or parts.scheme not in ("http", "https"):
-        raise Bad("must be an http or https URL")
-    return url
 
 
 def selector(value: Any) -> str:

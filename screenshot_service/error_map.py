@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from . import errors as api
 from .browser import errors as browser
 from .egress import errors as egress
 from .faults import LayerError
 from .state import errors as state
 from .storage import errors as storage
+
+log = logging.getLogger("screenshot_service.errors")
 
 # Most specific first: the first class the error is an instance of decides its code.
 _CODES: tuple[tuple[type[LayerError], type[api.ApiError]], ...] = (
@@ -30,5 +34,6 @@ def as_api_error(error: LayerError) -> api.ApiError:
     for layer_kind, api_kind in _CODES:
         if isinstance(error, layer_kind):
             return api_kind(error.message, details=error.details, retry_after=error.retry_after)
-    # A LayerError outside the table is a new kind nobody mapped: a bug, answered as one.
+    # A LayerError outside the table is a new kind nobody mapped: a bug, answered and logged as one.
+    log.error("no SPEC code for %s: %s", type(error).__name__, error.message, exc_info=error)
     return api.InternalError("internal error")

@@ -79,6 +79,18 @@ async def test_json_response_points_at_a_stored_file(service: Service) -> None:
     assert image_of(data).convert("RGB").getpixel((200, 200)) == PAINT_RGB
 
 
+@pytest.mark.parametrize("headers", [{"Range": "bytes=5-2"}, {"Range": "bytes=abc"}, {"Range": "bytes=999999999-"},
+                                     {"If-Match": '"not-this-one"'}, {"If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"}])
+async def test_a_stored_file_is_served_whole_whatever_range_or_precondition_is_asked(
+    service: Service, headers: dict[str, str]
+) -> None:
+    body = await (await service.shot("/paint")).json()
+    file_response = await service.client.get(_path(body["url"]), headers=headers)
+    assert file_response.status == 200
+    assert file_response.headers["Content-Type"] == "image/png"
+    assert len(await file_response.read()) == body["bytes"]
+
+
 async def test_base64_response_carries_the_image_and_still_stores_it(service: Service) -> None:
     body = await (await service.shot("/paint", response_type="base64")).json()
     data = base64.b64decode(body["image_base64"])

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from screenshot_service.api.body import MAX_DEPTH, parse_json_object
+from screenshot_service.api.body import parse_json_object
 from screenshot_service.errors import MalformedBody
+from screenshot_service.strict_json import MAX_DEPTH
 from tests.conftest import Service
 
 DEEP = b"[" * 100_000  # RecursionError in json.loads

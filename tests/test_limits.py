@@ -36,6 +36,8 @@ async def test_free_plan_burst_of_three_gives_one_200_and_two_429(make_service: 
         if response.status == 429:
             error = (await response.json())["error"]
             assert error["code"] == "rate_limited"
+            # The caller is known: its refusal says where the time went, as every capture answer does.
+            assert response.headers["Server-Timing"].startswith("auth;dur=")
             assert "1 request per second on plan 'free'" in error["message"]
             assert 1 <= int(response.headers["Retry-After"]) <= 2
     assert responses[0].headers["RateLimit-Policy"] == '"free";q=1;w=1'

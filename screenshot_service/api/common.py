@@ -83,6 +83,16 @@ async def _admitted(request: web.Request, record: KeyRecord) -> KeyRecord:
     return record
 
 
+def host_of(url: object) -> str:
+    """The host of a caller's URL, for the access log; "" when there is none to read."""
+    if not isinstance(url, str):
+        return ""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # "http://[::1" and the like: the URL check names the problem later
+        return ""
+
+
 def base_url(request: web.Request) -> str:
     """The base of URLs handed back: ``server.public_url``, else the request's Host when
     ``server.allowed_hosts`` trusts it, else the address the request came in on.  Host is the

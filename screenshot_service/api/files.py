@@ -1,4 +1,9 @@
-"""GET /v1/files/{name}: stored captures of the local backend, hotlinkable."""
+"""GET /v1/files/{name}: stored captures, hotlinkable.
+
+Answered as whole bytes with no Range or conditional handling: aiohttp's file
+response would answer a bad Range (416) or a failed If-Match (412) with an empty
+non-JSON body, outside SPEC §4, and a capture is small enough to send whole.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,13 @@ from aiohttp import web
 
 from ..appkeys import STORAGE
 from ..errors import NotFound
-from ..storage.base import CONTENT_TYPES
-from ..storage.local import LocalStorage
 
 
 async def get_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    storage = request.app[STORAGE]
-    headers = {"Cache-Control": "public, max-age=86400, immutable", "X-Content-Type-Options": "nosniff"}
-    if isinstance(storage, LocalStorage):
-        path = storage.path_of(name)
-        if path is None:
-            raise NotFound(f"no stored capture named {name!r}")
-        response = web.FileResponse(path, headers=headers)
-        response.content_type = CONTENT_TYPES[name.rsplit(".", 1)[1]]
-        return response
-    found = await storage.get(name)
+    found = await request.app[STORAGE].get(name)
     if found is None:
         raise NotFound(f"no stored capture named {name!r}")
     data, content_type = found
+    headers = {"Cache-Control": "public, max-age=86400, immutable", "X-Content-Type-Options": "nosniff"}
     return web.Response(body=data, content_type=content_type, headers=headers)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from aiohttp import web
 
 from ..appkeys import LIMITS, TARGET_HOST
 from ..jobs.idempotency import idempotency_key
 from ..jobs.keys import JOBS
 from ..jobs.models import Job
-from .common import base_url, caller, json_response, key_in_headers, read_json_object
+from .common import base_url, caller, host_of, json_response, key_in_headers, read_json_object
 
 
 async def post_job(request: web.Request) -> web.Response:
@@ -20,8 +18,7 @@ async def post_job(request: web.Request) -> web.Response:
     else:
         body = await read_json_object(request)
         key = await caller(request, body.get("api_key"))
-    url = body.get("url")
-    request[TARGET_HOST] = (urlsplit(url).hostname or "") if isinstance(url, str) else ""
+    request[TARGET_HOST] = host_of(body.get("url"))
     job, created = await request.app[JOBS].submit(
         key, body, base_url=base_url(request), idempotency_key=idempotency_key(request),
         limits=request[LIMITS],

@@ -11,19 +11,14 @@ import math
 from aiohttp import web
 
 from ..appkeys import LIMITS
-from ..limits.admission import LimitState
+from ..limits.admission import LimitState, QuotaStanding
 from ..limits.rate import RateDecision
-
-# Every name limit_headers writes (documented per response in /v1/openapi.json).
-LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                 "X-RateLimit-Reset", "X-Quota-Limit", "X-Quota-Remaining")
 
 
 def limit_headers(limits: LimitState) -> dict[str, str]:
     headers = rate_headers(limits.plan, limits.rate) if limits.rate is not None else {}
     if limits.quota is not None:
-        headers["X-Quota-Limit"] = str(limits.quota.limit)
-        headers["X-Quota-Remaining"] = str(limits.quota.remaining)
+        headers.update(quota_headers(limits.quota))
     return headers
 
 
@@ -37,6 +32,14 @@ def rate_headers(plan_name: str, decision: RateDecision) -> dict[str, str]:
         "X-RateLimit-Remaining": str(decision.remaining),
         "X-RateLimit-Reset": str(reset),
     }
+
+
+def quota_headers(quota: QuotaStanding) -> dict[str, str]:
+    return {"X-Quota-Limit": str(quota.limit), "X-Quota-Remaining": str(quota.remaining)}
+
+
+# Every name limit_headers writes (documented per response in /v1/openapi.json), read off the writers.
+LIMIT_HEADERS = (*rate_headers("", RateDecision(allowed=True, limit=1, remaining=1, reset_after=0.0, retry_after=0.0, window=1.0)), *quota_headers(QuotaStanding(0, 0)))
 
 
 async def add_limit_headers(request: web.Request, response: web.StreamResponse) -> None:

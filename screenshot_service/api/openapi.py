@@ -125,6 +125,8 @@ def build() -> dict[str, Any]:
             "/v1/screenshot": {
                 "get": {"summary": "Capture a page (legacy GET: options as query parameters)",
                         "operationId": "screenshotGet", "parameters": query,
+                        "description": "Each parameter at most once: a name given twice is 400 "
+                                       "`invalid_parameter` naming it (on a signed link too).",
                         "responses": {"200": _capture_ok(), **_errors(*CAPTURE_ERRORS)}},
                 "post": {"summary": "Capture a page (options in a JSON body)", "operationId": "screenshotPost",
                          "requestBody": {"required": True, "content": {"application/json": {"schema": capture_body}}},

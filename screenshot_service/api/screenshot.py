@@ -3,38 +3,38 @@
 from __future__ import annotations
 
 import base64
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..appkeys import CAPTURE, LIMITS, PIPELINE, STARTED, TARGET_HOST, TIMINGS
+from ..appkeys import CAPTURE, KEY_ID, LIMITS, PIPELINE, STARTED, TARGET_HOST, TIMINGS
 from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
+from ..capture.query import one_value_each
 from ..capture.service import CaptureResult
 from ..capture.timing import AUTH, StageTimings
 from ..limits.signed_links import is_signed, signed_link_options
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
-from .common import base_url, caller, json_response, key_in_headers, read_json_object, signed_caller
+from .common import base_url, caller, host_of, json_response, key_in_headers, read_json_object, signed_caller
 
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
-    timings = StageTimings()
+    timings = request[TIMINGS] = StageTimings()
     pool = request.app[CAPTURE].pool
     shed_if_full(pool)
     signed = is_signed(request.query)  # key_id + signature instead of an API key (an <img src>)
+    query = one_value_each(request.query)  # a repeated name is a 400 before any key is looked up
     async with request.app[PIPELINE].arrival_bound(request[STARTED]):
         with timings.stage(AUTH):
             key = await (signed_caller(request) if signed else caller(request))
-    request[TIMINGS] = timings
-    opts = signed_link_options(request.query) if signed else CaptureOptions.from_query(request.query)
+    opts = signed_link_options(request.query) if signed else CaptureOptions.from_query(query)
     with pool.place():
         return await _capture(request, key, opts)
 
 
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
-    timings = StageTimings()
+    timings = request[TIMINGS] = StageTimings()
     pool = request.app[CAPTURE].pool
     shed_if_full(pool)
     if key_in_headers(request):
@@ -49,7 +49,6 @@ async def post_screenshot(request: web.Request) -> web.StreamResponse:
         async with request.app[PIPELINE].arrival_bound(request[STARTED]):
             with timings.stage(AUTH):
                 key = await caller(request, body.get("api_key"))
-    request[TIMINGS] = timings
     opts = CaptureOptions.from_json(body)
     with pool.place():
         # The caller's own bucket (POST only), validated with the options; never stored or logged.
@@ -68,7 +67,7 @@ def shed_if_full(pool: BrowserPool) -> None:
 async def _capture(
     request: web.Request, key: KeyRecord, opts: CaptureOptions, customer: CustomerS3 | None = None
 ) -> web.StreamResponse:
-    request[TARGET_HOST] = urlsplit(opts.url or "").hostname or ""
+    request[TARGET_HOST] = host_of(opts.url)
     order = Order(opts=opts, started=request[STARTED], key=key, limits=request[LIMITS],
                   base_url=base_url(request), customer_s3=customer, caller_present=lambda: _connected(request),
                   timings=request[TIMINGS])
@@ -82,10 +81,10 @@ def _connected(request: web.Request) -> bool:
 
 
 async def add_server_timing(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: a capture's answer, its errors included once the caller is known,
-    says where its time went (Server-Timing)."""
+    """on_response_prepare: a capture's answer, its errors included once the caller is known
+    (a 429 too), says where its time went (Server-Timing)."""
     timings = request.get(TIMINGS)
-    if timings is not None:
+    if timings is not None and KEY_ID in request:
         response.headers["Server-Timing"] = timings.header()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..appkeys import ADMISSION, STATE
+from ..appkeys import ADMISSION, LIMITS
 from ..limits.quota import current_period
 from .common import caller, json_response
 
@@ -13,7 +13,8 @@ async def get_usage(request: web.Request) -> web.Response:
     key = await caller(request)
     plan = request.app[ADMISSION].plan_of(key)
     period = current_period()
-    used = await request.app[STATE].credits_used(key.id, period.name)
+    quota = request[LIMITS].quota  # read by the rate check, as for every authenticated answer
+    assert quota is not None
     return json_response({
         "key_id": key.id,
         "plan": key.plan,
@@ -21,9 +22,9 @@ async def get_usage(request: web.Request) -> web.Response:
         "concurrency": plan.concurrency,
         "quota": {
             "period": period.name,
-            "limit": plan.monthly_captures,
-            "used": used,
-            "remaining": max(0, plan.monthly_captures - used),
+            "limit": quota.limit,
+            "used": quota.used,
+            "remaining": quota.remaining,
             "resets_at": period.resets_at_iso,
         },
         "max_queued_jobs": plan.max_queued_jobs,

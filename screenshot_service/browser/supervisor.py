@@ -164,8 +164,13 @@ class Supervisor:
             old.captures = 0
             return
         await self._refill(fresh)  # warm before swapping in: no capture pays for the relaunch
-        if not fresh.alive or not self._install(seat, old, fresh):
-            return  # killed while warming (the runner tries again), or the seat was relaunched meanwhile
+        if not fresh.alive:
+            # Keep the old one another recycle_after captures: a Chromium that cannot warm would loop.
+            log.error("recycling chromium failed: its successor died while warming; keeping the old one")
+            old.captures = 0
+            return
+        if not self._install(seat, old, fresh):
+            return  # the seat was relaunched meanwhile
         if old.alive:
             self.recycles += 1
             self._retire(old)

@@ -89,8 +89,10 @@ class OptionTable:
         "json", parse.choice(*RESPONSE_TYPES), OUTPUT,
         "`json` (a URL), `base64` (JSON plus the image) or `image` (the bytes).", in_fingerprint=False,
         restrictions=(Restriction(JOB, ("json",), "a job's result is always JSON; fetch the image from result.url"),))
+    # Its scheme, host and address are judged at submit by the egress policy (invalid_url, blocked_target).
     webhook_url: str | None = option(
-        None, parse.http_url, OUTPUT, "Jobs only: POSTed the final job JSON, signed with X-Signature.",
+        None, parse.text(2048, single_line=True), OUTPUT,
+        "Jobs only: an http(s) URL POSTed the final job JSON, signed with X-Signature.",
         accepted=frozenset({JOB}), in_fingerprint=False)
     # Credentials are never stored, and a job waits in the store: customer buckets are sync-only.
     s3: CustomerS3 | None = option(

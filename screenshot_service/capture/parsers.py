@@ -1,4 +1,5 @@
-"""Value parsers shared by the option table in options.py.
+"""Value parsers shared by the option table in options.py (the plain ones, re-exported here, are
+in scalar_parsers.py; this module adds the structured ones: clip, headers, cookies, geolocation...).
 
 Each takes what a query string (text) or a JSON body (typed values) gave for one
 option and returns the typed value, or raises Bad with a message naming the
@@ -9,20 +10,17 @@ document is built from.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit
+
+from ..strict_json import Refused, bad_numbers, has_surrogate, loads
+from .scalar_parsers import CONTROL, Bad, boolean, integer, number, selector, selector_list, text
+from .scalar_parsers import choice as choice  # for the option table, which takes every parser from here
 
 if TYPE_CHECKING:
     from ..storage.customer import CustomerS3
-
-
-class Bad(ValueError):
-    """One field's problem, phrased for the caller."""
 
 
 class Clip(NamedTuple):
@@ -57,139 +55,19 @@ class Cookie:
 
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Headers the browser or the egress proxy owns; setting them would break framing or leak
 # to third parties.  Cookie has its own option, scoped to the target's host.
 _FORBIDDEN_HEADERS = frozenset(
     "host content-length connection transfer-encoding keep-alive upgrade te trailer expect cookie".split()
 )
+# 9999-12-31T23:59:59Z: later than any cookie needs, and a float keeps it exact.
+_LAST_EXPIRES = 253402300799
 _COOKIE_KEYS = {"name", "value", "path", "expires", "http_only", "httpOnly", "secure", "same_site", "sameSite"}
-
-
-def _described(parse: Callable[[Any], Any], schema: dict[str, Any]) -> Callable[[Any], Any]:
-    """Attach the JSON Schema of what ``parse`` accepts; /v1/openapi.json is built from it."""
-    parse.schema = schema  # type: ignore[attr-defined]
-    return parse
 
 
 def schema_of(parse: Callable[[Any], Any]) -> dict[str, Any]:
     """The JSON Schema of one option's parser (factories attach theirs; named parsers are below)."""
     return dict(getattr(parse, "schema", None) or PARSER_SCHEMAS[parse])
-
-
-def boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "1", "false", "0"):
-        return value.lower() in ("true", "1")
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise Bad("must be a boolean (true/false/1/0)")
-
-
-def integer(lo: int, hi: int) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value.strip())
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise Bad(f"must be an integer from {lo} to {hi}")
-        if not lo <= value <= hi:
-            raise Bad(f"must be from {lo} to {hi}, got {value}")
-        return value
-
-    return _described(parse, {"type": "integer", "minimum": lo, "maximum": hi})
-
-
-def number(lo: float, hi: float) -> Callable[[Any], float]:
-    def parse(value: Any) -> float:
-        try:
-            result = float(value)
-        except (TypeError, ValueError):
-            result = math.nan
-        if isinstance(value, bool) or not math.isfinite(result):
-            raise Bad(f"must be a number from {lo:g} to {hi:g}")
-        if not lo <= result <= hi:
-            raise Bad(f"must be from {lo:g} to {hi:g}, got {value}")
-        return result
-
-    return _described(parse, {"type": "number", "minimum": lo, "maximum": hi})
-
-
-def choice(*choices: str) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if not isinstance(value, str) or value.lower() not in choices:
-            raise Bad(f"must be one of {', '.join(choices)}")
-        return value.lower()
-
-    return _described(parse, {"type": "string", "enum": list(choices)})
-
-
-def text(max_len: int, *, utf8_bytes: bool = False, single_line: bool = False) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if not isinstance(value, str):
-            raise Bad("must be a string")
-        size = len(value.encode("utf-8")) if utf8_bytes else len(value)
-        if size > max_len:
-            raise Bad(f"must be at most {max_len} {'bytes' if utf8_bytes else 'characters'}")
-        if single_line and _CONTROL.search(value):
-            raise Bad("must not contain control characters")
-        return value
-
-    return _described(parse, {"type": "string", "maxLength": max_len})
-
-
-def http_url(value: Any) -> str:
-    url = text(2048)(value).strip()
-    # Only the shape is checked here; whether the host may be reached is the egress policy's call.
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        raise Bad("must be an http or https URL")
-    return url
-
-
-def selector(value: Any) -> str:
-    result = text(1024, single_line=True)(value).strip()
-    if not result:
-        raise Bad("must be a non-empty CSS selector")
-    return result
-
-
-def selector_list(value: Any) -> tuple[str, ...]:
-    """A JSON list, or the query string's comma-separated form.
-
-    Commas inside brackets, parentheses or quotes (``:is(a, b)``, ``[title="a,b"]``)
-    belong to a selector and do not split it.
-    """
-    items = _split_commas(value) if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or len(items) > 100:
-        raise Bad("must be a list of at most 100 CSS selectors")
-    try:
-        return tuple(selector(item) for item in items if not (isinstance(item, str) and not item.strip()))
-    except Bad as bad:
-        raise Bad(f"each entry {bad}") from None
-
-
-def _split_commas(value: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    depth, quote = 0, ""
-    for char in value:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            depth = max(0, depth - 1)
-        elif char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
 
 
 def clip(value: Any) -> Clip:
@@ -216,9 +94,12 @@ def _json(value: Any, what: str) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
-    except ValueError:
-        raise Bad(f"must be {what} (in a query string: as JSON text)") from None
+        decoded = loads(value)
+    except Refused as refused:
+        raise Bad(f"must be {what} (in a query string: as JSON text; this {refused})") from None
+    for path, bad in bad_numbers(decoded)[:1]:
+        raise Bad(f"must be {what}; {path or 'the value'} is a number with {bad.why}")
+    return decoded
 
 
 def headers(value: Any) -> tuple[tuple[str, str], ...]:
@@ -227,14 +108,21 @@ def headers(value: Any) -> tuple[tuple[str, str], ...]:
         raise Bad("must be a JSON object of at most 50 header names to string values")
     result = []
     for name, val in obj.items():
-        if not _TOKEN.match(name):
-            raise Bad(f"{name!r} is not a valid header name")
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise Bad(f"{_quoted(name)} is not a valid header name")
         if name.lower() in _FORBIDDEN_HEADERS or name.lower().startswith(("proxy-", "sec-")):
             raise Bad(f"{name} cannot be set (use the cookies option for cookies)")
-        if not isinstance(val, str) or len(val) > 8192 or _CONTROL.search(val.replace("\t", " ")):
+        if not isinstance(val, str) or len(val) > 8192 or CONTROL.search(val.replace("\t", " ")) \
+                or has_surrogate(val):
             raise Bad(f"{name}: value must be a string of at most 8192 characters without line breaks")
         result.append((name, val))
     return tuple(result)
+
+
+def _quoted(name: Any) -> str:
+    """A caller's name as an error message may quote it: short, and printable."""
+    text = ascii(name)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def cookies(value: Any) -> tuple[Cookie, ...]:
@@ -257,18 +145,20 @@ def _cookie(index: int, item: Any) -> Cookie:
         raise bad(f"unknown field(s) {', '.join(unknown)}; known: name, value, path, expires, "
                   "http_only, secure, same_site")
     name, val = item.get("name"), item.get("value")
-    if not isinstance(name, str) or not _TOKEN.match(name):
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise bad("name must be a non-empty token")
-    if not isinstance(val, str) or len(val) > 4096 or ";" in val or _CONTROL.search(val):
+    if not isinstance(val, str) or len(val) > 4096 or ";" in val or CONTROL.search(val) or has_surrogate(val):
         raise bad("value must be a string of at most 4096 characters without ';' or control characters")
     path = item.get("path")
-    if path is not None and (not isinstance(path, str) or not path.startswith("/") or _CONTROL.search(path)):
-        raise bad("path must start with /")
+    if path is not None and (not isinstance(path, str) or not path.startswith("/") or len(path) > 1024
+                             or CONTROL.search(path) or ";" in path or has_surrogate(path)):
+        raise bad("path must start with / and be at most 1024 characters without ';' or control characters")
     expires = item.get("expires")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
-        raise bad("expires must be a Unix timestamp in seconds")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)
+                                or not 0 <= expires <= _LAST_EXPIRES):
+        raise bad(f"expires must be a Unix timestamp in seconds, from 0 to {_LAST_EXPIRES}")
     same_site = item.get("same_site", item.get("sameSite"))
-    if same_site is not None and same_site not in ("Strict", "Lax", "None"):
+    if same_site is not None and (not isinstance(same_site, str) or same_site not in ("Strict", "Lax", "None")):
         raise bad("same_site must be Strict, Lax or None")
     try:
         http_only = boolean(item.get("http_only", item.get("httpOnly", False)))
@@ -294,8 +184,8 @@ def timezone(value: Any) -> str:
     """
     name = text(64, single_line=True)(value).strip()
     zones = _zone_names()
-    if (name not in zones) if zones else not _ZONE_SHAPE.match(name):
-        raise Bad(f"{name!r} is not an IANA time zone name (like Europe/Paris or America/New_York)")
+    if (name not in zones) if zones else not _ZONE_SHAPE.fullmatch(name):
+        raise Bad(f"{_quoted(name)} is not an IANA time zone name (like Europe/Paris or America/New_York)")
     return name
 
 
@@ -319,8 +209,8 @@ _LOCALE = re.compile(r"^([a-z]{2,3})(-[a-z]{4})?(-(?:[a-z]{2}|[0-9]{3}))?(-(?:[a
 def locale(value: Any) -> str:
     """A BCP 47 language tag, returned in its canonical case (``de-DE``, ``zh-Hant-TW``)."""
     tag = text(64, single_line=True)(value).strip().replace("_", "-")
-    if not _LOCALE.match(tag):
-        raise Bad(f"{tag!r} is not a BCP 47 language tag (like en-US, de-DE or zh-Hant-TW)")
+    if not _LOCALE.fullmatch(tag):
+        raise Bad(f"{_quoted(tag)} is not a BCP 47 language tag (like en-US, de-DE or zh-Hant-TW)")
     parts = tag.split("-")
     out = [parts[0].lower()]
     for part in parts[1:]:
@@ -366,7 +256,6 @@ def s3_destination(value: Any) -> CustomerS3:
 # JSON Schemas of the named parsers (the factories above attach their own).
 PARSER_SCHEMAS: dict[Callable[[Any], Any], dict[str, Any]] = {
     boolean: {"type": "boolean"},
-    http_url: {"type": "string", "format": "uri", "maxLength": 2048},
     selector: {"type": "string", "maxLength": 1024},
     selector_list: {"type": "array", "items": {"type": "string", "maxLength": 1024}, "maxItems": 100},
     clip: {"oneOf": [

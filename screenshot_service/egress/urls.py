@@ -107,9 +107,10 @@ def _split_authority(authority: str, scheme: str, bad: _Bad) -> tuple[str, int]:
         raise bad("has no host")
     if not port_text:  # WHATWG: "host:" means the default port
         return host, DEFAULT_PORTS[scheme]
-    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise bad(f"has an invalid port {port_text!r}; expected 1-65535")
-    return host, int(port_text)
+    significant = port_text.lstrip("0")  # WHATWG allows leading zeros; int() refuses 5000 digits
+    if len(significant) > 5 or not port_text.isascii() or not port_text.isdigit() or not 1 <= int(significant or "0") <= 65535:
+        raise bad(f"has an invalid port {port_text[:20]!r}; expected 1-65535")
+    return host, int(significant)
 
 
 def _parse_host(host: str, bad: _Bad) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, str]:
@@ -151,6 +152,8 @@ def _parse_ipv4(host: str, bad: _Bad) -> ipaddress.IPv4Address | None:
         return None
     if len(parts) > 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
         raise bad(f"has a host that looks like an IPv4 address but is not one: {host!r}")
+    if any(len(part) > 40 for part in parts):  # beyond 2**32 whatever the base; int() would refuse 5000 digits
+        raise bad(f"has an out-of-range IPv4 address {host!r}")
     numbers = []
     for part in parts:
         if part[:2].lower() == "0x":

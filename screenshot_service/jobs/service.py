@@ -14,13 +14,12 @@ import re
 from typing import Any
 
 from ..capture.declaration import JOB
-from ..capture.options import CaptureOptions
+from ..capture.options import NON_OPTION_NAMES, CaptureOptions
 from ..egress.errors import TargetUnreachable
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
 from ..errors import (
     ConcurrencyLimited,
-    InvalidParameter,
     InvalidUrl,
     JobNotCancelable,
     NotFound,
@@ -109,14 +108,14 @@ class JobService:
         return submitted.job, True
 
     async def get(self, key: KeyRecord, job_id: str) -> Job:
-        job = await self.store.get(job_id) if _JOB_ID.match(job_id) else None
+        job = await self.store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
         if job is None or job.key_id != key.id:
             # Someone else's job is as invisible as a missing one: ids leak nothing.
             raise NotFound(f"no job {job_id!r} for this API key")
         return job
 
     async def cancel(self, key: KeyRecord, job_id: str) -> Job:
-        job = await self.store.cancel(job_id, key.id, now_utc()) if _JOB_ID.match(job_id) else None
+        job = await self.store.cancel(job_id, key.id, now_utc()) if _JOB_ID.fullmatch(job_id) else None
         if job is None:
             raise NotFound(f"no job {job_id!r} for this API key")
         if job.status == CANCELED:
@@ -152,13 +151,10 @@ class JobService:
 def parse_job_body(body: dict[str, Any]) -> tuple[dict[str, Any], str | None, CaptureOptions]:
     """(stored options, webhook_url, validated options) from a POST /v1/jobs body.
 
-    What a job refuses (options not accepted on jobs, a result other than JSON) is
-    declared with the options (capture/option_table.py).  ``webhook_url`` is taken
-    out here, so the stored options are exactly what the capture needs; its URL is
-    judged by the egress policy (submit), which names what is wrong with it.
+    The whole body is validated as a job's (capture/option_table.py declares what jobs
+    refuse); ``webhook_url`` is then left out of the stored options, which are exactly
+    what the capture needs.  Its URL is judged by the egress policy at submit.
     """
-    options = {k: v for k, v in body.items() if k not in ("api_key", WEBHOOK_FIELD)}
-    webhook_url = body.get(WEBHOOK_FIELD)
-    if webhook_url is not None and (not isinstance(webhook_url, str) or not webhook_url.strip()):
-        raise InvalidParameter.fields({WEBHOOK_FIELD: "must be an http or https URL"})
-    return options, webhook_url, CaptureOptions.from_json(options, place=JOB)
+    parsed = CaptureOptions.from_json(body, place=JOB)
+    options = {k: v for k, v in body.items() if k not in NON_OPTION_NAMES and k != WEBHOOK_FIELD}
+    return options, parsed.webhook_url, parsed

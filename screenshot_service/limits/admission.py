@@ -84,10 +84,10 @@ class Admission:
         rate: RateLimiter,
         gate: ConcurrencyGate,
         plans: dict[str, PlanConfig],
-        ledger: Ledger | None = None,
+        ledger: Ledger,
     ) -> None:
         self.state = state
-        self.ledger = ledger or Ledger(state)
+        self.ledger = ledger  # the app's one ledger: its retries run, and shutdown waits for its refunds
         self.rate = rate
         self.gate = gate
         self.plans = plans
@@ -143,7 +143,7 @@ class Admission:
                 # Never leave a credit dangling: not delivered by now means failed.
                 await asyncio.shield(ticket.settle(delivered=delivered))
         finally:
-            await asyncio.shield(self._release(key.id, token))
+            await self.ledger.outlive_caller(self._release(key.id, token))
 
     async def _release(self, key_id: str, token: str) -> None:
         # A slot the store cannot take back now expires with its lease; failing here would

@@ -7,16 +7,21 @@ SHA-256 is stored; a key's public ``id`` (``key_…``) is what logs and the CLI 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ..errors import InvalidApiKey, MissingApiKey
+from ..capture.query import REPEATED
+from ..errors import InvalidApiKey, InvalidParameter, MissingApiKey
 from ..signing import new_signing_secret
 from ..state.base import KeyRecord, StateStore
 
 KEY_PREFIX = "sk_"
+# What any key could look like: printable ASCII, no spaces.  Anything else (a header's
+# undecodable bytes, a lone surrogate, 1 MB of text) is refused before hashing or a lookup.
+_KEY_SHAPE = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 def hash_key(raw_key: str) -> str:
@@ -40,15 +45,23 @@ async def create_key(state: StateStore, plan: str, name: str = "") -> tuple[KeyR
 
 
 def key_from_request(request: web.Request, body_key: object = None) -> str | None:
-    """The key from Authorization: Bearer, X-API-Key, the JSON body or ?api_key=, in that order."""
+    """The key from Authorization: Bearer, X-API-Key, the JSON body or ?api_key=, in that order.
+
+    A body ``api_key`` that is not text is an invalid key, and ``?api_key=`` given twice is a
+    400 (which of the two was meant?), rather than either being passed over.
+    """
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer " and auth[7:].strip():
         return auth[7:].strip()
     header = request.headers.get("X-API-Key", "").strip()
     if header:
         return header
+    if body_key is not None and not isinstance(body_key, str):
+        raise InvalidApiKey("api_key must be a string")
     if isinstance(body_key, str) and body_key.strip():
         return body_key.strip()
+    if len(request.query.getall("api_key", ())) > 1:
+        raise InvalidParameter.fields({"api_key": REPEATED})
     query = request.query.get("api_key", "").strip()
     return query or None
 
@@ -58,6 +71,8 @@ async def authenticate(state: StateStore, raw_key: str | None) -> KeyRecord:
         raise MissingApiKey(
             "an API key is required: send Authorization: Bearer KEY, X-API-Key: KEY or api_key"
         )
+    if not _KEY_SHAPE.fullmatch(raw_key):
+        raise InvalidApiKey("the API key is not valid: a key is printable ASCII without spaces")
     record = await state.key_by_hash(hash_key(raw_key))
     if record is None or record.revoked:
         raise InvalidApiKey("the API key is not valid or has been revoked")

@@ -23,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from ..state.base import Reservation, Reserved, StateStore
 from ..state.errors import StateError, StateUnavailable
@@ -51,7 +52,7 @@ class Ledger:
         self._pending: dict[str, _Refund] = {}  # refunds not yet acknowledged, by reservation id
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Future[None]] = set()  # refunds sent, not yet answered
+        self._in_flight: set[asyncio.Future[None]] = set()  # refunds and slot releases sent, not yet answered
 
     async def reserve(self, key_id: str, period: str, limit: int, lease_seconds: float) -> tuple[Reserved, float]:
         """The store's answer, and the loop time by which a commit must be acknowledged."""
@@ -91,10 +92,15 @@ class Ledger:
 
         The refund outlives a cancelled caller (a request cut at shutdown), and ``stop`` waits
         for it: the state store closes only after every refund sent has landed or been queued."""
-        refund = asyncio.ensure_future(self._refund_or_queue(_Refund(reservation, overrule_commit)))
-        self._in_flight.add(refund)
-        refund.add_done_callback(self._in_flight.discard)
-        await asyncio.shield(refund)
+        await self.outlive_caller(self._refund_or_queue(_Refund(reservation, overrule_commit)))
+
+    async def outlive_caller(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a store write that must land even if its caller is cancelled (aiohttp cancels a
+        handler cut at shutdown twice, which detaches a plain shield); ``stop`` waits for it."""
+        running = asyncio.ensure_future(write)
+        self._in_flight.add(running)
+        running.add_done_callback(self._in_flight.discard)
+        await asyncio.shield(running)
 
     async def _refund_or_queue(self, refund: _Refund) -> None:
         try:

@@ -15,6 +15,7 @@ from multidict import MultiMapping
 
 from ..capture.declaration import SIGNED_LINK
 from ..capture.options import CaptureOptions
+from ..capture.query import one_value_each
 from ..errors import InvalidParameter, InvalidSignature, SignatureExpired
 from ..signing import EXPIRES, KEY_ID, LINK_PARAMETERS, SIGNATURE, verify
 from ..state.base import KeyRecord, StateStore
@@ -38,24 +39,24 @@ async def authenticate_signed(
             "api_key": "a signed link carries no API key: send either api_key or key_id+signature",
             SIGNATURE if SIGNATURE in query else KEY_ID: "cannot be combined with an API key",
         })
-    twice = {name: "given more than once" for name in LINK_PARAMETERS if len(query.getall(name, [])) > 1}
-    if twice:
-        raise InvalidParameter.fields(twice)
-    if not query.get(KEY_ID):
+    # Before the signature: a name given twice is signed with both values, and only one would be used.
+    params = one_value_each(query)
+    if not params.get(KEY_ID):
         raise InvalidParameter.fields({KEY_ID: "required with signature: the id of the key that signed the link"})
-    signature = query.get(SIGNATURE)
+    signature = params.get(SIGNATURE)
     if not signature:
         raise InvalidSignature("a link with key_id needs a signature", details={"parameter": SIGNATURE})
-    record = await state.key_by_id(query[KEY_ID])
+    record = await state.key_by_id(params[KEY_ID])
     secret = record.signing_secret if record is not None and not record.revoked else ""
     # An empty secret (no key) must verify nothing: anyone can compute HMAC under "".
-    if not secret or not verify(secret, query.items(), signature):
+    if not secret or not verify(secret, params.items(), signature):
         raise InvalidSignature(_BAD)
     assert record is not None
-    expires = query.get(EXPIRES)
+    expires = params.get(EXPIRES)
     if expires is not None:
-        if not expires.isascii() or not expires.isdigit():
-            raise InvalidParameter.fields({EXPIRES: "expected unix seconds (a non-negative integer)"})
+        # 18 digits: far past any real expiry, and short enough for int() (Python's digit limit).
+        if not expires.isascii() or not expires.isdigit() or len(expires) > 18:
+            raise InvalidParameter.fields({EXPIRES: "expected unix seconds (a non-negative integer, at most 18 digits)"})
         if (time.time() if now is None else now) > int(expires):
             raise SignatureExpired("the signed link has expired", details={EXPIRES: int(expires)})
     return record
@@ -64,6 +65,7 @@ async def authenticate_signed(
 def signed_link_options(query: MultiMapping[str]) -> CaptureOptions:
     """The capture options of a signed link: its query less the link's own parameters, with
     the options a public link may not carry (option_table.py says which) refused by name."""
-    options = {name: value for name, value in query.items() if name not in LINK_PARAMETERS}
+    params = one_value_each(query)
+    options = {name: value for name, value in params.items() if name not in LINK_PARAMETERS}
     options.setdefault("response_type", DEFAULT_RESPONSE_TYPE)
     return CaptureOptions.from_query(options, place=SIGNED_LINK)

@@ -75,11 +75,11 @@ def _check(name: str, value: Any) -> tuple[Any, str | None]:
         return ("" if name == "key_prefix" else None), (None if optional else "required")
     if not isinstance(value, str):
         return None, "must be a string"
-    if name == "bucket" and (not _BUCKET.match(value) or ".." in value):
+    if name == "bucket" and (not _BUCKET.fullmatch(value) or ".." in value):
         return None, "must be a valid bucket name: 3-63 lowercase letters, digits, '.' and '-'"
-    if name == "region" and not _REGION.match(value):
+    if name == "region" and not _REGION.fullmatch(value):
         return None, "must be a region name such as 'eu-west-1'"
-    if name in ("access_key_id", "secret_access_key") and not _CREDENTIAL.match(value):
+    if name in ("access_key_id", "secret_access_key") and not _CREDENTIAL.fullmatch(value):
         return None, "must be 1-512 printable characters without spaces"
     if name == "key_prefix" and (len(value) > 512 or not value.isprintable()):
         return None, "must be at most 512 printable characters"

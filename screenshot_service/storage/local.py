@@ -57,11 +57,6 @@ class LocalStorage:
             return None
         return data, CONTENT_TYPES[name.rsplit(".", 1)[1]]
 
-    def path_of(self, name: str) -> Path | None:
-        """The file for ``name`` if it exists (for zero-copy serving)."""
-        path = self._path(name)
-        return path if path is not None and path.is_file() else None
-
     def sweep(self, now: float | None = None) -> int:
         """Delete captures older than the retention; returns how many went."""
         cutoff = (now if now is not None else time.time()) - self.retention.total_seconds()

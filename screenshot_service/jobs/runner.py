@@ -171,8 +171,9 @@ class JobRunner:
         try:
             return await outlast_cancellation(self.store.claim(self.owner, self.lease_seconds, self._claim_token))
         except Interrupted as stopping:
-            # Stopped while the claim was in flight: a job it leased us goes straight back.
-            if isinstance(stopping.result, Job):
+            # Stopped while the claim was in flight: a job it leased us goes straight back, unless
+            # our own task still works on it (the claim only renewed that lease).
+            if isinstance(stopping.result, Job) and stopping.result.id not in self._held:
                 await give_back(self.store, stopping.result.id, self.owner)
             raise
 

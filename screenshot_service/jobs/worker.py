@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from ..browser.errors import BrowserUnavailable, Overloaded
 from ..browser.pool import JOBS
+from ..capture.declaration import JOB
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import CapturePipeline, Order
 from ..capture.service import CaptureResult
@@ -182,7 +183,7 @@ class JobWorker:
     async def _capture(self, job: Job) -> CaptureResult:
         """Through the pipeline (the opt-in cache as for sync requests: a hit renders nothing and is
         refunded in _settle), retried on a crashed or busy browser."""
-        opts = CaptureOptions.from_json(job.options or {})
+        opts = CaptureOptions.from_json(job.options or {}, place=JOB)
         loop = asyncio.get_running_loop()
         failures = busy = 0
         while True:

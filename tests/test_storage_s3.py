@@ -17,7 +17,6 @@ import pytest
 from aiohttp import web
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from screenshot_service import errors
 from screenshot_service.config import ConfigError
 from screenshot_service.error_map import as_api_error
 from screenshot_service.faults import LayerError
@@ -437,22 +436,22 @@ VALID = {
     ],
 )
 def test_customer_spec_rejections(change, field):
-    with pytest.raises(errors.InvalidParameter) as caught:
+    with pytest.raises(storage_errors.BucketRejected) as caught:
         CustomerS3.from_json({**VALID, **change})
-    assert list(caught.value.details["fields"]) == [field]
-    assert "has space" not in json.dumps(caught.value.to_dict())
+    assert list(caught.value.fields) == [field]
+    assert "has space" not in json.dumps(caught.value.details) and "has space" not in caught.value.message
 
 
 def test_customer_spec_names_every_missing_field():
-    with pytest.raises(errors.InvalidParameter) as caught:
+    with pytest.raises(storage_errors.BucketRejected) as caught:
         CustomerS3.from_json({})
-    assert caught.value.details["fields"] == {
+    assert caught.value.fields == {
         "s3.bucket": "required",
         "s3.region": "required",
         "s3.access_key_id": "required",
         "s3.secret_access_key": "required",
     }
-    with pytest.raises(errors.InvalidParameter, match="s3"):
+    with pytest.raises(storage_errors.BucketRejected, match="s3"):
         CustomerS3.from_json("my-bucket")
 
 

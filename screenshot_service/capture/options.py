@@ -21,7 +21,7 @@ from . import bounds
 from .declaration import BODY, JOB, QUERY, Option, declared_options
 from .devices import DEVICES
 from .option_table import FORMATS, GROUPS, WAIT_UNTIL, OptionTable
-from .parsers import Bad
+from .parsers import Bad, BadFields
 
 __all__ = ["FORMATS", "OPTIONS", "OPTION_GROUPS", "WAIT_UNTIL", "CaptureOptions", "accepted_at", "refused_at"]
 
@@ -70,10 +70,10 @@ class CaptureOptions(OptionTable):
                 continue  # JSON null means "the default", as if the name were absent
             try:
                 values[name] = spec.parse(value)
+            except BadFields as bad:  # a nested object (s3) names its own fields
+                problems.update(bad.fields)
             except Bad as bad:
                 problems[name] = str(bad)
-            except InvalidParameter as invalid:  # a nested object (s3) names its own fields
-                problems.update(invalid.details.get("fields", {name: invalid.message}))
             else:
                 for restriction in spec.restrictions:
                     if restriction.place == place and values[name] not in restriction.values:

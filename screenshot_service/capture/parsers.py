@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..strict_json import Refused, bad_numbers, has_surrogate, loads
-from .scalar_parsers import CONTROL, Bad, boolean, integer, number, selector, selector_list, text
+from .scalar_parsers import CONTROL, Bad, BadFields, boolean, integer, number, selector, selector_list, text
 from .scalar_parsers import choice as choice  # for the option table, which takes every parser from here
 
 if TYPE_CHECKING:
@@ -249,8 +249,12 @@ def geolocation(value: Any) -> Geolocation:
 def s3_destination(value: Any) -> CustomerS3:
     # The storage module owns the shape of the s3 object; import late (it pulls in aioboto3).
     from ..storage.customer import CustomerS3
+    from ..storage.errors import BucketRejected
 
-    return CustomerS3.from_json(value)
+    try:
+        return CustomerS3.from_json(value)
+    except BucketRejected as rejected:
+        raise BadFields(rejected.fields) from None
 
 
 # JSON Schemas of the named parsers (the factories above attach their own).

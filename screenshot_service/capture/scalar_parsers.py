@@ -21,6 +21,14 @@ class Bad(ValueError):
     """One field's problem, phrased for the caller."""
 
 
+class BadFields(Bad):
+    """Problems with fields inside one option's object (``s3.bucket``…), each named."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {why}" for name, why in fields.items()))
+        self.fields = fields
+
+
 # C0 controls and DEL: line breaks and NUL belong in no header, cookie or single-line value.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import aioboto3
 
 from ..config import Secret
-from ..errors import InvalidParameter
 from . import s3
 from .base import StoredObject
 from .errors import BucketRejected, StorageError
@@ -49,9 +48,9 @@ class CustomerS3:
 
     @classmethod
     def from_json(cls, obj: Any) -> CustomerS3:
-        """Parse the request's ``s3`` object; InvalidParameter names every bad field (never its value)."""
+        """Parse the request's ``s3`` object; BucketRejected names every bad field (never its value)."""
         if not isinstance(obj, dict):
-            raise InvalidParameter.fields({"s3": "must be an object with " + ", ".join(FIELDS[:4])})
+            raise BucketRejected({"s3": "must be an object with " + ", ".join(FIELDS[:4])})
         problems = {
             f"s3.{name}": "unknown field; known: " + ", ".join(FIELDS) for name in obj if name not in FIELDS
         }
@@ -62,7 +61,7 @@ class CustomerS3:
                 problems[f"s3.{name}"] = problem
             values[name] = value
         if problems:
-            raise InvalidParameter.fields(problems)
+            raise BucketRejected(problems)
         values["access_key_id"] = Secret(values["access_key_id"])
         values["secret_access_key"] = Secret(values["secret_access_key"])
         return cls(**values)

@@ -8,13 +8,10 @@ at once (503) instead of waiting.  Whichever of the two finishes installs its
 browser only if the seat still holds the one it replaces; the other's browser
 is surplus and closed.
 
-Each instance has a watchdog (watchdog.py) that marks it lost when its process
-exits, its DevTools socket drops, or it answers no DevTools call within
-``hang_timeout_seconds`` (hung, e.g. under SIGSTOP: it is killed).  A lost
-instance gives back its warm contexts' proxy channels and is killed as a
-process group in the background; the runner then relaunches its seat, retrying
-with backoff until a launch succeeds.  Closing is bounded and runs in a task of
-its own.
+A watchdog (watchdog.py) marks an instance lost when its process exits, its
+DevTools pipe drops, or it answers nothing within ``hang_timeout_seconds`` (it is
+killed).  A lost instance gives back its contexts' proxy channels and is killed
+as a process group in the background; the runner relaunches its seat, with backoff.
 """
 
 from __future__ import annotations
@@ -159,15 +156,11 @@ class Supervisor:
         try:
             fresh = await self._launch(seat)
         except Exception as exc:
-            if old.alive:
-                log.error("recycling chromium failed, keeping the old one: %r", exc)
-            old.captures = 0
+            await self._keep(old, f"{exc!r}")
             return
         await self._refill(fresh)  # warm before swapping in: no capture pays for the relaunch
         if not fresh.alive:
-            # Keep the old one another recycle_after captures: a Chromium that cannot warm would loop.
-            log.error("recycling chromium failed: its successor died while warming; keeping the old one")
-            old.captures = 0
+            await self._keep(old, "its successor died while warming")
             return
         if not self._install(seat, old, fresh):
             return  # the seat was relaunched meanwhile
@@ -175,6 +168,14 @@ class Supervisor:
             self.recycles += 1
             self._retire(old)
             log.info("recycled chromium pid=%s after %s captures", old.chromium.pid, old.captures)
+
+    async def _keep(self, old: Instance, why: str) -> None:
+        """A recycle failed: the old browser serves another recycle_after captures (retrying at
+        once would loop on a Chromium that cannot start or warm), its contexts warmed again."""
+        old.captures = 0
+        if old.alive:
+            log.error("recycling chromium failed (%s); keeping the old one", why)
+            await self._refill(old)
 
     def _install(self, seat: Seat, replaced: Instance | None, fresh: Instance) -> bool:
         """Seat ``fresh`` if the seat still holds ``replaced`` or has no live browser; else

@@ -170,8 +170,7 @@ class Supervisor:
             log.info("recycled chromium pid=%s after %s captures", old.chromium.pid, old.captures)
 
     async def _keep(self, old: Instance, why: str) -> None:
-        """A recycle failed: the old browser serves another recycle_after captures (retrying at
-        once would loop on a Chromium that cannot start or warm), its contexts warmed again."""
+        """A failed recycle: the old browser serves another recycle_after captures, warmed again."""
         old.captures = 0
         if old.alive:
             log.error("recycling chromium failed (%s); keeping the old one", why)

@@ -66,8 +66,31 @@ class JsonAccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# Line breaks (C0, C1 and Unicode's own) and other control characters; a tab stays.
+_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class OneLineFormatter(logging.Formatter):
+    """Every record is one line: a line break in a message or a traceback (text a page threw or
+    a caller sent, say) is escaped, so no text can forge a record of its own in the log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _LINE_BREAKING.sub(_escaped, super().format(record))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def log_handler() -> logging.Handler:
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    return handler
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=level.upper(), handlers=[log_handler()])
     # pyppeteer logs every DevTools message at debug and its URL-bearing events at info.
     logging.getLogger("pyppeteer").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -164,18 +164,23 @@ class ScreenshotClient:
         if self._session is None:  # made inside the running loop, as aiohttp wants
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         sent = {"Authorization": f"Bearer {self._api_key}", **(headers or {})}
+        # Redirects are reported, never followed (that would re-send the key and body: html, cookies,
+        # a bucket's credentials); transport errors drop their cause, which can carry the key.
         try:
-            async with self._session.request(method, self.base_url + path, json=body, headers=sent) as response:
+            async with self._session.request(method, self.base_url + path, json=body, headers=sent,
+                                             allow_redirects=False) as response:
                 data = await response.read()
+                if 300 <= response.status < 400:
+                    raise _redirected(response.status, response.headers.get("Location", ""))
                 if response.status >= 400:
-                    raise _error(response.status, data, response.headers.get("Retry-After"))
+                    raise _error(response.status, data, response.headers.get("Retry-After"), self._api_key)
                 if response.content_type == "application/json":
                     return _json(_loads(data))
                 return data
         except aiohttp.ClientError as exc:
-            raise ScreenshotError(0, "connection_error", f"{type(exc).__name__}: {exc}") from exc
-        except TimeoutError as exc:
-            raise ScreenshotError(0, "connection_error", "no answer within the client's timeout") from exc
+            raise ScreenshotError(0, "connection_error", _redact(f"{type(exc).__name__}: {exc}", self._api_key)) from None
+        except TimeoutError:
+            raise ScreenshotError(0, "connection_error", "no answer within the client's timeout") from None
 
 
 class BlockingScreenshotClient:
@@ -250,8 +255,8 @@ def _body(url: str | None, options: dict[str, Any]) -> dict[str, Any]:
 def _loads(data: bytes) -> Any:
     try:
         return json.loads(data)
-    except ValueError as exc:
-        raise ScreenshotError(0, "malformed_answer", "the service's JSON answer could not be read") from exc
+    except ValueError:
+        raise ScreenshotError(0, "malformed_answer", "the service's JSON answer could not be read") from None
 
 
 def _json(answer: Any) -> dict[str, Any]:
@@ -260,15 +265,26 @@ def _json(answer: Any) -> dict[str, Any]:
     return answer
 
 
-def _error(status: int, data: bytes, retry_after: str | None) -> ScreenshotError:
-    """The error JSON as a ScreenshotError; an answer not in that shape (a proxy's page) still is one."""
+def _error(status: int, data: bytes, retry_after: str | None, api_key: str) -> ScreenshotError:
+    """The error JSON as a ScreenshotError; an answer not in that shape (a proxy's page) still is
+    one.  The key is redacted from whatever message is built from the answer (a page may echo it)."""
     wait = _seconds(retry_after)
     with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
         error = json.loads(data)["error"]
-        return ScreenshotError(int(error.get("status", status)), str(error["code"]), str(error.get("message", "")),
-                               error.get("details") or {}, retry_after=wait)
-    text = data[:200].decode("utf-8", "replace").strip()
+        return ScreenshotError(int(error.get("status", status)), str(error["code"]),
+                               _redact(str(error.get("message", "")), api_key), error.get("details") or {},
+                               retry_after=wait)
+    text = _redact(data[:200].decode("utf-8", "replace").strip(), api_key)
     return ScreenshotError(status, "http_error", text or f"HTTP {status}", retry_after=wait)
+
+
+def _redirected(status: int, location: str) -> ScreenshotError:
+    return ScreenshotError(status, "redirected", f"the service answered {status} towards {location or 'nowhere'}; "
+                           "the client does not follow redirects (check base_url)", {"location": location})
+
+
+def _redact(text: str, api_key: str) -> str:
+    return text.replace(api_key, "[api key]") if api_key else text
 
 
 def _seconds(retry_after: str | None) -> float | None:

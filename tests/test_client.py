@@ -127,3 +127,79 @@ async def test_no_answer_is_a_screenshot_error_too() -> None:
         else:
             raise AssertionError("no ScreenshotError")
     assert "sk_x" not in repr(shots)
+
+
+async def _serve(app: aiohttp.web.Application) -> tuple[aiohttp.web.AppRunner, str]:
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def test_a_redirect_is_reported_and_never_followed_with_the_key_or_the_body() -> None:
+    seen: list[tuple[str, str]] = []  # (method, Authorization) of each request the other origin got
+
+    async def elsewhere(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        seen.append((request.method, request.headers.get("Authorization", "")))
+        return aiohttp.web.json_response({"stolen": await request.text()})
+
+    other = aiohttp.web.Application()
+    other.router.add_route("*", "/{tail:.*}", elsewhere)
+    other_runner, other_url = await _serve(other)
+
+    async def redirecting(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        raise aiohttp.web.HTTPTemporaryRedirect(other_url + request.path)  # 307: a follower re-sends the body
+
+    front = aiohttp.web.Application()
+    front.router.add_route("*", "/{tail:.*}", redirecting)
+    front_runner, front_url = await _serve(front)
+    try:
+        async with ScreenshotClient(front_url, "sk_secret_key", retry_budget=0) as shots:
+            try:
+                await shots.screenshot(html="<p>private</p>", cookies=[{"name": "s", "value": "v"}])
+            except ScreenshotError as error:
+                assert (error.status, error.code) == (307, "redirected")
+                assert error.details["location"] == other_url + "/v1/screenshot"
+            else:
+                raise AssertionError("no ScreenshotError")
+    finally:
+        await front_runner.cleanup()
+        await other_runner.cleanup()
+    assert seen == []  # neither the key nor the body went to the other origin
+
+
+async def test_an_error_page_echoing_the_key_does_not_put_it_in_the_error() -> None:
+    async def echo(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.Response(status=502, text=f"bad gateway; you sent {dict(request.headers)}")
+
+    app = aiohttp.web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner, url = await _serve(app)
+    try:
+        async with ScreenshotClient(url, "sk_secret_key", retry_budget=0) as shots:
+            try:
+                await shots.usage()
+            except ScreenshotError as error:
+                assert (error.status, error.code) == (502, "http_error")
+                assert "bad gateway" in error.message and "[api key]" in error.message
+                assert "sk_secret_key" not in f"{error} {error.message} {error!r}"
+            else:
+                raise AssertionError("no ScreenshotError")
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_transport_error_carries_no_cause() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with ScreenshotClient(f"http://127.0.0.1:{port}", "sk_secret_key", retry_budget=0) as shots:
+        try:
+            await shots.usage()
+        except ScreenshotError as error:
+            assert error.__cause__ is None and error.__suppress_context__
+            assert "sk_secret_key" not in str(error)
+        else:
+            raise AssertionError("no ScreenshotError")

@@ -196,7 +196,6 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_sign(args: argparse.Namespace, settings: Settings) -> int:
-    from multidict import MultiDict
 
     from .errors import ApiError
     from .limits.signed_links import signed_link_options
@@ -211,7 +210,7 @@ def _keys_sign(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         options[name] = value
     try:  # the server's own rules, so a link that would answer 400 is never printed
-        signed_link_options(MultiDict({"url": args.url, **options}))
+        signed_link_options({"url": args.url, **options})
     except ApiError as error:
         print(f"{error.message}: {json.dumps(error.details.get('fields', error.details))}", file=sys.stderr)
         return 2

@@ -40,7 +40,6 @@ from screenshot_service.bench import (
 from screenshot_service.bench.floor import floor_browser
 from screenshot_service.bench.load import (
     Answer,
-    Clocked,
     run_alternating,
     run_burst,
     run_chunks,
@@ -231,9 +230,9 @@ def test_an_answer_after_the_deadline_fails_wherever_it_came() -> None:
 
 
 async def test_a_clocked_call_reports_its_own_time() -> None:
-    async def warm() -> Clocked:
+    async def warm() -> Answer:
         await asyncio.sleep(0.05)  # set-up, off the clock
-        return Clocked("ok", 0.001)
+        return Answer("ok", seconds=0.001)
 
     sample = await timed(warm)
     assert sample.ok and sample.latency_s == 0.001
@@ -328,7 +327,7 @@ async def test_the_bench_reads_the_stages_a_real_service_reports(service: Servic
 
 async def test_an_answer_carries_its_stages_into_the_sample() -> None:
     async def answer() -> Answer:
-        return Answer("200", {"auth": 0.5, "total": 2.0})
+        return Answer("200", stages={"auth": 0.5, "total": 2.0})
 
     sample = await timed(answer)
     assert sample.ok and sample.stages == {"auth": 0.5, "total": 2.0}

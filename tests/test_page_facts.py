@@ -166,12 +166,12 @@ def test_readme_documents_every_option_and_warning() -> None:
     from pathlib import Path
 
     from screenshot_service.capture.facts import WARNING_CODES
-    from screenshot_service.capture.options import WAIT_UNTIL, CaptureOptions
+    from screenshot_service.capture.options import OPTIONS, WAIT_UNTIL
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = readme.split("### Capture options", 1)[1].split("###", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
-    for name in CaptureOptions.parsers():
+    for name in OPTIONS:
         assert any(f"`{name}`" in row.split("|")[1] for row in rows), name
     for value in WAIT_UNTIL:
         assert value in table, value

@@ -1,7 +1,7 @@
 """Total parsers (issue #24, point 8): whatever a caller sends as an option, the answer is a
 value or a 400 naming the field -- never a 500, never a traceback in the log.
 
-Hypothesis drives every option ``CaptureOptions.parsers()`` declares (a new option is
+Hypothesis drives every option the option table declares (a new option is
 covered without editing this file): many examples straight into the parser and into
 CaptureOptions, a few through the real app and its Chromium (GET query and POST JSON).
 Derandomized and without an example database, so a run is fast and repeatable.
@@ -19,13 +19,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from screenshot_service.capture.declaration import QUERY
+from screenshot_service.capture.options import OPTIONS as DECLARED
 from screenshot_service.capture.options import CaptureOptions, refused_at
 from screenshot_service.capture.parsers import Bad, BadFields, schema_of
 from screenshot_service.errors import InvalidParameter
 from tests.conftest import Service
 from tests.option_values import json_texts, python_values, query_texts
 
-OPTIONS = CaptureOptions.parsers()
+OPTIONS = {name: spec.parse for name, spec in DECLARED.items()}
 URL = "http://127.0.0.1:9/page"  # never fetched: the parsing tests stop before any capture
 # The 5xx a capture of a valid request may end in (SPEC §4: the target, the caller's bucket, the
 # deadline, a busy or restarting browser); 500 internal_error is never one.

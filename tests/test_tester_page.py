@@ -27,7 +27,7 @@ from yarl import URL
 
 from screenshot_service.api.tester import CSP
 from screenshot_service.browser.executable import find_executable
-from screenshot_service.capture.options import OPTION_GROUPS, OPTIONS, CaptureOptions
+from screenshot_service.capture.options import OPTION_GROUPS, OPTIONS
 from screenshot_service.capture.parsers import schema_of
 from screenshot_service.signing import sign
 from tests.conftest import Service, image_of
@@ -153,14 +153,13 @@ async def test_the_form_is_the_option_table(
             name: box.dataset.option, text: box.textContent,
             control: box.querySelector('input, select, textarea').id,
             choices: [...box.querySelectorAll('option')].map(o => o.value).filter(Boolean)}))}))""", force_expr=True)
-    parsers = CaptureOptions.parsers()
-    assert {o["name"] for g in shown for o in g["options"]} == set(parsers)
+    assert {o["name"] for g in shown for o in g["options"]} == set(OPTIONS)
     assert [(g["title"], tuple(o["name"] for o in g["options"])) for g in shown] == list(OPTION_GROUPS)
     for option in (o for g in shown for o in g["options"]):
         name, text = option["name"], option["text"]
         assert option["control"] == f"opt-{name}"
         assert OPTIONS[name].description.replace("`", "") in text, name  # `code` is shown as code
-        schema = schema_of(parsers[name])
+        schema = schema_of(OPTIONS[name].parse)
         if "minimum" in schema:
             lo, hi = (int(v) if float(v).is_integer() else v for v in (schema["minimum"], schema["maximum"]))
             assert f"{lo}\u2013{hi}" in text, (name, text)

@@ -47,7 +47,7 @@ class UnauthenticatedReads:
             self.reading -= 1
 
 
-# Defined beside its type (api/ owns it), like appkeys.METRICS.
+# Defined beside its type (api/ owns it).
 UNAUTHENTICATED_READS = web.AppKey("unauthenticated_reads", UnauthenticatedReads)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,10 +68,11 @@ async def caller(request: web.Request, body_key: object = None) -> KeyRecord:
     return await _admitted(request, await authenticate(request.app[STATE], key_from_request(request, body_key)))
 
 
-async def signed_caller(request: web.Request) -> KeyRecord:
-    """``caller`` for a signed link: the key that signed it, counted against its rate alike."""
+async def signed_caller(request: web.Request, params: Mapping[str, str]) -> KeyRecord:
+    """``caller`` for a signed link (``params``: its query, each name once): the key that signed
+    it, counted against its rate alike."""
     record = await authenticate_signed(
-        request.app[STATE], request.query, api_key_given=key_from_request(request) is not None
+        request.app[STATE], params, api_key_given=key_from_request(request) is not None
     )
     return await _admitted(request, record)
 
@@ -81,16 +83,6 @@ async def _admitted(request: web.Request, record: KeyRecord) -> KeyRecord:
     request[LIMITS] = limits
     await request.app[ADMISSION].check_rate(record, limits)
     return record
-
-
-def host_of(url: object) -> str:
-    """The host of a caller's URL, for the access log; "" when there is none to read."""
-    if not isinstance(url, str):
-        return ""
-    try:
-        return urlsplit(url).hostname or ""
-    except ValueError:  # "http://[::1" and the like: the URL check names the problem later
-        return ""
 
 
 def base_url(request: web.Request) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..appkeys import LIMITS, TARGET_HOST
+from ..egress.urls import host_of
 from ..jobs.idempotency import idempotency_key
 from ..jobs.keys import JOBS
 from ..jobs.models import Job
-from .common import base_url, caller, host_of, json_response, key_in_headers, read_json_object
+from .common import base_url, caller, json_response, key_in_headers, read_json_object
 
 
 async def post_job(request: web.Request) -> web.Response:

@@ -13,10 +13,11 @@ from ..capture.pipeline import Order
 from ..capture.query import one_value_each
 from ..capture.service import CaptureResult
 from ..capture.timing import AUTH, StageTimings
+from ..egress.urls import host_of
 from ..limits.signed_links import is_signed, signed_link_options
 from ..state.base import KeyRecord
 from ..storage.customer import CustomerS3
-from .common import base_url, caller, host_of, json_response, key_in_headers, read_json_object, signed_caller
+from .common import base_url, caller, json_response, key_in_headers, read_json_object, signed_caller
 
 
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
@@ -27,8 +28,8 @@ async def get_screenshot(request: web.Request) -> web.StreamResponse:
     query = one_value_each(request.query)  # a repeated name is a 400 before any key is looked up
     async with request.app[PIPELINE].arrival_bound(request[STARTED]):
         with timings.stage(AUTH):
-            key = await (signed_caller(request) if signed else caller(request))
-    opts = signed_link_options(request.query) if signed else CaptureOptions.from_query(query)
+            key = await (signed_caller(request, query) if signed else caller(request))
+    opts = signed_link_options(query) if signed else CaptureOptions.from_query(query)
     with pool.place():
         return await _capture(request, key, opts)
 

@@ -20,23 +20,17 @@ OK = ("200", "ok")
 
 
 @dataclass(frozen=True)
-class Clocked:
-    """What a call returns when only part of its work is on the clock: the warm floor
-    prepares its context before starting its own clock and disposes of it after."""
-
-    status: str
-    seconds: float
-
-
-@dataclass(frozen=True)
 class Answer:
-    """The service's answer: its status and the stages its Server-Timing header reported (ms)."""
+    """A call's status, with what it measured itself: ``seconds`` when only part of its work is on
+    the clock (the warm floor prepares its context before its clock starts and disposes of it after),
+    ``stages`` the service's Server-Timing (ms)."""
 
     status: str
+    seconds: float | None = None
     stages: Mapping[str, float] = field(default_factory=dict)
 
 
-Call = Callable[[], Awaitable[str | Clocked | Answer]]
+Call = Callable[[], Awaitable[str | Answer]]
 
 
 async def timed(call: Call) -> Sample:
@@ -49,12 +43,11 @@ async def timed(call: Call) -> Sample:
         result = "client_timeout"
     except Exception as exc:
         result = type(exc).__name__
-    if isinstance(result, Clocked):
-        return Sample(status=result.status, latency_s=result.seconds, ok=result.status in OK)
-    if isinstance(result, Answer):
-        return Sample(status=result.status, latency_s=time.perf_counter() - begin, ok=result.status in OK,
-                      stages=result.stages)
-    return Sample(status=result, latency_s=time.perf_counter() - begin, ok=result in OK)
+    elapsed = time.perf_counter() - begin
+    if isinstance(result, str):
+        return Sample(status=result, latency_s=elapsed, ok=result in OK)
+    seconds = elapsed if result.seconds is None else result.seconds
+    return Sample(status=result.status, latency_s=seconds, ok=result.status in OK, stages=result.stages)
 
 
 async def run_load(call: Call, concurrency: int, max_requests: int, max_seconds: float,

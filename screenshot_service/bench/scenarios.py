@@ -74,10 +74,8 @@ async def execute(plan: BenchPlan, target: BenchTarget, progress: Progress) -> d
             progress.done()
         for concurrency in levels:
             naive = naive_stats.get(page) if concurrency == 1 else None
-            if concurrency == 1 and target.floor is not None:
-                scenarios.append(await _paired_scenario(plan, target, progress, budget, spec, naive))
-            else:
-                scenarios.append(await _scenario(plan, target, progress, budget, spec, concurrency, naive))
+            paired = concurrency == 1 and target.floor is not None
+            scenarios.append(await _scenario(plan, target, progress, budget, spec, concurrency, naive, paired=paired))
     for page, stats in naive_stats.items():  # naive measured for a page that had no c=1 scenario
         if not any(s["page"] == page and s["concurrency"] == 1 for s in scenarios):
             target.notes.append(f"naive {page}: p50 {stats.p50_ms} ms, {stats.throughput_per_s}/s (no c=1 scenario)")
@@ -98,45 +96,31 @@ def _floor_kinds(plan: BenchPlan, target: BenchTarget, page: str, concurrency: i
     return [kind for kind in wanted if kind in target.floors]
 
 
-async def _paired_scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, budget: _Budget,
-                           spec: CaptureSpec, naive: Stats | None) -> dict[str, Any]:
-    """Concurrency 1: the floors and the service take turns, request by request."""
-    kinds = _floor_kinds(plan, target, spec.page, 1)
-    sides = len(kinds) + 1
-    progress.step(f"{' + '.join(kinds)} + service {spec.page} c=1 (alternating)", sides * plan.max_requests)
-    before = Cpu.read(target)
-    *floor_runs, service_run = await run_alternating(
-        [*(target.floor_call(spec, kind) for kind in kinds), target.service_call(spec, plan.response_type)],
-        plan.max_requests, sides * budget.seconds(), progress.tick, settle=procstats.machine_quiet)
-    used = await cpu_since(before, target)  # each process tree only works for its own side
-    budget.spent(len(target.floors) + 1)
-    progress.done()
-    floors = {kind: Stats.of(run) for kind, run in zip(kinds, floor_runs, strict=True)}
-    record = report.scenario_record(spec.page, 1, Stats.of(service_run), floors.get(COLD), naive,
-                                    warm=floors.get(WARM), full=floors.get(FULL))
-    add_cpu(record, used, used, target)
-    return record
-
-
 async def _scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, budget: _Budget,
-                    spec: CaptureSpec, concurrency: int, naive: Stats | None) -> dict[str, Any]:
-    """The floors and the service, each as a closed loop of ``concurrency`` workers, in
-    alternating chunks (load.run_chunks): drift over the run hits every side alike."""
+                    spec: CaptureSpec, concurrency: int, naive: Stats | None, *, paired: bool) -> dict[str, Any]:
+    """The floors and the service take turns: ``paired`` (concurrency 1) request by request
+    (load.run_alternating), else each as a closed loop of ``concurrency`` workers in alternating
+    chunks (load.run_chunks): drift over the run hits every side alike."""
     kinds = _floor_kinds(plan, target, spec.page, concurrency)
     sides = len(kinds) + 1
-    progress.step(f"{' + '.join(kinds)} + service {spec.page} c={concurrency} (alternating chunks)",
-                  sides * plan.max_requests)
+    how = "alternating" if paired else "alternating chunks"
+    progress.step(f"{' + '.join(kinds)} + service {spec.page} c={concurrency} ({how})", sides * plan.max_requests)
+    calls = [*(target.floor_call(spec, kind) for kind in kinds), target.service_call(spec, plan.response_type)]
+    seconds = sides * budget.seconds()
     before = Cpu.read(target)
-    *floor_runs, service_run = await run_chunks(
-        [*(target.floor_call(spec, kind) for kind in kinds), target.service_call(spec, plan.response_type)],
-        concurrency, plan.max_requests, sides * budget.seconds(), progress.tick, settle=procstats.machine_quiet)
+    if paired:
+        runs = await run_alternating(calls, plan.max_requests, seconds, progress.tick, settle=procstats.machine_quiet)
+    else:
+        runs = await run_chunks(calls, concurrency, plan.max_requests, seconds, progress.tick,
+                                settle=procstats.machine_quiet)
+    *floor_runs, service_run = runs
     used = await cpu_since(before, target)  # each process tree only works for its own side
     budget.spent(len(target.floors) + 1)
     progress.done()
     floors = {kind: Stats.of(run) for kind, run in zip(kinds, floor_runs, strict=True)}
     record = report.scenario_record(spec.page, concurrency, Stats.of(service_run), floors.get(COLD), naive,
-                                    full=floors.get(FULL))
-    add_cpu(record, used, used, target)
+                                    warm=floors.get(WARM), full=floors.get(FULL))
+    add_cpu(record, used, target)
     return record
 
 

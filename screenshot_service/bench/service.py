@@ -107,7 +107,7 @@ class ServiceHandle:
                 await response.read()
                 timing = response.headers.get("Server-Timing")
                 # A malformed header fails the request (ValueError): the run shows it as an error.
-                return Answer(str(response.status), parse_server_timing(timing) if timing else {})
+                return Answer(str(response.status), stages=parse_server_timing(timing) if timing else {})
 
         return asyncio.ensure_future(go())
 

@@ -11,7 +11,7 @@ import aiohttp
 
 from . import fixture_site, naive, procstats, report
 from .floor import FloorBrowser
-from .load import Call, Clocked
+from .load import Answer, Call
 from .service import ServiceHandle
 from .spec import CaptureSpec
 
@@ -54,7 +54,7 @@ class BenchTarget:
             data = await floor.capture(url, spec)
             return "ok" if data.startswith(b"\x89PNG") else "bad_image"
 
-        async def warm() -> Clocked:
+        async def warm() -> Answer:
             tab = await floor.open_tab(spec, ready=True)  # before the clock, like a pool's warm context
             try:
                 begin = time.perf_counter()
@@ -62,16 +62,16 @@ class BenchTarget:
                 seconds = time.perf_counter() - begin
             finally:
                 await floor.close_tab(tab)  # after the clock, before the next request of the run
-            return Clocked("ok" if data.startswith(b"\x89PNG") else "bad_image", seconds)
+            return Answer("ok" if data.startswith(b"\x89PNG") else "bad_image", seconds=seconds)
 
         return warm if kind == WARM else cold
 
     def naive_call(self, spec: CaptureSpec) -> Call:
         url = self.site.url(spec.path)
 
-        async def call() -> Clocked:
+        async def call() -> Answer:
             data, seconds = await naive.naive_capture(url, spec)
-            return Clocked("ok" if data.startswith(b"\x89PNG") else "bad_image", seconds)
+            return Answer("ok" if data.startswith(b"\x89PNG") else "bad_image", seconds=seconds)
 
         return call
 
@@ -114,22 +114,22 @@ async def cpu_since(before: Cpu, target: BenchTarget) -> Cpu:
     return Cpu.read(target) - before
 
 
-def add_cpu(record: dict[str, Any], service: Cpu | None, floors: Cpu | None, target: BenchTarget) -> None:
+def add_cpu(record: dict[str, Any], used: Cpu | None, target: BenchTarget) -> None:
     """CPU per successful capture: less sensitive to a noisy machine than latency is.
 
-    ``floors`` holds each floor's CPU over its own run (or over the shared turn-taking run):
-    only its own Chromium works for it, so its counter is its own.
+    ``used`` is every side's CPU over the shared turn-taking run: each floor's Chromium and the
+    service work only for their own side, so each counter is its own.
     """
 
     def per(seconds: float, ok: int) -> float | None:
         return round(seconds * 1000 / ok, 1) if ok else None
 
-    svc = per(service.service, record["ok"]) if service and target.service.pid else None
-    chromium = per(service.chromium, record["ok"]) if service and service.chromium is not None and target.service.pid else None
+    svc = per(used.service, record["ok"]) if used and target.service.pid else None
+    chromium = per(used.chromium, record["ok"]) if used and used.chromium is not None and target.service.pid else None
     record["service_cpu_ms_per_capture"] = svc
     record["service_chromium_cpu_ms_per_capture"] = chromium
     for kind in FLOOR_KINDS:
-        seconds = floors.floors.get(kind) if floors else None
+        seconds = used.floors.get(kind) if used else None
         record[f"{kind}_cpu_ms_per_capture"] = (
             None if seconds is None else per(seconds, record.get(f"{kind}_ok") or 0))
     record["cpu_ratio"] = report.ratio(svc + chromium if svc is not None and chromium is not None else None,

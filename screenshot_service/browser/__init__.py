@@ -1,1 +1,1 @@
-"""Chromium lifecycle and the warm context pool (the only users of pyppeteer besides capture.render)."""
+"""Chromium lifecycle and the warm context pool (the only user of pyppeteer)."""

@@ -39,7 +39,7 @@ BASE_FLAGS = (
     "--mute-audio",
     "--font-render-hinting=none",
 )
-# How the service talks to its browser (pipe.py); the benchmark's floor uses a websocket instead.
+# The benchmark floor's DevTools websocket (bench/floor.py); the service talks over a pipe (pipe.FLAG).
 DEVTOOLS_PORT_FLAGS = ("--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1")
 
 

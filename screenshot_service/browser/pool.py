@@ -205,9 +205,9 @@ class BrowserPool:
 
 
 async def _stop(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task`` and wait until it has ended.  Cancelled again every ``STOP_RETRY`` s: on
-    Python 3.11 ``asyncio.wait_for`` (driver_errors.bounded) loses a cancellation that arrives just as
-    its call completes, and the work would run on to its end."""
+    """Cancel ``task`` and wait until it has ended.  Cancelled again every ``STOP_RETRY`` s: a
+    cancellation that arrives just as a DevTools call completes can be lost, and the work would
+    run on to its end."""
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=STOP_RETRY)

@@ -21,10 +21,10 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..browser.driver_errors import DriverError
 from ..egress.http1 import EGRESS_HEADER, REFUSED, UNREACHABLE
+from ..egress.urls import host_of
 from ..errors import ApiError, BlockedTarget, TargetUnreachable
 from ..faults import LayerError
 
@@ -121,7 +121,7 @@ class MainFrameWatch:
         if url is None:
             return
         error_text = str(event.get("errorText", ""))
-        verdict = classify(error_text, _host(url), self.egress)
+        verdict = classify(error_text, host_of(url) or "?", self.egress)
         if verdict is not None and not event.get("canceled"):
             self._fail(verdict, url, error_text)
         self._answered.set()
@@ -133,7 +133,7 @@ class MainFrameWatch:
     def _fail(self, verdict: str, url: str, error_text: str) -> None:
         if self.failure is not None:
             return  # the first failure explains what followed
-        host = _host(url)
+        host = host_of(url) or "?"
         records = self.egress.unreachable if self.egress is not None else []
         reason = next((r for h, r in records if h == host), error_text.removeprefix("net::") or "no answer")
         self.failure = failure(verdict, host, reason)
@@ -162,10 +162,3 @@ class MainFrameWatch:
             self.raise_if_failed()
             raise
         self.raise_if_failed()
-
-
-def _host(url: str) -> str:
-    try:
-        return urlsplit(url).hostname or "?"
-    except ValueError:
-        return "?"

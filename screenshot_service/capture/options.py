@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +33,9 @@ PRESET_FIELDS = {"width": "width", "height": "height", "device_scale_factor": "s
 
 @dataclass(frozen=True)
 class CaptureOptions(OptionTable):
-    @staticmethod
-    def parsers() -> dict[str, Callable[[Any], Any]]:
-        """name -> parser, for every option."""
-        return {name: spec.parse for name, spec in OPTIONS.items()}
-
     @classmethod
     def known_names(cls) -> list[str]:
-        return sorted([*cls.parsers(), *NON_OPTION_NAMES])
+        return sorted([*OPTIONS, *NON_OPTION_NAMES])
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], *, place: str = QUERY) -> CaptureOptions:

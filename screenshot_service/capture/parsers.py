@@ -1,4 +1,4 @@
-"""Value parsers shared by the option table in options.py (the plain ones, re-exported here, are
+"""Value parsers shared by the option table in option_table.py (the plain ones, re-exported here, are
 in scalar_parsers.py; this module adds the structured ones: clip, headers, cookies, geolocation...).
 
 Each takes what a query string (text) or a JSON body (typed values) gave for one

@@ -25,6 +25,7 @@ from ..limits.admission import Admission, LimitState
 from ..state.base import KeyRecord
 from ..state.errors import StateError
 from ..storage.customer import CustomerS3
+from ..storage.errors import StorageError
 from .options import CaptureOptions
 from .service import CaptureResult, CaptureService
 from .timing import ADMISSION, CACHE, SETTLE, StageTimings
@@ -133,7 +134,7 @@ class CapturePipeline:
         try:
             with timings.stage(CACHE):
                 return await self.service.cached(opts, account)
-        except StateError as error:  # the cache is an optimisation: without it, capture afresh
+        except (StateError, StorageError) as error:  # the cache is an optimisation: without it, capture afresh
             log.warning("cache lookup failed: %s", error.message)
             return None
 

@@ -1,5 +1,5 @@
-"""Parsers of one plain value: a boolean, a number in a range, a name from a list, text, a URL,
-CSS selectors.  parsers.py builds the structured ones on these and the option table takes all
+"""Parsers of one plain value: a boolean, a number in a range, a name from a list, text, CSS
+selectors.  parsers.py builds the structured ones on these and the option table takes all
 of them from there.
 
 Each takes what a query string (text) or a JSON body (typed values) gave and returns the typed
@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..strict_json import has_surrogate
+from ..strict_json import MAX_NUMBER_CHARS, has_surrogate
 
 
 class Bad(ValueError):
@@ -53,7 +53,6 @@ def boolean(value: Any) -> bool:
 # "²" or "١٢" (which str.isdigit() or float() accept), nor 5000 digits.
 _INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")
 _NUMBER_TEXT = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?")
-_NUMBER_TEXT_MAX = 40
 
 
 def integer(lo: int, hi: int) -> Callable[[Any], int]:
@@ -74,7 +73,7 @@ def integer(lo: int, hi: int) -> Callable[[Any], int]:
 def number(lo: float, hi: float) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
         result = math.nan
-        if isinstance(value, str) and len(value) <= _NUMBER_TEXT_MAX and _NUMBER_TEXT.fullmatch(value.strip()):
+        if isinstance(value, str) and len(value) <= MAX_NUMBER_CHARS and _NUMBER_TEXT.fullmatch(value.strip()):
             result = float(value.strip())
         elif isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
             result = float(value) if abs(value) < 1e300 else math.inf  # float() of a huge int overflows

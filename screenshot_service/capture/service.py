@@ -20,7 +20,7 @@ from ..errors import CaptureTimeout
 from ..metrics import Metrics
 from ..storage.base import Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
-from ..storage.errors import BucketRejected, StorageError
+from ..storage.errors import StorageError
 from . import blocking, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
 from .facts import CaptureWarning, PageFacts
@@ -153,8 +153,8 @@ class CaptureService:
         )
 
     async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
-        """An identical earlier capture of this account, when the caller opted in."""
-        if not opts.cache or self.cache is None:
+        """An identical earlier capture of this account (the pipeline asks when the caller opted in)."""
+        if self.cache is None:
             return None
         entry = await self.cache.get(account, opts.cache_fingerprint())
         if entry is None:
@@ -167,7 +167,7 @@ class CaptureService:
                              clamped=entry.clamped, page=entry.page, warnings=entry.warnings)
 
     async def remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
-        if not opts.cache or self.cache is None:
+        if self.cache is None:
             return
         entry = CacheEntry(stored=result.stored, format=result.format, width=result.width,
                            height=result.height, blocked_requests=result.blocked_requests,
@@ -217,8 +217,6 @@ class CaptureService:
         except TimeoutError:
             self.metrics.count_storage_error(customer=customer is not None)
             raise StorageError(f"storage did not answer within {budget:.1f} s") from None
-        except BucketRejected:
-            raise  # the caller's bucket parameters, not a storage failure
         except StorageError:
             self.metrics.count_storage_error(customer=customer is not None)
             raise

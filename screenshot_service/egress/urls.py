@@ -16,7 +16,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import idna  # aiohttp -> yarl -> idna; the UTS-46 mapping Chromium applies to hosts
 
@@ -169,3 +169,13 @@ def _parse_ipv4(host: str, bad: _Bad) -> ipaddress.IPv4Address | None:
         raise bad(f"has an out-of-range IPv4 address {host!r}")
     value = last + sum(n << (8 * (3 - i)) for i, n in enumerate(leading))
     return ipaddress.IPv4Address(value)
+
+
+def host_of(url: object) -> str:
+    """The host of a caller's URL, for logs (never the full URL); "" when there is none to read."""
+    if not isinstance(url, str):
+        return ""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # "http://[::1" and the like: the URL check names the problem later
+        return ""

@@ -119,7 +119,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
             poll_interval=tuning.poll_interval, on_state=app[METRICS].job_state,
         )  # fmt: skip
         app[JOBS] = JobService(
-            store, app[STATE], app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention
+            store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention
         )
         runner.start()
         stack.push_async_callback(runner.stop, settings.server.drain_seconds)

@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..capture.pipeline import CapturePipeline
-from ..errors import ApiError
 from ..faults import LayerError
 from ..limits.ledger import Ledger
 from ..state.base import StateStore
@@ -154,7 +153,7 @@ class JobRunner:
                     if self._claim_failing:
                         log.info("claiming jobs works again")
                     self._claim_failing = False
-                except (ApiError, LayerError) as error:  # the store is down: keep polling, jobs are safe in it
+                except LayerError as error:  # the store is down: keep polling, jobs are safe in it
                     self.store_failures["claim"] += 1
                     if not self._claim_failing:  # once per outage, not twice a second
                         log.warning("claiming a job failed: %s", error.message)

@@ -9,7 +9,6 @@ atomic step.  Whatever goes wrong after the credit was reserved gives it back.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -25,7 +24,7 @@ from ..errors import (
     NotFound,
 )
 from ..limits.admission import Admission, LimitState
-from ..state.base import KeyRecord, StateStore
+from ..state.base import KeyRecord
 from .idempotency import check_replay, fingerprint
 from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
 from .runner import JobRunner
@@ -39,7 +38,6 @@ class JobService:
     def __init__(
         self,
         store: JobStore,
-        state: StateStore,
         admission: Admission,
         runner: JobRunner,
         policy: EgressPolicy,
@@ -48,7 +46,6 @@ class JobService:
         retention_seconds: float,
     ) -> None:
         self.store = store
-        self.state = state
         self.admission = admission
         self.runner = runner
         self.policy = policy
@@ -87,10 +84,10 @@ class JobService:
             submitted = await self.store.create(job, max_active=plan.max_queued_jobs, ttl=self.retention_seconds)
         except BaseException:
             # Retried by the ledger if the store is away: never held for the job's whole lease.
-            await asyncio.shield(self.admission.ledger.refund(reservation))
+            await self.admission.ledger.refund(reservation)
             raise
         if submitted.outcome != "created":
-            await asyncio.shield(self.admission.ledger.refund(reservation))
+            await self.admission.ledger.refund(reservation)
         if submitted.outcome == "full":
             raise ConcurrencyLimited(
                 f"plan '{key.plan}' allows {plan.max_queued_jobs} unfinished job(s) per key and "
@@ -127,7 +124,7 @@ class JobService:
             )
         # Idempotent: a repeated DELETE refunds nothing more, and if this request dies
         # right here, the worker that takes the canceled job off the queue refunds it.
-        await asyncio.shield(self.admission.ledger.refund(job.reservation))
+        await self.admission.ledger.refund(job.reservation)
         self.runner.wake()
         return job
 

@@ -23,7 +23,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from ..browser.errors import BrowserUnavailable, Overloaded
 from ..browser.pool import JOBS
@@ -31,6 +30,7 @@ from ..capture.declaration import JOB
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import CapturePipeline, Order
 from ..capture.service import CaptureResult
+from ..egress.urls import host_of
 from ..error_map import as_api_error
 from ..errors import ApiError, InternalError
 from ..faults import LayerError
@@ -116,7 +116,7 @@ class JobWorker:
                     raise
                 except _GiveBack:
                     await give_back(self.store, job.id, self.owner)
-        except (ApiError, LayerError) as error:
+        except LayerError as error:
             # The store or state is unavailable: the lease runs out and the job is retried.
             log.warning("job=%s: %s; it will be retried", job.id, error.message)
         except Exception:
@@ -177,7 +177,7 @@ class JobWorker:
             return None
         self.completed += 1
         self.on_state(finished.status)
-        log.info("job=%s key=%s host=%s %s", job.id, job.key_id, _host(job), finished.status)
+        log.info("job=%s key=%s host=%s %s", job.id, job.key_id, host_of((job.options or {}).get("url")), finished.status)
         return finished
 
     async def _capture(self, job: Job) -> CaptureResult:
@@ -229,15 +229,7 @@ class JobWorker:
         )
 
     async def _secret(self, key_id: str) -> str | None:
-        lookup = getattr(self.state, "key_by_id", None)  # cheaper when the store offers it
-        if lookup is not None:
-            record = await lookup(key_id)
-        else:
-            record = next((k for k in await self.state.list_keys() if k.id == key_id), None)
+        record = await self.state.key_by_id(key_id)
         return record.webhook_secret if record is not None and not record.revoked else None
 
 
-def _host(job: Job) -> str:
-    # Logs name the target host, never the full URL (SPEC §7 privacy).
-    url = (job.options or {}).get("url")
-    return (urlsplit(url).hostname or "") if isinstance(url, str) else ""

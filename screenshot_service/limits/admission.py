@@ -9,7 +9,6 @@ its credit back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -141,7 +140,7 @@ class Admission:
                 delivered = True  # the block returned: its result goes to the caller
             finally:
                 # Never leave a credit dangling: not delivered by now means failed.
-                await asyncio.shield(ticket.settle(delivered=delivered))
+                await ticket.settle(delivered=delivered)  # the refund outlives a cancelled caller (Ledger.refund)
         finally:
             await self.ledger.outlive_caller(self._release(key.id, token))
 

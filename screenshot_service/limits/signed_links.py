@@ -11,11 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from multidict import MultiMapping
-
 from ..capture.declaration import SIGNED_LINK
 from ..capture.options import CaptureOptions
-from ..capture.query import one_value_each
 from ..errors import InvalidParameter, InvalidSignature, SignatureExpired
 from ..signing import EXPIRES, KEY_ID, LINK_PARAMETERS, SIGNATURE, verify
 from ..state.base import KeyRecord, StateStore
@@ -31,16 +28,15 @@ def is_signed(query: Mapping[str, str]) -> bool:
 
 
 async def authenticate_signed(
-    state: StateStore, query: MultiMapping[str], *, api_key_given: bool, now: float | None = None
+    state: StateStore, params: Mapping[str, str], *, api_key_given: bool, now: float | None = None
 ) -> KeyRecord:
-    """The key that signed this link, or the 400/401 that says why not."""
+    """The key that signed this link, or the 400/401 that says why not.  ``params``: the query with
+    each name once (capture/query.py: a name given twice would be signed with both values)."""
     if api_key_given:
         raise InvalidParameter.fields({
             "api_key": "a signed link carries no API key: send either api_key or key_id+signature",
-            SIGNATURE if SIGNATURE in query else KEY_ID: "cannot be combined with an API key",
+            SIGNATURE if SIGNATURE in params else KEY_ID: "cannot be combined with an API key",
         })
-    # Before the signature: a name given twice is signed with both values, and only one would be used.
-    params = one_value_each(query)
     if not params.get(KEY_ID):
         raise InvalidParameter.fields({KEY_ID: "required with signature: the id of the key that signed the link"})
     signature = params.get(SIGNATURE)
@@ -62,10 +58,9 @@ async def authenticate_signed(
     return record
 
 
-def signed_link_options(query: MultiMapping[str]) -> CaptureOptions:
-    """The capture options of a signed link: its query less the link's own parameters, with
-    the options a public link may not carry (option_table.py says which) refused by name."""
-    params = one_value_each(query)
+def signed_link_options(params: Mapping[str, str]) -> CaptureOptions:
+    """The capture options of a signed link: its query (each name once) less the link's own
+    parameters, with the options a public link may not carry (option_table.py says which) refused by name."""
     options = {name: value for name, value in params.items() if name not in LINK_PARAMETERS}
     options.setdefault("response_type", DEFAULT_RESPONSE_TYPE)
     return CaptureOptions.from_query(options, place=SIGNED_LINK)

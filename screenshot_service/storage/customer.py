@@ -148,7 +148,7 @@ async def put_to_customer_bucket(
     return StoredObject(name=name, url=url, expires_at=expires_at, size=len(data), content_type=content_type)
 
 
-def _customer_error(exc: BaseException, spec: CustomerS3, timed_out: float | None) -> StorageError:
+def _customer_error(exc: BaseException, spec: CustomerS3, timed_out: float | None) -> StorageError | BucketRejected:
     """The caller's own mistakes are 400s naming the field; their bucket's failures are 502s."""
     if timed_out is not None:
         return StorageError(f"upload to bucket {spec.bucket!r} did not finish within {timed_out:g} s")

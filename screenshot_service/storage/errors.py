@@ -9,7 +9,7 @@ class StorageError(LayerError):
     """The store could not take or give back an object (unreachable, refused, timed out)."""
 
 
-class BucketRejected(StorageError):
+class BucketRejected(LayerError):
     """A customer's own bucket, as the request gave it, cannot be used (missing, misnamed, in
     another region, their credentials refused): the caller's parameter is wrong, not our storage.
     ``fields`` names each request field at fault."""

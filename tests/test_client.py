@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -131,13 +133,19 @@ async def test_no_answer_is_a_screenshot_error_too_without_the_transport_error_a
     assert "sk_secret_key" not in repr(shots)
 
 
-async def _serve(app: aiohttp.web.Application) -> tuple[aiohttp.web.AppRunner, str]:
+@contextlib.asynccontextmanager
+async def _serving(handler: Callable[[aiohttp.web.Request], Awaitable[aiohttp.web.StreamResponse]]) -> AsyncIterator[str]:
+    """A loopback server answering every path with ``handler``; yields its base URL."""
+    app = aiohttp.web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
     runner = aiohttp.web.AppRunner(app)
     await runner.setup()
     site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_redirect_is_reported_and_never_followed_with_the_key_or_the_body() -> None:
@@ -147,18 +155,13 @@ async def test_a_redirect_is_reported_and_never_followed_with_the_key_or_the_bod
         seen.append((request.method, request.headers.get("Authorization", "")))
         return aiohttp.web.json_response({"stolen": await request.text()})
 
-    other = aiohttp.web.Application()
-    other.router.add_route("*", "/{tail:.*}", elsewhere)
-    other_runner, other_url = await _serve(other)
+    async with _serving(elsewhere) as other_url:
 
-    async def redirecting(request: aiohttp.web.Request) -> aiohttp.web.Response:
-        raise aiohttp.web.HTTPTemporaryRedirect(other_url + request.path)  # 307: a follower re-sends the body
+        async def redirecting(request: aiohttp.web.Request) -> aiohttp.web.Response:
+            raise aiohttp.web.HTTPTemporaryRedirect(other_url + request.path)  # 307: a follower re-sends the body
 
-    front = aiohttp.web.Application()
-    front.router.add_route("*", "/{tail:.*}", redirecting)
-    front_runner, front_url = await _serve(front)
-    try:
-        async with ScreenshotClient(front_url, "sk_secret_key", retry_budget=0) as shots:
+        async with _serving(redirecting) as front_url, \
+                ScreenshotClient(front_url, "sk_secret_key", retry_budget=0) as shots:
             try:
                 await shots.screenshot(html="<p>private</p>", cookies=[{"name": "s", "value": "v"}])
             except ScreenshotError as error:
@@ -166,9 +169,6 @@ async def test_a_redirect_is_reported_and_never_followed_with_the_key_or_the_bod
                 assert error.details["location"] == other_url + "/v1/screenshot"
             else:
                 raise AssertionError("no ScreenshotError")
-    finally:
-        await front_runner.cleanup()
-        await other_runner.cleanup()
     assert seen == []  # neither the key nor the body went to the other origin
 
 
@@ -176,18 +176,12 @@ async def test_an_error_page_echoing_the_key_does_not_put_it_in_the_error() -> N
     async def echo(request: aiohttp.web.Request) -> aiohttp.web.Response:
         return aiohttp.web.Response(status=502, text=f"bad gateway; you sent {dict(request.headers)}")
 
-    app = aiohttp.web.Application()
-    app.router.add_route("*", "/{tail:.*}", echo)
-    runner, url = await _serve(app)
-    try:
-        async with ScreenshotClient(url, "sk_secret_key", retry_budget=0) as shots:
-            try:
-                await shots.usage()
-            except ScreenshotError as error:
-                assert (error.status, error.code) == (502, "http_error")
-                assert "bad gateway" in error.message and "[api key]" in error.message
-                assert "sk_secret_key" not in f"{error} {error.message} {error!r}"
-            else:
-                raise AssertionError("no ScreenshotError")
-    finally:
-        await runner.cleanup()
+    async with _serving(echo) as url, ScreenshotClient(url, "sk_secret_key", retry_budget=0) as shots:
+        try:
+            await shots.usage()
+        except ScreenshotError as error:
+            assert (error.status, error.code) == (502, "http_error")
+            assert "bad gateway" in error.message and "[api key]" in error.message
+            assert "sk_secret_key" not in f"{error} {error.message} {error!r}"
+        else:
+            raise AssertionError("no ScreenshotError")

@@ -6,12 +6,16 @@ with a magenta band down each side that a ``cover`` crop must cut away.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from screenshot_service.capture import fullpage
+from screenshot_service.capture import fullpage, thumbnail
+from screenshot_service.capture.options import CaptureOptions
 from tests.conftest import Service, image_of
 
 TOP_LEFT, TOP_RIGHT = (255, 0, 0), (0, 160, 0)
@@ -163,6 +167,18 @@ async def test_tall_full_page_thumbnail_in_strips_is_whole(service: Service) -> 
         assert near(img.getpixel((500, y)), BANDS[10 % len(BANDS)]), y
 
 
+async def test_a_jpeg_thumbnail_of_a_page_taller_than_one_shot_is_not_cut(service: Service) -> None:
+    # A plain JPEG stops at 16384 device px (one shot); the thumbnail's one shot is 320 x 5000.
+    tall = {"html": banded(20000, 4), "full_page": True, "max_height": 20000, "format": "jpeg"}
+    body = await (await post(service, **tall, thumb_width=320)).json()
+    assert (body["width"], body["height"], body.get("clamped")) == (320, 5000, None)
+    assert "clamped" not in {w["code"] for w in body["warnings"]}
+    img = await image(service, **tall, thumb_width=320)
+    assert near(img.getpixel((160, 4900)), BANDS[3], 24)
+    plain = await (await post(service, **tall)).json()
+    assert (plain["height"], plain.get("clamped")) == (16384, True)  # the same page, unscaled, is cut
+
+
 async def test_full_page_cover_takes_the_middle_of_the_page(service: Service) -> None:
     img = await image(service, html=banded(3000, 3), full_page=True, thumb_width=100, thumb_height=100,
                       thumb_fit="cover", format="webp")
@@ -183,6 +199,45 @@ async def test_clip_thumbnail(service: Service) -> None:
     img = await image(service, clip={"x": 640, "y": 0, "width": 640, "height": 400}, thumb_width=64)
     assert img.size == (64, 40)
     assert near(img.getpixel((20, 20)), TOP_RIGHT) and near(img.getpixel((63, 20)), BAND)
+
+
+# -- the arithmetic, for every size ---------------------------------------------------------------
+
+
+def half_up(value: float) -> int:
+    return math.floor(value + 0.5)  # as Chromium rounds an image's size
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=300)
+@given(width=st.integers(1, 3840), height=st.integers(1, 65536), dpr=st.sampled_from([1.0, 1.5, 2.0, 2.625, 3.0]),
+       box_w=st.one_of(st.none(), st.integers(16, 3840)), box_h=st.one_of(st.none(), st.integers(16, 3840)),
+       fit=st.sampled_from(["contain", "cover"]))
+def test_fit_gives_exact_sizes_inside_the_area(width: int, height: int, dpr: float, box_w: int | None,
+                                               box_h: int | None, fit: str) -> None:
+    opts = CaptureOptions(url="https://e.com", device_scale_factor=dpr, thumb_width=box_w, thumb_height=box_h,
+                          thumb_fit=fit)
+    thumb = thumbnail.fit(opts, (10, 20, width, height))
+    plain_w, plain_h = half_up(width * dpr), half_up(height * dpr)
+    if thumb is None:  # only when the plain capture already is the thumbnail (or neither size was given)
+        assert (box_w is None and box_h is None) or (
+            (box_w is None or plain_w <= box_w) and (box_h is None or plain_h <= box_h))
+        return
+    x, y, w, h = thumb.area
+    assert 0 < thumb.scale <= 1
+    # Chromium's image is round(clip x scale x device scale factor): exactly the computed size
+    assert (half_up(w * thumb.scale * dpr), half_up(h * thumb.scale * dpr)) == (thumb.width, thumb.height)
+    assert 10 <= x and 20 <= y and x + w <= 10 + width + 1 / (thumb.scale * dpr)
+    assert y + h <= 20 + height + 1 / (thumb.scale * dpr)  # inside the area (up to half an image pixel)
+    if box_w is not None and box_h is not None and fit == "cover":
+        assert (thumb.width, thumb.height) == (min(box_w, plain_w), min(box_h, plain_h)) or thumb.scale < 1
+        assert thumb.width <= box_w and thumb.height <= box_h
+        if thumb.scale < 1:
+            assert (thumb.width, thumb.height) == (box_w, box_h)
+    else:
+        assert box_w is None or thumb.width <= box_w
+        assert box_h is None or thumb.height <= box_h
+        assert w == pytest.approx(width, abs=1 / (thumb.scale * dpr))  # nothing cropped: the aspect ratio kept
+        assert h == pytest.approx(height, abs=1 / (thumb.scale * dpr))
 
 
 # -- cache and refusals ----------------------------------------------------------------------------

@@ -104,12 +104,15 @@ async def reveal(page: PageDriver, network: NetworkTracker, opts: CaptureOptions
 # -- capture ------------------------------------------------------------------------------
 
 
-async def full_page_area(page: PageDriver, opts: CaptureOptions) -> tuple[tuple[int, int, int, int], bool]:
-    """The page's whole area, cut at ``max_height`` and the bounds; True if it was cut."""
+async def full_page_area(page: PageDriver, opts: CaptureOptions,
+                         shrink: float = 1.0) -> tuple[tuple[int, int, int, int], bool]:
+    """The page's whole area, cut at ``max_height`` and the bounds (``shrink``: see bounds.full_page_rows);
+    True if it was cut."""
     metrics = await page.send("Page.getLayoutMetrics")
     size = metrics.get("cssContentSize") or metrics["contentSize"]
     full = max(1, math.ceil(size["height"]))
-    height = min(full, bounds.full_page_rows(opts.width, opts.device_scale_factor, opts.format, opts.max_height))
+    rows = bounds.full_page_rows(opts.width, opts.device_scale_factor, opts.format, opts.max_height, shrink)
+    height = min(full, rows)
     return (0, 0, opts.width, height), full > height
 
 

@@ -80,9 +80,20 @@ async def viewport_area(page: PageDriver, opts: CaptureOptions) -> tuple[int, in
     return round(view.get("pageX", 0)), round(view.get("pageY", 0)), opts.width, opts.height
 
 
+def row_shrink(opts: CaptureOptions) -> float:
+    """Image rows per device row of a full page's thumbnail, at most (bounds.full_page_rows): 0 when
+    the image's height is bounded by the box whatever the page's (a thumb_height, or cover)."""
+    if not requested(opts):
+        return 1.0
+    if opts.thumb_height is not None:
+        return 0.0
+    assert opts.thumb_width is not None
+    return min(1.0, opts.thumb_width / (opts.width * opts.device_scale_factor))
+
+
 async def capture_full_page(page: PageDriver, opts: CaptureOptions) -> fullpage.Shot:
-    """The whole page (as fullpage.capture_full_page), as a thumbnail when asked for."""
-    area, cut = await fullpage.full_page_area(page, opts)
+    """The whole page (fullpage.full_page_area), as a thumbnail when asked for."""
+    area, cut = await fullpage.full_page_area(page, opts, row_shrink(opts))
     shot = await capture_area(page, opts, area)
     return fullpage.Shot(shot.data, clamped=shot.clamped or cut, area=shot.area)
 

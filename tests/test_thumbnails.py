@@ -146,6 +146,19 @@ async def test_a_scrolled_viewport_is_thumbnailed_where_it_is_scrolled(service: 
         assert near(img.getpixel((160, y)), BANDS[2]), y
 
 
+async def test_a_viewport_thumbnail_keeps_the_layout_of_the_viewport(service: Service) -> None:
+    # A fixed footer and a 100vh block: laid out against the viewport, as in the plain capture,
+    # not against a viewport stretched to the whole document.
+    page = (banded(4000, 5) + '<div style="position: fixed; left: 0; bottom: 0; width: 100%; height: 80px; '
+            'background: rgb(9, 9, 9)"></div><div style="position: absolute; left: 0; top: 1600px; width: 200px; '
+            'height: 100vh; background: rgb(250, 250, 250)"></div>')
+    img = await image(service, html=page, js="window.scrollTo(0, 1600)", thumb_width=320)
+    plain = await image(service, html=page, js="window.scrollTo(0, 1600)")
+    for x, y in ((160, 195), (160, 170), (20, 100), (20, 190), (100, 100)):
+        assert near(img.getpixel((x, y)), plain.getpixel((x * 4 + 2, y * 4 + 2)), 8), (x, y)
+    assert near(img.getpixel((160, 195)), (9, 9, 9)) and near(img.getpixel((20, 100)), (250, 250, 250))
+
+
 # -- capture areas ---------------------------------------------------------------------------------
 
 

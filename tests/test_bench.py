@@ -36,6 +36,7 @@ from screenshot_service.bench import (
     run,
     stages,
     targets,
+    thumbs,
 )
 from screenshot_service.bench.floor import floor_browser
 from screenshot_service.bench.load import (
@@ -129,6 +130,9 @@ def _synthetic_results() -> dict[str, Any]:
         "soak": {"captures": 1000, "recycles": 10, "service_rss_growth_pct": 1.0, "chromium_rss_growth_pct": 3.0,
                  "slowest_ms": 900.0},
         "rss_growth_pct": report.growth_pct(1000.0, 1030.0),
+        # the thumbnail 100 ms against the plain capture's 80 ms: 1.25x
+        "thumbnail": [thumbs.record("small", Stats.of(Run(_samples([("200", 0.08)] * 5), 0.4)),
+                                    Stats.of(Run(_samples([("200", 0.1)] * 5), 0.5)))],
     }
 
 
@@ -181,6 +185,7 @@ def test_targets_are_judged_from_the_results_document() -> None:
         True,  # RSS growth 3% over 1000 captures with 10 recycles
         True,  # the slowest answer (a 504) came at 30.0 s: not later than the deadline
         False,  # naive: 2.0/s vs 0.5/s is 4x, under 5x
+        False,  # thumbnail: 100 / 80 ms = 1.25x the plain capture
     ]
     assert all(line.startswith("SKIP") for line in (t.line() for t in targets.evaluate({})))
 
@@ -188,6 +193,34 @@ def test_targets_are_judged_from_the_results_document() -> None:
 def _verdict(results: dict[str, Any], word: str) -> bool | None:
     [target] = [t for t in targets.evaluate(results) if word in t.name]
     return target.passed
+
+
+def test_the_thumbnail_is_judged_against_the_plain_capture_of_the_same_page() -> None:
+    results = _synthetic_results()
+    [row] = results["thumbnail"]
+    assert (row["plain_p50_ms"], row["thumb_p50_ms"], row["latency_ratio"]) == (80.0, 100.0, 1.25)
+    assert "thumbnail small c=1: 320 px p50 100.0 ms vs the plain capture 80.0 ms = 1.25x" in report.summary(results)
+    row.update(thumb_p50_ms=84.0, latency_ratio=1.05)
+    assert _verdict(results, "thumbnail") is True
+    row["errors"] = {"thumb 500": 1}  # a thumbnail that failed is no faster thumbnail
+    assert _verdict(results, "thumbnail") is False
+    results["thumbnail"] = [{**row, "page": "lazy"}]  # only the small page is judged
+    assert _verdict(results, "thumbnail") is None
+    row.update(page="small", errors={}, slowest_ms=31000.0)
+    results["thumbnail"] = [row]
+    assert _verdict(results, "deadline") is False  # its answers count against the deadline too
+
+
+async def test_the_bench_thumbnail_request_gets_a_thumbnail(service: Service) -> None:
+    handle = ServiceHandle(base_url=str(service.client.make_url("/")).rstrip("/"), api_key=service.key)
+    spec = CaptureSpec("paint", "/paint", thumb_width=thumbs.THUMB_WIDTH)
+    assert spec.query()["thumb_width"] == "320" and "thumb_width" not in CaptureSpec("paint", "/paint").query()
+    async with aiohttp.ClientSession() as session:
+        sample = await timed(lambda: handle.request(session, service.site.url, spec, "image"))
+    assert sample.ok, sample
+    params = {"url": service.site.url + "/paint", "api_key": service.key, **spec.query(), "response_type": "json"}
+    body = await (await service.client.get("/v1/screenshot", params=params)).json()
+    assert (body["width"], body["height"]) == (320, 200)
 
 
 def test_latency_is_judged_against_the_warm_floor_and_throughput_against_the_cold_one() -> None:
@@ -457,6 +490,8 @@ def test_quick_plan_shape() -> None:
     assert set(full.levels) == set(PAGES) and full.levels["heavy"] == (1, 2, 4, 8) and full.budget_s is None
     custom = make_plan(quick=True, pool_size=4, pages=["slow"], concurrency=[8, 2, 2])
     assert custom.levels == {"slow": (2, 8)}
+    # the thumbnail phase: the judged small page, and in a full run the lazy full page too
+    assert (thumbs.pages(quick), thumbs.pages(full), thumbs.pages(custom)) == (("small",), ("small", "lazy"), ())
     # no queue: concurrency beyond the slots is the overload phase's business, not a scenario's
     unqueued = make_plan(quick=False, pool_size=2, capacity=2)
     assert unqueued.levels["small"] == (1, 2)

@@ -234,6 +234,9 @@ def summary(results: Mapping[str, Any]) -> str:
     where = server_timing.breakdown(results.get("scenarios", []))
     if where:
         out.append("\n" + where)
+    for row in results.get("thumbnail") or []:
+        out.append(f"thumbnail {row['page']} c=1: {row['thumb_width']} px p50 {row['thumb_p50_ms']} ms vs the plain "
+                   f"capture {row['plain_p50_ms']} ms = {row['latency_ratio']}x" + _errors(row["errors"]))
     overload = results.get("overload")
     if overload:
         out.append(
@@ -269,6 +272,10 @@ def summary(results: Mapping[str, Any]) -> str:
         if parts:
             out.append("peak memory: " + "; ".join(parts))
     return "\n".join(out)
+
+
+def _errors(errors: Mapping[str, int]) -> str:
+    return f", errors {dict(errors)}" if errors else ""
 
 
 def write_results(directory: Path, results: Mapping[str, Any]) -> Path:

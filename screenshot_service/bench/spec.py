@@ -15,12 +15,15 @@ class CaptureSpec:
     height: int = 800
     full_page: bool = False
     max_height: int = 16384  # the service's default cap for full-page height
+    thumb_width: int | None = None  # the service only (thumbs.py): the same capture scaled down
 
     def query(self) -> dict[str, str]:
         """The service's query parameters for this capture (besides url and response_type)."""
         params = {"width": str(self.width), "height": str(self.height)}
         if self.full_page:
             params["full_page"] = "true"
+        if self.thumb_width is not None:
+            params["thumb_width"] = str(self.thumb_width)
         return params
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import stages
+from . import stages, thumbs
 from .report import REJECT_MS_MAX, ratio
 
 # Single-request latency is judged against the warm floor: a request to a pool with a ready
@@ -24,6 +24,7 @@ RSS_GROWTH_PCT_MAX = 10.0
 SOAK_CAPTURES_MIN = 1000  # the RSS target is over this many captures, with recycles among them
 NAIVE_SPEEDUP_MIN = 5.0
 BACKLOG_RATIO_MAX = 2.0  # Step 5: a job backlog may at most double sync latency
+THUMBNAIL_RATIO_MAX = 1.1  # Step 16: a 320 px thumbnail's p50 / the plain capture's, same page, concurrency 1
 DEFAULT_DEADLINE_S = 30.0  # the service's default [capture] deadline_seconds
 
 
@@ -57,6 +58,7 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         _rss(results),
         _deadline(results),
         _naive(results),
+        _thumbnail(results),
     ]
 
 
@@ -160,6 +162,9 @@ def slowest_answers(results: Mapping[str, Any]) -> dict[str, float]:
         value = (results.get(phase) or {}).get("slowest_ms")
         if value is not None:
             slowest[phase] = value
+    for row in results.get("thumbnail") or []:
+        if row.get("slowest_ms") is not None:
+            slowest[f"thumbnail {row['page']}"] = row["slowest_ms"]
     return slowest
 
 
@@ -186,3 +191,14 @@ def _naive(results: Mapping[str, Any]) -> Target:
         "not measured" if value is None or not one else
         f"small page at concurrency 1: {one['throughput_per_s']}/s vs naive "
         f"{one['naive_throughput_per_s']}/s = {value}x")
+
+
+def _thumbnail(results: Mapping[str, Any]) -> Target:
+    row = next((r for r in results.get("thumbnail") or [] if r.get("page") == thumbs.JUDGED_PAGE), None)
+    value = row.get("latency_ratio") if row else None
+    name = f"a {thumbs.THUMB_WIDTH} px thumbnail's p50 <= {THUMBNAIL_RATIO_MAX:g}x the plain capture of the same page (Step 16)"
+    if row is None or value is None:
+        return Target(name, None, "not measured")
+    return Target(name, value <= THUMBNAIL_RATIO_MAX and not row.get("errors"),
+                  f"{row['page']} page at concurrency 1: {row['thumb_width']} px p50 {row['thumb_p50_ms']} ms / plain "
+                  f"{row['plain_p50_ms']} ms = {value}x" + (f", errors {row['errors']}" if row.get("errors") else ""))

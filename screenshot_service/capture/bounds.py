@@ -56,9 +56,13 @@ def check_area(field: str, width: float, height: float, scale: float, fmt: str) 
         raise InvalidParameter.fields({field: problem})
 
 
-def full_page_rows(width: int, scale: float, fmt: str, max_height: int) -> int:
-    """CSS px of page height a full page may have: ``max_height``, the budget and, for JPEG/WebP, one shot."""
+def full_page_rows(width: int, scale: float, fmt: str, max_height: int, shrink: float = 1.0) -> int:
+    """CSS px of page height a full page may have: ``max_height``, the budget and, for JPEG/WebP, one shot.
+
+    ``shrink``: image rows per device row (a thumbnail's scale; 0 when the image's height is bounded
+    anyway): the one shot is the image the renderer draws, so a thumbnail's page may be taller.
+    """
     rows = min(max_height, math.floor(MAX_PIXELS // device_px(width, scale) / scale))
-    if fmt != "png":
-        rows = min(rows, math.floor((WEBP_LIMIT if fmt == "webp" else TEXTURE_LIMIT) / scale))
+    if fmt != "png" and shrink > 0:
+        rows = min(rows, math.floor((WEBP_LIMIT if fmt == "webp" else TEXTURE_LIMIT) / (scale * shrink)))
     return max(1, rows)

@@ -87,7 +87,7 @@ async def before_capture(session: CaptureSession, opts: CaptureOptions) -> facts
 
 
 async def after_capture(session: CaptureSession, opts: CaptureOptions, data: bytes,
-                        area: tuple[int, int, int, int] | None, *, clamped: bool, height: int) -> None:
+                        area: tuple[float, float, float, float] | None, *, clamped: bool, height: int) -> None:
     """``area``: the captured rectangle in CSS px of the page (None: the viewport)."""
     watch = session.document
     try:
@@ -103,7 +103,7 @@ async def after_capture(session: CaptureSession, opts: CaptureOptions, data: byt
 
 
 async def _is_flat(page: PageDriver, opts: CaptureOptions, data: bytes,
-                   area: tuple[int, int, int, int] | None) -> bool:
+                   area: tuple[float, float, float, float] | None) -> bool:
     if opts.format == "png":
         return bool(await asyncio.to_thread(blank.png_is_flat, data))
     if area is None:  # the viewport, wherever the page is scrolled

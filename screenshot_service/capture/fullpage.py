@@ -47,6 +47,7 @@ ZLIB_LEVEL = 1  # stitching recompresses everything; speed over a ~20 % smaller 
 class Shot:
     data: bytes
     clamped: bool
+    area: tuple[float, float, float, float]  # what was captured, in CSS px of the page
 
 
 # -- reveal -------------------------------------------------------------------------------
@@ -103,13 +104,16 @@ async def reveal(page: PageDriver, network: NetworkTracker, opts: CaptureOptions
 # -- capture ------------------------------------------------------------------------------
 
 
-async def capture_full_page(page: PageDriver, opts: CaptureOptions) -> Shot:
+async def full_page_area(page: PageDriver, opts: CaptureOptions,
+                         shrink: float = 1.0) -> tuple[tuple[int, int, int, int], bool]:
+    """The page's whole area, cut at ``max_height`` and the bounds (``shrink``: see bounds.full_page_rows);
+    True if it was cut."""
     metrics = await page.send("Page.getLayoutMetrics")
     size = metrics.get("cssContentSize") or metrics["contentSize"]
     full = max(1, math.ceil(size["height"]))
-    height = min(full, bounds.full_page_rows(opts.width, opts.device_scale_factor, opts.format, opts.max_height))
-    shot = await capture_area(page, opts, (0, 0, opts.width, height))
-    return Shot(shot.data, clamped=shot.clamped or full > height)
+    rows = bounds.full_page_rows(opts.width, opts.device_scale_factor, opts.format, opts.max_height, shrink)
+    height = min(full, rows)
+    return (0, 0, opts.width, height), full > height
 
 
 async def capture_area(page: PageDriver, opts: CaptureOptions, area: tuple[int, int, int, int]) -> Shot:
@@ -124,16 +128,17 @@ async def capture_area(page: PageDriver, opts: CaptureOptions, area: tuple[int, 
     one_shot = (bounds.device_px(height, scale) <= SINGLE_LIMIT
                 and bounds.device_px(width, scale) * bounds.device_px(height, scale) <= TILE_PIXELS)
     if one_shot or opts.format != "png":
-        return Shot(await _shot(page, opts, area), clamped=False)
+        return Shot(await shot(page, opts, area), clamped=False, area=area)
     rows = _tile_css_rows(width, scale)
-    tiles = [await _shot(page, opts, (x, y + top, width, min(rows, height - top))) for top in range(0, height, rows)]
+    tiles = [await shot(page, opts, (x, y + top, width, min(rows, height - top))) for top in range(0, height, rows)]
     try:
         data = await asyncio.to_thread(stitch_png, tiles)  # zlib releases the GIL: the loop keeps serving
     except ValueError:
         # Strips Chromium encoded differently (never seen, but cheap to survive): one clamped shot.
         cut = min(height, math.floor(SINGLE_LIMIT / scale), math.floor(TILE_PIXELS / bounds.device_px(width, scale) / scale))
-        return Shot(await _shot(page, opts, (x, y, width, max(1, cut))), clamped=True)
-    return Shot(data, clamped=False)
+        top = (x, y, width, max(1, cut))
+        return Shot(await shot(page, opts, top), clamped=True, area=top)
+    return Shot(data, clamped=False, area=area)
 
 
 def _tile_css_rows(width: int, scale: float) -> int:
@@ -159,12 +164,14 @@ def shot_params(opts: CaptureOptions) -> dict[str, Any]:
     return params
 
 
-async def _shot(page: PageDriver, opts: CaptureOptions, area: tuple[int, int, int, int]) -> bytes:
+async def shot(page: PageDriver, opts: CaptureOptions, area: tuple[float, float, float, float],
+               scale: float = 1.0) -> bytes:
+    """One screenshot of ``area`` (CSS px of the page); ``scale`` < 1 rasterises it smaller (thumbnail.py)."""
     x, y, width, height = area
     params = {
         **shot_params(opts),
         "captureBeyondViewport": True,  # the area may lie outside the viewport
-        "clip": {"x": x, "y": y, "width": width, "height": height, "scale": 1},
+        "clip": {"x": x, "y": y, "width": width, "height": height, "scale": scale},
     }
     result = await page.send("Page.captureScreenshot", params)
     return base64.b64decode(result["data"])

@@ -26,6 +26,7 @@ RESPONSE_TYPES = ("json", "base64", "image")
 # Where caller headers go: the target's origin only, or every origin the page loads (third parties see them).
 HEADER_SCOPES = ("origin", "all")
 MEDIA_TYPES = ("screen", "print")
+THUMB_FITS = ("contain", "cover")
 HTML_MAX_BYTES = 2 * 1024 * 1024
 # A 2 MB document or credentials have no place in a URL; headers and cookies on a public
 # link would be sent to the target by anyone holding it.
@@ -34,8 +35,10 @@ NOT_IN_LINKS = frozenset({QUERY, BODY, JOB})
 
 # The groups, in the order the API Tester shows them.
 PAGE, VIEWPORT, AREA, OUTPUT = "Page", "Viewport and device", "Capture area", "Output"
+THUMBNAIL = "Thumbnail"
 WAITING, CONTENT, BLOCKING, EMULATION, CACHE = "Waiting", "Content changes", "Blocking", "Emulation", "Cache"
-GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, WAITING, CONTENT, BLOCKING, EMULATION, CACHE)
+GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, WAITING, CONTENT, BLOCKING, EMULATION, CACHE)
+_NO_PDF_THUMBS = "thumbnails are images: {name} cannot be combined with format=pdf"
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,22 @@ class OptionTable:
         None, parse.s3_destination, OUTPUT,
         "POST only: upload to your own bucket with your credentials (never stored or logged).",
         accepted=frozenset({BODY}), in_fingerprint=False)
+
+    # Thumbnails (capture/thumbnail.py): the capture above, scaled down as Chromium rasterises it.
+    thumb_width: int | None = option(
+        None, parse.integer(16, 3840), THUMBNAIL,
+        "Scale the image down to this width in pixels; alone, the height follows the aspect ratio. "
+        "Never enlarged: an image already inside the box is returned as captured.",
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_width"), values=("pdf",)),))
+    thumb_height: int | None = option(
+        None, parse.integer(16, 3840), THUMBNAIL,
+        "Scale the image down to this height in pixels; alone, the width follows the aspect ratio.",
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_height"), values=("pdf",)),))
+    thumb_fit: str = option(
+        "contain", parse.choice(*THUMB_FITS), THUMBNAIL,
+        "With both `thumb_width` and `thumb_height`: `contain` fits the image inside the box (aspect ratio "
+        "kept), `cover` fills the box exactly, cropping the overflow around the centre.",
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_fit"), values=("pdf",)),))
 
     wait_until: str = option(
         "load", parse.choice(*WAIT_UNTIL), WAITING,

@@ -21,7 +21,7 @@ from ..browser.driver_errors import NavigationFailed, ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
 from ..egress.http1 import REFUSED, UNREACHABLE
 from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
-from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage
+from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage, thumbnail
 from .navigation_watch import classify
 from .options import CaptureOptions
 from .scoped_headers import apply_headers
@@ -131,19 +131,18 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
         result = await page.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
         return _rendered(session, base64.b64decode(result["data"]), opts.width, opts.height, page_facts=page_facts)
     clamped = False
-    area: tuple[int, int, int, int] | None = None
+    area: tuple[float, float, float, float] | None = None  # what was captured; None: the viewport, as is
     if opts.full_page:
         await fullpage.reveal(page, session.network, opts, _reveal_budget(deadline))
         if opts.disable_animations:  # what the reveal scrolled into view may have started animating
             await animations.freeze(page, style=False)
         page_facts = await checks.before_capture(session, opts)
-        shot = await fullpage.capture_full_page(page, opts)
-        data, clamped = shot.data, shot.clamped
+        shot = await thumbnail.capture_full_page(page, opts)
+        data, clamped, area = shot.data, shot.clamped, shot.area
     else:
         if opts.disable_animations:
             await animations.freeze(page, style=False)
-        area = opts.clip
-        if area is None and not opts.selector:
+        if opts.clip is None and not opts.selector and not thumbnail.requested(opts):
             # The page's checks and the shot in one round trip: the renderer answers the script
             # before it paints the frame the screenshot waits for, so they see the same page.
             page_facts, shot_result = await asyncio.gather(
@@ -151,14 +150,13 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
             data = base64.b64decode(shot_result["data"])
         else:
             page_facts = await checks.before_capture(session, opts)
-            area = area or await _element_box(page, opts.selector)
+            chosen = opts.clip or await (_element_box(page, opts.selector) if opts.selector
+                                         else thumbnail.viewport_area(page, opts))
             if opts.selector:  # a clip was checked with the options; an element's size is known only now
-                bounds.check_area("selector", area[2], area[3], opts.device_scale_factor, opts.format)
-            shot = await fullpage.capture_area(page, opts, area)
-            data, clamped = shot.data, shot.clamped
+                bounds.check_area("selector", chosen[2], chosen[3], opts.device_scale_factor, opts.format)
+            shot = await thumbnail.capture_area(page, opts, chosen)
+            data, clamped, area = shot.data, shot.clamped, shot.area
     width, height = fullpage.image_size(data)
-    if area is None and opts.full_page:
-        area = (0, 0, opts.width, max(1, round(height / opts.device_scale_factor)))
     await checks.after_capture(session, opts, data, area, clamped=clamped, height=height)
     return _rendered(session, data, width, height, clamped, page_facts=page_facts)
 

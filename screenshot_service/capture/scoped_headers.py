@@ -17,7 +17,10 @@ target asked for them, that is when either
 So a cross-origin iframe on the target's page gets nothing, whether it fetches the
 target's origin, loads an image or a worker from it, or navigates itself there; nor
 does a sandboxed frame (its origin is opaque), nor a request DevTools names no known
-frame for.
+frame for.  Chromium may pause a document's first requests before the renderer's
+events about that document arrive, so every request but the top-level navigation
+is judged after one round trip to the renderer (shared by the requests paused
+together), whose answer comes after those events.
 
 The target's origin is scheme, host and port of the URL the caller gave (after
 the service's canonical spelling).  It stays that origin whatever the main
@@ -79,10 +82,12 @@ class _OriginHeaders:
     def _for_target(self, event: dict[str, Any]) -> bool:
         if origin_of(str((event.get("request") or {}).get("url", ""))) != self.origin:
             return False  # the pattern said so; checked anyway
-        frame = str(event.get("frameId") or "")
-        if frame == self._main_frame and event.get("resourceType") == "Document":
-            return True  # the top-level navigation, whoever started it
-        return self._frames.origin(frame) == self.origin
+        if self._top_level(event):
+            return True  # whoever started it
+        return self._frames.origin(str(event.get("frameId") or "")) == self.origin
+
+    def _top_level(self, event: dict[str, Any]) -> bool:
+        return event.get("frameId") == self._main_frame and event.get("resourceType") == "Document"
 
     def _on_paused(self, event: dict[str, Any]) -> None:
         task = asyncio.ensure_future(self._answer(event))
@@ -90,10 +95,10 @@ class _OriginHeaders:
         task.add_done_callback(self._pending.discard)
 
     async def _answer(self, event: dict[str, Any]) -> None:
-        if event.get("resourceType") != "Document":
+        if not self._top_level(event):
             # A document's requests can reach the browser before the renderer's word of the
             # document (its frame, its origin) reaches us: judge them on what it said until now.
-            # Navigations are judged at once: the renderer may not answer while one is pending.
+            # The top-level navigation is judged at once: the renderer may not answer meanwhile.
             await self._renderer_caught_up()
         params: dict[str, Any] = {"requestId": event.get("requestId")}
         if self._for_target(event):

@@ -7,8 +7,9 @@ another site (the pool's resolver maps the name to 127.0.0.1).
 
 ``/page`` loads same-origin and third-party resources.  ``/frames`` embeds, besides
 frames of its own origin, two hostile frames (``/evil``) that fetch the target's
-origin, load an image from it, do so from a blank child and a worker, and then
-navigate themselves to it; every hostile request's path starts with ``/stolen/``.
+origin, load an image from it, do so from a blank child and a worker, navigate a
+child frame of theirs that holds a page of the target's origin, and then navigate
+themselves to it; every hostile request's path starts with ``/stolen/``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from tests.site import PIXEL_PNG
 
 THIRD = "thirdparty.test"
 # The messages /frames waits for before it shows #done: every frame's and worker's requests are answered.
-FRAME_MESSAGES = ("same", "sandboxed", "sandboxed-same", "blank", "srcdoc", "sandboxed-srcdoc", "worker", "near", "far")
+FRAME_MESSAGES = ("same", "sandboxed", "sandboxed-same", "blank", "srcdoc", "sandboxed-srcdoc", "data", "worker",
+                  "near", "far")
 
 
 @dataclass
@@ -89,6 +91,8 @@ def _frames(site: HeadersSite) -> str:
         f".finally(() => {told}('sandboxed-srcdoc', '*'))</script>\"></iframe>"
         f"<iframe sandbox srcdoc=\"<img src='{target}/sandboxed-img'>\"></iframe>"
         f"<iframe sandbox=allow-scripts src='{target}/child?name=sandboxed'></iframe>"
+        f"<iframe src=\"data:text/html,<script>fetch('{target}/data-fetch', {{mode: 'no-cors'}})"
+        f".finally(() => {told}('data', '*'))</script>\"></iframe>"
         f"<iframe sandbox='allow-scripts allow-same-origin' src='{target}/child?name=sandboxed-same'></iframe>"
         f"<script>const want = new Set({list(FRAME_MESSAGES)!r});"
         "const done = () => { if (!want.size && document.readyState == 'complete')"
@@ -110,17 +114,22 @@ def _evil(site: HeadersSite, name: str, nav: str) -> str:
           "document.forms[0].submit();") if nav == "form" else (
         f"document.body.insertAdjacentHTML('beforeend', \"<a href='{stolen}/link-{name}'>go</a>\");"
         "document.links[0].click();")
+    # Its child frame first holds a page of the target's origin, then it navigates that frame.
+    child = ("const child = document.createElement('iframe');"
+             "const loaded = () => new Promise(done => { child.onload = done; });"
+             f"const first = loaded(); child.src = '{stolen}/child-{name}'; document.body.append(child);")
+    renavigate = f"const again = loaded(); child.src = '{stolen}/renavigate-{name}'; return again;"
     return (
-        "<script>"
+        f"<script>{child}"
         "const blank = document.createElement('iframe'); document.body.append(blank);"
         "const image = new Image();"
-        "Promise.allSettled(["
+        "Promise.allSettled([first,"
         f"  fetch('{stolen}/fetch-{name}', {{mode: 'no-cors'}}),"
         f"  fetch('{stolen}/cors-{name}').then(r => r.text()),"
         f"  new Promise(done => {{ image.onload = image.onerror = done; image.src = '{stolen}/img-{name}'; }}),"
         f"  blank.contentWindow.fetch('{stolen}/blank-{name}', {{mode: 'no-cors'}}),"
         f"  new Promise(done => {{ new Worker(URL.createObjectURL(new Blob([\"{worker}\"]))).onmessage = done; }}),"
-        f"]).then(() => {{ {go} }});"
+        f"]).then(() => {{ {renavigate} }}).then(() => {{ {go} }});"
         "</script>"
     )
 
@@ -184,7 +193,7 @@ async def running_site() -> AsyncIterator[HeadersSite]:
     for path in ("/same.png", "/img.png", "/own.png", "/sandboxed-img"):
         app.router.add_get(path, image)
     for path in ("/same-fetch", "/api", "/frame", "/same-frame", "/own-fetch", "/own-xhr", "/blank-fetch",
-                 "/srcdoc-fetch", "/sandboxed-srcdoc-fetch", "/worker-fetch"):
+                 "/srcdoc-fetch", "/sandboxed-srcdoc-fetch", "/data-fetch", "/worker-fetch"):
         app.router.add_get(path, text)
     app.router.add_get("/redirect", redirect)
     runner = web.AppRunner(app, access_log=None)

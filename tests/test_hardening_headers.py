@@ -132,10 +132,11 @@ async def test_headers_with_html_need_scope_all(svc: Service, headers_site: Head
 # inherit the page's origin.
 OWN = ("/frames", "/own.png", "/own-fetch", "/own-xhr", "/child-fetch/same", "/child-fetch/sandboxed-same",
        "/blank-fetch", "/srcdoc-fetch", "/worker.js", "/worker-fetch")
-# Sandboxed frames' requests: their origin is opaque, whatever their URL.
-SANDBOXED = ("/child-fetch/sandboxed", "/sandboxed-srcdoc-fetch", "/sandboxed-img")
+# Requests of frames whose origin is opaque: sandboxed ones (whatever their URL) and a data: one.
+OPAQUE = ("/child-fetch/sandboxed", "/sandboxed-srcdoc-fetch", "/sandboxed-img", "/data-fetch")
 # What each hostile frame (``near``: same site, another port; ``far``: another site) asked the target for.
-STOLEN = {f"/stolen/{kind}-{name}" for kind in ("fetch", "cors", "img", "blank", "worker") for name in ("near", "far")}
+STOLEN = {f"/stolen/{kind}-{name}" for kind in ("fetch", "cors", "img", "blank", "worker", "child", "renavigate")
+          for name in ("near", "far")}
 STOLEN |= {"/stolen/form-near", "/stolen/link-far"}
 
 
@@ -150,7 +151,7 @@ async def test_frames_of_other_origins_never_get_the_headers(svc: Service, heade
     stolen = headers_site.at_target("/stolen/")
     assert {s.path for s in stolen} == STOLEN  # each hostile request reached the target
     assert [s.path for s in stolen if not _has_none(s)] == []
-    assert [path for path in SANDBOXED if not _has_none(_one(headers_site, path))] == []
+    assert [path for path in OPAQUE if not _has_none(_one(headers_site, path))] == []
     assert [path for path in OWN if not _has_secret(_one(headers_site, path))] == []
 
 
@@ -158,7 +159,7 @@ async def test_headers_scope_all_gives_them_to_every_frame(svc: Service, headers
     await _capture(svc, headers_site.url + "/frames", headers_scope="all")
     # Workers are left out: Network.setExtraHTTPHeaders does not reach them; CORS preflights carry none.
     seen = [s for s in headers_site.at_target() if s.method == "GET" and "worker" not in s.path]
-    assert {s.path for s in seen} >= {p for p in STOLEN | set(OWN) | set(SANDBOXED) if "worker" not in p}
+    assert {s.path for s in seen} >= {p for p in STOLEN | set(OWN) | set(OPAQUE) if "worker" not in p}
     assert [s.path for s in seen if not _has_secret(s)] == []
 
 

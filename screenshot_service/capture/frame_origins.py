@@ -66,6 +66,35 @@ class FrameOrigins:
             frame = self._frames.get(frame.parent) if frame.parent is not None else None
         return None
 
+    def navigated_only_by(self, frame_id: str, origin: str) -> bool:
+        """Whether only frames of ``origin`` may navigate ``frame_id`` (the page's top aside).
+
+        HTML lets a frame navigate the frames it is same-origin with or with one of their
+        ancestors, its own descendants and its ancestors (``parent.location = ...``).  So
+        the frame, every frame above it and every frame below it must hold documents of
+        ``origin``: then whoever navigates it does too.
+        """
+        above: str | None = frame_id
+        for _ in range(len(self._frames)):
+            if above is None:
+                return all(self.origin(below) == origin for below in self._below(frame_id))
+            if above not in self._frames or self.origin(above) != origin:
+                return False
+            above = self._frames[above].parent
+        return False
+
+    def _below(self, frame_id: str) -> list[str]:
+        below, grew = [], True
+        inside = {frame_id}
+        while grew:  # a handful of frames: each pass adds the next generation
+            grew = False
+            for child, frame in self._frames.items():
+                if child not in inside and frame.parent in inside:
+                    inside.add(child)
+                    below.append(child)
+                    grew = True
+        return below
+
     def _on_attached(self, event: dict[str, Any]) -> None:
         frame_id, parent = str(event.get("frameId", "")), str(event.get("parentFrameId", ""))
         self._frames.setdefault(frame_id, _Frame(parent=parent or None))

@@ -11,8 +11,10 @@ target asked for them, that is when either
 - the frame that made it holds a document of the target's origin (frame_origins.py):
   the main document's own requests, a same-origin iframe's, an about:blank or srcdoc
   child's (they inherit their creator's origin), a dedicated worker's (DevTools names
-  the frame that started it).  A frame's navigation is made by the document it holds,
-  and its first one by its parent, which created it.
+  the frame that started it).  DevTools does not say which frame started a frame's
+  navigation, only which frame navigates: it gets the headers when that frame and
+  every frame above and below it are of the target's origin, since then no frame of
+  another origin may have started it (frame_origins.navigated_only_by).
 
 So a cross-origin iframe on the target's page gets nothing, whether it fetches the
 target's origin, loads an image or a worker from it, or navigates itself there; nor
@@ -84,7 +86,10 @@ class _OriginHeaders:
             return False  # the pattern said so; checked anyway
         if self._top_level(event):
             return True  # whoever started it
-        return self._frames.origin(str(event.get("frameId") or "")) == self.origin
+        frame = str(event.get("frameId") or "")
+        if event.get("resourceType") == "Document":  # a frame's navigation: DevTools does not say whose
+            return self._frames.navigated_only_by(frame, self.origin)
+        return self._frames.origin(frame) == self.origin
 
     def _top_level(self, event: dict[str, Any]) -> bool:
         return event.get("frameId") == self._main_frame and event.get("resourceType") == "Document"

@@ -31,7 +31,8 @@ after a cross-origin redirect the page it lands on does not, since it is not the
 origin the caller gave them for.  Each redirect hop is decided on its own.
 
 Service workers run beyond this page's DevTools session, and so never get them.
-Only the interception's cost is paid, and only when the caller gave headers.
+The cost (the interception, one renderer round trip per burst of paused requests) is paid
+only when the caller gave headers, and only by requests to the target's origin.
 """
 
 from __future__ import annotations

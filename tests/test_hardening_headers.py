@@ -1,112 +1,41 @@
-"""Headers scoped like cookies (Step 13, finding 3): caller ``headers`` reach the target's origin only.
+"""Headers scoped like cookies (Step 13, finding 3; Step 15, finding 7): caller ``headers`` reach
+the target's origin only, and only on the requests the target's own frames make.
 
-A site of its own records every request's host, path and headers.  The page
-under test, on ``127.0.0.1:PORT``, loads a same-origin image, iframe and fetch, and an
-image, an iframe and a fetch from ``thirdparty.test:PORT`` — the same server,
-but another origin (the pool's egress resolver maps the name to 127.0.0.1).
-What each origin received is what the browser sent it.
+The site (headers_site.py) records every request's host, port, path and headers:
+what each origin received is what the browser sent it.  ``/page`` loads
+same-origin and third-party resources; ``/frames`` embeds hostile frames of
+another origin that ask the target's origin for things, and sandboxed frames.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from screenshot_service import config
 from screenshot_service.browser.pool import BrowserPool
-from screenshot_service.capture.scoped_headers import origin_of
+from screenshot_service.capture.origins import origin_of
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.resolver import StaticResolver, SystemResolver
 from screenshot_service.wiring import start_browser, stop_browser
 from tests.conftest import Service
-from tests.site import PIXEL_PNG
+from tests.headers_site import THIRD, HeadersSite, Seen, running_site
 
-THIRD = "thirdparty.test"
 SECRET = {"Authorization": "Bearer for-the-target-only", "X-Tenant": "t-42"}
-
-
-@dataclass
-class Seen:
-    host: str  # without the port
-    path: str
-    headers: dict[str, str]
-
-
-@dataclass
-class HeadersSite:
-    port: int
-    seen: list[Seen] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def third(self) -> str:
-        return f"http://{THIRD}:{self.port}"
-
-    def at(self, host: str, path: str | None = None) -> list[Seen]:
-        return [s for s in self.seen if s.host == host and (path is None or s.path == path)]
-
-
-def _page(third: str) -> str:
-    return (
-        "<!doctype html><meta charset=utf-8><body>"
-        "<img src='/same.png'><iframe src='/same-frame'></iframe>"
-        f"<img src='{third}/img.png'>"
-        f"<iframe src='{third}/frame'></iframe>"
-        "<script>fetch('/same-fetch')"
-        f".then(() => fetch('{third}/api', {{mode: 'no-cors'}}))"
-        ".finally(() => document.body.insertAdjacentHTML('beforeend', '<b id=done>done</b>'));</script>"
-    )
 
 
 @pytest.fixture(scope="module")
 async def headers_site() -> AsyncIterator[HeadersSite]:
-    site = HeadersSite(port=0)
-
-    @web.middleware
-    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-        site.seen.append(Seen(request.host.split(":")[0], request.path, dict(request.headers)))
-        return await handler(request)  # type: ignore[no-any-return]
-
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=_page(site.third), content_type="text/html")
-
-    async def image(request: web.Request) -> web.Response:
-        return web.Response(body=PIXEL_PNG, content_type="image/png")
-
-    async def text(request: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html><p>frame or data</p>", content_type="text/html")
-
-    async def redirect(request: web.Request) -> web.Response:
-        raise web.HTTPFound(request.query["to"])
-
-    app = web.Application(middlewares=[record])
-    app.router.add_get("/page", page)
-    app.router.add_get("/same.png", image)
-    app.router.add_get("/img.png", image)
-    app.router.add_get("/same-fetch", text)
-    app.router.add_get("/api", text)
-    app.router.add_get("/frame", text)
-    app.router.add_get("/same-frame", text)
-    app.router.add_get("/redirect", redirect)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    site.port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield site
-    await runner.cleanup()
+    async with running_site() as site:
+        yield site
 
 
 @pytest.fixture(scope="module")
 async def headers_pool(headers_site: HeadersSite) -> AsyncIterator[BrowserPool]:
-    policy = EgressPolicy.from_config(config.EgressConfig(allow=[f"127.0.0.1:{headers_site.port}"]))
+    allow = [f"127.0.0.1:{headers_site.port}", f"127.0.0.1:{headers_site.other_port}"]
+    policy = EgressPolicy.from_config(config.EgressConfig(allow=allow))
     resolver = StaticResolver({THIRD: "127.0.0.1"}, fallback=SystemResolver())
     pool, proxy = await start_browser(config.BrowserConfig(pool_size=2, max_queue=8), policy, resolver)
     yield pool
@@ -116,7 +45,8 @@ async def headers_pool(headers_site: HeadersSite) -> AsyncIterator[BrowserPool]:
 @pytest.fixture
 async def svc(make_service: Any, headers_pool: BrowserPool, headers_site: HeadersSite) -> Service:
     headers_site.seen.clear()
-    service: Service = await make_service(pool=headers_pool, egress={"allow": [f"127.0.0.1:{headers_site.port}"]})
+    allow = [f"127.0.0.1:{headers_site.port}", f"127.0.0.1:{headers_site.other_port}"]
+    service: Service = await make_service(pool=headers_pool, egress={"allow": allow})
     return service
 
 
@@ -195,6 +125,42 @@ async def test_headers_with_html_need_scope_all(svc: Service, headers_site: Head
         "api_key": svc.key, "html": html, "headers": SECRET, "headers_scope": "all"})
     assert response.status == 200, await response.text()
     assert _has_secret(headers_site.at("127.0.0.1", "/same.png")[0])
+
+
+# The target's own requests on /frames: the main document's and its worker's, those of frames of
+# its origin (sandboxed but allowed the same origin too), and of a blank and a srcdoc child, which
+# inherit the page's origin.
+OWN = ("/frames", "/own.png", "/own-fetch", "/own-xhr", "/child-fetch/same", "/child-fetch/sandboxed-same",
+       "/blank-fetch", "/srcdoc-fetch", "/worker.js", "/worker-fetch")
+# Requests of frames whose origin is opaque: sandboxed ones (whatever their URL) and a data: one.
+OPAQUE = ("/child-fetch/sandboxed", "/sandboxed-srcdoc-fetch", "/sandboxed-img", "/data-fetch")
+# What each hostile frame (``near``: same site, another port; ``far``: another site) asked the target for.
+STOLEN = {f"/stolen/{kind}-{name}" for kind in ("fetch", "cors", "img", "blank", "worker", "child", "renavigate")
+          for name in ("near", "far")}
+STOLEN |= {"/stolen/form-near", "/stolen/link-far"}
+
+
+def _one(headers_site: HeadersSite, path: str) -> Seen:
+    (seen,) = [s for s in headers_site.at_target(path) if s.path == path]
+    return seen
+
+
+async def test_frames_of_other_origins_never_get_the_headers(svc: Service, headers_site: HeadersSite) -> None:
+    # Finding 7 of Step 15: a cross-origin iframe fetched the target's origin and got the Authorization.
+    await _capture(svc, headers_site.url + "/frames")
+    stolen = headers_site.at_target("/stolen/")
+    assert {s.path for s in stolen} == STOLEN  # each hostile request reached the target
+    assert [s.path for s in stolen if not _has_none(s)] == []
+    assert [path for path in OPAQUE if not _has_none(_one(headers_site, path))] == []
+    assert [path for path in OWN if not _has_secret(_one(headers_site, path))] == []
+
+
+async def test_headers_scope_all_gives_them_to_every_frame(svc: Service, headers_site: HeadersSite) -> None:
+    await _capture(svc, headers_site.url + "/frames", headers_scope="all")
+    # Workers are left out: Network.setExtraHTTPHeaders does not reach them; CORS preflights carry none.
+    seen = [s for s in headers_site.at_target() if s.method == "GET" and "worker" not in s.path]
+    assert {s.path for s in seen} >= {p for p in STOLEN | set(OWN) | set(OPAQUE) if "worker" not in p}
+    assert [s.path for s in seen if not _has_secret(s)] == []
 
 
 @pytest.mark.parametrize(("url", "origin"), [

@@ -167,8 +167,9 @@ class OptionTable:
                                     "send them to", unless=("headers_scope", "all")),))
     headers_scope: str = option(
         "origin", parse.choice(*HEADER_SCOPES), EMULATION,
-        "Where `headers` go: `origin` (scheme, host and port of `url`: the main document and "
-        "same-origin requests) or `all` (every origin the page loads: third parties see them too).")
+        "Where `headers` go: `origin` (scheme, host and port of `url`, on the requests of the top-level "
+        "navigation and of frames of that origin, never of a cross-origin or sandboxed iframe) or `all` "
+        "(every origin the page loads: third parties see them too).")
     cookies: tuple[Cookie, ...] = option(
         (), parse.cookies, EMULATION,
         "Cookies set for the target's host only (a JSON list; JSON text in a query string).", accepted=NOT_IN_LINKS,

@@ -4,7 +4,25 @@
 ``Authorization`` meant for the target reached each third-party image, script and
 iframe host too.  With the default scope (``origin``) only requests to the target's
 origin are paused (DevTools ``Fetch``, a URL pattern of that origin alone, so
-nothing else waits on a round trip) and continued with the headers added.
+nothing else waits on a round trip) and continued with the headers added when the
+target asked for them, that is when either
+
+- the request is the page's top-level navigation (the main frame's document), or
+- the frame that made it holds a document of the target's origin (frame_origins.py):
+  the main document's own requests, a same-origin iframe's, an about:blank or srcdoc
+  child's (they inherit their creator's origin), a dedicated worker's (DevTools names
+  the frame that started it).  DevTools does not say which frame started a frame's
+  navigation, only which frame navigates: it gets the headers when that frame and
+  every frame above and below it are of the target's origin, since then no frame of
+  another origin may have started it (frame_origins.navigated_only_by).
+
+So a cross-origin iframe on the target's page gets nothing, whether it fetches the
+target's origin, loads an image or a worker from it, or navigates itself there; nor
+does a sandboxed frame (its origin is opaque), nor a request DevTools names no known
+frame for.  Chromium may pause a document's first requests before the renderer's
+events about that document arrive, so every request but the top-level navigation
+is judged after one round trip to the renderer (shared by the requests paused
+together), whose answer comes after those events.
 
 The target's origin is scheme, host and port of the URL the caller gave (after
 the service's canonical spelling).  It stays that origin whatever the main
@@ -12,9 +30,9 @@ document does: after a same-origin redirect the document still gets the headers;
 after a cross-origin redirect the page it lands on does not, since it is not the
 origin the caller gave them for.  Each redirect hop is decided on its own.
 
-Beyond this page's DevTools session, and so never given the headers: requests
-of cross-origin iframes that run in their own process, and of service workers.
-Only the interception's cost is paid, and only when the caller gave headers.
+Service workers run beyond this page's DevTools session, and so never get them.
+The cost (the interception, one renderer round trip per burst of paused requests) is paid
+only when the caller gave headers, and only by requests to the target's origin.
 """
 
 from __future__ import annotations
@@ -23,9 +41,10 @@ import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..browser.driver_errors import DriverError
+from .frame_origins import FrameOrigins
+from .origins import origin_of
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
@@ -33,22 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("screenshot_service.capture")
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` as Chromium writes it (default port left out), or None (not http/https)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme not in DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+CATCH_UP_BOUND = 3.0  # seconds a paused request waits for the renderer's events before it is judged
 
 
 async def apply_headers(page: PageDriver, opts: CaptureOptions) -> None:
@@ -67,23 +71,62 @@ async def apply_headers(page: PageDriver, opts: CaptureOptions) -> None:
 
 
 class _OriginHeaders:
-    """Continues each paused request, with the caller's headers when it goes to ``origin``."""
+    """Continues each paused request, with the caller's headers when the target's origin asked for it."""
 
     def __init__(self, page: PageDriver, origin: str, headers: tuple[tuple[str, str], ...]) -> None:
         self.page, self.origin, self.headers = page, origin, headers
         self._names = {name.lower() for name, _ in headers}
         self._pending: set[asyncio.Task[None]] = set()  # answers in flight, kept from the collector
+        self._main_frame = page.main_frame_id
+        self._frames = FrameOrigins(page)
+        self._round_trip: asyncio.Future[None] | None = None
         page.on("Fetch.requestPaused", self._on_paused)
 
+    def _for_target(self, event: dict[str, Any]) -> bool:
+        if origin_of(str((event.get("request") or {}).get("url", ""))) != self.origin:
+            return False  # the pattern said so; checked anyway
+        if self._top_level(event):
+            return True  # whoever started it
+        frame = str(event.get("frameId") or "")
+        if event.get("resourceType") == "Document":  # a frame's navigation: DevTools does not say whose
+            return self._frames.navigated_only_by(frame, self.origin)
+        return self._frames.origin(frame) == self.origin
+
+    def _top_level(self, event: dict[str, Any]) -> bool:
+        return event.get("frameId") == self._main_frame and event.get("resourceType") == "Document"
+
     def _on_paused(self, event: dict[str, Any]) -> None:
-        request = event.get("request") or {}
-        params: dict[str, Any] = {"requestId": event.get("requestId")}
-        if origin_of(str(request.get("url", ""))) == self.origin:  # the pattern said so; checked anyway
-            kept = [(k, str(v)) for k, v in (request.get("headers") or {}).items() if k.lower() not in self._names]
-            params["headers"] = [{"name": k, "value": v} for k, v in (*kept, *self.headers)]
-        task = asyncio.ensure_future(self._continue(params))
+        task = asyncio.ensure_future(self._answer(event))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _answer(self, event: dict[str, Any]) -> None:
+        if not self._top_level(event):
+            # A document's requests can reach the browser before the renderer's word of the
+            # document (its frame, its origin) reaches us: judge them on what it said until now.
+            # The top-level navigation is judged at once: the renderer may not answer meanwhile.
+            await self._renderer_caught_up()
+        params: dict[str, Any] = {"requestId": event.get("requestId")}
+        if self._for_target(event):
+            request = event.get("request") or {}
+            kept = [(k, str(v)) for k, v in (request.get("headers") or {}).items() if k.lower() not in self._names]
+            params["headers"] = [{"name": k, "value": v} for k, v in (*kept, *self.headers)]
+        await self._continue(params)
+
+    def _renderer_caught_up(self) -> asyncio.Future[None]:
+        """Done once every event the renderer sent before this call has been dispatched: one round
+        trip to it (its answer follows them), shared by the requests paused meanwhile."""
+        if self._round_trip is None:
+            self._round_trip = asyncio.ensure_future(self._ask_renderer())
+        return asyncio.shield(self._round_trip)
+
+    async def _ask_renderer(self) -> None:
+        await asyncio.sleep(0)  # the requests paused in this burst share the round trip
+        self._round_trip = None  # a request paused from now on waits for the next one
+        # A renderer busy in a synchronous XHR answers nothing: judge on what is known by then.
+        with contextlib.suppress(DriverError, TimeoutError):
+            async with asyncio.timeout(CATCH_UP_BOUND):
+                await self.page.send("Runtime.getIsolateId")  # answered by the renderer, changes nothing
 
     async def _continue(self, params: dict[str, Any]) -> None:
         try:

@@ -1,7 +1,8 @@
 # Sourced by scripts/serve, scripts/test and scripts/bench: make this checkout
 # runnable on a fresh machine, idempotently. Usage: bootstrap [extra apt packages...]
 # - .venv with the package installed editable (re-installed when setup.cfg changes)
-# - the system Chromium (its headless shell, the default, and the full binary) and fonts (apt-get when root; otherwise says the command)
+# - the system Chromium (its headless shell, the default, and the full binary) and fonts, and with the
+#   test extras promtool (apt-get when root; otherwise says the command)
 
 bootstrap() {
     local root
@@ -9,6 +10,9 @@ bootstrap() {
     cd "$root" || return 1
 
     local wanted=(chromium-headless-shell chromium fonts-liberation fonts-noto-color-emoji "$@")
+    local extras="${BOOTSTRAP_EXTRAS:-test}"
+    # promtool (Debian's prometheus package): the tests check deploy/prometheus/alerts.yml with it
+    [[ ",$extras," == *",test,"* ]] && wanted+=(prometheus)
     local missing=()
     local pkg
     for pkg in "${wanted[@]}"; do
@@ -34,7 +38,6 @@ bootstrap() {
         echo "bootstrap: creating .venv" >&2
         "$python" -m venv .venv
     fi
-    local extras="${BOOTSTRAP_EXTRAS:-test}"
     local stamp
     stamp=".venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}"
     if [ ! -f "$stamp" ]; then

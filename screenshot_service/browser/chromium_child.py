@@ -1,5 +1,5 @@
-"""How the Chromium child process is set up: its CPU priority, its death with this process,
-and the DevTools pipe pair at the file descriptors Chromium expects (pipe.py)."""
+"""How the Chromium child process is set up: its CPU priority and its death with this process
+(the DevTools pipe pair at the descriptors Chromium expects: pipe.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import logging
 import os
 import shutil
 import signal
-
-from . import pipe
 
 log = logging.getLogger("screenshot_service.browser")
 
@@ -45,9 +43,8 @@ def _die_with_this_process() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def child_setup(commands: int, events: int) -> None:
+def child_setup() -> None:
     _die_with_this_process()
-    pipe.child_pipes(commands, events)
 
 
 def nice_autogroup(pid: int, nice: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import re
@@ -102,23 +101,20 @@ async def launch(
     user_data_dir = tempfile.mkdtemp(prefix="screenshot-chromium-")
     flags = [headless_flag(executable), *BASE_FLAGS, pipe.FLAG, *extra_flags, f"--user-data-dir={user_data_dir}"]
     flags += sandbox_flags(os.geteuid())
-    # Both pipes made here have fds 3 and 4 open in this process (pipe() takes the lowest free
-    # numbers), so the child may keep 3 and 4 (pass_fds), which child_pipes points at its ends.
     commands_theirs, commands_ours = os.pipe()
     events_ours, events_theirs = os.pipe()
     events, commands = os.fdopen(events_ours, "rb", buffering=0), os.fdopen(commands_ours, "wb", buffering=0)
     try:
         process = await asyncio.create_subprocess_exec(
-            *niced([executable, *flags, "about:blank"], nice),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
+            *niced(pipe.with_pipes_at_3_and_4([executable, *flags, "about:blank"]), nice),
+            stdin=commands_theirs,
+            stdout=events_theirs,
             stderr=asyncio.subprocess.PIPE,
             # Its own session and process group: one killpg ends every child, and where the
             # kernel groups CPU time by session (autogroup) this process keeps its fair share
             # against Chromium's many threads, so answers and 503s never wait behind rendering.
             start_new_session=True,
-            pass_fds=(pipe.COMMANDS_FD, pipe.EVENTS_FD, commands_theirs, events_theirs),
-            preexec_fn=functools.partial(child_setup, commands_theirs, events_theirs),
+            preexec_fn=child_setup,
         )
     except BaseException:
         events.close()

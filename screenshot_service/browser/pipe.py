@@ -20,26 +20,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from typing import IO
 
 from .devtools import DevToolsConnection
 
 log = logging.getLogger("screenshot_service.browser")
 
-COMMANDS_FD = 3  # Chromium reads commands here
-EVENTS_FD = 4  # and writes answers and events here
 FLAG = "--remote-debugging-pipe"
 
 
-def child_pipes(commands: int, events: int) -> None:
-    """Runs in the child before exec: its ends of the pipes become fds 3 and 4, whatever
-    numbers they had here (either may already be 3 or 4, so both are moved out of the way first)."""
-    moved = os.dup(commands), os.dup(events)
-    os.dup2(moved[0], COMMANDS_FD)
-    os.dup2(moved[1], EVENTS_FD)
-    for fd in {*moved, commands, events} - {COMMANDS_FD, EVENTS_FD}:
-        os.close(fd)
+# The child's fds 3 and 4 are set by a shell between fork and Chromium, from its stdin and
+# stdout, not by Python in the forked child: under uvloop the forked child runs libuv's at-fork
+# handler after preexec_fn, and that handler closes and reopens libuv's signal lock pipe by its
+# numbers in this process.  Where io_uring is blocked (the default seccomp profile of podman,
+# Docker and containerd), that pipe is fd 4 here, so a pipe moved to 4 by preexec_fn was closed
+# before exec.  Standard streams are set up after every at-fork handler, by either event loop.
+_STDIO_TO_3_AND_4 = 'exec "$@" 3<&0 4>&1 </dev/null >/dev/null'
+
+
+def with_pipes_at_3_and_4(argv: list[str]) -> list[str]:
+    """``argv`` run so that it finds its stdin on fd 3 (give it the commands pipe's read end)
+    and its stdout on fd 4 (the events pipe's write end); its stdin and stdout become /dev/null."""
+    return ["/bin/sh", "-c", _STDIO_TO_3_AND_4, "sh", *argv]
 
 
 class PipeConnection(DevToolsConnection):

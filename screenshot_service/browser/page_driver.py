@@ -16,7 +16,9 @@ from pyppeteer.errors import NetworkError
 from pyppeteer.helper import getExceptionMessage, valueFromRemoteObject
 from pyppeteer.page import Page
 
+from . import page_scripts
 from .driver_errors import CALL_BOUND, ScriptError, bounded
+from .isolated_world import DESTROYED, UNKNOWN_CONTEXT, IsolatedWorld
 
 
 class PageDriver:
@@ -27,6 +29,7 @@ class PageDriver:
         # Set to Chromium's termination status ("killed", "crashed", "oom", ...) when the renderer dies.
         self.crashed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._state: dict[str, dict[str, Any]] = {}  # the last parameters of each send_state method
+        self._world = IsolatedWorld(page)  # where the service's own scripts run
 
     def _renderer_died(self, status: str) -> None:
         if not self.crashed.done():
@@ -56,46 +59,73 @@ class PageDriver:
         self._page._client.on(event, handler)
 
     async def evaluate(self, function: str, *args: Any) -> Any:
-        """Call the JavaScript ``function`` with JSON ``args`` in the page; awaits a returned promise."""
+        """Call the JavaScript ``function`` with JSON ``args`` in the service's isolated world of the
+        main frame (isolated_world.py): the page's DOM, never its globals; awaits a returned promise.
+
+        The answer is whatever JSON the script returned: callers type-check it (capture/readback.py).
+        """
         return await bounded(self._evaluate(function, args), CALL_BOUND)
 
     async def _evaluate(self, function: str, args: tuple[Any, ...]) -> Any:
         # One round trip, the value returned by value: pyppeteer's evaluate takes three (a handle,
         # then its value, then its release), on every capture's page checks.
-        context = await self._page.mainFrame.executionContext()
-        try:
-            answer = await self._page._client.send("Runtime.callFunctionOn", {
-                "functionDeclaration": function,
-                "executionContextId": context._contextId,
-                "arguments": [_argument(arg) for arg in args],
-                "returnByValue": True,
-                "awaitPromise": True,
-                "userGesture": True,
-            })
-        except NetworkError as exc:
-            if any(text in str(exc) for text in _NOT_BY_VALUE):
-                return None  # a value JSON cannot carry (a DOM node, a cycle): as pyppeteer did
-            if "Cannot find context with specified id" in str(exc):
-                raise NetworkError("Execution context was destroyed, most likely because of a navigation.") from exc
-            raise
-        details = answer.get("exceptionDetails")
-        if details:
-            raise ScriptError(f"Evaluation failed: {getExceptionMessage(details)}")
-        return valueFromRemoteObject(answer.get("result") or {})
+        for attempt in (1, 2):
+            context = await self._world.context_id()
+            try:
+                answer = await self._page._client.send("Runtime.callFunctionOn", {
+                    "functionDeclaration": function,
+                    "executionContextId": context,
+                    "arguments": [_argument(arg) for arg in args],
+                    "returnByValue": True,
+                    "awaitPromise": True,
+                    "userGesture": True,
+                })
+            except NetworkError as exc:
+                if any(text in str(exc) for text in _NOT_BY_VALUE):
+                    return None  # a value JSON cannot carry (a DOM node, a cycle): as pyppeteer did
+                if UNKNOWN_CONTEXT not in str(exc):
+                    raise
+                # The document was replaced before the call ran: once more, in the new document's world.
+                self._world.forget(context)
+                if attempt == 2:
+                    raise NetworkError(f"{DESTROYED}, most likely because of a navigation.") from exc
+                continue
+            details = answer.get("exceptionDetails")
+            if details:
+                raise ScriptError(f"Evaluation failed: {getExceptionMessage(details)}")
+            return valueFromRemoteObject(answer.get("result") or {})
+        raise AssertionError("unreachable")
 
     async def goto(self, url: str, wait_until: str) -> None:
         """Navigate and wait for ``load``, ``domcontentloaded``, ``networkidle0`` or ``networkidle2``."""
         await bounded(self._page.goto(url, waitUntil=wait_until, timeout=0), CALL_BOUND)
 
     async def set_content(self, html: str) -> None:
-        await bounded(self._page.setContent(html), CALL_BOUND)
+        """Replace the main frame's document with ``html`` (its scripts run, in the page's world)."""
+        await self.evaluate(page_scripts.WRITE_DOCUMENT, html)
 
     async def wait_for_selector(self, selector: str) -> None:
-        """Until an element matching ``selector`` is visible."""
-        await bounded(self._page.waitForSelector(selector, visible=True, timeout=0), CALL_BOUND)
+        """Until an element matching ``selector`` is visible, through any navigation meanwhile."""
+        await bounded(self._wait_visible(selector), CALL_BOUND)
+
+    async def _wait_visible(self, selector: str) -> None:
+        while True:
+            try:
+                # A slice at a time, each bounded here too: a page that cancels every timer and
+                # observer callback of its window cannot make the wait outlast the slice.
+                async with asyncio.timeout(page_scripts.WAIT_SLICE + 1.0):
+                    found = await self._evaluate(page_scripts.WAIT_VISIBLE, (selector, page_scripts.WAIT_SLICE * 1000))
+            except TimeoutError:  # this slice's bound: the outer deadline's would be a cancellation
+                continue
+            except NetworkError as exc:
+                if DESTROYED not in str(exc):
+                    raise
+                continue  # a new document: searched anew in its own world
+            if found is True:
+                return
 
     async def add_style_tag(self, css: str) -> None:
-        await bounded(self._page.addStyleTag(content=css), CALL_BOUND)
+        await self.evaluate(page_scripts.ADD_STYLE, css)
 
     async def set_bypass_csp(self, enabled: bool) -> None:
         await bounded(self._page.setBypassCSP(enabled), CALL_BOUND)

@@ -21,8 +21,9 @@ WORLD_NAME = "__screenshot_service__"
 
 # DevTools' answer to a call into a world whose document has gone: the call never ran.
 UNKNOWN_CONTEXT = "Cannot find context with specified id"
-# ... and to a call whose document went while it ran (or awaited its promise).
+# ... and to a call whose document went while it ran, or while it awaited its promise.
 DESTROYED = "Execution context was destroyed"
+NAVIGATED = "Inspected target navigated or closed"
 
 
 class IsolatedWorld:

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pyppeteer.errors import NetworkError
-from pyppeteer.helper import getExceptionMessage, valueFromRemoteObject
+from pyppeteer.helper import getExceptionMessage
 from pyppeteer.page import Page
 
 from . import page_scripts
 from .driver_errors import CALL_BOUND, ScriptError, bounded
-from .isolated_world import DESTROYED, UNKNOWN_CONTEXT, IsolatedWorld
+from .isolated_world import DESTROYED, NAVIGATED, UNKNOWN_CONTEXT, IsolatedWorld
 
 
 class PageDriver:
@@ -93,7 +93,7 @@ class PageDriver:
             details = answer.get("exceptionDetails")
             if details:
                 raise ScriptError(f"Evaluation failed: {getExceptionMessage(details)}")
-            return valueFromRemoteObject(answer.get("result") or {})
+            return _value(answer.get("result") or {})
         raise AssertionError("unreachable")
 
     async def goto(self, url: str, wait_until: str) -> None:
@@ -101,8 +101,10 @@ class PageDriver:
         await bounded(self._page.goto(url, waitUntil=wait_until, timeout=0), CALL_BOUND)
 
     async def set_content(self, html: str) -> None:
-        """Replace the main frame's document with ``html`` (its scripts run, in the page's world)."""
-        await self.evaluate(page_scripts.WRITE_DOCUMENT, html)
+        """Replace the main frame's document with ``html``; its scripts run.  DevTools writes it: no script
+        of ours runs in the page's world (pyppeteer's document.write there broke on a page whose html
+        replaced ``document.close``), and the old document's isolated world is never made."""
+        await self.send("Page.setDocumentContent", {"frameId": self.main_frame_id, "html": html})
 
     async def wait_for_selector(self, selector: str) -> None:
         """Until an element matching ``selector`` is visible, through any navigation meanwhile."""
@@ -118,9 +120,11 @@ class PageDriver:
             except TimeoutError:  # this slice's bound: the outer deadline's would be a cancellation
                 continue
             except NetworkError as exc:
-                if DESTROYED not in str(exc):
+                # The document went while the call waited: the new one is searched anew, in its
+                # own world.  A crashed renderer is not a new document.
+                if self.crashed.done() or not any(text in str(exc) for text in (DESTROYED, NAVIGATED)):
                     raise
-                continue  # a new document: searched anew in its own world
+                continue
             if found is True:
                 return
 
@@ -140,6 +144,17 @@ class PageDriver:
 
 
 _NOT_BY_VALUE = ("Object reference chain is too long", "Object couldn't be returned by value")
+
+
+def _value(result: dict[str, Any]) -> Any:
+    """The JSON a script returned; numbers JSON cannot carry as floats, a BigInt as None."""
+    special = result.get("unserializableValue")
+    if special is not None:
+        return _UNSERIALIZABLE.get(special)
+    return result.get("value")
+
+
+_UNSERIALIZABLE = {"-0": -0.0, "NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def _argument(value: Any) -> dict[str, Any]:

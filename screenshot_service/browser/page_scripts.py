@@ -1,16 +1,14 @@
 """The scripts behind PageDriver's own page operations, run in the service's isolated world.
 
-pyppeteer runs ``setContent``, ``waitForSelector`` and ``addStyleTag`` in the page's
-world, where a page that replaces ``document.close``, ``Promise``,
-``MutationObserver`` or ``document.querySelector`` breaks them; these use the
-isolated world's own copies of everything.
+pyppeteer runs ``waitForSelector`` and ``addStyleTag`` in the page's world, where a
+page that replaces ``Promise``, ``MutationObserver``, ``document.querySelector`` or
+``Node.prototype.appendChild`` breaks them; these use the isolated world's own
+copies of everything.
 """
 
 from __future__ import annotations
 
 WAIT_SLICE = 2  # seconds one wait call may take before the driver asks again
-
-WRITE_DOCUMENT = """(html) => { document.open(); document.write(html); document.close(); }"""
 
 ADD_STYLE = """(css) => {
   const style = document.createElement('style');

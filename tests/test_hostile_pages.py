@@ -156,3 +156,13 @@ async def test_a_hostile_page_as_a_job_succeeds_and_is_charged(
     assert job["status"] == "succeeded", job
     assert (job["result"]["width"], job["result"]["height"]) == (400, 2100)
     assert await svc.credits_used() == 1
+
+
+async def test_a_page_cancelling_every_timer_is_still_captured_whole(service: Service) -> None:
+    # Timers and animation frames belong to the page's window, whatever world set them.
+    script = ("<script>const cancel = () => { for (let i = 0; i < 3000; i++) { clearTimeout(i); cancelAnimationFrame(i); } };"
+              "new MutationObserver(cancel).observe(document, {subtree: true, childList: true, attributes: true});"
+              "const loop = () => { cancel(); requestAnimationFrame(loop); }; loop(); setInterval(cancel, 1);</script>")
+    image = await _image(service, TALL.format(script=script), full_page=True, timeout=10)
+    _assert_full_page(image)
+    assert await _used(service) == 1

@@ -58,13 +58,24 @@ class PageDriver:
         """Call ``handler(params)`` for every DevTools ``event`` of this page (e.g. ``Network.loadingFailed``)."""
         self._page._client.on(event, handler)
 
-    async def evaluate(self, function: str, *args: Any) -> Any:
+    async def evaluate(self, function: str, *args: Any, within: float | None = None) -> Any:
         """Call the JavaScript ``function`` with JSON ``args`` in the service's isolated world of the
         main frame (isolated_world.py): the page's DOM, never its globals; awaits a returned promise.
 
         The answer is whatever JSON the script returned: callers type-check it (capture/readback.py).
+        ``within``: seconds after which a script that waits gets None instead (timers and animation
+        frames are the page's window's, and a page can cancel every one of them).
         """
-        return await bounded(self._evaluate(function, args), CALL_BOUND)
+        if within is None:
+            return await bounded(self._evaluate(function, args), CALL_BOUND)
+        try:
+            async with asyncio.timeout(within):
+                return await bounded(self._evaluate(function, args), CALL_BOUND)
+        except TimeoutError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the caller's deadline, not ours
+                raise
+            return None
 
     async def _evaluate(self, function: str, args: tuple[Any, ...]) -> Any:
         # One round trip, the value returned by value: pyppeteer's evaluate takes three (a handle,

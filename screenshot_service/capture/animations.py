@@ -27,6 +27,8 @@ STILL_CSS = """*, *::before, *::after {
   caret-color: transparent !important; scroll-behavior: auto !important;
 }"""
 
+FRAME_WAIT = 1.0  # seconds for the frozen state to be painted, at most (a page can cancel our timers)
+
 _FREEZE_JS = """() => {
   let frozen = 0;
   for (const a of document.getAnimations({subtree: true})) {
@@ -72,5 +74,5 @@ async def freeze(page: PageDriver, *, style: bool = True) -> int:
     if style:
         # After the jump: a running transition keeps the duration it started with.
         await page.add_style_tag(STILL_CSS)
-    await page.evaluate(_FRAME_JS)
+    await page.evaluate(_FRAME_JS, within=FRAME_WAIT)
     return frozen

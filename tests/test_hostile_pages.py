@@ -95,6 +95,13 @@ async def test_a_page_faking_element_geometry_gives_the_real_box(service: Servic
     assert await _used(service) == 1
 
 
+async def test_a_page_that_removes_its_root_element_is_captured(service: Service) -> None:
+    html = "<p>gone</p><script>document.documentElement.remove();</script>"
+    image = await _image(service, html, full_page=True, disable_animations=True)
+    assert image.size == (400, 300)
+    assert await _used(service) == 1
+
+
 async def test_a_page_with_a_throwing_get_animations_is_frozen_at_the_end(service: Service) -> None:
     html = ('<style>@keyframes turn { from { background: rgb(255,0,0) } to { background: rgb(0,0,255) } }'
             '#a { width: 100px; height: 100px; animation: turn 100s linear forwards }</style>'

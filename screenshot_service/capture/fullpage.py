@@ -59,6 +59,7 @@ _SCROLL_JS = """async (budgetMs, maxHeight) => {
   const frame = () => Promise.race([new Promise(r => requestAnimationFrame(() => r())), sleep(100)]);
   for (const el of document.querySelectorAll('img[loading="lazy"], iframe[loading="lazy"]')) el.loading = 'eager';
   const root = document.scrollingElement || document.documentElement;
+  if (!root) return 0;  // a page may remove its own root element
   const step = Math.max(100, Math.floor(window.innerHeight * 0.8));
   let y = 0;
   while (performance.now() < end) {

@@ -32,7 +32,8 @@ RESERVE_MIN = 2.0  # seconds always left to the capture and storage after the wa
 RESERVE_SHARE = 0.35  # ... or this share of the time left, whichever is more
 CONDITIONS = ("network", "fonts", "images", "layout")
 
-# One probe per poll; the first installs a layout-shift observer kept on the page's window.
+# One probe per poll; the first installs a layout-shift observer kept on the window of the service's
+# isolated world (one per document, out of the page's reach).
 _STATE_JS = """() => {
   const KEY = '__screenshotServiceReady';
   let s = window[KEY];

@@ -2,7 +2,8 @@
 
 DevTools commands and events, evaluate, navigation and selector waits, each
 through ``bounded`` (driver_errors.py); a page whose renderer died says so
-(``PageDriver.crashed``, with Chromium's termination status).
+(``PageDriver.crashed``, with Chromium's termination status).  Every script of
+the service runs in its isolated world (isolated_world.py), never the page's.
 """
 
 from __future__ import annotations

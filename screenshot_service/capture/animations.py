@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import readback
+
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
 
@@ -24,6 +26,8 @@ STILL_CSS = """*, *::before, *::after {
   transition-duration: 0s !important; transition-delay: 0s !important;
   caret-color: transparent !important; scroll-behavior: auto !important;
 }"""
+
+FRAME_WAIT = 1.0  # seconds for the frozen state to be painted, at most (a page can cancel our timers)
 
 _FREEZE_JS = """() => {
   let frozen = 0;
@@ -66,9 +70,9 @@ async def freeze(page: PageDriver, *, style: bool = True) -> int:
     Script errors (a page replacing its document under us) propagate: the capture would
     not be the deterministic one the caller asked for.
     """
-    frozen = int(await page.evaluate(_FREEZE_JS) or 0)
+    frozen = readback.integer(await page.evaluate(_FREEZE_JS), low=0, high=2**31, what="animations frozen")
     if style:
         # After the jump: a running transition keeps the duration it started with.
         await page.add_style_tag(STILL_CSS)
-    await page.evaluate(_FRAME_JS)
+    await page.evaluate(_FRAME_JS, within=FRAME_WAIT)
     return frozen

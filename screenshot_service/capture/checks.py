@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..browser.driver_errors import ProtocolError, ScriptError
 from ..errors import TargetHttpError
-from . import blank, facts, ready
+from . import blank, facts, readback, ready
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("screenshot_service.capture")
 
+TITLE_CHARS = 1024  # of the document's title in the result's page facts
 PROBE_PIXELS = 65_536  # a JPEG/WebP is judged blank from a PNG of the same area this small (~320 x 200)
 
 
@@ -65,8 +66,7 @@ _BEFORE_JS = """(wholePage) => {
     const visible = wholePage || (r.bottom > 0 && r.top < innerHeight && r.right > 0 && r.left < innerWidth);
     if (img.loading !== 'lazy' || visible) broken++;  // still loading: undecoded in the image
   }
-  return {title: String(document.title || ''), fonts: document.fonts ? document.fonts.status : 'loaded',
-          broken};
+  return {title: document.title || '', fonts: document.fonts ? document.fonts.status : 'loaded', broken};
 }"""
 
 
@@ -74,16 +74,19 @@ async def before_capture(session: CaptureSession, opts: CaptureOptions) -> facts
     """Fonts still loading, images broken or pending; the page's facts with its title."""
     watch = session.document
     try:
-        state = await session.page.evaluate(_BEFORE_JS, opts.full_page or opts.format == "pdf")
+        state = readback.record(await session.page.evaluate(_BEFORE_JS, opts.full_page or opts.format == "pdf"),
+                                ("title", "fonts", "broken"))
+        title = readback.text(state["title"], limit=TITLE_CHARS, what="title")
+        fonts = readback.text(state["fonts"], limit=16, what="fonts")
+        count = readback.integer(state["broken"], low=0, high=2**31, what="broken")
     except (ProtocolError, ScriptError) as exc:
         log.warning("page checks skipped: %s", _first_line(exc))
         return watch.facts("", html=opts.html is not None)
-    if state["fonts"] == "loading":
+    if fonts == "loading":
         watch.warn("fonts_not_loaded", "web fonts were still loading: text may show in a fallback font")
-    if state["broken"]:
-        count = int(state["broken"])
+    if count:
         watch.warn("images_broken", f"{count} image(s) failed to load or were not decoded", {"count": count})
-    return watch.facts(state["title"][:1024], html=opts.html is not None)
+    return watch.facts(title, html=opts.html is not None)
 
 
 async def after_capture(session: CaptureSession, opts: CaptureOptions, data: bytes,

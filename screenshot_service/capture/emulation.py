@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ..browser.driver_errors import ProtocolError
 from ..errors import InvalidParameter
+from . import readback
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
@@ -49,7 +50,8 @@ async def emulate(page: PageDriver, opts: CaptureOptions) -> None:
             await page.send("Emulation.setLocaleOverride", {"locale": opts.locale.replace("-", "_")})
         except ProtocolError:
             raise InvalidParameter.fields({"locale": f"{opts.locale!r} is not known to the browser"}) from None
-        agent = opts.user_agent or str(await page.evaluate("() => navigator.userAgent"))
+        agent = opts.user_agent or readback.text(await page.evaluate("() => navigator.userAgent"), limit=1024,
+                                                 what="navigator.userAgent")
         await page.send("Network.setUserAgentOverride",
                         {"userAgent": agent, "acceptLanguage": accept_language(opts.locale)})
     if opts.geolocation:

@@ -40,6 +40,7 @@ SINGLE_LIMIT = bounds.TEXTURE_LIMIT  # device px: one shot is never taller (nor 
 TILE_ROWS = 8192  # device px per strip at most ...
 TILE_PIXELS = bounds.SHOT_PIXELS  # ... and at most this many pixels, so wide areas take shorter strips
 REVEAL_MAX = 10.0  # seconds: scrolling and settling never take longer than this
+STEP_GRACE = 0.5  # seconds a reveal script may overrun its own budget before it is given up
 ZLIB_LEVEL = 1  # stitching recompresses everything; speed over a ~20 % smaller file
 
 
@@ -59,6 +60,7 @@ _SCROLL_JS = """async (budgetMs, maxHeight) => {
   const frame = () => Promise.race([new Promise(r => requestAnimationFrame(() => r())), sleep(100)]);
   for (const el of document.querySelectorAll('img[loading="lazy"], iframe[loading="lazy"]')) el.loading = 'eager';
   const root = document.scrollingElement || document.documentElement;
+  if (!root) return 0;  // a page may remove its own root element
   const step = Math.max(100, Math.floor(window.innerHeight * 0.8));
   let y = 0;
   while (performance.now() < end) {
@@ -92,13 +94,16 @@ async def reveal(page: PageDriver, network: NetworkTracker, opts: CaptureOptions
     loop = asyncio.get_running_loop()
     budget = max(0.5, min(budget, REVEAL_MAX))
     end = loop.time() + budget
-    await page.evaluate(_SCROLL_JS, int(budget * 500), opts.max_height)  # at most half for scrolling
-    await page.evaluate(_IMAGES_JS, int(max(0.1, end - loop.time()) * 800))
+    # Each step bounded here too (``within``): a page can cancel the timers the scripts wait on.
+    await page.evaluate(_SCROLL_JS, int(budget * 500), opts.max_height, within=budget * 0.5 + STEP_GRACE)
+    images = max(0.1, end - loop.time()) * 0.8
+    await page.evaluate(_IMAGES_JS, int(images * 1000), within=images + STEP_GRACE)
     await network.settle(min(2.0, end - loop.time()), allowed=0)
-    await page.evaluate(_TOP_JS)
+    await page.evaluate(_TOP_JS, within=STEP_GRACE)
     # On a busy machine the scroll can outrun the page's observers; back at the top they fire
     # for the first screen: wait for what they start (nothing pending: returns at once).
-    await page.evaluate(_IMAGES_JS, int(max(0.1, min(1.0, end - loop.time())) * 1000))
+    images = max(0.1, min(1.0, end - loop.time()))
+    await page.evaluate(_IMAGES_JS, int(images * 1000), within=images + STEP_GRACE)
 
 
 # -- capture ------------------------------------------------------------------------------

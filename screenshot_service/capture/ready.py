@@ -14,9 +14,11 @@ conditions still unmet, and the page is captured anyway with ``ready_timeout``.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import TYPE_CHECKING
 
 from ..browser.driver_errors import ProtocolError, ScriptError
+from . import readback
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
@@ -30,7 +32,8 @@ RESERVE_MIN = 2.0  # seconds always left to the capture and storage after the wa
 RESERVE_SHARE = 0.35  # ... or this share of the time left, whichever is more
 CONDITIONS = ("network", "fonts", "images", "layout")
 
-# One probe per poll; the first installs a layout-shift observer kept on the page's window.
+# One probe per poll; the first installs a layout-shift observer kept on the window of the service's
+# isolated world (one per document, out of the page's reach).
 _STATE_JS = """() => {
   const KEY = '__screenshotServiceReady';
   let s = window[KEY];
@@ -78,24 +81,31 @@ async def wait_ready(page: PageDriver, tracker: NetworkTracker, end: float) -> l
     while True:
         try:
             async with asyncio.timeout_at(max(end, loop.time() + POLL)):
-                state = await page.evaluate(_STATE_JS)
+                state = _settled(await page.evaluate(_STATE_JS))
         except TimeoutError:  # the page's main thread is busy: it has not settled either
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
             return unmet
         except (ProtocolError, ScriptError):  # the document is being replaced (a script navigation)
-            state = {"fonts": "loading", "images": 1, "still": 0, "ready": "loading"}
+            state = _UNSETTLED
         now = loop.time()
-        unmet = []
-        if tracker.inflight or now - tracker.changed < NETWORK_QUIET:
-            unmet.append("network")
-        if state["fonts"] == "loading":
-            unmet.append("fonts")
-        if state["images"]:
-            unmet.append("images")
-        if state["still"] < LAYOUT_QUIET_MS or state["ready"] == "loading":
-            unmet.append("layout")
+        unmet = ["network"] if tracker.inflight or now - tracker.changed < NETWORK_QUIET else []
+        unmet.extend(condition for condition in CONDITIONS[1:] if not state[condition])
         if not unmet or now >= end:
             return unmet
         await asyncio.sleep(min(POLL, max(0.0, end - now)))
+
+
+_UNSETTLED = {"fonts": False, "images": False, "layout": False}  # what a poll that could not run tells
+
+
+def _settled(answer: object) -> dict[str, bool]:
+    """Which of the page's own conditions hold, from one ``_STATE_JS`` answer (type-checked)."""
+    state = readback.record(answer, ("fonts", "images", "still", "ready"))
+    return {
+        "fonts": readback.text(state["fonts"], limit=16, what="fonts") != "loading",
+        "images": readback.integer(state["images"], low=0, high=2**31, what="images") == 0,
+        "layout": (readback.number(state["still"], low=-math.inf, high=math.inf, what="still") >= LAYOUT_QUIET_MS
+                   and readback.text(state["ready"], limit=16, what="ready") != "loading"),
+    }

@@ -21,7 +21,7 @@ from ..browser.driver_errors import NavigationFailed, ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
 from ..egress.http1 import REFUSED, UNREACHABLE
 from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
-from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage, thumbnail
+from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage, readback, thumbnail
 from .navigation_watch import classify
 from .options import CaptureOptions
 from .scoped_headers import apply_headers
@@ -211,7 +211,7 @@ _BANNERS_JS = """(selectors) => {
 async def _tidy(page: PageDriver, opts: CaptureOptions) -> None:
     """Cookie banners, hidden elements, caller CSS and JS — in that order, so the caller's word is last."""
     if opts.block_cookie_banners:
-        if await page.evaluate(_BANNERS_JS, list(blocking.cookie_accept_selectors())):
+        if await page.evaluate(_BANNERS_JS, list(blocking.cookie_accept_selectors())):  # a truth test cannot fail
             await asyncio.sleep(BANNER_SETTLE)
         await page.add_style_tag(blocking.cookie_banner_css())
     if opts.hide_selectors:
@@ -241,7 +241,7 @@ async def _check_selector(page: PageDriver, field: str, selector: str) -> None:
     """A 400 naming ``field`` for a selector the browser cannot parse (instead of a silent no-op)."""
     ok = await page.evaluate("(s) => { try { document.createDocumentFragment().querySelector(s); return true; }"
                              " catch (e) { return false; } }", selector)
-    if not ok:
+    if ok is not True:
         raise InvalidParameter.fields({field: f"{selector!r} is not a valid CSS selector"})
 
 
@@ -260,12 +260,12 @@ async def _element_box(page: PageDriver, selector: str | None) -> tuple[int, int
     assert selector is not None
     await _check_selector(page, "selector", selector)
     try:
-        box = await page.evaluate(_BOX_JS, selector)
+        answer = await page.evaluate(_BOX_JS, selector)
+        if answer is None:
+            raise SelectorNotFound(f"no element matches {selector!r}", details={"selector": selector})
+        x, y, width, height = readback.integers(answer, 4, low=-readback.COORDINATE, high=readback.COORDINATE)
     except ScriptError as exc:
         raise InvalidParameter.fields({"selector": _first_line(exc)}) from None
-    if box is None:
-        raise SelectorNotFound(f"no element matches {selector!r}", details={"selector": selector})
-    x, y, width, height = box
     if width <= 0 or height <= 0:
         raise SelectorNotFound(f"the element matching {selector!r} has no visible box", details={"selector": selector})
     return max(0, x), max(0, y), width, height

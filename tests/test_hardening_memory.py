@@ -45,6 +45,10 @@ def _tree(pid: int) -> set[int]:
     return found
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 def _resident_mb(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -98,22 +102,32 @@ async def test_a_pdf_the_memory_guard_stops_while_printing_is_a_422_uncharged(
     assert await wait_for(lambda: len(_tree(pids[0])) <= processes)
 
 
-async def test_blobs_past_the_browser_limit_fail_the_capture_with_422_and_the_browser_is_replaced(
+async def test_blobs_past_the_browser_limit_fail_its_captures_with_422_and_the_browser_is_replaced(
     make_service: Callable[..., Any], make_pool: Callable[..., Any]
 ) -> None:
-    pool: BrowserPool = await make_pool(pool_size=1, max_browser_memory_mb=320)
+    pool: BrowserPool = await make_pool(pool_size=2, max_browser_memory_mb=256)
     service = await make_service(pool=pool)
-    old = pool.chromium_pids()
+    # Two captures at once first, so the client's two keep-alive connections are in the baseline.
+    assert [r.status for r in await asyncio.gather(service.shot("/paint"), service.shot("/paint"))] == [200, 200]
+    assert await wait_for(lambda: pool.stats()["warm"] == 2)
+    fds, old = _open_fds(), pool.chromium_pids()
     old_processes = _tree(old[0])
+    # A capture beside the hog in the same browser (waiting, up to its deadline, for an element that
+    # never comes): nothing says which page grew the browser, so it fails too.
+    beside = asyncio.ensure_future(service.shot("/paint", wait_for_selector="#never"))
+    assert await wait_for(lambda: pool.stats()["in_use"] == 1)
     error = await _error(await service.shot("/blobs?mb=640", wait_for_selector=OUTCOME), 422)
-    assert error["code"] == "page_memory_exceeded" and error["details"] == {"limit_mb": 320}, error
-    assert await _used(service) == 0
+    assert error["code"] == "page_memory_exceeded" and error["details"] == {"limit_mb": 256}, error
+    assert (await _error(await beside, 422))["code"] == "page_memory_exceeded"
+    assert await _used(service) == 2  # the first two only
     # The overgrown browser is gone with every process it had; a fresh one serves at once.
     assert await wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in old_processes))
     assert await wait_for(lambda: pool.ready and pool.chromium_pids() not in ([], old))
     assert pool.restarts == 1
     again = await service.shot("/paint")
     assert again.status == 200, await again.text()
+    assert await wait_for(lambda: pool.stats()["warm"] == 2)
+    assert await wait_for(lambda: _open_fds() <= fds), (_open_fds(), fds)
 
 
 async def test_cache_storage_past_the_quota_fails_in_the_page_and_the_capture_goes_on(

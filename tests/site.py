@@ -344,6 +344,17 @@ def add_resource_routes(routes: web.RouteTableDef) -> None:
                              "const cache = keep[0] || keep.push(await caches.open('fill')) && keep[0];"
                              "await cache.put(new Request('/fill/' + written), new Response(chunk));")
 
+    @routes.get("/idb-fill")
+    async def idb_fill(request: web.Request) -> web.Response:
+        return _storage_page(int(request.query.get("mb", "2048")),
+                             "const db = keep[0] || keep.push(await new Promise((ok, no) => {"
+                             " const open = indexedDB.open('fill'); open.onerror = () => no(open.error);"
+                             " open.onupgradeneeded = () => open.result.createObjectStore('chunks');"
+                             " open.onsuccess = () => ok(open.result); })) && keep[0];"
+                             "await new Promise((ok, no) => { const t = db.transaction('chunks', 'readwrite');"
+                             " t.objectStore('chunks').put(chunk, written); t.oncomplete = ok;"
+                             " t.onabort = t.onerror = () => no(t.error); });")
+
 
 STORED_RGB, QUOTA_RGB, FAILED_RGB = (0, 160, 0), (200, 120, 0), (160, 0, 160)
 
@@ -354,7 +365,11 @@ def _storage_page(mb: int, write_chunk: str) -> web.Response:
                 f"width:200px;height:200px;background:rgb{rgb}\\'></div>';")
 
     return _html("<p>writing</p><script>(async () => { const keep = []; let written = 0; try {"
-                 f"  while (written < {mb}) {{ const chunk = new Uint8Array(16 << 20).fill(written % 251 + 1);"
+                 # Random bytes: IndexedDB compresses what it stores, and a constant fill is next to nothing.
+                 f"  let seed = 88172645; while (written < {mb}) {{ const chunk = new Uint8Array(16 << 20);"
+                 "    const words = new Uint32Array(chunk.buffer);"
+                 "    for (let i = 0; i < words.length; i++) { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;"
+                 "      words[i] = seed; }"
                  f"    {write_chunk} written += 16; }}"
                  f"  document.title = 'stored ' + written; {show('stored', STORED_RGB)}"
                  "} catch (e) { document.title = e.name + ' after ' + written;"

@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from screenshot_service.browser.pool import BrowserPool
 from tests.conftest import Service, image_of, wait_for
 from tests.jobs_helpers import poll_until_done
@@ -130,8 +132,9 @@ async def test_blobs_past_the_browser_limit_fail_its_captures_with_422_and_the_b
     assert await wait_for(lambda: _open_fds() <= fds), (_open_fds(), fds)
 
 
-async def test_cache_storage_past_the_quota_fails_in_the_page_and_the_capture_goes_on(
-    make_service: Callable[..., Any], make_pool: Callable[..., Any]
+@pytest.mark.parametrize("page", ["/cache-fill", "/idb-fill"])
+async def test_storage_past_the_quota_fails_in_the_page_and_the_capture_goes_on(
+    make_service: Callable[..., Any], make_pool: Callable[..., Any], page: str
 ) -> None:
     pool: BrowserPool = await make_pool(pool_size=1, max_page_storage_mb=64)
     service = await make_service(pool=pool)
@@ -147,7 +150,7 @@ async def test_cache_storage_past_the_quota_fails_in_the_page_and_the_capture_go
 
     sampler = asyncio.ensure_future(sample())
     try:
-        answer = await service.shot("/cache-fill?mb=512", wait_for_selector=OUTCOME)
+        answer = await service.shot(f"{page}?mb=512", wait_for_selector=OUTCOME)
     finally:
         sampler.cancel()
     assert answer.status == 200, await answer.text()

@@ -66,6 +66,13 @@ class BrowserConfig:
     # A renderer (one capture's page: contexts never share one) holding more memory than this is
     # killed, failing only that capture with 422 page_memory_exceeded (browser/memory.py).
     max_page_memory_mb: int = _opt(1024, min=64, max=1_048_576)
+    # A browser process and its utility processes (Blobs, and an incognito context's CacheStorage and
+    # IndexedDB live there) holding more than this are killed and relaunched; the captures they had in
+    # flight fail with 422 page_memory_exceeded.  0 = 512 + max_page_memory_mb per slot of the browser.
+    max_browser_memory_mb: int = _opt(0, min=0, max=1_048_576)
+    # What each origin of a capture's page may store (CacheStorage, IndexedDB, ...); writes beyond it
+    # fail in the page with QuotaExceededError, and the capture goes on.
+    max_page_storage_mb: int = _opt(256, min=1, max=1_048_576)
 
 
 @dataclass(frozen=True)

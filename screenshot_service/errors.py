@@ -149,7 +149,8 @@ class IdempotencyMismatch(ApiError):
 
 
 class PageMemoryExceeded(ApiError):
-    """The page needed more memory than ``browser.max_page_memory_mb``: its renderer was stopped.
+    """The page needed more memory than ``browser.max_page_memory_mb`` (its renderer was stopped), or
+    the browser's shared processes more than ``browser.max_browser_memory_mb`` (it was replaced).
     Not in SPEC §4 (README says why): the request is well formed, the page cannot be captured within bounds."""
 
     status, code = 422, "page_memory_exceeded"

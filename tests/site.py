@@ -326,6 +326,57 @@ def add_resource_routes(routes: web.RouteTableDef) -> None:
                      "  keep.push(new Array(1e6).fill(Math.random()), new Array(1e6).fill(Math.random()));"
                      "}, 10);</script>")
 
+    # Pages that grow storage the browser keeps outside their renderer.  Each writes 16 MB chunks
+    # up to ``mb``, then shows its outcome as an element (``#stored``, ``#quota`` or ``#failed``, for
+    # wait_for_selector) painted in (100,100)-(300,300) (STORED_RGB, QUOTA_RGB, FAILED_RGB) and
+    # in the title (MB written, and the error's name).
+    @routes.get("/blobs")
+    async def blobs(request: web.Request) -> web.Response:
+        # Blob bytes live in the browser process; reading a byte back waits until they are there
+        # (every 64 MB: waiting on each chunk would halve the pace).
+        return _storage_page(int(request.query.get("mb", "2048")),
+                             "const blob = new Blob([chunk]); keep.push(blob);"
+                             "if (keep.length % 4 === 0) await blob.slice(0, 1).arrayBuffer();")
+
+    @routes.get("/cache-fill")
+    async def cache_fill(request: web.Request) -> web.Response:
+        return _storage_page(int(request.query.get("mb", "2048")),
+                             "const cache = keep[0] || keep.push(await caches.open('fill')) && keep[0];"
+                             "await cache.put(new Request('/fill/' + written), new Response(chunk));")
+
+    @routes.get("/idb-fill")
+    async def idb_fill(request: web.Request) -> web.Response:
+        return _storage_page(int(request.query.get("mb", "2048")),
+                             "const db = keep[0] || keep.push(await new Promise((ok, no) => {"
+                             " const open = indexedDB.open('fill'); open.onerror = () => no(open.error);"
+                             " open.onupgradeneeded = () => open.result.createObjectStore('chunks');"
+                             " open.onsuccess = () => ok(open.result); })) && keep[0];"
+                             "await new Promise((ok, no) => { const t = db.transaction('chunks', 'readwrite');"
+                             " t.objectStore('chunks').put(chunk, written); t.oncomplete = ok;"
+                             " t.onabort = t.onerror = () => no(t.error); });")
+
+
+STORED_RGB, QUOTA_RGB, FAILED_RGB = (0, 160, 0), (200, 120, 0), (160, 0, 160)
+
+
+def _storage_page(mb: int, write_chunk: str) -> web.Response:
+    def show(outcome: str, rgb: tuple[int, int, int]) -> str:
+        return (f"document.body.innerHTML = '<div id={outcome} style=\\'position:absolute;left:100px;top:100px;"
+                f"width:200px;height:200px;background:rgb{rgb}\\'></div>';")
+
+    return _html("<p>writing</p><script>(async () => { const keep = []; let written = 0; try {"
+                 # Random bytes: IndexedDB compresses what it stores, and a constant fill is next to nothing.
+                 f"  let seed = 88172645; while (written < {mb}) {{ const chunk = new Uint8Array(16 << 20);"
+                 "    const words = new Uint32Array(chunk.buffer);"
+                 "    for (let i = 0; i < words.length; i++) { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;"
+                 "      words[i] = seed; }"
+                 f"    {write_chunk} written += 16; }}"
+                 f"  document.title = 'stored ' + written; {show('stored', STORED_RGB)}"
+                 "} catch (e) { document.title = e.name + ' after ' + written;"
+                 f"  if (e.name === 'QuotaExceededError') {{ {show('quota', QUOTA_RGB)} }}"
+                 f"  else {{ {show('failed', FAILED_RGB)} }} }}"
+                 "})();</script>")
+
 
 # One way per entry for a page to make the browser send a request to TARGET.
 REACH = {

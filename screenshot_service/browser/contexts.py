@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from .driver import BrowserDriver
 from .driver_errors import CallTimeout, DriverError
 from .page_driver import PageDriver, Prime
+from .storage_quota import cap_storage
 
 log = logging.getLogger("screenshot_service.pool")
 
@@ -44,9 +45,10 @@ class ContextFactory:
     emulation), so a capture with the default options sends none of it on its own clock."""
 
     def __init__(self, hook: ContextHook | None = None, *, bound: float = CONTEXT_BOUND,
-                 prime: Prime | None = None) -> None:
+                 prime: Prime | None = None, storage_quota_mb: int = 0) -> None:
         self.hook = hook
         self.prime = prime
+        self.storage_quota_mb = storage_quota_mb  # per origin of a page (storage_quota.py); 0 = Chromium's
         self.bound = bound
         self.open_handles = 0  # hook handles given out and not yet released: 0 when nothing leaks
 
@@ -61,6 +63,8 @@ class ContextFactory:
         except BaseException:
             await self._close_handle(handle)
             raise
+        if self.storage_quota_mb:
+            cap_storage(page, self.storage_quota_mb)
         return WarmContext(context_id=context_id, page=page, handle=handle)
 
     async def dispose(self, browser: BrowserDriver, warm: WarmContext) -> bool:

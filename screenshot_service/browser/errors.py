@@ -22,4 +22,5 @@ class Overloaded(PoolError):
 
 
 class PageMemoryExceeded(PoolError):
-    """The page outgrew ``browser.max_page_memory_mb``: its renderer was stopped."""
+    """The page outgrew ``browser.max_page_memory_mb`` (its renderer was stopped), or the browser's
+    shared processes ``browser.max_browser_memory_mb`` (it was killed and relaunched)."""

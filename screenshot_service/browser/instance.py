@@ -27,6 +27,8 @@ class Instance:
     warming: int = 0
     captures: int = 0
     retiring: bool = False  # recycled: serves its last leases, then closes
+    memory_kills: int = 0  # renderers the memory guard killed (memory.py)
+    shared_memory_exceeded: int = 0  # the limit (MB) its shared processes passed, when that is why it was lost
     lost: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     @property

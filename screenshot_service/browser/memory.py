@@ -14,6 +14,19 @@ Counted: anonymous and shared-memory pages (``RssAnon + RssShmem``), not the
 mapped Chromium binary every renderer shares.  A reading, not a hard cap: a page
 allocating faster than the interval can briefly exceed the limit before it is
 stopped.  Without ``/proc`` (not Linux) the guard does nothing and says so once.
+
+A page also grows memory outside its renderer: Blob bytes, and in an incognito
+context CacheStorage, IndexedDB and the like, live in the browser process (or
+its utility processes: network, storage).  Those processes are shared by every
+capture of the browser, so nothing there says which page grew them: when their
+sum passes ``browser.max_browser_memory_mb`` the browser is killed (the memory
+comes back at once) and relaunched, and every capture it had in flight fails
+with 422 ``page_memory_exceeded``.  Chromium has no switch that caps Blob memory
+(its in-memory limit is a fixed 2 GB per context on 64-bit Linux), so this guard
+is the cap; storage quotas per origin (storage_quota.py) keep writers far below
+it.  Not counted: the GPU process, which holds the compositor surfaces of the
+shots themselves (1.2 GB after one 3840x2160 shot at scale 3), bounded by the
+pixel budget (capture/bounds.py) rather than by anything a page stores.
 """
 
 from __future__ import annotations
@@ -29,6 +42,19 @@ INTERVAL = 0.2  # seconds between readings while captures are in flight
 KILLED = "killed"  # Target.targetCrashed's status for a renderer that got SIGKILL
 PROC = "/proc"
 _READ_MAX = 1 << 16  # bytes: more than any status, cmdline or children file this reads
+# What an idle browser holds, with room: about 15 MB alone, 100-200 MB with a pool's contexts open.
+BROWSER_BASE_MB = 512
+
+
+# Processes told apart by their command line; any other below the browser is a utility process.
+_KINDS = ((b"--type=renderer", "renderer"), (b"--type=zygote", "zygote"), (b"--type=gpu-process", "gpu"))
+
+
+def shared_limit_mb(configured: int, slots: int, page_limit_mb: int) -> int:
+    """``browser.max_browser_memory_mb``, or when 0 its default: the browser's own needs plus a
+    page's limit (``browser.max_page_memory_mb``) for each of its ``slots``: Blobs, storage and
+    the screenshot a capture reads back (about 7 bytes per device px at its peak) are held there."""
+    return configured or BROWSER_BASE_MB + slots * page_limit_mb
 
 
 def supported() -> bool:
@@ -62,31 +88,39 @@ def _alive(pid: int) -> bool:
     return os.path.exists(f"{PROC}/{pid}")
 
 
-class RendererWatch:
-    """The renderers below one Chromium and their memory; ``over(limit)`` is one reading.
+class ProcessWatch:
+    """The processes below one Chromium and their memory: ``over(limit)`` reads the renderers,
+    ``shared_mb()`` the browser and its utility processes.
 
     Renderers are forked by Chromium's zygote processes, which the browser starts once.  The
     browser has dozens of threads, each with its own list of children, so the whole tree is
-    walked only every ``RESCAN_EVERY`` readings (or when a zygote is gone); the readings in
-    between list the zygotes' children alone.
+    walked only every ``RESCAN_EVERY`` readings (or when a zygote or utility process is gone);
+    the readings in between list the zygotes' children alone.
     """
 
     RESCAN_EVERY = 25  # readings (5 s at INTERVAL)
 
     def __init__(self, browser_pid: int) -> None:
         self.browser_pid = browser_pid
-        self._kinds: dict[int, str] = {}  # pid -> "renderer", "zygote" or "" (a command line never changes)
+        self._kinds: dict[int, str] = {}  # pid -> "renderer", "zygote", "gpu" or "" (a command line never changes)
         self._zygotes: list[int] = []
+        self._shared: list[int] = [browser_pid]  # the browser and its utility (network, storage) processes
         self._readings = 0
 
     def renderers(self) -> list[int]:
         self._readings += 1
-        if not self._zygotes or self._readings % self.RESCAN_EVERY == 0 or not all(map(_alive, self._zygotes)):
+        known = [*self._zygotes, *self._shared]
+        if not self._zygotes or self._readings % self.RESCAN_EVERY == 0 or not all(map(_alive, known)):
             found, seen = self._walk([self.browser_pid])
             self._zygotes = [pid for pid in seen if self._kinds.get(pid) == "zygote"]
+            self._shared = [pid for pid in seen if pid == self.browser_pid or self._kinds.get(pid) == ""]
             self._kinds = {pid: kind for pid, kind in self._kinds.items() if pid in seen}
             return found
         return self._walk(self._zygotes)[0]
+
+    def shared_mb(self) -> int:
+        """Memory of the processes every capture of this browser shares (as of the last ``renderers``)."""
+        return sum(map(resident_mb, self._shared))
 
     def _walk(self, roots: list[int]) -> tuple[list[int], set[int]]:
         found: list[int] = []
@@ -110,7 +144,7 @@ class RendererWatch:
                 cmdline = _read(f"{PROC}/{pid}/cmdline")
             except OSError:
                 cmdline = b""
-            kind = "renderer" if b"--type=renderer" in cmdline else "zygote" if b"--type=zygote" in cmdline else ""
+            kind = next((kind for flag, kind in _KINDS if flag in cmdline), "")
             self._kinds[pid] = kind
         return kind
 

@@ -38,6 +38,7 @@ from .supervisor import Supervisor
 
 T = TypeVar("T")
 STOP_RETRY = 0.05  # seconds between cancellations of work whose browser or renderer died
+CRASH_REPORT_BOUND = 2.0  # seconds a killed renderer's crash report may trail its failed call
 __all__ = ["JOBS", "SYNC", "BrowserPool", "ContextHook", "Lease"]
 
 
@@ -50,10 +51,12 @@ class Lease:
     waited_s: float
     _lost: asyncio.Future[None]
     memory_limit_mb: int = 0  # browser.max_page_memory_mb: the guard (memory.py) kills a renderer over it
+    _instance: Instance | None = None  # the browser: what its memory guard did
 
     async def guard(self, work: Awaitable[T]) -> T:
         """Run ``work``, but fail fast if the browser (503) or this page's renderer dies under it:
-        422 when the memory guard killed the renderer, else 503."""
+        422 when the memory guard killed the renderer or the browser, else 503."""
+        kills_before = self._instance.memory_kills if self._instance else 0
         task = asyncio.ensure_future(work)
         try:
             waiting: set[asyncio.Future[Any]] = {task, self._lost, self.page.crashed}
@@ -65,17 +68,32 @@ class Lease:
             raise
         if task not in done:
             await _stop(task)
-            if self._lost.done():
-                raise BrowserUnavailable("the browser crashed during the capture; retry", retry_after=1)
-            raise self._renderer_died(self.page.crashed.result())
+            raise self._death()
         try:
             return task.result()
-        except ConnectionLost as exc:
-            if self._lost.done():
-                raise BrowserUnavailable("the browser crashed during the capture; retry", retry_after=1) from exc
-            raise self._renderer_died(self.page.crashed.result() if self.page.crashed.done() else "") from exc
+        except Exception as exc:
+            # Whatever a step raised once its renderer or browser died (printToPDF's "Printing failed",
+            # a navigation's net error, a script's ``null``) is that death.  Chromium may answer the
+            # call before it reports the crash: after a kill of the guard's, wait for the report.
+            if self._instance is not None and self._instance.memory_kills != kills_before:
+                reports: set[asyncio.Future[Any]] = {self._lost, self.page.crashed}
+                await asyncio.wait(reports, timeout=CRASH_REPORT_BOUND, return_when=asyncio.FIRST_COMPLETED)
+            if self._lost.done() or self.page.crashed.done():
+                raise self._death() from exc
+            if isinstance(exc, ConnectionLost):
+                raise BrowserUnavailable("the page's renderer crashed during the capture; retry", retry_after=1) from exc
+            raise
 
-    def _renderer_died(self, status: str) -> Exception:
+    def _death(self) -> Exception:
+        """The error for a capture whose browser was lost or whose renderer died."""
+        if self._lost.done():
+            if self._instance is not None and self._instance.shared_memory_exceeded:
+                limit = self._instance.shared_memory_exceeded
+                return PageMemoryExceeded(
+                    f"the browser's shared processes (Blobs, storage) held more than {limit} MB; "
+                    "the captures in flight in it were stopped", details={"limit_mb": limit})
+            return BrowserUnavailable("the browser crashed during the capture; retry", retry_after=1)
+        status = self.page.crashed.result()
         if status == memory.KILLED:  # SIGKILL: the memory guard's (or the kernel's OOM killer's)
             return PageMemoryExceeded(
                 f"the page used more than {self.memory_limit_mb} MB of memory; its capture was stopped",
@@ -99,7 +117,7 @@ class BrowserPool:
         self.executable = executable or find_executable(cfg.executable)
         self.job_slots = job_slots
         self.admission = Admission(cfg.pool_size, cfg.max_queue, job_slots)
-        self.contexts = ContextFactory(context_hook, prime=context_prime)
+        self.contexts = ContextFactory(context_hook, prime=context_prime, storage_quota_mb=cfg.max_page_storage_mb)
         seats = [(share, SYNC) for share in _split(cfg.pool_size, cfg.browsers)]
         if job_slots:
             seats.append((job_slots, JOBS))
@@ -188,7 +206,7 @@ class BrowserPool:
             instance.in_use += 1
             warm = instance.warm.popleft() if instance.warm else await self._new_context(instance)
             yield Lease(page=warm.page, handle=warm.handle, waited_s=time.monotonic() - started, _lost=instance.lost,
-                        memory_limit_mb=self.cfg.max_page_memory_mb)
+                        memory_limit_mb=self.cfg.max_page_memory_mb, _instance=instance)
         finally:
             self.admission.release(lane)
             if instance is not None:

@@ -200,7 +200,7 @@ class Supervisor:
         self._running.add(instance)
         chromium.driver.on_disconnect(lambda: self._lose(instance, "its DevTools connection dropped"))
         self._spawn(watchdog.watch(instance, self.cfg.hang_timeout_seconds, self._lose, self._hung))
-        self._spawn(watchdog.guard_memory(instance, self.cfg.max_page_memory_mb))
+        self._spawn(watchdog.guard_memory(instance, self.cfg, self._lose))
         if self._closed:  # stop() ran while we launched
             self._lose(instance, "")
         return instance

@@ -1,4 +1,4 @@
-"""What watches a running instance: its liveness, and its renderers' memory while it captures."""
+"""What watches a running instance: its liveness, and its processes' memory while it captures."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from ..config import BrowserConfig
 from . import memory
 from .driver_errors import CallTimeout, DriverError
 from .instance import Instance
@@ -38,12 +39,25 @@ async def watch(instance: Instance, hang_timeout: float, lost: Verdict, hung: Ve
         exited.cancel()
 
 
-async def guard_memory(instance: Instance, limit_mb: int) -> None:
-    """While ``instance`` has captures in flight, kill its renderers over ``limit_mb`` (memory.py)."""
+async def guard_memory(instance: Instance, cfg: BrowserConfig, lost: Verdict) -> None:
+    """While ``instance`` has captures in flight, kill its renderers over ``max_page_memory_mb``;
+    once the browser and its utility processes hold more than their limit, kill it and call ``lost``
+    (memory.py).  That is read while idle too: memory a finished capture left behind (freed Blobs
+    are not always given back to the system) must not fail the next one."""
     if not memory.supported():
         return
-    renderers = memory.RendererWatch(instance.chromium.pid)
+    shared_limit = memory.shared_limit_mb(cfg.max_browser_memory_mb, instance.share, cfg.max_page_memory_mb)
+    processes = memory.ProcessWatch(instance.chromium.pid)
     while instance.alive:
         await asyncio.wait({instance.lost}, timeout=memory.INTERVAL)
-        if instance.alive and instance.in_use:
-            renderers.kill_over(limit_mb)
+        if not instance.alive:
+            return
+        if instance.in_use:
+            instance.memory_kills += processes.kill_over(cfg.max_page_memory_mb)
+        shared = processes.shared_mb()
+        if shared > shared_limit:
+            # Nothing says which page grew them: the captures in flight all fail (pool.Lease.guard).
+            instance.shared_memory_exceeded = shared_limit
+            instance.chromium.kill()  # the memory comes back at once
+            lost(instance, f"its browser and utility processes held {shared} MB (limit {shared_limit} MB); killed")
+            return

@@ -21,7 +21,7 @@ from ..browser.driver_errors import NavigationFailed, ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
 from ..egress.http1 import REFUSED, UNREACHABLE
 from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
-from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage
+from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage, pdf
 from .navigation_watch import classify
 from .options import CaptureOptions
 from .scoped_headers import apply_headers
@@ -41,6 +41,7 @@ class Rendered:
     blocked_requests: int = 0  # requests refused by the shot: by the egress proxy and Chromium's ad/tracker lists
     page: facts.PageFacts = facts.PageFacts()
     warnings: tuple[facts.CaptureWarning, ...] = ()
+    pages: int | None = None  # a PDF's page count
 
 
 _DEFAULTS = CaptureOptions()
@@ -119,8 +120,9 @@ async def navigate(session: CaptureSession, opts: CaptureOptions, *, deadline: f
         await asyncio.sleep(opts.delay / 1000)
 
 
-async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
-    """The image (or PDF).  ``deadline`` (loop time) bounds the full-page reveal."""
+async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None,
+                  max_pdf_pages: int = pdf.DEFAULT_MAX_PAGES) -> Rendered:
+    """The image (or PDF, at most ``max_pdf_pages``).  ``deadline`` (loop time) bounds the full-page reveal."""
     page = session.page
     if opts.omit_background:
         await page.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
@@ -128,8 +130,8 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
         if opts.disable_animations:
             await animations.freeze(page, style=False)
         page_facts = await checks.before_capture(session, opts)
-        result = await page.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
-        return _rendered(session, base64.b64decode(result["data"]), opts.width, opts.height, page_facts=page_facts)
+        printed = await pdf.print_pdf(session, opts, max_pages=max_pdf_pages)
+        return _rendered(session, printed.data, opts.width, opts.height, printed.clamped, page_facts, printed.pages)
     clamped = False
     area: tuple[int, int, int, int] | None = None
     if opts.full_page:
@@ -160,14 +162,13 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
     if area is None and opts.full_page:
         area = (0, 0, opts.width, max(1, round(height / opts.device_scale_factor)))
     await checks.after_capture(session, opts, data, area, clamped=clamped, height=height)
-    return _rendered(session, data, width, height, clamped, page_facts=page_facts)
+    return _rendered(session, data, width, height, clamped, page_facts)
 
 
-def _rendered(session: CaptureSession, data: bytes, width: int, height: int, clamped: bool = False,
-              *, page_facts: facts.PageFacts) -> Rendered:
-    return Rendered(data=data, width=width, height=height, clamped=clamped,
-                    blocked_requests=session.blocked_requests, page=page_facts,
-                    warnings=session.document.sorted_warnings())
+def _rendered(session: CaptureSession, data: bytes, width: int, height: int, clamped: bool,
+              page_facts: facts.PageFacts, pages: int | None = None) -> Rendered:
+    return Rendered(data, width, height, clamped, session.blocked_requests, page_facts,
+                    session.document.sorted_warnings(), pages)
 
 
 def _reveal_budget(deadline: float | None) -> float:

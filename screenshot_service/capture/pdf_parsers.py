@@ -87,8 +87,8 @@ described(template, {"type": "string", "maxLength": TEMPLATE_MAX_BYTES})
 def page_ranges(value: Any) -> str:
     """``1-3,5``: pages (from 1) and inclusive ranges; returned merged and sorted."""
     shape = "must be pages and ranges like 1-3,5 (from 1, each range low-high)"
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+    if isinstance(value, int) and not isinstance(value, bool):  # one page, as JSON may give it
+        value = str(value) if 0 <= value <= MAX_PAGE_NUMBER else "0"
     if not isinstance(value, str) or len(value) > 1024:
         raise Bad(shape)
     spans: list[tuple[int, int]] = []

@@ -15,13 +15,20 @@ class CaptureSpec:
     height: int = 800
     full_page: bool = False
     max_height: int = 16384  # the service's default cap for full-page height
+    format: str = "png"  # or pdf: the service's defaults, the floor's Page.printToPDF with the same paper
 
     def query(self) -> dict[str, str]:
         """The service's query parameters for this capture (besides url and response_type)."""
         params = {"width": str(self.width), "height": str(self.height)}
         if self.full_page:
             params["full_page"] = "true"
+        if self.format != "png":
+            params["format"] = self.format
         return params
+
+    def produced(self, data: bytes) -> bool:
+        """Whether ``data`` is what this capture makes (a PNG, or a PDF)."""
+        return data.startswith(b"%PDF-" if self.format == "pdf" else b"\x89PNG")
 
 
 PAGES: dict[str, CaptureSpec] = {
@@ -29,4 +36,5 @@ PAGES: dict[str, CaptureSpec] = {
     "heavy": CaptureSpec("heavy", "/heavy"),
     "lazy": CaptureSpec("lazy", "/lazy", full_page=True),
     "slow": CaptureSpec("slow", "/slow"),
+    "document": CaptureSpec("document", "/document", format="pdf"),  # a long document printed to PDF
 }

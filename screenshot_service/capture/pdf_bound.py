@@ -2,15 +2,18 @@
 
 Chromium paginates the whole document whatever pages it is asked for, and that work grows
 faster than the page count: 2,500 pages of 30 px took it over 30 s.  So before printing, the
-page is laid out at the paper's printable width (a viewport that wide) and its height divided
-by the printable height, plus one page per forced break; a document estimated at more than
-``ESTIMATE_SLACK`` times the limit is refused without printing.  Below that, the print itself
-counts exactly (pdf.py).  A CSS ``@page { size }`` the page declares (and that
-``pdf_prefer_css_page_size`` lets win) is the paper instead.
+document's area at the viewport (width x scroll height) is divided by the printable area of a
+page, or counted in forced breaks (one page more than breaks), whichever is more; a document estimated at more than ``ESTIMATE_SLACK``
+times the limit is refused without printing.  Below that, the print itself counts exactly
+(pdf.py).  A CSS ``@page { size }`` the page declares (and that ``pdf_prefer_css_page_size``
+lets win) is the paper instead.  Text wraps worse in a narrow column than the area says, so a
+page under half the viewport's width (and a single page, which needs its height) is measured
+at the printable width itself: a relayout the common paper sizes do not pay.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ..browser.driver_errors import ProtocolError, ScriptError
@@ -60,9 +63,10 @@ _EXTENT_JS = """(scanned) => {
 
 
 async def estimated_pages(session: CaptureSession, opts: CaptureOptions, paper: Sheet) -> tuple[int, float]:
-    """(pages the document would print to, about; its height in CSS px at the printable width).
+    """(pages the document would print to, about; its height in CSS px at the printable width,
+    measured when the page is narrow or ``pdf_single_page`` needs it, else estimated from its area).
 
-    Leaves the viewport at the printable width, which only the print reads after this.
+    May leave the viewport at the printable width, which only the print reads after this.
     """
     page = session.page
     width = paper.width * PX_PER_INCH - paper.margin_px("left") - paper.margin_px("right")
@@ -72,16 +76,19 @@ async def estimated_pages(session: CaptureSession, opts: CaptureOptions, paper: 
         if _is_size(css_page):
             width, height = float(css_page[0]), float(css_page[1])
         width, height = max(1.0, width / opts.pdf_scale), max(1.0, height / opts.pdf_scale)
-        await page.send_state("Emulation.setDeviceMetricsOverride", {
-            "width": max(1, round(width)), "height": opts.height, "deviceScaleFactor": opts.device_scale_factor,
-            "mobile": False})
+        viewport = float(opts.width)
+        if opts.pdf_single_page or width < viewport / 2:
+            viewport = float(max(1, round(width)))
+            await page.send_state("Emulation.setDeviceMetricsOverride", {
+                "width": int(viewport), "height": opts.height, "deviceScaleFactor": opts.device_scale_factor,
+                "mobile": False})
         extent = await page.evaluate(_EXTENT_JS, _SCANNED_ELEMENTS)
     except (ScriptError, ProtocolError):
         return 0, 0.0  # a page that breaks the measurement is printed, and counted then
     if not _is_size(extent):
         return 0, 0.0
-    content, breaks = float(extent[0]), int(extent[1])
-    return -(-int(content) // max(1, int(height))) + breaks, content
+    area, breaks = float(extent[0]) * viewport, int(extent[1])
+    return max(math.ceil(area / (width * height)), breaks + 1), area / width
 
 
 def _is_size(value: object) -> bool:

@@ -125,7 +125,8 @@ async def test_templates_load_nothing_from_the_network(service: Service) -> None
     assert not [hit for hit in service.site.log.hits if hit.startswith(("/in-header", "/header-bg", "/in-footer"))]
     for fetching in (f"<link rel=stylesheet href='{site}/x.css'>", "<style>@import url(x.css)</style>",
                      "<style>@font-face { font-family: f; src: url(https://e.com/f.woff) }</style>",
-                     "<style>@\\69mport 'x.css';</style>"):
+                     "<style>@\\69mport 'x.css';</style>", "<svg><style>&#64;import url(x.css);</style></svg>",
+                     "<style>@font-face { font-family: f; src: u\\rl(https://e.com/f.woff) }</style>"):
         error = await refused(service, html="<p>x</p>", format="pdf", pdf_footer_html=fetching)
         assert list(error["details"]["fields"]) == ["pdf_footer_html"], error
 

@@ -9,6 +9,7 @@ text (``1-3,5``); ``page_spans`` reads them back.
 from __future__ import annotations
 
 import re
+from html import unescape
 from typing import Any
 
 from .scalar_parsers import Bad, described, text
@@ -30,10 +31,11 @@ _LENGTH = re.compile(r"^(?:0|([0-9]{1,6}(?:\.[0-9]{1,4})?|\.[0-9]{1,4})(mm|cm|in
 TEMPLATE_MAX_BYTES = 64 * 1024
 # What Chromium's header and footer cannot hold: it renders templates without a network, and a
 # stylesheet or font it is asked to fetch there fails the print and crashes the renderer.  Caught
-# before the page loads: <link>, @import, a font from a URL other than data:, and escaped at-rules
-# (@\69mport).  Images and backgrounds from URLs are harmless: they stay empty.
-_TEMPLATE_FETCHES = re.compile(r"<link\b|@import|@[\w-]*\\|@font-face[^}]*url\(\s*(?![\s'\"]*data:)",
-                               re.IGNORECASE)
+# before the page loads: <link>, @import, a font from a URL other than data:, and CSS escapes in an
+# at-rule (@\69mport) or a font rule (u\rl), in the text and with its character references decoded
+# (an SVG <style> decodes &#64;import).  Images and backgrounds from URLs are harmless: they stay empty.
+_TEMPLATE_FETCHES = re.compile(
+    r"<link\b|@import|@[\w-]*\\|@font-face[^}]*(?:\\|url\(\s*(?![\s'\"]*data:))", re.IGNORECASE)
 _RANGE = re.compile(r"^([0-9]{1,7})(?:-([0-9]{1,7}))?$")
 
 
@@ -73,9 +75,9 @@ def _shown(size: float) -> str:
 def template(value: Any) -> str:
     """A header or footer template: HTML of at most 64 KB that fetches nothing."""
     html = _template_text(value)
-    found = _TEMPLATE_FETCHES.search(html)
+    found = _TEMPLATE_FETCHES.search(html) or _TEMPLATE_FETCHES.search(unescape(html))
     if found is not None:
-        raise Bad(f"loads nothing from the network: {found.group(0).strip()!r} is not allowed; put styles "
+        raise Bad(f"loads nothing from the network: {found.group(0).strip()[:40]!r} is not allowed; put styles "
                   "inline in <style> and fonts in data: URLs")
     return html
 

@@ -155,7 +155,8 @@ REFUSALS: list[tuple[dict[str, Any], set[str]]] = [
     ({"format": "pdf", "pdf_width": "210mm"}, {"pdf_width", "pdf_height"}),
     ({"format": "pdf", "pdf_width": "210furlongs", "pdf_height": "1in"}, {"pdf_width"}),
     ({"format": "pdf", "pdf_width": "300in", "pdf_height": "1in"}, {"pdf_width"}),
-    ({"format": "pdf", "pdf_margin": 10}, {"pdf_margin"}),
+    ({"format": "pdf", "pdf_margin": -10}, {"pdf_margin"}),
+    ({"format": "pdf", "pdf_margin": "10"}, {"pdf_margin"}),
     ({"format": "pdf", "pdf_scale": 2.5}, {"pdf_scale"}),
     ({"format": "pdf", "pdf_paper_format": "a7"}, {"pdf_paper_format"}),
     ({"format": "pdf", "pdf_page_ranges": "3-1"}, {"pdf_page_ranges"}),
@@ -181,3 +182,4 @@ def test_query_strings_take_the_same_values() -> None:
                                       "pdf_height": "8.5in", "pdf_page_ranges": "5, 1-3,2", "pdf_landscape": "1"})
     assert (opts.pdf_width, opts.pdf_height, opts.pdf_page_ranges, opts.pdf_landscape) == ("21cm", "8.5in", "1-3,5", True)
     assert opts.pdf_margin == "0.4in" and opts.pdf_prefer_css_page_size and opts.pdf_print_background
+    assert CaptureOptions.from_json({"html": "x", "format": "pdf", "pdf_margin": 48, "pdf_margin_top": 0}).pdf_margin == "48px"

@@ -48,10 +48,13 @@ def inches(length: str) -> float:
 
 
 def css_length(lo_inches: float, hi_inches: float) -> Any:
-    """A CSS length in mm, cm, in, px or pt (``0`` alone may omit the unit), within the bounds."""
+    """A CSS length in mm, cm, in, px or pt (``0`` alone may omit the unit), within the bounds;
+    a JSON number is in px, as in CSS pixels everywhere else."""
     shape = "must be a CSS length with a unit: mm, cm, in, px or pt (like 210mm, 8.5in, 12pt)"
 
     def parse(value: Any) -> str:
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e6:
+            value = f"{value:.4f}".rstrip("0").rstrip(".") + "px"
         if not isinstance(value, str) or len(value) > 32:
             raise Bad(shape)
         text = value.strip().lower()
@@ -64,7 +67,7 @@ def css_length(lo_inches: float, hi_inches: float) -> Any:
             raise Bad(f"must be from {_shown(lo_inches)} to {_shown(hi_inches)}, got {canonical}")
         return canonical
 
-    return described(parse, {"type": "string", "pattern": r"^(0|[0-9.]+(mm|cm|in|px|pt))$",
+    return described(parse, {"type": ["string", "number"], "pattern": r"^(0|[0-9.]+(mm|cm|in|px|pt))$",
                              "examples": ["210mm", "8.5in", "0.4in"]})
 
 

@@ -183,3 +183,12 @@ def test_query_strings_take_the_same_values() -> None:
     assert (opts.pdf_width, opts.pdf_height, opts.pdf_page_ranges, opts.pdf_landscape) == ("21cm", "8.5in", "1-3,5", True)
     assert opts.pdf_margin == "0.4in" and opts.pdf_prefer_css_page_size and opts.pdf_print_background
     assert CaptureOptions.from_json({"html": "x", "format": "pdf", "pdf_margin": 48, "pdf_margin_top": 0}).pdf_margin == "48px"
+
+
+async def test_a_cached_pdf_still_says_its_pages(service: Service) -> None:
+    first, _ = await pdf(service, cache=True, pdf_page_ranges="1-2")
+    again, reader = await pdf(service, cache=True, pdf_page_ranges="1-2")
+    assert (first["cached"], again["cached"]) == (False, True)
+    assert first["pages"] == again["pages"] == len(reader.pages) == 2
+    other, _ = await pdf(service, cache=True, pdf_page_ranges="1-3")  # the options are part of the fingerprint
+    assert other["cached"] is False and other["pages"] == 3

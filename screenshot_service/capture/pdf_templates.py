@@ -24,18 +24,22 @@ if TYPE_CHECKING:
     from .options import CaptureOptions
     from .session import CaptureSession
 
+MEASURE_BOUND_MS = 2000
 EMPTY_TEMPLATE = "<span></span>"  # a side without a template: Chromium's default shows date and title
 _SCRATCH_HEAD = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
                  "img-src data:; font-src data:; style-src 'unsafe-inline'\">"
                  "<style>html, body { margin: 0; padding: 0; height: auto; }</style>")
 _EQUIV = re.compile(r"http-equiv", re.IGNORECASE)
-_MEASURE_JS = """(documents, width) => Promise.all(documents.map(html => new Promise(resolve => {
+# A frame that never loads (the page removed it, or blocks frames) is given up after a bound.
+_MEASURE_JS = """(documents, width, bound) => Promise.all(documents.map(html => new Promise(resolve => {
   const frame = document.createElement('iframe');
+  const timer = setTimeout(() => { frame.remove(); resolve(-1); }, bound);
   frame.setAttribute('sandbox', 'allow-same-origin');
   frame.setAttribute('aria-hidden', 'true');
   frame.style.cssText = 'position:fixed;left:-100000px;top:0;border:0;height:10px;visibility:hidden;width:'
     + width + 'px';
   frame.onload = () => {
+    clearTimeout(timer);
     const root = frame.contentDocument && frame.contentDocument.documentElement;
     const height = root ? Math.max(root.scrollHeight, root.getBoundingClientRect().height) : -1;
     frame.remove();
@@ -55,7 +59,7 @@ async def check_templates(session: CaptureSession, opts: CaptureOptions, paper: 
     documents = [_SCRATCH_HEAD + _EQUIV.sub("data-neutralised", template) for _, template, _ in parts]
     width = max(1, round(paper.width * PX_PER_INCH))
     try:
-        heights: Any = await session.page.evaluate(_MEASURE_JS, documents, width)
+        heights: Any = await session.page.evaluate(_MEASURE_JS, documents, width, MEASURE_BOUND_MS)
     except (ScriptError, ProtocolError):
         return
     if not isinstance(heights, list) or len(heights) != len(parts):

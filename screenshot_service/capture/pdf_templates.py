@@ -1,6 +1,7 @@
 """Header and footer templates: measured against their margins (warning ``pdf_header_clipped``).
 
-Chromium draws a template in the page's margin and cuts what does not fit, silently.  Each
+Chromium draws a template in the page's margin and says nothing when it does not fit: what is
+taller runs into the page's content (or, in other versions, is cut off).  Each
 template is laid out here at the paper's width in a scratch frame of the page, and its height
 compared with the margin it gets.  The frame runs no script and loads nothing (a
 Content-Security-Policy allowing only inline styles and data: images and fonts, before the
@@ -73,5 +74,5 @@ async def check_templates(session: CaptureSession, opts: CaptureOptions, paper: 
             session.document.warn(
                 "pdf_header_clipped",
                 f"the {part} template is {needed} px tall but pdf_margin_{side} gives it {margin:g} px: "
-                f"Chromium cuts what does not fit; raise the margin or shrink the {part}",
+                f"what does not fit runs into the page's content; raise the margin or shrink the {part}",
                 {"part": part, "needed": needed, "margin": round(margin, 2)})

@@ -109,9 +109,15 @@ async def test_a_template_taller_than_its_margin_is_reported(service: Service) -
     tall = "<div style='height:150px;font-size:10px'>letterhead</div>"
     body, _ = await pdf(service, pdf_header_html=tall, pdf_margin="0.4in")
     assert body["warnings"] == [{"code": "pdf_header_clipped", "message": body["warnings"][0]["message"],
-                                 "details": {"part": "header", "needed": 150, "margin": 38.4}}]
+                                 "details": {"part": "header", "needed": 150 + 20, "margin": 38.4}}]
     body, _ = await pdf(service, pdf_footer_html=tall, pdf_margin_bottom="2in")
     assert body["warnings"] == []
+    # Side by side, as Chromium lays a template out: as tall as the taller one, not their sum.
+    body, _ = await pdf(service, pdf_footer_html="<div style='height:50px'>a</div><div style='height:60px'>b</div>",
+                        pdf_margin_bottom="85px")
+    assert body["warnings"] == []
+    body, _ = await pdf(service, pdf_footer_html="<div style='height:70px'>a</div>", pdf_margin_bottom="85px")
+    assert body["warnings"][0]["details"] == {"part": "footer", "needed": 90, "margin": 85}
 
 
 async def test_templates_load_nothing_from_the_network(service: Service) -> None:

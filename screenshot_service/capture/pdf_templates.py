@@ -27,9 +27,14 @@ if TYPE_CHECKING:
 
 MEASURE_BOUND_MS = 2000
 EMPTY_TEMPLATE = "<span></span>"  # a side without a template: Chromium's default shows date and title
+# Chromium 156 lays a template out in a flex row (side by side) with a 1 px default font, and
+# draws the header from 20 px below the page's top edge, the footer up to 20 px above its bottom
+# (read from the PDFs it prints): the scratch frame does the same, and the inset counts as needed.
+TEMPLATE_INSET_PX = 20
 _SCRATCH_HEAD = ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
                  "img-src data:; font-src data:; style-src 'unsafe-inline'\">"
-                 "<style>html, body { margin: 0; padding: 0; height: auto; }</style>")
+                 "<style>html, body { margin: 0; padding: 0; height: auto; } html { font-size: 1px; } "
+                 "body { display: flex; }</style>")
 _EQUIV = re.compile(r"http-equiv", re.IGNORECASE)
 # A frame that never loads (the page removed it, or blocks frames) is given up after a bound.
 _MEASURE_JS = """(documents, width, bound) => Promise.all(documents.map(html => new Promise(resolve => {
@@ -69,8 +74,8 @@ async def check_templates(session: CaptureSession, opts: CaptureOptions, paper: 
         if not isinstance(height, int | float) or isinstance(height, bool) or height < 0:
             continue
         margin = paper.margin_px(side)
-        if height > margin + 0.5:
-            needed = math.ceil(height)
+        if height + TEMPLATE_INSET_PX > margin + 0.5:
+            needed = math.ceil(height) + TEMPLATE_INSET_PX
             session.document.warn(
                 "pdf_header_clipped",
                 f"the {part} template is {needed} px tall but pdf_margin_{side} gives it {margin:g} px: "

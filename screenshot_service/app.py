@@ -243,6 +243,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.POLICY],
         app[keys.RESOLVER],
         deadline_seconds=app[keys.SETTINGS].capture.deadline_seconds,
+        max_pdf_pages=app[keys.SETTINGS].capture.max_pdf_pages,
         egress_proxy_url=app[keys.PROXY].proxy_server,
         metrics=app[keys.METRICS],
         cache=app[keys.CACHE],

@@ -81,7 +81,8 @@ async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> di
     pool, proxy = await start_browser(one.browser, policy, resolver)
     try:
         service = CaptureService(pool, _FileStorage(output), policy, resolver,
-                                 deadline_seconds=one.capture.deadline_seconds)
+                                 deadline_seconds=one.capture.deadline_seconds,
+                                 max_pdf_pages=one.capture.max_pdf_pages)
         result = await CapturePipeline(service).run(Order(opts=opts, started=asyncio.get_running_loop().time()))
         return result.to_json()
     finally:

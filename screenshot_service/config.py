@@ -78,6 +78,8 @@ class BrowserConfig:
 @dataclass(frozen=True)
 class CaptureConfig:
     deadline_seconds: float = _opt(30.0, min=1, max=300)
+    # A document printing to more pages is refused (422 pdf_too_many_pages): capture/pdf.py.
+    max_pdf_pages: int = _opt(1000, min=1, max=100_000)
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,12 @@ class PageMemoryExceeded(ApiError):
     status, code = 422, "page_memory_exceeded"
 
 
+class PdfTooManyPages(ApiError):
+    """The document prints to more than ``capture.max_pdf_pages`` pages: printing stopped there."""
+
+    status, code = 422, "pdf_too_many_pages"
+
+
 # 429 -----------------------------------------------------------------------------
 class RateLimited(ApiError):
     status, code = 429, "rate_limited"

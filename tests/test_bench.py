@@ -53,6 +53,7 @@ from screenshot_service.bench.service import BENCH_PLAN, ServiceHandle, ServiceO
 from screenshot_service.bench.spec import PAGES, CaptureSpec
 from screenshot_service.bench.target import BenchTarget, Cpu
 from screenshot_service.browser.executable import find_executable, find_full_chromium, is_headless_shell
+from screenshot_service.capture.pdf import page_count
 from screenshot_service.capture.timing import StageTimings, parse_server_timing
 from tests.conftest import Service, wait_for
 
@@ -73,6 +74,8 @@ async def test_floor_captures_decode_and_show_the_js_painted_pixel() -> None:
                 shots.append(await browser.shoot(tab, site.url("/small"), PAGES["small"]))
             finally:
                 await browser.close_tab(tab)
+            document = await browser.capture(site.url("/document"), PAGES["document"])  # the PDF floor
+        assert PAGES["document"].produced(document) and page_count(document) > 10
         assert len(shots) == 3
         for data in shots:
             image = Image.open(io.BytesIO(data))
@@ -186,6 +189,7 @@ def test_targets_are_judged_from_the_results_document() -> None:
         True,  # the slowest answer (a 504) came at 30.0 s: not later than the deadline
         False,  # naive: 2.0/s vs 0.5/s is 4x, under 5x
         False,  # thumbnail: 100 / 80 ms = 1.25x the plain capture
+        None,  # no long-document PDF scenario in these results
     ]
     assert all(line.startswith("SKIP") for line in (t.line() for t in targets.evaluate({})))
 
@@ -485,7 +489,7 @@ def test_generated_config_loads_with_the_real_loader(tmp_path: Path) -> None:
 def test_quick_plan_shape() -> None:
     quick = make_plan(quick=True, pool_size=4)
     assert quick.levels["small"] == (1, 2, 4) and quick.budget_s is not None
-    assert quick.soak_captures == 500 and quick.naive_pages == ("small",)
+    assert quick.soak_captures == 500 and quick.naive_pages == ("small",) and quick.levels["document"] == (1,)
     full = make_plan(quick=False, pool_size=4)
     assert set(full.levels) == set(PAGES) and full.levels["heavy"] == (1, 2, 4, 8) and full.budget_s is None
     custom = make_plan(quick=True, pool_size=4, pages=["slow"], concurrency=[8, 2, 2])

@@ -215,6 +215,7 @@ def _schemas() -> dict[str, Any]:
                 "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"},
                 "took_ms": {"type": "integer"}, "cached": {"type": "boolean"},
                 "blocked_requests": {"type": "integer"}, "clamped": {"type": "boolean"},
+                "pages": {"type": "integer", "minimum": 1, "description": "a pdf's page count (pdf only)"},
                 "page": PAGE_FACTS_SCHEMA, "warnings": {"type": "array", "items": WARNING_SCHEMA},
                 "image_base64": {"type": "string", "description": "with response_type=base64"}}},
         "Job": {"type": "object", "required": ["id", "status", "status_url", "created_at", "result", "error"],

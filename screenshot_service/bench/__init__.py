@@ -74,7 +74,7 @@ def configure_parser(bench: argparse.ArgumentParser) -> argparse.ArgumentParser:
     bench.add_argument("--recycle-after", type=int, default=RECYCLE_AFTER,
                        help=f"browser.recycle_after of the started service ({RECYCLE_AFTER}, the "
                             "service's default: recycles happen during the soak)")
-    bench.add_argument("--pages", type=_pages, help="comma-separated: small,heavy,lazy,slow (default: all)")
+    bench.add_argument("--pages", type=_pages, help="comma-separated: small,heavy,lazy,slow,document (default: all)")
     bench.add_argument("--concurrency", type=_int_list, metavar="LIST",
                        help="concurrency levels for every page, e.g. 1,2,4,8")
     bench.add_argument("--requests", type=int, metavar="N", help="at most N requests per run (quick 40, full 60)")

@@ -24,6 +24,7 @@ PAINT_PIXEL = (200, 200)
 HEAVY_ROWS = 1000  # 1000 × (tr + 4 td) ≈ 5000 elements
 LAZY_IMAGES = 24
 SLOW_MS = 300
+DOCUMENT_SECTIONS = 40  # /document: headings, paragraphs and a table, about 30 Letter pages
 
 _PAINT = (
     "<div id=box style='position:absolute;left:100px;top:100px;width:200px;height:200px'></div>"
@@ -56,6 +57,14 @@ def _heavy_html() -> str:
     return f"<table>{rows}</table>{_PAINT}"
 
 
+def _document_html() -> str:
+    words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor".split()
+    paragraph = " ".join(words[(i * 7) % len(words)] for i in range(120))
+    table = "".join(f"<tr><td>{i}</td><td>{i * 7919 % 10007}</td><td>item {i}</td></tr>" for i in range(12))
+    return "".join(f"<h2>Section {n}</h2><p>{paragraph}</p><p>{paragraph}</p><table>{table}</table>"
+                   for n in range(DOCUMENT_SECTIONS))
+
+
 _HEAVY_HEAD = "<style>td{padding:2px 6px;border-bottom:1px solid #ddd}.n{color:#a33}</style>"
 
 
@@ -66,6 +75,7 @@ def build() -> web.Application:
         f"<img loading=lazy src='/img/{i}.svg' width=600 height=300></section>"
         for i in range(LAZY_IMAGES)
     )
+    document = _document_html()
     routes = web.RouteTableDef()
 
     @routes.get("/small")
@@ -79,6 +89,10 @@ def build() -> web.Application:
     @routes.get("/lazy")
     async def lazy_page(request: web.Request) -> web.Response:
         return _page(lazy)
+
+    @routes.get("/document")
+    async def document_page(request: web.Request) -> web.Response:
+        return _page(document, head="<style>body{margin:0 8px;line-height:1.5}td{border:1px solid #ccc}</style>")
 
     @routes.get("/slow")
     async def slow(request: web.Request) -> web.Response:

@@ -42,6 +42,12 @@ from .spec import CaptureSpec
 __all__ = ["CdpError", "FloorBrowser", "Tab", "floor_browser", "launch_floor"]
 
 
+# What the service prints with by default: Letter, 0.4 in margins, backgrounds, a CSS page size wins.
+PRINT_PARAMS = {"printBackground": True, "preferCSSPageSize": True, "paperWidth": 8.5, "paperHeight": 11.0,
+                "marginTop": 0.4, "marginBottom": 0.4, "marginLeft": 0.4, "marginRight": 0.4,
+                "generateTaggedPDF": False, "generateDocumentOutline": False}
+
+
 @dataclass(frozen=True)
 class Tab:
     """A browser context with one attached blank page, sized for a capture."""
@@ -106,6 +112,9 @@ class FloorBrowser:
             loaded.cancel()
             raise CdpError(f"navigation failed: {navigation['errorText']}")
         await loaded
+        if spec.format == "pdf":
+            printed = await cdp.send("Page.printToPDF", PRINT_PARAMS, session=session)
+            return base64.b64decode(printed["data"])
         content_height = None
         if spec.full_page:
             metrics = await cdp.send("Page.getLayoutMetrics", session=session)

@@ -37,7 +37,7 @@ def make_plan(*, quick: bool, pool_size: int, capacity: int | None = None, pages
               response_type: str = "json") -> BenchPlan:
     p = pool_size
     if quick:
-        default = {"small": (1, 2, p), "heavy": (p,), "lazy": (1,), "slow": (p,)}
+        default = {"small": (1, 2, p), "heavy": (p,), "lazy": (1,), "slow": (p,), "document": (1,)}
     else:
         default = {name: (1, 2, p, 2 * p) for name in PAGES}
     chosen = pages or list(default)
@@ -58,7 +58,7 @@ def make_plan(*, quick: bool, pool_size: int, capacity: int | None = None, pages
         soak_seconds=60.0 if quick else None,  # quick: shortened further to fit the budget
         soak_segment=25 if quick else 50,
         overload_waves=1 if quick else 5,
-        naive_pages=("small",) if quick else tuple(chosen),
+        naive_pages=("small",) if quick else tuple(c for c in chosen if PAGES[c].format == "png"),
         naive_samples=naive_samples if naive_samples is not None else (3 if quick else 5),
         full_floor_pages=("small",) if quick else tuple(chosen),
         response_type=response_type,

@@ -16,6 +16,7 @@ class CaptureSpec:
     full_page: bool = False
     max_height: int = 16384  # the service's default cap for full-page height
     thumb_width: int | None = None  # the service only (thumbs.py): the same capture scaled down
+    format: str = "png"  # or pdf: the service's defaults, the floor's Page.printToPDF with the same paper
 
     def query(self) -> dict[str, str]:
         """The service's query parameters for this capture (besides url and response_type)."""
@@ -24,7 +25,13 @@ class CaptureSpec:
             params["full_page"] = "true"
         if self.thumb_width is not None:
             params["thumb_width"] = str(self.thumb_width)
+        if self.format != "png":
+            params["format"] = self.format
         return params
+
+    def produced(self, data: bytes) -> bool:
+        """Whether ``data`` is what this capture makes (a PNG, or a PDF)."""
+        return data.startswith(b"%PDF-" if self.format == "pdf" else b"\x89PNG")
 
 
 PAGES: dict[str, CaptureSpec] = {
@@ -32,4 +39,5 @@ PAGES: dict[str, CaptureSpec] = {
     "heavy": CaptureSpec("heavy", "/heavy"),
     "lazy": CaptureSpec("lazy", "/lazy", full_page=True),
     "slow": CaptureSpec("slow", "/slow"),
+    "document": CaptureSpec("document", "/document", format="pdf"),  # a long document printed to PDF
 }

@@ -52,7 +52,7 @@ class BenchTarget:
 
         async def cold() -> str:
             data = await floor.capture(url, spec)
-            return "ok" if data.startswith(b"\x89PNG") else "bad_image"
+            return "ok" if spec.produced(data) else "bad_image"
 
         async def warm() -> Answer:
             tab = await floor.open_tab(spec, ready=True)  # before the clock, like a pool's warm context
@@ -62,7 +62,7 @@ class BenchTarget:
                 seconds = time.perf_counter() - begin
             finally:
                 await floor.close_tab(tab)  # after the clock, before the next request of the run
-            return Answer("ok" if data.startswith(b"\x89PNG") else "bad_image", seconds=seconds)
+            return Answer("ok" if spec.produced(data) else "bad_image", seconds=seconds)
 
         return warm if kind == WARM else cold
 

@@ -16,6 +16,7 @@ from .report import REJECT_MS_MAX, ratio
 # Single-request latency is judged against the warm floor: a request to a pool with a ready
 # context waits only for navigation and the screenshot, and so does the warm floor.
 LATENCY_RATIO_MAX = 1.25  # small page, concurrency 1: service p50 / warm floor p50
+PDF_RATIO_MAX = 1.25  # a long document as PDF, concurrency 1: service p50 / the warm floor's Page.printToPDF p50
 # Throughput is judged against the cold floor at the same concurrency: at saturation every
 # capture pays for a fresh context somewhere, on or off its critical path, on the same cores.
 THROUGHPUT_RATIO_MIN = 1.0  # small page, highest concurrency: service / cold floor
@@ -59,7 +60,20 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         _deadline(results),
         _naive(results),
         _thumbnail(results),
+        _pdf(results),
     ]
+
+
+def _pdf(results: Mapping[str, Any]) -> Target:
+    one = _scenario(results, "document", 1)
+    value = one.get("warm_latency_ratio") if one else None
+    name = f"long-document PDF: service p50 <= {PDF_RATIO_MAX}x a raw Page.printToPDF (warm floor, concurrency 1)"
+    if one is None or value is None:
+        return Target(name, None, "not measured")
+    where = stages.describe(one.get(stages.FIELD))
+    return Target(name, value <= PDF_RATIO_MAX,
+                  f"service p50 {one['p50_ms']} ms / warm floor p50 {one['warm_floor_p50_ms']} ms = {value}x"
+                  + (f"; where the time goes (p50): {where}" if where else ""))
 
 
 def _latency(results: Mapping[str, Any]) -> Target:

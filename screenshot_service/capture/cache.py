@@ -29,6 +29,7 @@ class CacheEntry:
     clamped: bool = False
     page: PageFacts = PageFacts()  # a cached answer says what the original capture said
     warnings: tuple[CaptureWarning, ...] = ()
+    pages: int | None = None
 
     def to_json(self) -> str:
         return json.dumps({
@@ -36,6 +37,7 @@ class CacheEntry:
             "size": self.stored.size, "content_type": self.stored.content_type, "format": self.format,
             "width": self.width, "height": self.height, "blocked_requests": self.blocked_requests,
             "clamped": self.clamped, "page": self.page.to_json(), "warnings": [w.to_json() for w in self.warnings],
+            "pages": self.pages,
         })
 
     @classmethod
@@ -47,7 +49,8 @@ class CacheEntry:
         return cls(stored=stored, format=raw["format"], width=raw["width"], height=raw["height"],
                    blocked_requests=raw["blocked_requests"], clamped=raw.get("clamped", False),
                    page=PageFacts.from_json(raw.get("page")),
-                   warnings=tuple(CaptureWarning.from_json(w) for w in raw.get("warnings", ())))
+                   warnings=tuple(CaptureWarning.from_json(w) for w in raw.get("warnings", ())),
+                   pages=raw.get("pages"))
 
 
 CACHE_SCHEMA = """

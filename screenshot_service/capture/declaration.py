@@ -31,13 +31,16 @@ class Conflict:
     """This option, given, cannot be combined with ``other``: ``why`` is reported against both names.
 
     With ``values``, only those values of ``other`` (its default included) conflict, and ``{value}``
-    in ``why`` names the one given; ``unless`` (name, value) lifts the conflict.
+    in ``why`` names the one given; ``unless`` (name, value) lifts the conflict.  With ``named``,
+    this option conflicts whenever the caller names it, whatever its value (``false`` included):
+    an option that only means something beside certain values of ``other``.
     """
 
     other: str
     why: str
     values: tuple[Any, ...] = ()
     unless: tuple[str, Any] | None = None
+    named: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
 
 # The codes of SPEC §4, in the order they are reported.
-WARNING_CODES = ("http_error", "fonts_not_loaded", "images_broken", "blank_capture", "ready_timeout", "clamped")
+WARNING_CODES = ("http_error", "fonts_not_loaded", "images_broken", "blank_capture", "ready_timeout", "clamped",
+                 "pdf_header_clipped")
 
 
 # JSON Schemas of the result's ``warnings`` items and ``page`` (/v1/openapi.json is built from them).

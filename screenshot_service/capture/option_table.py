@@ -15,6 +15,7 @@ from . import parsers as parse
 from .declaration import BODY, JOB, QUERY, Conflict, Restriction, option
 from .devices import DEVICES
 from .parsers import Clip, Cookie, Geolocation
+from .pdf_parsers import MAX_PAPER_INCHES, MIN_PAPER_INCHES, PAPER_FORMATS, css_length, page_ranges, template
 
 if TYPE_CHECKING:
     from ..storage.customer import CustomerS3
@@ -37,8 +38,19 @@ NOT_IN_LINKS = frozenset({QUERY, BODY, JOB})
 PAGE, VIEWPORT, AREA, OUTPUT = "Page", "Viewport and device", "Capture area", "Output"
 THUMBNAIL = "Thumbnail"
 WAITING, CONTENT, BLOCKING, EMULATION, CACHE = "Waiting", "Content changes", "Blocking", "Emulation", "Cache"
-GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, WAITING, CONTENT, BLOCKING, EMULATION, CACHE)
+PDF = "PDF"
+GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, WAITING, CONTENT, BLOCKING, EMULATION, CACHE)
+
 _NO_PDF_THUMBS = "thumbnails are images: {name} cannot be combined with format=pdf"
+_PAPER = css_length(MIN_PAPER_INCHES, MAX_PAPER_INCHES)
+_MARGIN = css_length(0, MAX_PAPER_INCHES / 2)
+_SINGLE_HEIGHT = "pdf_height and pdf_single_page cannot be combined: a single page is as tall as its content"
+_SINGLE_RANGES = "pdf_page_ranges and pdf_single_page cannot be combined: a single page has no other pages"
+
+
+def _pdf_only(name: str) -> tuple[Conflict, ...]:
+    return (Conflict("format", f"{name} only applies to format=pdf, not {{value}}", values=("png", "jpeg", "webp"),
+                     named=True),)
 
 
 @dataclass(frozen=True)
@@ -108,16 +120,65 @@ class OptionTable:
         None, parse.integer(16, 3840), THUMBNAIL,
         "Scale the image down to this width in pixels; alone, the height follows the aspect ratio. "
         "Never enlarged: an image already inside the box is returned as captured.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_width"), values=("pdf",)),))
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_width"), values=("pdf",), named=True),))
     thumb_height: int | None = option(
         None, parse.integer(16, 3840), THUMBNAIL,
         "Scale the image down to this height in pixels; alone, the width follows the aspect ratio.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_height"), values=("pdf",)),))
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_height"), values=("pdf",), named=True),))
     thumb_fit: str = option(
         "contain", parse.choice(*THUMB_FITS), THUMBNAIL,
         "With both `thumb_width` and `thumb_height`: `contain` fits the image inside the box (aspect ratio "
         "kept), `cover` fills the box exactly, cropping the overflow around the centre.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_fit"), values=("pdf",)),))
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_fit"), values=("pdf",), named=True),))
+
+    pdf_paper_format: str = option(
+        "letter", parse.choice(*PAPER_FORMATS), PDF, "Paper size (`pdf_width` and `pdf_height` override it).",
+        conflicts=_pdf_only("pdf_paper_format"))
+    pdf_width: str | None = option(
+        None, _PAPER, PDF, "Custom paper width, a CSS length (`210mm`, `8.5in`, `21cm`, `800px`, `12pt`); "
+        "with `pdf_height`.", conflicts=_pdf_only("pdf_width"))
+    pdf_height: str | None = option(
+        None, _PAPER, PDF, "Custom paper height, a CSS length; with `pdf_width`.",
+        conflicts=(*_pdf_only("pdf_height"), Conflict("pdf_single_page", _SINGLE_HEIGHT)))
+    pdf_landscape: bool = option(False, parse.boolean, PDF, "Landscape paper.", conflicts=_pdf_only("pdf_landscape"))
+    pdf_margin: str = option(
+        "0.4in", _MARGIN, PDF, "All four margins, a CSS length; `pdf_margin_top` and the other sides override one.",
+        conflicts=_pdf_only("pdf_margin"))
+    pdf_margin_top: str | None = option(
+        None, _MARGIN, PDF, "Top margin (the header's room).", conflicts=_pdf_only("pdf_margin_top"))
+    pdf_margin_right: str | None = option(
+        None, _MARGIN, PDF, "Right margin.", conflicts=_pdf_only("pdf_margin_right"))
+    pdf_margin_bottom: str | None = option(
+        None, _MARGIN, PDF, "Bottom margin (the footer's room).", conflicts=_pdf_only("pdf_margin_bottom"))
+    pdf_margin_left: str | None = option(
+        None, _MARGIN, PDF, "Left margin.", conflicts=_pdf_only("pdf_margin_left"))
+    pdf_print_background: bool = option(
+        True, parse.boolean, PDF, "Print backgrounds and colours as on screen.",
+        conflicts=_pdf_only("pdf_print_background"))
+    pdf_scale: float = option(
+        1.0, parse.number(0.1, 2), PDF, "Scale of the page's rendering.", conflicts=_pdf_only("pdf_scale"))
+    pdf_page_ranges: str | None = option(
+        None, page_ranges, PDF, "Pages to keep, e.g. `1-3,5`; a page past the last one is a 400.",
+        conflicts=(*_pdf_only("pdf_page_ranges"), Conflict("pdf_single_page", _SINGLE_RANGES)))
+    pdf_header_html: str | None = option(
+        None, template, PDF,
+        "Header on every page (HTML, at most 64 KB): elements with class `pageNumber`, `totalPages`, `date`, "
+        "`title` or `url` are filled in; it loads nothing from the network (images only as `data:` URLs).",
+        conflicts=_pdf_only("pdf_header_html"))
+    pdf_footer_html: str | None = option(
+        None, template, PDF,
+        "Footer on every page, like `pdf_header_html`.", conflicts=_pdf_only("pdf_footer_html"))
+    pdf_prefer_css_page_size: bool = option(
+        True, parse.boolean, PDF, "A CSS `@page { size }` wins over the paper options.",
+        conflicts=_pdf_only("pdf_prefer_css_page_size"))
+    pdf_single_page: bool = option(
+        False, parse.boolean, PDF, "The whole document on one page as tall as its content (at most 200 in).",
+        conflicts=_pdf_only("pdf_single_page"))
+    pdf_outline: bool = option(
+        False, parse.boolean, PDF, "A document outline (bookmarks) from the headings.",
+        conflicts=_pdf_only("pdf_outline"))
+    pdf_tagged: bool = option(
+        False, parse.boolean, PDF, "A tagged (accessible) PDF.", conflicts=_pdf_only("pdf_tagged"))
 
     wait_until: str = option(
         "load", parse.choice(*WAIT_UNTIL), WAITING,

@@ -22,6 +22,7 @@ from .declaration import BODY, JOB, QUERY, Option, declared_options
 from .devices import DEVICES
 from .option_table import FORMATS, GROUPS, WAIT_UNTIL, OptionTable
 from .parsers import Bad, BadFields
+from .pdf_paper import paper_problems
 
 __all__ = ["FORMATS", "OPTIONS", "OPTION_GROUPS", "WAIT_UNTIL", "CaptureOptions", "accepted_at", "refused_at"]
 
@@ -75,7 +76,8 @@ class CaptureOptions(OptionTable):
                         problems[name] = restriction.why
         _cross_check(values, problems)
         parsed = cls(**cls._apply_device(values))  # the fields given valid, defaults for the rest
-        for name, why in parsed._bound_problems().items():
+        pdf_fine = not any(name.startswith("pdf_") for name in problems)  # else paper_problems would guess
+        for name, why in {**parsed._bound_problems(), **(paper_problems(parsed) if pdf_fine else {})}.items():
             problems.setdefault(name, why)
         if problems:
             unknown = any(p == "unknown parameter" for p in problems.values())
@@ -170,9 +172,9 @@ def _cross_check(values: dict[str, Any], problems: dict[str, str]) -> None:
     if not values.get("url") and not values.get("html") and "url" not in problems and "html" not in problems:
         problems["url"] = "required (or html in a POST body)"
     for spec in OPTIONS.values():
-        if not _given(values, spec.name):
-            continue
         for conflict in spec.conflicts:
+            if not (spec.name in values if conflict.named else _given(values, spec.name)):
+                continue
             if conflict.unless and _value(values, conflict.unless[0]) == conflict.unless[1]:
                 continue
             other = _value(values, conflict.other)

@@ -24,6 +24,7 @@ from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUn
 from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage, readback, thumbnail
 from .navigation_watch import classify
 from .options import CaptureOptions
+from .pdf import DEFAULT_MAX_PAGES, print_pdf
 from .scoped_headers import apply_headers
 from .session import CaptureSession
 
@@ -41,6 +42,7 @@ class Rendered:
     blocked_requests: int = 0  # requests refused by the shot: by the egress proxy and Chromium's ad/tracker lists
     page: facts.PageFacts = facts.PageFacts()
     warnings: tuple[facts.CaptureWarning, ...] = ()
+    pages: int | None = None  # a PDF's page count
 
 
 _DEFAULTS = CaptureOptions()
@@ -119,8 +121,9 @@ async def navigate(session: CaptureSession, opts: CaptureOptions, *, deadline: f
         await asyncio.sleep(opts.delay / 1000)
 
 
-async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None) -> Rendered:
-    """The image (or PDF).  ``deadline`` (loop time) bounds the full-page reveal."""
+async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None,
+                  max_pdf_pages: int = DEFAULT_MAX_PAGES) -> Rendered:
+    """The image (or PDF, at most ``max_pdf_pages``).  ``deadline`` (loop time) bounds the full-page reveal."""
     page = session.page
     if opts.omit_background:
         await page.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
@@ -128,8 +131,8 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
         if opts.disable_animations:
             await animations.freeze(page, style=False)
         page_facts = await checks.before_capture(session, opts)
-        result = await page.send("Page.printToPDF", {"printBackground": True, "preferCSSPageSize": True})
-        return _rendered(session, base64.b64decode(result["data"]), opts.width, opts.height, page_facts=page_facts)
+        printed = await print_pdf(session, opts, max_pages=max_pdf_pages)
+        return _rendered(session, printed.data, opts.width, opts.height, printed.clamped, page_facts, printed.pages)
     clamped = False
     area: tuple[float, float, float, float] | None = None  # what was captured; None: the viewport, as is
     if opts.full_page:
@@ -158,14 +161,13 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
             data, clamped, area = shot.data, shot.clamped, shot.area
     width, height = fullpage.image_size(data)
     await checks.after_capture(session, opts, data, area, clamped=clamped, height=height)
-    return _rendered(session, data, width, height, clamped, page_facts=page_facts)
+    return _rendered(session, data, width, height, clamped, page_facts)
 
 
-def _rendered(session: CaptureSession, data: bytes, width: int, height: int, clamped: bool = False,
-              *, page_facts: facts.PageFacts) -> Rendered:
-    return Rendered(data=data, width=width, height=height, clamped=clamped,
-                    blocked_requests=session.blocked_requests, page=page_facts,
-                    warnings=session.document.sorted_warnings())
+def _rendered(session: CaptureSession, data: bytes, width: int, height: int, clamped: bool,
+              page_facts: facts.PageFacts, pages: int | None = None) -> Rendered:
+    return Rendered(data, width, height, clamped, session.blocked_requests, page_facts,
+                    session.document.sorted_warnings(), pages)
 
 
 def _reveal_budget(deadline: float | None) -> float:

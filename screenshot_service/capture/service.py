@@ -25,6 +25,7 @@ from . import blocking, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
 from .facts import CaptureWarning, PageFacts
 from .options import CaptureOptions
+from .pdf import DEFAULT_MAX_PAGES
 from .session import CaptureSession
 from .timing import ADMISSION, CAPTURE, NAVIGATION, STORE, StageTimings
 
@@ -44,6 +45,7 @@ class CaptureResult:
     clamped: bool = False
     page: PageFacts = PageFacts()  # the main document after redirects (SPEC §4)
     warnings: tuple[CaptureWarning, ...] = ()  # what may be wrong with the image; never a failure
+    pages: int | None = None  # a PDF's page count
 
     @property
     def warning_codes(self) -> list[str]:
@@ -65,6 +67,8 @@ class CaptureResult:
         }
         if self.clamped:
             body["clamped"] = True
+        if self.pages is not None:
+            body["pages"] = self.pages
         return body
 
 
@@ -80,7 +84,9 @@ class CaptureService:
         egress_proxy_url: str | None = None,
         metrics: Metrics | None = None,
         cache: CaptureCache | None = None,
+        max_pdf_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
+        self.max_pdf_pages = max_pdf_pages
         self.cache = cache
         self.pool = pool
         self.storage = storage
@@ -150,6 +156,7 @@ class CaptureService:
             blocked_requests=blocked,
             page=rendered.page,
             warnings=rendered.warnings,
+            pages=rendered.pages,
         )
 
     async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
@@ -164,14 +171,16 @@ class CaptureService:
             return None
         return CaptureResult(stored=entry.stored, data=found[0], format=entry.format, width=entry.width,
                              height=entry.height, took_ms=0, cached=True, blocked_requests=entry.blocked_requests,
-                             clamped=entry.clamped, page=entry.page, warnings=entry.warnings)
+                             clamped=entry.clamped, page=entry.page, warnings=entry.warnings,
+                             pages=entry.pages)
 
     async def remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
         if self.cache is None:
             return
         entry = CacheEntry(stored=result.stored, format=result.format, width=result.width,
                            height=result.height, blocked_requests=result.blocked_requests,
-                           clamped=result.clamped, page=result.page, warnings=result.warnings)
+                           clamped=result.clamped, page=result.page, warnings=result.warnings,
+                           pages=result.pages)
         ttl = usable_ttl(entry, float(opts.cache_ttl))
         if ttl > 0:
             await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
@@ -196,7 +205,7 @@ class CaptureService:
         self.metrics.observe_phase("navigation", timings.add(NAVIGATION, began))
         began = timings.start(CAPTURE)
         with watch.judged():
-            rendered = await render.capture(session, opts, deadline=deadline)
+            rendered = await render.capture(session, opts, deadline=deadline, max_pdf_pages=self.max_pdf_pages)
             await watch.settle()
         self.metrics.observe_phase("capture", timings.add(CAPTURE, began))
         self.metrics.count_blocked(len(session.egress.refused))  # egress refusals, not Chromium's lists

@@ -1,6 +1,8 @@
 # Sourced by scripts/serve, scripts/test and scripts/bench: make this checkout
 # runnable on a fresh machine, idempotently. Usage: bootstrap [extra apt packages...]
-# - .venv with the package installed editable (re-installed when setup.cfg changes)
+# - .venv with the client (clients/python) and the package installed editable (re-installed when
+#   setup.cfg or the client's pyproject.toml changes); the server requires the client, and naming
+#   its folder here means pip takes it from the checkout, never from an index
 # - the system Chromium (its headless shell, the default, and the full binary) and fonts, and with the
 #   test extras promtool (apt-get when root; otherwise says the command)
 
@@ -39,11 +41,11 @@ bootstrap() {
         "$python" -m venv .venv
     fi
     local stamp
-    stamp=".venv/.installed-$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}"
+    stamp=".venv/.installed-$(cat setup.cfg pyproject.toml clients/python/pyproject.toml | sha256sum | cut -c1-16)-${extras//,/-}"
     if [ ! -f "$stamp" ]; then
         echo "bootstrap: installing the package and its [$extras] extras into .venv" >&2
         .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-        .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+        .venv/bin/python -m pip install -q --disable-pip-version-check -e ./clients/python -e ".[$extras]"
         .venv/bin/python -m pip check
         touch "$stamp"  # one stamp per (setup.cfg, extras): serve/test/bench do not undo each other
     fi

@@ -66,6 +66,10 @@ def import_everything() -> None:
         count += 1
     location = Path(screenshot_service.__file__).resolve()
     assert "site-packages" in location.parts, f"imported from the checkout, not the install: {location}"
+    import screenshot_client  # the client's own distribution, installed beside the server
+
+    client = Path(screenshot_client.__file__).resolve()
+    assert "site-packages" in client.parts, f"the client came from the checkout, not its install: {client}"
     for shipped in ("py.typed", "api/tester/index.html"):
         assert (resources.files("screenshot_service") / shipped).is_file(), f"{shipped} is not installed"
     step(f"imported {count} modules from {location.parent}; py.typed and the tester page are installed")

@@ -115,6 +115,13 @@ async def test_the_clients_signed_url_returns_the_image_without_any_network_call
         assert image_of(await response.read()).size == (300, 200)
     async with aiohttp.ClientSession() as session, session.get(link.replace("width=300", "width=301")) as response:
         assert response.status == 401 and (await response.json())["error"]["code"] == "invalid_signature"
+    # the SPEC's spelling, on the client: signed_url(key_id, signing_secret, url, ...) on its base_url
+    async with ScreenshotClient(base(service), service.key) as shots:
+        own = shots.signed_url(record.id, record.signing_secret, service.site.url + "/paint", width=200, height=100)
+    assert own == signed_url(base(service), record.id, record.signing_secret, service.site.url + "/paint",
+                             width=200, height=100)
+    async with aiohttp.ClientSession() as session, session.get(own) as response:
+        assert response.status == 200 and image_of(await response.read()).size == (200, 100)
 
 
 async def test_no_answer_is_a_screenshot_error_too_without_the_transport_error_as_cause() -> None:

@@ -30,7 +30,8 @@ WARNING_SCHEMA: dict[str, Any] = {
 }
 PAGE_FACTS_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["final_url", "status_code", "title", "redirects"],
-    "description": "the main document after redirects; final_url and status_code are null for html input",
+    "description": "the main document after redirects (and after navigations the page started itself); "
+                   "final_url and status_code are null for html input that stays on its own document",
     "properties": {"final_url": {"type": ["string", "null"]}, "status_code": {"type": ["integer", "null"]},
                    "title": {"type": "string"}, "redirects": {"type": "integer", "minimum": 0}},
 }
@@ -55,7 +56,8 @@ class CaptureWarning:
 
 @dataclass(frozen=True)
 class PageFacts:
-    """The main document after redirects; ``status_code`` and ``final_url`` are None for ``html`` input."""
+    """The main document after redirects; ``status_code`` and ``final_url`` are None for ``html``
+    input that did not navigate elsewhere."""
 
     final_url: str | None = None
     status_code: int | None = None
@@ -113,8 +115,11 @@ class PageWatch:
         if all(w.code != code for w in self.warnings):
             self.warnings.append(CaptureWarning(code, message, details))
 
+    def unwarn(self, code: str) -> None:
+        self.warnings = [w for w in self.warnings if w.code != code]
+
     def facts(self, title: str, *, html: bool) -> PageFacts:
-        if html:
+        if html and self.final_url is None:  # html that navigated somewhere reports where
             return PageFacts(title=title)
         return PageFacts(final_url=self.final_url, status_code=self.status_code, title=title,
                          redirects=self.redirects)

@@ -113,11 +113,14 @@ def build(hits: list[str]) -> web.Application:
 
     @routes.get("/navigates")
     async def navigates(request: web.Request) -> web.Response:
-        # Its own script takes the main frame to ``to``: while parsing, or ``after`` ms after load.
+        # Its own script takes the main frame to ``to``: while parsing, ``after`` ms after load, or
+        # when first scrolled (``on=scroll``: the page is 5000 px tall).
         to, after = json.dumps(request.query["to"]), request.query.get("after")
         go = f"location.href = {to};" if after is None else \
             f"addEventListener('load', () => setTimeout(() => location.href = {to}, {int(after)}));"
-        page = _html(f"<p>leaving</p><script>{go}</script>")
+        if request.query.get("on") == "scroll":
+            go = f"addEventListener('scroll', () => location.href = {to}, {{once: true}});"
+        page = _html(f"<p style='height:5000px'>leaving</p><script>{go}</script>")
         page.set_status(int(request.query.get("code", "200")))
         return page
 

@@ -48,9 +48,10 @@ def refused_url() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
 
 
-async def test_html_that_sets_location_is_the_page_it_went_to(service: Service) -> None:
+@pytest.mark.parametrize("wait_until", ["load", "networkidle0", "ready"])
+async def test_html_that_sets_location_is_the_page_it_went_to(service: Service, wait_until: str) -> None:
     status, body = await _post(service, html=f"<script>location = '{service.site.url}/paint'</script>",
-                               response_type="base64")
+                               wait_until=wait_until, response_type="base64")
     assert status == 200, body
     assert body["page"]["final_url"] == service.site.url + "/paint" and body["page"]["status_code"] == 200
     assert image_of(base64.b64decode(body["image_base64"])).convert("RGB").getpixel((200, 200)) == PAINT_RGB
@@ -126,6 +127,26 @@ async def test_a_navigation_during_delay_is_followed_and_judged(service: Service
     body = await response.json()
     assert response.status == 200, body
     assert body["page"]["status_code"] == 503 and [w["code"] for w in body["warnings"]] == ["http_error"]
+
+
+async def test_a_navigation_in_the_middle_of_the_full_page_reveal_is_followed(service: Service) -> None:
+    # The tall page leaves for /paint when first scrolled: under the service's own reveal script.
+    response = await service.shot(_to("/paint", on="scroll"), full_page="true", response_type="base64")
+    body = await response.json()
+    assert response.status == 200, body
+    assert body["page"]["final_url"] == service.site.url + "/paint"
+    image = image_of(base64.b64decode(body["image_base64"])).convert("RGB")
+    assert image.size == (1280, 800) and image.getpixel((200, 200)) == PAINT_RGB
+
+
+async def test_the_callers_js_that_navigates_runs_once_and_the_rest_applies_to_the_new_page(service: Service) -> None:
+    response = await service.shot("/titled", js="location.href = '/paint'", response_type="base64",
+                                  css="body { background: rgb(0,0,255) !important }")
+    body = await response.json()
+    assert response.status == 200, body
+    image = image_of(base64.b64decode(body["image_base64"])).convert("RGB")
+    assert image.getpixel((200, 200)) == PAINT_RGB and image.getpixel((10, 10)) == (0, 0, 255)
+    assert body["page"]["final_url"] == service.site.url + "/paint"
 
 
 async def test_fragment_and_history_changes_are_not_new_documents(service: Service) -> None:

@@ -38,7 +38,7 @@ class DocumentTracker:
         page.on("Network.requestWillBeSent", self._on_request)
         page.on("Network.loadingFailed", self._on_failed)
         page.on("Page.frameNavigated", self._on_navigated)
-        page.on("Page.navigatedWithinDocument", self._on_stopped)
+        page.on("Page.navigatedWithinDocument", self._on_same_document)
         page.on("Page.frameStoppedLoading", self._on_stopped)
         page.on("Page.lifecycleEvent", self._on_lifecycle)
 
@@ -99,13 +99,18 @@ class DocumentTracker:
         self._lifecycle.setdefault(loader, set())
         self._update()
 
+    def _on_same_document(self, event: dict[str, Any]) -> None:
+        if self._main(event.get("frameId")):  # a fragment or history change: the document stays
+            self._requested = False
+            self._update()
+
     def _on_stopped(self, event: dict[str, Any]) -> None:
-        # Stopped loading, or a fragment / history change: no new document is on its way (a
-        # request in flight for one still is: a stop can trail the next navigation's start).
+        # No new document is on its way unless its request is in flight: a stop can trail the
+        # next navigation's start.
         if not self._main(event.get("frameId")):
             return
         self._requested = False
-        if event.get("url") is None and self.committed is not None:  # as pyppeteer does: stopped is loaded
+        if self.committed is not None:  # as pyppeteer does: a frame that stopped loading has loaded
             self._lifecycle.setdefault(self.committed, set()).update(("DOMContentLoaded", "load"))
         self._update()
 

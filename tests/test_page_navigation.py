@@ -159,6 +159,15 @@ async def test_fragment_and_history_changes_are_not_new_documents(service: Servi
         assert body["page"] == {"final_url": None, "status_code": None, "title": "same", "redirects": 0}
 
 
+async def test_a_navigation_answered_204_leaves_the_page_where_it_was(service: Service) -> None:
+    path, seen = _to("/status?code=204"), service.site.log.count("/status")
+    response = await service.shot(path)
+    body = await response.json()
+    assert response.status == 200, body
+    assert body["page"]["final_url"] == service.site.url + path and body["page"]["status_code"] == 200
+    assert service.site.log.count("/status") == seen + 1  # it did go there
+
+
 async def test_a_download_the_page_starts_is_target_unreachable(service: Service) -> None:
     for body in ({"html": f"<script>location = '{service.site.url}/download'</script>"},
                  {"url": service.site.url + _to("/download")}):

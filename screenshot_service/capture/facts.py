@@ -2,7 +2,8 @@
 
 ``PageWatch`` follows the main frame's document requests through DevTools
 Network events (one per capture, made with its session before navigation):
-each redirect hop, and the last response's URL and status.  Warnings are
+each redirect hop, and the URL and status of the last response that became the
+page (committed: a download or a 204 does not).  Warnings are
 collected on the same object while a capture runs (``ready_timeout`` during
 navigation, the rest at capture time) and end up in the result's ``page`` and
 ``warnings`` (SPEC §4).  Warnings never fail a capture.
@@ -86,10 +87,14 @@ class PageWatch:
     egress: str | None = None  # the egress proxy's own error page (its mark): a failure, not an HTTP error
     warnings: list[CaptureWarning] = field(default_factory=list)
     _hops: dict[str, int] = field(default_factory=dict)  # requestId -> redirects followed so far
+    # loaderId -> the document's response, until it commits: an answer that never becomes the
+    # page (a 204, a download) says nothing about the page
+    _answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.page.on("Network.requestWillBeSent", self._on_request)
         self.page.on("Network.responseReceived", self._on_response)
+        self.page.on("Page.frameNavigated", self._on_navigated)
 
     def _is_main_document(self, event: dict[str, Any]) -> bool:
         return event.get("type") == "Document" and event.get("frameId") == self.page.main_frame_id
@@ -100,8 +105,17 @@ class PageWatch:
             self._hops[request_id] = self._hops.get(request_id, 0) + 1
 
     def _on_response(self, event: dict[str, Any]) -> None:
-        if not self._is_main_document(event):
-            return
+        if self._is_main_document(event):
+            self._answers[str(event.get("loaderId") or event.get("requestId"))] = event
+
+    def _on_navigated(self, event: dict[str, Any]) -> None:
+        frame = event.get("frame") or {}
+        if not frame.get("parentId") and frame.get("id") == self.page.main_frame_id:
+            answer = self._answers.pop(str(frame.get("loaderId")), None)
+            if answer is not None:
+                self._committed(answer)
+
+    def _committed(self, event: dict[str, Any]) -> None:
         response = event.get("response") or {}
         self.final_url = response.get("url") or self.final_url
         status = response.get("status")

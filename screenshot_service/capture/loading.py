@@ -87,7 +87,8 @@ async def follow(session: CaptureSession, opts: CaptureOptions) -> None:
         if not await documents.loaded(loader, opts.wait_until):
             continue  # gone again before it loaded: follow the next one
         documents.judged = loader
-        log.info("followed a navigation the page started itself to %s", host_of(session.document.final_url))
+        if documents.commits:  # not the URL's own document
+            log.info("followed a navigation the page started itself to %s", host_of(session.document.final_url))
         checks.http_status(session, opts)
 
 

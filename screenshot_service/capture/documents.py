@@ -36,7 +36,8 @@ class DocumentTracker:
         self._changed = asyncio.Event()
         page.on("Page.frameRequestedNavigation", self._on_requested)
         page.on("Network.requestWillBeSent", self._on_request)
-        page.on("Network.loadingFailed", self._on_failed)
+        page.on("Network.loadingFailed", self._on_ended)
+        page.on("Network.loadingFinished", self._on_ended)
         page.on("Page.frameNavigated", self._on_navigated)
         page.on("Page.navigatedWithinDocument", self._on_same_document)
         page.on("Page.frameStoppedLoading", self._on_stopped)
@@ -82,8 +83,10 @@ class DocumentTracker:
             self._requests.add(str(event.get("requestId")))
             self._update()
 
-    def _on_failed(self, event: dict[str, Any]) -> None:
-        if str(event.get("requestId")) in self._requests:  # aborted (a download, a 204) or an error page next
+    def _on_ended(self, event: dict[str, Any]) -> None:
+        # Normally after the commit; else the request never became a document (a download, a
+        # 204), or failed (an error page commits next)
+        if str(event.get("requestId")) in self._requests:
             self._requests.discard(str(event.get("requestId")))
             self._update()
 

@@ -7,6 +7,7 @@ Every request's path is appended to ``hits`` so tests can see what arrived.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
@@ -109,6 +110,24 @@ def build(hits: list[str]) -> web.Application:
     @routes.get("/redirect")
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPFound(request.query["to"])
+
+    @routes.get("/navigates")
+    async def navigates(request: web.Request) -> web.Response:
+        # Its own script takes the main frame to ``to``: while parsing, ``after`` ms after load, or
+        # when first scrolled (``on=scroll``: the page is 5000 px tall).
+        to, after = json.dumps(request.query["to"]), request.query.get("after")
+        go = f"location.href = {to};" if after is None else \
+            f"addEventListener('load', () => setTimeout(() => location.href = {to}, {int(after)}));"
+        if request.query.get("on") == "scroll":
+            go = f"addEventListener('scroll', () => location.href = {to}, {{once: true}});"
+        page = _html(f"<p style='height:5000px'>leaving</p><script>{go}</script>")
+        page.set_status(int(request.query.get("code", "200")))
+        return page
+
+    @routes.get("/loop")
+    async def loop(request: web.Request) -> web.Response:
+        # Navigates to the next of itself as soon as it loads, for ever.
+        return _html(f"<p>again</p><script>location.href = '/loop?n={int(request.query.get('n', '0')) + 1}';</script>")
 
     @routes.get("/reach")
     async def reach(request: web.Request) -> web.Response:

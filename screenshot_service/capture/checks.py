@@ -16,9 +16,9 @@ import base64
 import logging
 import math
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from ..browser.driver_errors import ProtocolError, ScriptError
+from ..egress.urls import host_of
 from ..errors import TargetHttpError
 from . import blank, facts, readback, ready
 
@@ -34,13 +34,15 @@ PROBE_PIXELS = 65_536  # a JPEG/WebP is judged blank from a PNG of the same area
 
 
 def http_status(session: CaptureSession, opts: CaptureOptions) -> None:
-    """Right after navigation: a main document >= 400 fails with ``fail_on_http_error`` (502, raised
-    inside the pipeline's admitted block, so the credit is refunded), else it is a warning."""
+    """Right after each main document loaded (the URL's, or one the page navigated to): one >= 400
+    fails with ``fail_on_http_error`` (502, raised inside the pipeline's admitted block, so the
+    credit is refunded), else it is a warning, about the document captured only."""
     watch = session.document
+    watch.unwarn("http_error")  # said of a document the page has since left
     status = watch.status_code
-    if opts.html is not None or status is None or status < 400 or watch.egress is not None:
+    if status is None or status < 400 or watch.egress is not None:
         return  # the proxy's own error page is blocked_target or target_unreachable (navigation_watch.py)
-    host = urlsplit(opts.url or "").hostname or "the target"
+    host = host_of(watch.final_url or opts.url) or "the target"
     if opts.fail_on_http_error:
         raise TargetHttpError(f"{host} answered HTTP {status}", details={"status": status})
     watch.warn("http_error", f"the page answered HTTP {status}: this may be an error page", {"status": status})

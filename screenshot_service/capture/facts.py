@@ -2,7 +2,8 @@
 
 ``PageWatch`` follows the main frame's document requests through DevTools
 Network events (one per capture, made with its session before navigation):
-each redirect hop, and the last response's URL and status.  Warnings are
+each redirect hop, and the URL and status of the last response that became the
+page (committed: a download or a 204 does not).  Warnings are
 collected on the same object while a capture runs (``ready_timeout`` during
 navigation, the rest at capture time) and end up in the result's ``page`` and
 ``warnings`` (SPEC §4).  Warnings never fail a capture.
@@ -31,7 +32,8 @@ WARNING_SCHEMA: dict[str, Any] = {
 }
 PAGE_FACTS_SCHEMA: dict[str, Any] = {
     "type": "object", "required": ["final_url", "status_code", "title", "redirects"],
-    "description": "the main document after redirects; final_url and status_code are null for html input",
+    "description": "the main document after redirects (and after navigations the page started itself); "
+                   "final_url and status_code are null for html input that stays on its own document",
     "properties": {"final_url": {"type": ["string", "null"]}, "status_code": {"type": ["integer", "null"]},
                    "title": {"type": "string"}, "redirects": {"type": "integer", "minimum": 0}},
 }
@@ -56,7 +58,8 @@ class CaptureWarning:
 
 @dataclass(frozen=True)
 class PageFacts:
-    """The main document after redirects; ``status_code`` and ``final_url`` are None for ``html`` input."""
+    """The main document after redirects; ``status_code`` and ``final_url`` are None for ``html``
+    input that did not navigate elsewhere."""
 
     final_url: str | None = None
     status_code: int | None = None
@@ -85,10 +88,14 @@ class PageWatch:
     egress: str | None = None  # the egress proxy's own error page (its mark): a failure, not an HTTP error
     warnings: list[CaptureWarning] = field(default_factory=list)
     _hops: dict[str, int] = field(default_factory=dict)  # requestId -> redirects followed so far
+    # loaderId -> the document's response, until it commits: an answer that never becomes the
+    # page (a 204, a download) says nothing about the page
+    _answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.page.on("Network.requestWillBeSent", self._on_request)
         self.page.on("Network.responseReceived", self._on_response)
+        self.page.on("Page.frameNavigated", self._on_navigated)
 
     def _is_main_document(self, event: dict[str, Any]) -> bool:
         return event.get("type") == "Document" and event.get("frameId") == self.page.main_frame_id
@@ -99,8 +106,17 @@ class PageWatch:
             self._hops[request_id] = self._hops.get(request_id, 0) + 1
 
     def _on_response(self, event: dict[str, Any]) -> None:
-        if not self._is_main_document(event):
-            return
+        if self._is_main_document(event):
+            self._answers[str(event.get("loaderId") or event.get("requestId"))] = event
+
+    def _on_navigated(self, event: dict[str, Any]) -> None:
+        frame = event.get("frame") or {}
+        if not frame.get("parentId") and frame.get("id") == self.page.main_frame_id:
+            answer = self._answers.pop(str(frame.get("loaderId")), None)
+            if answer is not None:
+                self._committed(answer)
+
+    def _committed(self, event: dict[str, Any]) -> None:
         response = event.get("response") or {}
         self.final_url = response.get("url") or self.final_url
         status = response.get("status")
@@ -114,8 +130,11 @@ class PageWatch:
         if all(w.code != code for w in self.warnings):
             self.warnings.append(CaptureWarning(code, message, details))
 
+    def unwarn(self, code: str) -> None:
+        self.warnings = [w for w in self.warnings if w.code != code]
+
     def facts(self, title: str, *, html: bool) -> PageFacts:
-        if html:
+        if html and self.final_url is None:  # html that navigated somewhere reports where
             return PageFacts(title=title)
         return PageFacts(final_url=self.final_url, status_code=self.status_code, title=title,
                          redirects=self.redirects)

@@ -13,16 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from ..browser.driver_errors import NavigationFailed, ProtocolError, ScriptError
+from ..browser.driver_errors import DriverError, ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
-from ..egress.http1 import REFUSED, UNREACHABLE
-from ..errors import BlockedTarget, InvalidParameter, SelectorNotFound, TargetUnreachable
-from . import animations, blocking, bounds, checks, devices, emulation, facts, fullpage, readback, thumbnail
-from .navigation_watch import classify
+from ..errors import InvalidParameter, SelectorNotFound
+from . import (
+    animations,
+    blocking,
+    bounds,
+    checks,
+    devices,
+    emulation,
+    facts,
+    fullpage,
+    loading,
+    readback,
+    thumbnail,
+)
 from .options import CaptureOptions
 from .pdf import DEFAULT_MAX_PAGES, print_pdf
 from .scoped_headers import apply_headers
@@ -86,27 +94,17 @@ async def prepare(session: CaptureSession, opts: CaptureOptions) -> None:
 
 
 async def navigate(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None) -> None:
-    """Load the page and wait as ``wait_until`` says; ``deadline`` (loop time) bounds ``ready``."""
+    """Load the page and wait as ``wait_until`` says; ``deadline`` (loop time) bounds ``ready``.
+    Navigations the page starts itself are followed until it holds still (loading.py)."""
     if not session.prepared:
         await prepare(session, opts)
+    await loading.load(session, opts)
+    await loading.steadily(session, opts, lambda: _settle(session, opts, deadline))
+
+
+async def _settle(session: CaptureSession, opts: CaptureOptions, deadline: float | None) -> None:
+    """What follows the load, on whichever document the page is on: run again on the next one."""
     page = session.page
-    if opts.html is not None:
-        await _load_html(session, opts)
-    else:
-        assert opts.url is not None
-        _refuse_listed_target(opts)
-        try:
-            # ready: the document first, then the conditions of capture/ready.py, within a bound
-            await page.goto(opts.url, "domcontentloaded" if opts.wait_until == "ready" else opts.wait_until)
-        except NavigationFailed as exc:
-            if page.main_frame_id in session.network.downloads:  # downloads are denied per context (browser/pool.py)
-                host = urlsplit(opts.url).hostname or "the target"
-                raise TargetUnreachable(
-                    f"{host} answered with a file download, not a page: there is nothing to capture",
-                    details={"host": host},
-                ) from None
-            raise _navigation_error(str(exc), opts.url) from None
-        checks.http_status(session, opts)  # before any wait: an error page will not grow the awaited selector
     if opts.disable_animations:  # first now, so that frozen animations neither delay ready nor hide the selector
         await animations.freeze(page)
     if opts.wait_for_selector:
@@ -114,7 +112,7 @@ async def navigate(session: CaptureSession, opts: CaptureOptions, *, deadline: f
         await page.wait_for_selector(opts.wait_for_selector)
     if opts.wait_until == "ready":
         await checks.wait_ready(session, deadline)
-    await _tidy(page, opts)
+    await _tidy(session, opts)
     if opts.disable_animations:  # again: what the page started since, and what the caller's js did
         await animations.freeze(page, style=False)
     if opts.delay:
@@ -123,7 +121,19 @@ async def navigate(session: CaptureSession, opts: CaptureOptions, *, deadline: f
 
 async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None,
                   max_pdf_pages: int = DEFAULT_MAX_PAGES) -> Rendered:
-    """The image (or PDF, at most ``max_pdf_pages``).  ``deadline`` (loop time) bounds the full-page reveal."""
+    """The image (or PDF, at most ``max_pdf_pages``).  ``deadline`` (loop time) bounds the full-page
+    reveal.  A page that navigates in the middle is followed, settled and captured again."""
+    while True:
+        try:
+            return await _capture(session, opts, deadline, max_pdf_pages)
+        except DriverError:
+            if not session.documents.moved() or session.page.crashed.done():
+                raise
+        await loading.steadily(session, opts, lambda: _settle(session, opts, deadline))
+
+
+async def _capture(session: CaptureSession, opts: CaptureOptions, deadline: float | None,
+                   max_pdf_pages: int) -> Rendered:
     page = session.page
     if opts.omit_background:
         await page.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
@@ -176,27 +186,7 @@ def _reveal_budget(deadline: float | None) -> float:
     return max(0.5, (deadline - asyncio.get_running_loop().time()) * REVEAL_SHARE)
 
 
-# -- loading and tidying -----------------------------------------------------------------
-
-_LOADED_JS = """(wanted) => new Promise(resolve => {
-  const ready = () => wanted === 'domcontentloaded' ? document.readyState !== 'loading'
-                                                    : document.readyState === 'complete';
-  if (ready()) return resolve();
-  document.addEventListener('readystatechange', () => ready() && resolve());
-  window.addEventListener('load', () => resolve(), {once: true});
-})"""
-
-
-async def _load_html(session: CaptureSession, opts: CaptureOptions) -> None:
-    """Render caller-supplied HTML, then wait as ``wait_until`` says (setContent alone does not)."""
-    assert opts.html is not None
-    await session.page.set_content(opts.html)
-    await session.page.evaluate(_LOADED_JS, "domcontentloaded" if opts.wait_until == "ready" else opts.wait_until)
-    if opts.wait_until.startswith("networkidle"):
-        # No timeout of our own: the deadline around us ends a network that never goes quiet.
-        allowed = 0 if opts.wait_until == "networkidle0" else 2
-        await session.network.settle(math.inf, quiet=0.5, allowed=allowed)
-
+# -- tidying -----------------------------------------------------------------------------
 
 _BANNERS_JS = """(selectors) => {
   let clicked = 0;
@@ -210,8 +200,10 @@ _BANNERS_JS = """(selectors) => {
 }"""
 
 
-async def _tidy(page: PageDriver, opts: CaptureOptions) -> None:
-    """Cookie banners, hidden elements, caller CSS and JS — in that order, so the caller's word is last."""
+async def _tidy(session: CaptureSession, opts: CaptureOptions) -> None:
+    """Cookie banners, hidden elements, caller CSS and JS — in that order, so the caller's word is last.
+    The caller's js runs once: on the next document the page (or that js) navigates to, only the rest."""
+    page = session.page
     if opts.block_cookie_banners:
         if await page.evaluate(_BANNERS_JS, list(blocking.cookie_accept_selectors())):  # a truth test cannot fail
             await asyncio.sleep(BANNER_SETTLE)
@@ -223,7 +215,8 @@ async def _tidy(page: PageDriver, opts: CaptureOptions) -> None:
         await page.add_style_tag(rules)
     if opts.css:
         await page.add_style_tag(opts.css)
-    if opts.js:
+    if opts.js and not session.ran_js:
+        session.ran_js = True
         await _run_js(page, opts.js)
 
 
@@ -273,26 +266,5 @@ async def _element_box(page: PageDriver, selector: str | None) -> tuple[int, int
     return max(0, x), max(0, y), width, height
 
 
-def _refuse_listed_target(opts: CaptureOptions) -> None:
-    # Chromium's URL blocking covers subresources, not navigations: a page that is
-    # itself on a chosen list is refused here (its frames and redirects by the proxy).
-    blocker = blocking.host_blocker(opts)
-    host = urlsplit(opts.url or "").hostname or ""
-    if blocker is not None and blocker(host):
-        raise BlockedTarget(f"{host} is on the block list you chose", details={"host": host})
-
-
 def _first_line(error: object) -> str:
     return str(error).strip().splitlines()[0][:300] if str(error).strip() else "error"
-
-
-def _navigation_error(message: str, url: str) -> Exception:
-    # Net errors are sorted in one place; a failed tunnel is told apart by the service's watch.
-    host = urlsplit(url).hostname or "the target"
-    verdict = classify(message, host, None)
-    if verdict == REFUSED:
-        return BlockedTarget(f"the browser was not allowed to reach {host}", details={"host": host})
-    if verdict == UNREACHABLE:
-        reason = message.split(" at ")[0].strip()
-        return TargetUnreachable(f"could not reach {host}: {reason}", details={"host": host})
-    return TargetUnreachable(f"navigation to {host} failed: {message.split(' at ')[0]}")

@@ -3,7 +3,7 @@
 A ``CaptureSession`` is made where a capture gets its page (``CaptureService``
 after leasing a context) and handed to every step of render.py, checks.py,
 ready.py and fullpage.py: whether the page was prepared, its network, its main
-document and the warnings gathered, the navigation watch, and what the egress
+document and the warnings gathered, the navigation watches, and what the egress
 proxy refused.  Nothing of it lives in a module-level registry keyed by page,
 so what a capture finds is its own whatever else ran on that page before, and
 no step depends on another having run first to install it.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .documents import DocumentTracker
 from .egress_findings import EgressFindings
 from .facts import PageWatch
 from .navigation_watch import MainFrameWatch
@@ -37,7 +38,9 @@ class CaptureSession:
         self.navigation = MainFrameWatch(page, self.egress)  # a main document the proxy failed
         self.network = NetworkTracker(page)  # requests in flight, blocked by Chromium, downloads
         self.document = PageWatch(page)  # the main document's facts, and the warnings
+        self.documents = DocumentTracker(page)  # navigations the page starts itself (loading.py)
         self.prepared = False  # render.prepare has run: emulation, headers, blocking are set
+        self.ran_js = False  # the caller's js ran: once per capture, whatever document the page goes to next
 
     @property
     def blocked_requests(self) -> int:

@@ -78,27 +78,27 @@ async def raw_key(svc: Service, plan: str) -> str:
 
 
 async def test_a_third_key_is_never_refused_and_gets_the_next_free_slot(
-    make_pool: Callable[..., Any], make_service: Callable[..., Any], gates: Callable[[], str]
+    shared_pool: BrowserPool, make_service: Callable[..., Any], gates: Callable[[], str]
 ) -> None:
-    pool = await make_pool(pool_size=2, max_queue=4)
-    svc: Service = await make_service(pool=pool, plans={"attacker": ROOMY})
+    pool = shared_pool  # 2 slots, 8 queue places
+    svc: Service = await make_service(plans={"attacker": ROOMY})
     shots = Shots(svc)
     a_key, b_key, c_key = await raw_key(svc, "attacker"), await raw_key(svc, "attacker"), svc.key
-    a_gates, b_gates = [gates() for _ in range(3)], [gates() for _ in range(3)]
+    a_gates, b_gates = [gates() for _ in range(5)], [gates() for _ in range(5)]
     a = [shots.fire(a_key, a_gates[0])]
     await placed(pool, 1, 0)
     b = [shots.fire(b_key, b_gates[0])]
     await placed(pool, 2, 0)
     a += [shots.fire(a_key, token) for token in a_gates[1:]]
     b += [shots.fire(b_key, token) for token in b_gates[1:]]
-    await placed(pool, 2, 4)  # every place taken: one capture of each attacker runs, two of each wait
+    await placed(pool, 2, 8)  # every place taken: one capture of each attacker runs, four of each wait
 
     c = [shots.fire(c_key), shots.fire(c_key)]
     # Each takes the newest queued place of the key holding the most; those callers hear 503 at once.
     assert await wait_for(lambda: len(answers(a + b)) == 2, BOUND)
     assert answers(a + b) == [(503, "overloaded")] * 2
     assert not any(task.done() for task in c)
-    # Now the attackers hold no more than the third key: their new requests are the ones refused.
+    # The attackers' new requests are the ones refused: each attacker holds the most.
     refused = [shots.fire(a_key, gates()), shots.fire(b_key, gates())]
     assert await wait_for(lambda: all(task.done() for task in refused), BOUND)
     assert answers(refused) == [(503, "overloaded")] * 2
@@ -117,14 +117,14 @@ async def test_a_third_key_is_never_refused_and_gets_the_next_free_slot(
     for token in a_gates + b_gates:
         site.LATE_GATES[token].set()
     await shots.settle()
-    assert sorted(answers(a + b)) == [(200, None)] * 4 + [(503, "overloaded")] * 2
+    assert sorted(answers(a + b)) == [(200, None)] * 8 + [(503, "overloaded")] * 2
 
 
 async def test_a_plan_caps_the_share_one_key_holds_while_others_wait(
-    make_pool: Callable[..., Any], make_service: Callable[..., Any], gates: Callable[[], str]
+    shared_pool: BrowserPool, make_service: Callable[..., Any], gates: Callable[[], str]
 ) -> None:
-    pool = await make_pool(pool_size=2, max_queue=4)
-    svc: Service = await make_service(pool=pool, plans={"capped": {**ROOMY, "max_pool_share": 0.5}})
+    pool = shared_pool  # 2 slots
+    svc: Service = await make_service(plans={"capped": {**ROOMY, "max_pool_share": 0.5}})
     shots = Shots(svc)
     capped, other = await raw_key(svc, "capped"), svc.key
     a_gates, b_gates = [gates() for _ in range(3)], [gates() for _ in range(2)]

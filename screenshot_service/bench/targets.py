@@ -24,6 +24,7 @@ RSS_GROWTH_PCT_MAX = 10.0
 SOAK_CAPTURES_MIN = 1000  # the RSS target is over this many captures, with recycles among them
 NAIVE_SPEEDUP_MIN = 5.0
 BACKLOG_RATIO_MAX = 2.0  # Step 5: a job backlog may at most double sync latency
+FAIR_WAIT_RATIO_MAX = 1.0  # the third key's longest wait for a slot / one attacker capture (p95)
 DEFAULT_DEADLINE_S = 30.0  # the service's default [capture] deadline_seconds
 
 
@@ -57,6 +58,7 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         _rss(results),
         _deadline(results),
         _naive(results),
+        _fair_share(results),
     ]
 
 
@@ -186,3 +188,17 @@ def _naive(results: Mapping[str, Any]) -> Target:
         "not measured" if value is None or not one else
         f"small page at concurrency 1: {one['throughput_per_s']}/s vs naive "
         f"{one['naive_throughput_per_s']}/s = {value}x")
+
+
+def _fair_share(results: Mapping[str, Any]) -> Target:
+    fair = results.get("fair_share") or {}
+    ratio_ = fair.get("third_key_wait_ratio")
+    name = (f"fair share: under two attacker keys a third key is never refused and waits <= "
+            f"{FAIR_WAIT_RATIO_MAX:g} attacker capture (Step 15)")
+    if ratio_ is None or not fair.get("queue_was_full"):
+        return Target(name, None, "not measured" if not fair else "the attackers never filled the queue")
+    return Target(
+        name, fair["third_key_refused"] == 0 and ratio_ <= FAIR_WAIT_RATIO_MAX,
+        f"{fair['third_key_refused']} of {fair['third_key_requests']} refused; longest wait "
+        f"{fair['third_key_longest_wait_ms']} ms / attacker capture p95 {fair['attacker_capture_p95_ms']} ms "
+        f"= {ratio_}x")

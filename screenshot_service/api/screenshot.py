@@ -25,7 +25,7 @@ from .common import base_url, caller, json_response, key_in_headers, read_json_o
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
     timings = request[TIMINGS] = StageTimings()
     pool = request.app[CAPTURE].pool
-    shed_if_full(pool)
+    pool.shed_if_full()  # 503 before any read, auth or state round trip when nobody could get a place
     signed = is_signed(request.query)  # key_id + signature instead of an API key (an <img src>)
     query = one_value_each(request.query)  # a repeated name is a 400 before any key is looked up
     async with request.app[PIPELINE].arrival_bound(request[STARTED]):
@@ -39,7 +39,7 @@ async def get_screenshot(request: web.Request) -> web.StreamResponse:
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
     timings = request[TIMINGS] = StageTimings()
     pool = request.app[CAPTURE].pool
-    shed_if_full(pool)
+    pool.shed_if_full()  # 503 before any read, auth or state round trip when nobody could get a place
     if key_in_headers(request):
         # The header's key outranks any in the body: check it first, so a keyed request
         # never waits behind the bound on bodies read for callers not yet known.
@@ -58,16 +58,11 @@ async def post_screenshot(request: web.Request) -> web.StreamResponse:
         return await _capture(request, key, opts, opts.s3)
 
 
-def shed_if_full(pool: BrowserPool) -> None:
-    """503 now if the pool has no place to give to anyone: a burst is refused before any read,
-    auth or state round trip.  The place itself is taken only once the request is known (read
-    and authenticated), so a slow or unauthenticated client never holds one, and a key holding
-    fewer places than another may then take one of that key's (README, Fair share of the pool)."""
-    pool.shed_if_full()
-
-
 def _place(request: web.Request, pool: BrowserPool, key: KeyRecord) -> contextlib.AbstractContextManager[Place]:
-    """The request's place in the pool, in its key's name, capped by its plan's share."""
+    """The request's place in the pool, in its key's name, capped by its plan's share.  Taken only
+    once the request is known (read and authenticated), so a slow or unauthenticated client never
+    holds one, and a key holding fewer places than another may take one of that key's (README,
+    Fair share of the pool)."""
     return pool.place(key.id, request.app[ADMISSION].plan_of(key).max_pool_share)
 
 

@@ -6,9 +6,9 @@
 * A request holds a *place* (a slot or a queue position) for its whole life
   (``place()``), taken in its key's name.  The places are shared fairly
   (README, Fair share of the pool): when all are taken, a request of a key
-  holding at least two places fewer than the key holding the most takes the
-  newest queued place of that key, whose request is answered 503 at once; any
-  other request is refused itself.  Places taken without a key (the one-shot
+  holding fewer places than the key holding the most takes the newest queued
+  place of that key, whose request is answered 503 at once; a request is
+  refused itself only if its key already holds the most.  Places taken without a key (the one-shot
   CLI, tests holding the pool) are nobody's to take.
 * Slots go to the waiting key with the fewest captures in flight (fair_slots.py).
 * The jobs lane has its own slots; the job runner bounds how many wait there.
@@ -112,13 +112,13 @@ class Admission:
             raise self._full()
 
     def _victim_for(self, holder: str | None) -> Place | None:
-        """The newest queued place of the key holding the most, if it holds at least two more
-        than ``holder`` (None: a key holding nothing): after the swap the taker still holds no
-        more than the key it took from, so two keys never take places back and forth."""
+        """The newest queued place of the key holding the most (in flight + queued; ties: the
+        newest place), if that is more than ``holder`` holds (None: a key holding nothing).  A key
+        under its fair share never holds the most, so it is never the one refused."""
         held = self.held_by(holder) if holder is not None else 0
         best: Place | None = None
         for key, places in self._places.items():
-            if key in (ANONYMOUS, holder) or len(places) < held + 2:
+            if key in (ANONYMOUS, holder) or len(places) <= held:
                 continue
             queued = [p for p in places if p.queued]
             if queued and (best is None or (len(places), queued[-1].seq) > (self.held_by(best.holder), best.seq)):

@@ -6,9 +6,9 @@
 * A request holds a *place* (a slot or a queue position) for its whole life
   (``place()``), taken in its key's name.  The places are shared fairly
   (README, Fair share of the pool): when all are taken, a request of a key
-  holding fewer places than the key holding the most takes the newest queued
-  place of that key, whose request is answered 503 at once; a request is
-  refused itself only if its key already holds the most.  Places taken without a key (the one-shot
+  under its fair share takes the newest queued place of the key holding the
+  most, whose request is answered 503 at once; a request of a key at or above
+  its share is refused itself.  Places taken without a key (the one-shot
   CLI, tests holding the pool) are nobody's to take.
 * Slots go to the waiting key with the fewest captures in flight (fair_slots.py).
 * The jobs lane has its own slots; the job runner bounds how many wait there.
@@ -112,10 +112,18 @@ class Admission:
             raise self._full()
 
     def _victim_for(self, holder: str | None) -> Place | None:
-        """The newest queued place of the key holding the most (in flight + queued; ties: the
-        newest place), if that is more than ``holder`` holds (None: a key holding nothing).  A key
-        under its fair share never holds the most, so it is never the one refused."""
+        """For a request of ``holder`` (None: a key holding nothing) under its fair share — the
+        keyed places over the keys holding any, itself included — the newest queued place of
+        the key holding the most (in flight + queued; ties: the newest place), if that key holds
+        more than ``holder``.  Keys at or above their share take nothing from each other, so a
+        flood's retries cannot make the queue churn."""
+        if holder == ANONYMOUS:
+            return None
         held = self.held_by(holder) if holder is not None else 0
+        others = {key for key in self._places if key not in (ANONYMOUS, holder)}
+        keyed = self.places - self.held_by(ANONYMOUS)
+        if held * (len(others) + 1) >= keyed:  # held >= keyed / keys, without rounding
+            return None
         best: Place | None = None
         for key, places in self._places.items():
             if key in (ANONYMOUS, holder) or len(places) <= held:

@@ -128,9 +128,9 @@ class Admission:
         for key, places in self._places.items():
             if key in (ANONYMOUS, holder) or len(places) <= held:
                 continue
-            queued = [p for p in places if p.queued]
-            if queued and (best is None or (len(places), queued[-1].seq) > (self.held_by(best.holder), best.seq)):
-                best = queued[-1]
+            newest = next((p for p in reversed(places) if p.queued), None)
+            if newest and (best is None or (len(places), newest.seq) > (self.held_by(best.holder), best.seq)):
+                best = newest
         return best
 
     def _evict(self, place: Place) -> None:

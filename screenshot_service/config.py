@@ -147,6 +147,12 @@ class PlanConfig:
     monthly_captures: int = _opt(100, min=0, max=10**12)
     concurrency: int = _opt(1, min=1, max=10000)
     max_queued_jobs: int = _opt(10, min=0, max=10**9)
+    # Of an instance's browser slots, the fraction one key may hold while other keys wait for
+    # one (at least one slot); alone, a key may use them all (browser/fair_slots.py).
+    max_pool_share: float = _opt(1.0, min=0.01, max=1.0)
+    # A capture that ends in a timeout is refunded, but keeps its key's concurrency slot this
+    # many times as long again as it ran: a stream of timeouts is slowed, not free (limits/admission.py).
+    timeout_penalty: float = _opt(1.0, min=0, max=100)
 
 
 def default_plans() -> dict[str, PlanConfig]:

@@ -190,6 +190,7 @@ def test_targets_are_judged_from_the_results_document() -> None:
         False,  # naive: 2.0/s vs 0.5/s is 4x, under 5x
         False,  # thumbnail: 100 / 80 ms = 1.25x the plain capture
         None,  # no long-document PDF scenario in these results
+        None,  # fair share: not measured (a quick run)
     ]
     assert all(line.startswith("SKIP") for line in (t.line() for t in targets.evaluate({})))
 
@@ -556,3 +557,12 @@ async def test_service_chromium_cpu_is_unknown_not_negative_when_a_browser_went_
     finally:
         parent.kill()
         await parent.wait()
+
+
+def test_fair_share_passes_only_if_the_third_key_is_never_refused_and_waits_at_most_one_attacker_capture() -> None:
+    fair = {"queue_was_full": True, "third_key_requests": 5, "third_key_refused": 0,
+            "third_key_longest_wait_ms": 900.0, "attacker_capture_p95_ms": 2000.0, "third_key_wait_ratio": 0.45}
+    assert _verdict({"fair_share": fair}, "fair share") is True
+    assert _verdict({"fair_share": {**fair, "third_key_refused": 1}}, "fair share") is False
+    assert _verdict({"fair_share": {**fair, "third_key_wait_ratio": 1.6}}, "fair share") is False
+    assert _verdict({"fair_share": {**fair, "queue_was_full": False}}, "fair share") is None

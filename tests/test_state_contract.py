@@ -341,3 +341,12 @@ async def test_concurrency_limit_and_release(gate: ConcurrencyGate) -> None:
     await gate.release("key_a", second)
     await gate.release("key_a", third)
     assert await gate.acquire("key_a", 2) is not None
+
+
+async def test_a_slot_released_with_a_hold_stays_taken_until_the_hold_ends(gate: ConcurrencyGate) -> None:
+    token = await gate.acquire("key_h", 1)
+    assert token is not None
+    await gate.release("key_h", token, hold_seconds=2.0)  # a timed-out capture's penalty
+    assert await gate.acquire("key_h", 1) is None
+    await gate.release("key_h", "not-a-token", hold_seconds=2.0)  # unknown tokens are not added
+    assert await wait_for(lambda: gate.acquire("key_h", 1), 10.0)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 
 from aiohttp import web
 
-from ..appkeys import CAPTURE, KEY_ID, LIMITS, PIPELINE, STARTED, TARGET_HOST, TIMINGS
+from ..appkeys import ADMISSION, CAPTURE, KEY_ID, LIMITS, PIPELINE, STARTED, TARGET_HOST, TIMINGS
+from ..browser.admission import Place
 from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
@@ -23,21 +25,21 @@ from .common import base_url, caller, json_response, key_in_headers, read_json_o
 async def get_screenshot(request: web.Request) -> web.StreamResponse:
     timings = request[TIMINGS] = StageTimings()
     pool = request.app[CAPTURE].pool
-    shed_if_full(pool)
+    pool.shed_if_full()  # 503 before any read, auth or state round trip when nobody could get a place
     signed = is_signed(request.query)  # key_id + signature instead of an API key (an <img src>)
     query = one_value_each(request.query)  # a repeated name is a 400 before any key is looked up
     async with request.app[PIPELINE].arrival_bound(request[STARTED]):
         with timings.stage(AUTH):
             key = await (signed_caller(request, query) if signed else caller(request))
     opts = signed_link_options(query) if signed else CaptureOptions.from_query(query)
-    with pool.place():
+    with _place(request, pool, key):
         return await _capture(request, key, opts)
 
 
 async def post_screenshot(request: web.Request) -> web.StreamResponse:
     timings = request[TIMINGS] = StageTimings()
     pool = request.app[CAPTURE].pool
-    shed_if_full(pool)
+    pool.shed_if_full()  # 503 before any read, auth or state round trip when nobody could get a place
     if key_in_headers(request):
         # The header's key outranks any in the body: check it first, so a keyed request
         # never waits behind the bound on bodies read for callers not yet known.
@@ -51,18 +53,17 @@ async def post_screenshot(request: web.Request) -> web.StreamResponse:
             with timings.stage(AUTH):
                 key = await caller(request, body.get("api_key"))
     opts = CaptureOptions.from_json(body)
-    with pool.place():
+    with _place(request, pool, key):
         # The caller's own bucket (POST only), validated with the options; never stored or logged.
         return await _capture(request, key, opts, opts.s3)
 
 
-def shed_if_full(pool: BrowserPool) -> None:
-    """503 now if the pool has no place to give: a burst is refused before any read, auth or
-    state round trip.  The place itself is taken only once the request is known (read and
-    authenticated), so a slow or unauthenticated client never holds one; this check takes a
-    place and hands it straight back, all in memory."""
-    with pool.place():
-        pass
+def _place(request: web.Request, pool: BrowserPool, key: KeyRecord) -> contextlib.AbstractContextManager[Place]:
+    """The request's place in the pool, in its key's name, capped by its plan's share.  Taken only
+    once the request is known (read and authenticated), so a slow or unauthenticated client never
+    holds one, and a key holding fewer places than another may take one of that key's (README,
+    Fair share of the pool)."""
+    return pool.place(key.id, request.app[ADMISSION].plan_of(key).max_pool_share)
 
 
 async def _capture(

@@ -25,6 +25,7 @@ class BenchPlan:
     full_floor_pages: tuple[str, ...] = ()  # pages measured on full Chromium's floor too, if installed
     response_type: str = "json"
     budget_s: float | None = None  # quick: the whole run (start-up included) must end within this
+    fair_share: bool = False  # the starvation attack on a service of its own (fairness.py)
 
     @property
     def scenario_count(self) -> int:
@@ -63,4 +64,5 @@ def make_plan(*, quick: bool, pool_size: int, capacity: int | None = None, pages
         full_floor_pages=("small",) if quick else tuple(chosen),
         response_type=response_type,
         budget_s=QUICK_BUDGET_S if quick else None,
+        fair_share=not quick,
     )

@@ -259,6 +259,15 @@ def summary(results: Mapping[str, Any]) -> str:
             f"(PSS {soak.get('chromium_pss_first_mib')} -> {soak.get('chromium_pss_last_mib')} MiB); "
             f"growth {results.get('rss_growth_pct')}% (the worse of the two)"
         )
+    fair = results.get("fair_share")
+    if fair:
+        out.append(
+            f"fair share: {fair['attackers']} attacker keys x {fair['per_attacker']} captures against "
+            f"{fair['pool_size']} slots + {fair['max_queue']} queue: the third key's {fair['third_key_requests']} "
+            f"requests {fair['third_key_refused']} refused, longest wait {fair['third_key_longest_wait_ms']} ms = "
+            f"{fair['third_key_wait_ratio']}x one attacker capture (p95 {fair['attacker_capture_p95_ms']} ms, "
+            f"p50 {fair['attacker_capture_p50_ms']} ms)"
+        )
     memory = results.get("memory")
     if memory:
         parts = []

@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -95,15 +95,17 @@ class ServiceHandle:
     log_path: Path | None = None
     pool_size: int | None = None
     max_queue: int | None = None
+    other_keys: list[str] = field(default_factory=list)  # more keys of the same plan (bench/fairness.py)
 
     def request(self, session: aiohttp.ClientSession, site_url: str, spec: CaptureSpec,
-                response_type: str) -> asyncio.Future[Answer]:
-        """One capture over HTTP; resolves to its status code and the stages it reported."""
+                response_type: str, api_key: str | None = None) -> asyncio.Future[Answer]:
+        """One capture over HTTP (as ``api_key``, else the handle's key); resolves to its status
+        code and the stages it reported."""
         params = {"url": site_url + spec.path, "response_type": response_type, **spec.query()}
 
         async def go() -> Answer:
             async with session.get(self.base_url + "/v1/screenshot", params=params,
-                                   headers={"X-API-Key": self.api_key}) as response:
+                                   headers={"X-API-Key": api_key or self.api_key}) as response:
                 await response.read()
                 timing = response.headers.get("Server-Timing")
                 # A malformed header fails the request (ValueError): the run shows it as an error.
@@ -144,20 +146,14 @@ def _cli(*args: str) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def spawn_service(root: Path, site_port: int, opts: ServiceOptions) -> AsyncIterator[ServiceHandle]:
+async def spawn_service(root: Path, site_port: int, opts: ServiceOptions,
+                        extra_keys: int = 0) -> AsyncIterator[ServiceHandle]:
+    """The service on a fresh config under ``root``, with its key and ``extra_keys`` more."""
     port = _free_port()
     config = _write_config(root, port, site_port, opts)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENSHOT_")}  # the file rules
 
-    keys = await asyncio.create_subprocess_exec(
-        *_cli("keys", "create", "--plan", BENCH_PLAN, "--name", "bench", "--config", str(config)),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )
-    out, err = await keys.communicate()
-    lines = out.decode().strip().splitlines()
-    if keys.returncode != 0 or not lines:
-        raise ServiceError(f"keys create failed ({keys.returncode}): {err.decode().strip()[-2000:]}")
-    api_key = lines[-1].strip()
+    api_key, *others = [await _create_key(config, env) for _ in range(1 + extra_keys)]
 
     log_path = root / "service.log"
     log = _open_log(log_path)
@@ -170,12 +166,25 @@ async def spawn_service(root: Path, site_port: int, opts: ServiceOptions) -> Asy
     finally:
         os.close(log)
     handle = ServiceHandle(base_url=f"http://127.0.0.1:{port}", api_key=api_key, pid=process.pid,
-                           log_path=log_path, pool_size=opts.pool_size, max_queue=opts.max_queue)
+                           log_path=log_path, pool_size=opts.pool_size, max_queue=opts.max_queue,
+                           other_keys=others)
     try:
         await _wait_ready(handle, process)
         yield handle
     finally:
         await _stop(process)
+
+
+async def _create_key(config: Path, env: dict[str, str]) -> str:
+    keys = await asyncio.create_subprocess_exec(
+        *_cli("keys", "create", "--plan", BENCH_PLAN, "--name", "bench", "--config", str(config)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+    out, err = await keys.communicate()
+    lines = out.decode().strip().splitlines()
+    if keys.returncode != 0 or not lines:
+        raise ServiceError(f"keys create failed ({keys.returncode}): {err.decode().strip()[-2000:]}")
+    return lines[-1].strip()
 
 
 async def _wait_ready(handle: ServiceHandle, process: asyncio.subprocess.Process) -> None:

@@ -26,6 +26,7 @@ SOAK_CAPTURES_MIN = 1000  # the RSS target is over this many captures, with recy
 NAIVE_SPEEDUP_MIN = 5.0
 BACKLOG_RATIO_MAX = 2.0  # Step 5: a job backlog may at most double sync latency
 THUMBNAIL_RATIO_MAX = 1.1  # Step 16: a 320 px thumbnail's p50 / the plain capture's, same page, concurrency 1
+FAIR_WAIT_RATIO_MAX = 1.0  # the third key's longest wait for a slot / one attacker capture (p95)
 DEFAULT_DEADLINE_S = 30.0  # the service's default [capture] deadline_seconds
 
 
@@ -61,6 +62,7 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         _naive(results),
         _thumbnail(results),
         _pdf(results),
+        _fair_share(results),
     ]
 
 
@@ -216,3 +218,15 @@ def _thumbnail(results: Mapping[str, Any]) -> Target:
     return Target(name, value <= THUMBNAIL_RATIO_MAX and not row.get("errors"),
                   f"{row['page']} page at concurrency 1: {row['thumb_width']} px p50 {row['thumb_p50_ms']} ms / plain "
                   f"{row['plain_p50_ms']} ms = {value}x" + (f", errors {row['errors']}" if row.get("errors") else ""))
+def _fair_share(results: Mapping[str, Any]) -> Target:
+    fair = results.get("fair_share") or {}
+    ratio_ = fair.get("third_key_wait_ratio")
+    name = (f"fair share: under two attacker keys a third key is never refused and waits <= "
+            f"{FAIR_WAIT_RATIO_MAX:g} attacker capture (Step 15)")
+    if ratio_ is None or not fair.get("queue_was_full"):
+        return Target(name, None, "not measured" if not fair else "the attackers never filled the queue")
+    return Target(
+        name, fair["third_key_refused"] == 0 and ratio_ <= FAIR_WAIT_RATIO_MAX,
+        f"{fair['third_key_refused']} of {fair['third_key_requests']} refused; longest wait "
+        f"{fair['third_key_longest_wait_ms']} ms / attacker capture p95 {fair['attacker_capture_p95_ms']} ms "
+        f"= {ratio_}x")

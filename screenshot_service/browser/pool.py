@@ -2,7 +2,8 @@
 
 The facade the service uses; the parts are separate modules:
 
-* ``admission`` — places, slots and the queue bound (503 ``overloaded`` at once);
+* ``admission`` — places, slots and the queue bound (503 ``overloaded`` at once), shared
+  fairly between keys (``fair_slots``);
 * ``supervisor`` — the Chromium instances: launch, recycle after
   ``recycle_after`` captures, crash and hang detection, relaunch with backoff;
 * ``contexts`` — the warm context factory: a fresh incognito context with a
@@ -27,11 +28,12 @@ from typing import Any, TypeVar
 
 from ..config import BrowserConfig
 from . import memory
-from .admission import JOBS, SYNC, Admission
+from .admission import JOBS, SYNC, Admission, Place
 from .contexts import ContextFactory, ContextHook, WarmContext
 from .driver_errors import ConnectionLost, DriverError
 from .errors import BrowserUnavailable, PageMemoryExceeded
 from .executable import find_executable
+from .fair_slots import ANONYMOUS
 from .instance import Instance
 from .page_driver import PageDriver, Prime
 from .supervisor import Supervisor
@@ -185,12 +187,13 @@ class BrowserPool:
         return sum(i.browser.popups_open() for i in self.supervisor.instances() if i.alive)
 
     # -- leasing -------------------------------------------------------------------------------
-    def place(self) -> contextlib.AbstractContextManager[None]:
-        """Hold one of the pool's places for a whole request (admission.Admission.place)."""
-        return self.admission.place()
+    def place(self, holder: str = ANONYMOUS, share: float = 1.0) -> contextlib.AbstractContextManager[Place]:
+        """Hold one of the pool's places for a whole request of key ``holder`` (admission.Admission.place)."""
+        return self.admission.place(holder, share)
 
-    def check_capacity(self) -> None:
-        self.admission.check_capacity()
+    def shed_if_full(self) -> None:
+        """503 now if no request, whoever's, could get a place (admission.Admission.shed_if_full)."""
+        self.admission.shed_if_full()
 
     @contextlib.asynccontextmanager
     async def lease(self, lane: str = SYNC) -> AsyncIterator[Lease]:
@@ -198,7 +201,7 @@ class BrowserPool:
         lane = self.admission.lane(lane)
         started = time.monotonic()
         self.supervisor.pick(lane)  # no browser up: refuse now rather than after a wait for a slot
-        await self.admission.acquire(lane)
+        place = await self.admission.acquire(lane)
         instance: Instance | None = None
         warm: WarmContext | None = None
         try:
@@ -208,7 +211,7 @@ class BrowserPool:
             yield Lease(page=warm.page, handle=warm.handle, waited_s=time.monotonic() - started, _lost=instance.lost,
                         memory_limit_mb=self.cfg.max_page_memory_mb, _instance=instance)
         finally:
-            self.admission.release(lane)
+            self.admission.release(lane, place)
             if instance is not None:
                 instance.in_use -= 1
                 self.captures += 1

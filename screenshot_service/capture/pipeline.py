@@ -111,7 +111,7 @@ class CapturePipeline:
         await self.faults.reach("admitting")
         lease = deadline - asyncio.get_running_loop().time() + SETTLE_MARGIN
         admitting = order.timings.start(ADMISSION)
-        async with self.admission.admit(order.key, order.limits, lease) as ticket:
+        async with self.admission.admit(order.key, order.limits, lease, deadline=deadline) as ticket:
             order.timings.add(ADMISSION, admitting)
             await self.faults.reach("reserved")
             result = await self._capture(order)

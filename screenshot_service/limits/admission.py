@@ -1,7 +1,9 @@
 """Admission: may this key start a capture now? Rate, concurrency, then quota.
 
 The order is deliberate: the cheap, non-charging checks first (rate, in-flight
-count), the credit last.  A credit is reserved atomically before the capture
+count), the credit last.  A capture that times out is refunded, but its concurrency
+slot stays taken for the plan's ``timeout_penalty`` times its duration: holding
+browsers with pages that never finish is slowed by the plan like any other use.  A credit is reserved atomically before the capture
 and ends committed (delivered) or refunded (anything else) exactly once, by the
 rules of ``ledger``; the refund is shielded so even a cancelled request gives
 its credit back.
@@ -9,13 +11,14 @@ its credit back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from ..config import PlanConfig
-from ..errors import ConcurrencyLimited, InvalidApiKey, QuotaExceeded, RateLimited
+from ..errors import CaptureTimeout, ConcurrencyLimited, InvalidApiKey, QuotaExceeded, RateLimited
 from ..state.base import KeyRecord, Reservation, StateStore
 from ..state.errors import StateUnavailable
 from .concurrency import ConcurrencyGate
@@ -76,6 +79,14 @@ class LimitState:
     quota: QuotaStanding | None = None
 
 
+def _timed_out(error: BaseException, deadline: float | None, now: float) -> bool:
+    """Did the capture end by running out of time?  The deadline's own timer may surface as a
+    cancellation here (its TimeoutError is raised further out), so the clock decides too."""
+    return isinstance(error, CaptureTimeout) or (
+        deadline is not None and now >= deadline and isinstance(error, asyncio.CancelledError | TimeoutError)
+    )
+
+
 class Admission:
     def __init__(
         self,
@@ -115,13 +126,17 @@ class Admission:
         return plan
 
     @contextlib.asynccontextmanager
-    async def admit(self, key: KeyRecord, limits: LimitState, lease_seconds: float) -> AsyncIterator[Ticket]:
+    async def admit(
+        self, key: KeyRecord, limits: LimitState, lease_seconds: float, *, deadline: float | None = None
+    ) -> AsyncIterator[Ticket]:
         """Take a concurrency slot and reserve a credit for one capture.
 
         (The request itself was rate-checked when it was authenticated.)  Leaving
         the block does NOT commit: the caller commits once the result is safely
         stored; anything not committed by then is refunded.  ``lease_seconds``: how
         long the reservation may wait for its commit (the capture's time left, plus a margin).
+        ``deadline`` (loop time): a capture still undelivered then timed out, and keeps its
+        concurrency slot ``plan.timeout_penalty`` times as long again as it ran.
         """
         plan = self.plan_of(key)
         token = await self.gate.acquire(key.id, plan.concurrency)
@@ -131,6 +146,8 @@ class Admission:
                 retry_after=1,
                 details={"plan": key.plan, "concurrency": plan.concurrency},
             )
+        loop = asyncio.get_running_loop()
+        began, hold = loop.time(), 0.0
         try:
             reservation, give_up_at = await self.reserve(key, plan, limits, lease_seconds)
             ticket = Ticket(key=key, plan=plan, reservation=reservation, give_up_at=give_up_at, _ledger=self.ledger)
@@ -138,17 +155,21 @@ class Admission:
             try:
                 yield ticket
                 delivered = True  # the block returned: its result goes to the caller
+            except BaseException as error:
+                if _timed_out(error, deadline, loop.time()):
+                    hold = (loop.time() - began) * plan.timeout_penalty
+                raise
             finally:
                 # Never leave a credit dangling: not delivered by now means failed.
                 await ticket.settle(delivered=delivered)  # the refund outlives a cancelled caller (Ledger.refund)
         finally:
-            await self.ledger.outlive_caller(self._release(key.id, token))
+            await self.ledger.outlive_caller(self._release(key.id, token, hold))
 
-    async def _release(self, key_id: str, token: str) -> None:
+    async def _release(self, key_id: str, token: str, hold_seconds: float) -> None:
         # A slot the store cannot take back now expires with its lease; failing here would
         # turn a delivered (and charged) capture into an error.
         try:
-            await self.gate.release(key_id, token)
+            await self.gate.release(key_id, token, hold_seconds)
         except StateUnavailable as error:
             log.warning("releasing a concurrency slot failed (%s); its lease expires it", error.message)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import defaultdict
 from typing import Protocol
@@ -12,7 +13,9 @@ class ConcurrencyGate(Protocol):
         """A token for one in-flight capture, or None when ``limit`` are already running."""
         ...
 
-    async def release(self, key_id: str, token: str) -> None: ...
+    async def release(self, key_id: str, token: str, hold_seconds: float = 0.0) -> None:
+        """Give the slot back, at once or ``hold_seconds`` from now (a timeout's penalty)."""
+        ...
 
 
 class LocalConcurrencyGate:
@@ -29,7 +32,13 @@ class LocalConcurrencyGate:
         running.add(token)
         return token
 
-    async def release(self, key_id: str, token: str) -> None:
+    async def release(self, key_id: str, token: str, hold_seconds: float = 0.0) -> None:
+        if hold_seconds > 0:
+            asyncio.get_running_loop().call_later(hold_seconds, self._drop, key_id, token)
+        else:
+            self._drop(key_id, token)
+
+    def _drop(self, key_id: str, token: str) -> None:
         running = self._running.get(key_id)
         if running is not None:
             running.discard(token)

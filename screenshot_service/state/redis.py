@@ -255,6 +255,7 @@ class RedisConcurrencyGate:
         self.client, self.prefix = _source(source)
         self.lease_ms = max(1, round(lease_seconds * 1000))
         self._acquire = self.client.register_script(lua.CONCURRENCY_ACQUIRE)
+        self._release = self.client.register_script(lua.CONCURRENCY_RELEASE)
 
     def _running(self, key_id: str) -> str:
         return f"{self.prefix}conc:{key_id}"
@@ -266,9 +267,9 @@ class RedisConcurrencyGate:
         got = await guarded(self._acquire(keys=[self._running(key_id)], args=[limit, token, self.lease_ms]))
         return token if got else None
 
-    async def release(self, key_id: str, token: str) -> None:
+    async def release(self, key_id: str, token: str, hold_seconds: float = 0.0) -> None:
         # Raises StateUnavailable like every call; a caller may ignore it, the lease expires anyway.
-        await guarded(self.client.zrem(self._running(key_id), token))
+        await guarded(self._release(keys=[self._running(key_id)], args=[token, round(hold_seconds * 1000)]))
 
 
 def open_redis_backend(url: str) -> tuple[RedisStateStore, RedisRateLimiter, RedisConcurrencyGate]:

@@ -143,3 +143,15 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', now + lease), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], lease)
 return 1
 """
+
+# KEYS: the zset of CONCURRENCY_ACQUIRE.  ARGV: token, hold ms.  Hold 0: the slot is free now;
+# else it stays taken (a timeout's penalty) until its lease ends ``hold`` ms from now.  A token
+# already gone (expired) stays gone.
+CONCURRENCY_RELEASE = _NOW_MS + """
+local hold = tonumber(ARGV[2])
+if hold <= 0 then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', string.format('%.0f', now + hold), ARGV[1]) == 1 then
+  if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
+end
+return 1
+"""

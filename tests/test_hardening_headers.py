@@ -16,9 +16,9 @@ import pytest
 
 from screenshot_service import config
 from screenshot_service.browser.pool import BrowserPool
-from screenshot_service.capture.origins import origin_of
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.resolver import StaticResolver, SystemResolver
+from screenshot_service.egress.urls import origin_of
 from screenshot_service.wiring import start_browser, stop_browser
 from tests.conftest import Service
 from tests.headers_site import THIRD, HeadersSite, Seen, running_site

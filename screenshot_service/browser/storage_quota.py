@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
-from urllib.parse import urlsplit
 
+from ..egress.urls import origin_of
 from .driver_errors import DriverError
 from .page_driver import PageDriver
 
@@ -47,17 +47,3 @@ def cap_storage(page: PageDriver, quota_mb: int) -> None:
 
     page.on("Network.requestWillBeSent", on_request)
 
-
-def origin_of(url: str) -> str | None:
-    """The web origin of an http(s) ``url`` as Chromium writes it; None for any other scheme."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme, host = parts.scheme.lower(), parts.hostname
-    if scheme not in DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != DEFAULT_PORTS[scheme] else "")

@@ -13,9 +13,9 @@ All through DevTools emulation, set before navigation:
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from ..browser.driver_errors import ProtocolError
+from ..egress.urls import origin_of
 from ..errors import InvalidParameter
 from . import readback
 
@@ -28,14 +28,6 @@ def accept_language(tag: str) -> str:
     """``de-DE`` -> ``de-DE,de;q=0.9``: the region's form first, then the bare language."""
     language = tag.split("-")[0]
     return tag if language == tag else f"{tag},{language};q=0.9"
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    port = f":{parts.port}" if parts.port and parts.port != default else ""
-    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
-    return f"{parts.scheme}://{host}{port}"
 
 
 async def emulate(page: PageDriver, opts: CaptureOptions) -> None:
@@ -59,4 +51,4 @@ async def emulate(page: PageDriver, opts: CaptureOptions) -> None:
         await page.send("Emulation.setGeolocationOverride",
                         {"latitude": latitude, "longitude": longitude, "accuracy": accuracy})
         if opts.url:
-            await page.grant_permissions(origin_of(opts.url), ["geolocation"])
+            await page.grant_permissions(origin_of(opts.url) or opts.url, ["geolocation"])

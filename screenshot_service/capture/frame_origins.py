@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .origins import origin_of
+from ..egress.urls import origin_of
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver

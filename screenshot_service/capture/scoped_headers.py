@@ -43,8 +43,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..browser.driver_errors import DriverError
+from ..egress.urls import origin_of
 from .frame_origins import FrameOrigins
-from .origins import origin_of
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver

@@ -179,3 +179,18 @@ def host_of(url: object) -> str:
         return urlsplit(url).hostname or ""
     except ValueError:  # "http://[::1" and the like: the URL check names the problem later
         return ""
+
+
+def origin_of(url: str) -> str | None:
+    """The web origin as Chromium writes it, ``scheme://host[:port]`` (the default port left out), of an http(s) ``url``; None for any other (opaque ``null``/``://``, about:)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"

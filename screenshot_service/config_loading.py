@@ -18,6 +18,8 @@ from typing import Any
 from .config import ConfigError, PlanConfig, Secret, Settings, default_plans
 
 ENV_PREFIX = "SCREENSHOT_"
+# Keys that moved: the old name still works, in files and environments written for it.
+MOVED_KEYS = {("server", "log_level"): ("log", "level")}
 
 
 def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -37,6 +39,7 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
         # built-in plans stay and the environment adjusts or adds to them.
         data["plans"] = to_dict(default_plans())
     _apply_env(data, environ)
+    _move_keys(data)
     return from_dict(data)
 
 
@@ -159,6 +162,7 @@ _PLAN_FIELDS = sorted((f.name for f in dataclasses.fields(PlanConfig)), key=len,
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     paths = _env_paths(Settings, ())
+    paths.update({"_".join(old).upper(): old for old in MOVED_KEYS})
     for name, text in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "SCREENSHOT_CONFIG":
             continue
@@ -179,6 +183,21 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if not isinstance(node, dict):
                 raise ConfigError(f"environment variable {name} conflicts with the config file")
         node[path[-1]] = _parse_env_value(text)
+
+
+def _move_keys(data: dict[str, Any]) -> None:
+    for old, new in MOVED_KEYS.items():
+        section = data.get(old[0])
+        if not isinstance(section, dict) or old[1] not in section:
+            continue
+        value = section.pop(old[1])
+        target = data.setdefault(new[0], {})
+        if not isinstance(target, dict):
+            continue  # from_dict names the bad table
+        if new[1] in target and target[new[1]] != value:
+            raise ConfigError(f"{'.'.join(old)} (the old name of {'.'.join(new)}) and {'.'.join(new)} "
+                              "are both set, to different values: set only " + ".".join(new))
+        target[new[1]] = value
 
 
 def _parse_env_value(text: str) -> Any:

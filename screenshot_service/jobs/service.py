@@ -9,6 +9,7 @@ atomic step.  Whatever goes wrong after the credit was reserved gives it back.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -29,6 +30,8 @@ from .idempotency import check_replay, fingerprint
 from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
 from .runner import JobRunner
 from .store import JobStore
+
+log = logging.getLogger("screenshot_service.jobs")
 
 _JOB_ID = re.compile(r"^job_[0-9a-f]{24}$")
 WEBHOOK_FIELD = "webhook_url"
@@ -98,6 +101,9 @@ class JobService:
         assert submitted.job is not None
         if submitted.outcome == "created":
             self.runner.on_state(QUEUED)
+            # Ties the job to the request that submitted it: the job's own records, written
+            # later by whichever worker runs it, carry the job id alone.
+            log.info("job queued", extra={"job_id": job.id})
         if submitted.outcome == "existing":  # a concurrent request with the same key won the race
             assert idempotency_key is not None
             return check_replay(submitted.job, body_print, idempotency_key), False

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 
 from screenshot_service import config_loading
 from screenshot_service.browser.pool import BrowserPool
+from screenshot_service.jobs import sqlite_jobs
+from screenshot_service.jobs.models import QUEUED, Job, new_job_id, now_utc
 from screenshot_service.observability import JsonAccessLogger, access_log, configure_logging, log_handler
 from tests.conftest import TestSite as Site
 from tests.conftest import wait_for
@@ -92,7 +95,7 @@ async def test_a_capture_s_records_are_json_lines_carrying_its_request_id(
     assert timed_out_access["status"] == 504 and "api_key" not in json.dumps(timed_out_access)
 
 
-async def test_a_job_s_records_carry_its_id_and_its_submission_the_request_s(
+async def test_a_job_s_records_carry_its_id_and_the_id_of_the_request_that_submitted_it(
     aiohttp_client: Any, tmp_path: Path, test_site: Site, shared_pool: BrowserPool, json_log: JsonLog,
 ) -> None:
     jobs = await start_app(aiohttp_client, settings_for(tmp_path / "svc", test_site), test_site, shared_pool)
@@ -104,8 +107,8 @@ async def test_a_job_s_records_carry_its_id_and_its_submission_the_request_s(
 
     [queued] = json_log.matching("job queued")
     assert queued["request_id"] == request_id and queued["job_id"] == job_id
-    [failed] = json_log.matching("capture failed")
-    assert failed["job_id"] == job_id and "request_id" not in failed  # run by a worker, after the request
+    [failed] = json_log.matching("capture failed")  # written by a worker, after the request ended
+    assert failed["job_id"] == job_id and failed["request_id"] == request_id
 
 
 def test_an_exception_stays_inside_its_one_json_record(json_log: JsonLog) -> None:
@@ -141,3 +144,17 @@ def test_serve_s_logging_follows_the_log_section(monkeypatch: pytest.MonkeyPatch
         assert handler.format(record).endswith(" WARNING screenshot_service.x hi there")
     finally:
         root.setLevel(level)
+
+
+async def test_a_job_store_made_before_jobs_kept_their_request_id_opens_and_keeps_it(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    old_schema = sqlite_jobs.SCHEMA.replace("    request_id TEXT NOT NULL DEFAULT '',\n", "")
+    assert old_schema != sqlite_jobs.SCHEMA
+    with sqlite3.connect(path) as db:
+        db.executescript(old_schema)
+    store = sqlite_jobs.SqliteJobStore(path)
+    job = Job(id=new_job_id(), key_id="key_1", status=QUEUED, options={}, webhook_url=None, base_url="http://x",
+              created_at=now_utc(), reservation_id="r", period="2026-12", request_id="req-7")
+    assert (await store.create(job, max_active=10, ttl=60)).outcome == "created"
+    stored = await store.get(job.id)
+    assert stored is not None and stored.request_id == "req-7"

@@ -25,6 +25,7 @@ from ..errors import (
     NotFound,
 )
 from ..limits.admission import Admission, LimitState
+from ..log_context import REQUEST_ID
 from ..state.base import KeyRecord
 from .idempotency import check_replay, fingerprint
 from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
@@ -81,7 +82,7 @@ class JobService:
         job = Job(
             id=new_job_id(), key_id=key.id, status=QUEUED, options=options, webhook_url=webhook_url,
             base_url=base_url, created_at=now_utc(), reservation_id=reservation.id, period=reservation.period,
-            idempotency_key=idempotency_key, fingerprint=body_print,
+            idempotency_key=idempotency_key, fingerprint=body_print, request_id=REQUEST_ID.get(),
         )  # fmt: skip
         try:
             submitted = await self.store.create(job, max_active=plan.max_queued_jobs, ttl=self.retention_seconds)
@@ -101,8 +102,6 @@ class JobService:
         assert submitted.job is not None
         if submitted.outcome == "created":
             self.runner.on_state(QUEUED)
-            # Ties the job to the request that submitted it: the job's own records, written
-            # later by whichever worker runs it, carry the job id alone.
             log.info("job queued", extra={"job_id": job.id})
         if submitted.outcome == "existing":  # a concurrent request with the same key won the race
             assert idempotency_key is not None

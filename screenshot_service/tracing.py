@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .appkeys import REQUEST_ID
+from .appkeys import REQUEST_ID, TIMINGS
 from .capture.timing import STAGE_OBSERVER
 from .observability import Handler, request_id_middleware
 
@@ -90,6 +90,8 @@ def _tracing_middleware(tracer: Tracer) -> Any:
                 response = await handler(request)
             finally:
                 STAGE_OBSERVER.reset(token)
+                if TIMINGS in request:
+                    request[TIMINGS].observe_failed_stage()
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
                 span.set_status(trace.Status(trace.StatusCode.ERROR))
@@ -109,8 +111,12 @@ class _StageSpans:
         # perf_counter readings to the epoch nanoseconds spans are stamped with.
         self._offset = time.time_ns() - time.perf_counter_ns()
 
-    def stage(self, name: str, began: float, ended: float) -> None:
+    def stage(self, name: str, began: float, ended: float, *, failed: bool = False) -> None:
+        from opentelemetry import trace
+
         span = self._tracer.start_span(name, context=self._context, start_time=self._ns(began))
+        if failed:
+            span.set_status(trace.Status(trace.StatusCode.ERROR))
         span.end(end_time=self._ns(ended))
 
     def _ns(self, reading: float) -> int:

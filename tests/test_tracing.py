@@ -47,10 +47,13 @@ async def test_a_capture_is_one_span_with_its_stages_as_children(
     assert shot.status == 200, await shot.text()
     refused = await client.get("/v1/screenshot", params={"url": test_site.url + "/paint", "api_key": "sk_wrong"})
     assert refused.status == 401
+    timed_out = await client.get("/v1/screenshot", params={"url": test_site.url + "/slow?s=2", "api_key": key,
+                                                           "timeout": "1"})
+    assert timed_out.status == 504
 
     spans = exporter.get_finished_spans()
     servers = [s for s in spans if s.kind == SpanKind.SERVER]
-    assert [s.name for s in servers] == ["GET /v1/screenshot", "GET /v1/screenshot"]
+    assert [s.name for s in servers] == ["GET /v1/screenshot"] * 3
     request = next(s for s in servers if s.attributes and s.attributes["http.response.status_code"] == 200)
     assert format(request.context.trace_id, "032x") == TRACE_ID  # joined the caller's trace
     assert request.attributes is not None
@@ -67,10 +70,19 @@ async def test_a_capture_is_one_span_with_its_stages_as_children(
     assert all(request.start_time <= (s.start_time or 0) <= (s.end_time or 0) <= (request.end_time or 0)
                for s in stages)
 
-    refusal = next(s for s in servers if s is not request)
+    refusal, timeout = servers[1:]
     assert refusal.attributes is not None and refusal.attributes["http.response.status_code"] == 401
     assert refusal.status.status_code != StatusCode.ERROR  # the caller's fault, not the service's
     assert [s.name for s in spans if s.parent is not None and s.parent.span_id == refusal.context.span_id] == ["auth"]
+
+    # A failure: the request an error, and the stage it failed in is there, an error too, until the end.
+    assert timeout.status.status_code == StatusCode.ERROR
+    children = [s for s in spans if s.parent is not None and s.parent.span_id == timeout.context.span_id]
+    failed = [s for s in children if s.status.status_code == StatusCode.ERROR]
+    assert [s.name for s in failed] == ["navigation"], [(s.name, s.status.status_code) for s in children]
+    assert (failed[0].end_time or 0) - (failed[0].start_time or 0) >= 0.9e9  # the 1 s it ran out of
+    assert (failed[0].end_time or 0) <= (timeout.end_time or 0)
+    assert parse_server_timing(timed_out.headers["Server-Timing"])["navigation"] >= 900  # still counted there
     provider.shutdown()
 
 

@@ -32,8 +32,9 @@ _DECIMALS = 2  # of a millisecond: 10 µs
 
 
 class StageObserver(Protocol):
-    def stage(self, name: str, began: float, ended: float) -> None:
-        """``name`` ran from ``began`` to ``ended`` (``perf_counter`` readings)."""
+    def stage(self, name: str, began: float, ended: float, *, failed: bool = False) -> None:
+        """``name`` ran from ``began`` to ``ended`` (``perf_counter`` readings); ``failed``: the
+        request failed in it."""
 
 
 # Told of every stage counted by the timings made where it is set (a request's trace, tracing.py).
@@ -67,6 +68,13 @@ class StageTimings:
         if self._observer is not None:
             self._observer.stage(stage, since, now)
         return seconds
+
+    def observe_failed_stage(self) -> None:
+        """Tell the observer of the stage a failure cut short (never counted by ``add``), until now;
+        it stays running for ``header``, which counts it until the answer goes out."""
+        if self._observer is not None and self._running is not None:
+            name, since = self._running
+            self._observer.stage(name, since, time.perf_counter(), failed=True)
 
     def stage(self, name: str) -> Stage:
         """``with timings.stage(AUTH): ...``: the block's time, counted whether it returns or raises."""

@@ -42,6 +42,7 @@ from .state.base import StateStore
 from .storage.base import Storage
 from .storage.local import LocalStorage
 from .storage.s3 import S3Storage
+from .tracing import install_tracing
 from .wiring import local_backend, open_backend, start_browser
 
 # Paths that keep answering while the service drains.
@@ -72,6 +73,7 @@ def create_app(
     # First, so every later part (jobs, capture) finds app[METRICS]; its middleware goes
     # right before error_middleware, so it counts the status the client actually receives.
     install_metrics(app)
+    install_tracing(app)  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set (and the otel extra installed)
     app[UNAUTHENTICATED_READS] = UnauthenticatedReads(settings.server.max_unauthenticated)
     app[keys.POLICY] = EgressPolicy.from_config(settings.egress)
     app[keys.RESOLVER] = resolver or SystemResolver()

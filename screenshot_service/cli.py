@@ -103,7 +103,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from .server import run
     from .tls import server_ssl_context
 
-    configure_logging(settings.server.log_level)
+    configure_logging(settings.log)
     ssl_context = server_ssl_context(settings.server)  # a bad TLS setting stops us before anything is created
     if not args.no_bootstrap_key:
         asyncio.run(_bootstrap_key(settings))

@@ -40,7 +40,6 @@ class ServerConfig:
     allowed_hosts: list[str] = _opt([])
     tls_cert: str = ""
     tls_key: str = ""
-    log_level: str = _opt("info", choices=("debug", "info", "warning", "error"))
     drain_seconds: float = _opt(30.0, min=0, max=600)  # how long shutdown lets in-flight work finish
     max_body_bytes: int = _opt(3 * 1024 * 1024, min=64 * 1024, max=64 * 1024 * 1024)
     # Anyone can open a connection, so nothing unfinished may wait unbounded: a request head not
@@ -140,6 +139,17 @@ class JobsConfig:
     webhook_timeout_seconds: float = _opt(10.0, min=1, max=60)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    # json: one object a line (time, level, logger, message, request_id, job_id, exception, the
+    # access record's fields), for log pipelines; text: one line a record, for people.
+    format: str = _opt("text", choices=("text", "json"))
+    level: str = _opt("info", choices=LOG_LEVELS)
+
+
 @dataclass(frozen=True)
 class PlanConfig:
     requests_per_second: float = _opt(1.0, min=0.001, max=100000)
@@ -173,4 +183,5 @@ class Settings:
     storage: StorageConfig = field(default_factory=StorageConfig)
     state: StateConfig = field(default_factory=StateConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     plans: dict[str, PlanConfig] = field(default_factory=default_plans)

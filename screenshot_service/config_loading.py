@@ -1,5 +1,8 @@
 """Reading Settings: TOML file + ``SCREENSHOT_<SECTION>_<KEY>`` environment overrides.
 
+``SCREENSHOT_<SECTION>_<KEY>_FILE`` names a file holding the value instead (container and
+Kubernetes secrets), so a secret need not sit in the environment.
+
 ``load`` validates every value against the rules config.py declares and raises
 ``ConfigError`` naming the key, the value and what is allowed, so a bad deployment
 stops at start-up instead of at the first request.
@@ -18,6 +21,9 @@ from typing import Any
 from .config import ConfigError, PlanConfig, Secret, Settings, default_plans
 
 ENV_PREFIX = "SCREENSHOT_"
+FILE_SUFFIX = "_FILE"
+# Keys that moved: the old name still works, in files and environments written for it.
+MOVED_KEYS = {("server", "log_level"): ("log", "level")}
 
 
 def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -37,6 +43,7 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
         # built-in plans stay and the environment adjusts or adds to them.
         data["plans"] = to_dict(default_plans())
     _apply_env(data, environ)
+    _move_keys(data)
     return from_dict(data)
 
 
@@ -154,23 +161,36 @@ def _env_paths(cls: type, prefix: tuple[str, ...]) -> dict[str, tuple[str, ...]]
     return paths
 
 
+def _text_paths(cls: type, prefix: tuple[str, ...]) -> set[tuple[str, ...]]:
+    """The keys whose value is a string: environment text that reads as a TOML number or boolean
+    stays text for them (a password ``12345`` or ``true``)."""
+    hints = typing.get_type_hints(cls)
+    found: set[tuple[str, ...]] = set()
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            found |= _text_paths(typing.cast(type, hints[f.name]), (*prefix, f.name))
+        elif hints[f.name] in (str, Secret):
+            found.add((*prefix, f.name))
+    return found
+
+
 _PLAN_FIELDS = sorted((f.name for f in dataclasses.fields(PlanConfig)), key=len, reverse=True)
 
 
 def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     paths = _env_paths(Settings, ())
+    paths.update({"_".join(old).upper(): old for old in MOVED_KEYS})
+    texts = _text_paths(Settings, ()) | set(MOVED_KEYS)
     for name, text in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "SCREENSHOT_CONFIG":
             continue
         rest = name[len(ENV_PREFIX):]
-        path = paths.get(rest)
-        if path is None and rest.startswith("PLANS_"):
-            tail = rest[len("PLANS_"):]
-            for plan_field in _PLAN_FIELDS:
-                suffix = "_" + plan_field.upper()
-                if tail.endswith(suffix) and len(tail) > len(suffix):
-                    path = ("plans", tail[: -len(suffix)].lower(), plan_field)
-                    break
+        path = _key_path(rest, paths)
+        from_file = path is None and rest.endswith(FILE_SUFFIX)
+        if from_file:
+            path = _key_path(rest[: -len(FILE_SUFFIX)], paths)
+            if path is not None:
+                text = _secret_file(name, text, environ)
         if path is None:
             raise ConfigError(f"environment variable {name} names no config key")
         node = data
@@ -178,7 +198,50 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"environment variable {name} conflicts with the config file")
-        node[path[-1]] = _parse_env_value(text)
+        value = text if from_file and path in texts else _parse_env_value(text)  # a file holds the value itself
+        node[path[-1]] = text if path in texts and not isinstance(value, str) else value
+
+
+def _key_path(name: str, paths: Mapping[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The key ``name`` (``SCREENSHOT_`` taken off) sets, plans' own among them."""
+    if name in paths:
+        return paths[name]
+    if name.startswith("PLANS_"):
+        tail = name[len("PLANS_"):]
+        for plan_field in _PLAN_FIELDS:
+            suffix = "_" + plan_field.upper()
+            if tail.endswith(suffix) and len(tail) > len(suffix):
+                return ("plans", tail[: -len(suffix)].lower(), plan_field)
+    return None
+
+
+def _secret_file(name: str, file_path: str, environ: Mapping[str, str]) -> str:
+    """The value ``name`` (``SCREENSHOT_..._FILE``) points at, without its trailing line break.
+    Errors name the variable and the file, never what the file holds."""
+    direct = name[: -len(FILE_SUFFIX)]
+    if direct in environ:
+        raise ConfigError(f"both {direct} and {name} are set: set one of them")
+    try:
+        return Path(file_path).read_text(encoding="utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}: the file {file_path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read the file {file_path!r}: {exc.strerror or exc}") from None
+
+
+def _move_keys(data: dict[str, Any]) -> None:
+    for old, new in MOVED_KEYS.items():
+        section = data.get(old[0])
+        if not isinstance(section, dict) or old[1] not in section:
+            continue
+        value = section.pop(old[1])
+        target = data.setdefault(new[0], {})
+        if not isinstance(target, dict):
+            continue  # from_dict names the bad table
+        if new[1] in target and target[new[1]] != value:
+            raise ConfigError(f"{'.'.join(old)} (the old name of {'.'.join(new)}) and {'.'.join(new)} "
+                              "are both set, to different values: set only " + ".".join(new))
+        target[new[1]] = value
 
 
 def _parse_env_value(text: str) -> Any:

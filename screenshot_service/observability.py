@@ -1,8 +1,9 @@
-"""Request ids and the redacting JSON access log.
+"""Request ids, the redacting access log and the log's two formats (``log.format``).
 
 The access log never prints a query string (``api_key=`` travels there on the
 legacy GET), a header value or a request body: only the method, the path, the
-key's public id and the target's host.
+key's public id and the target's host.  Every record is one line in either format, and
+names the request (and job) it was written for (log_context.py).
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from . import log_context
 from .appkeys import KEY_ID, REQUEST_ID, TARGET_HOST
+
+if TYPE_CHECKING:
+    from .config import LogConfig
 
 access_log = logging.getLogger("screenshot_service.access")
 
@@ -33,7 +39,8 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     request_id = offered if _REQUEST_ID.match(offered) else new_request_id()
     request[REQUEST_ID] = request_id
     try:
-        response = await handler(request)
+        with log_context.bound(log_context.REQUEST_ID, request_id):
+            response = await handler(request)
     except web.HTTPException as exc:
         exc.headers["X-Request-ID"] = request_id
         raise
@@ -59,14 +66,18 @@ class JsonAccessLogger(AbstractAccessLogger):
             "key_id": request.get(KEY_ID),
             "target_host": request.get(TARGET_HOST),
         }
-        self.logger.info(json.dumps({k: v for k, v in record.items() if v is not None}))
+        fields = {k: v for k, v in record.items() if v is not None}
+        # The text format prints the fields as the message's JSON; the JSON format as its own.
+        self.logger.info(json.dumps(fields), extra={ACCESS_FIELDS: fields,
+                                                    ACCESS_SUMMARY: f"{request.method} {request.path} {response.status}"})
 
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+ACCESS_FIELDS, ACCESS_SUMMARY = "access_fields", "access_summary"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(context)s%(message)s"
 # Line breaks (C0, C1 and Unicode's own) and other control characters; a tab stays.
 _LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -76,6 +87,8 @@ class OneLineFormatter(logging.Formatter):
     a caller sent, say) is escaped, so no text can forge a record of its own in the log."""
 
     def format(self, record: logging.LogRecord) -> str:
+        ids = log_context.record_context(record)
+        record.context = "".join(f"{name}={value} " for name, value in ids.items())
         return _LINE_BREAKING.sub(_escaped, super().format(record))
 
 
@@ -83,14 +96,35 @@ def _escaped(match: re.Match[str]) -> str:
     return match.group().encode("unicode_escape").decode("ascii")
 
 
-def log_handler() -> logging.Handler:
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``json.dumps`` escapes every line break and quote that any text
+    carries (ASCII only, so U+2028 too), so no text can forge a record or a field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = getattr(record, ACCESS_FIELDS, None) or {}
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": getattr(record, ACCESS_SUMMARY, None) if fields else record.getMessage(),
+            **log_context.record_context(record),
+            **fields,
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str)
+
+
+def log_handler(log_format: str = "text") -> logging.Handler:
     handler = logging.StreamHandler()
-    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else OneLineFormatter(LOG_FORMAT))
     return handler
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), handlers=[log_handler()])
+def configure_logging(log: LogConfig) -> None:
+    logging.basicConfig(level=log.level.upper(), handlers=[log_handler(log.format)])
     # pyppeteer logs every DevTools message at debug and its URL-bearing events at info.
     logging.getLogger("pyppeteer").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.WARNING)

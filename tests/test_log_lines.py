@@ -7,6 +7,7 @@ import io
 import logging
 from collections.abc import Callable
 
+from screenshot_service import log_context
 from screenshot_service.observability import log_handler
 
 FORGED = '2026-12-07 10:00:00,000 INFO screenshot_service.access {"request_id": "FORGED-BY-PAGE"}'
@@ -55,3 +56,17 @@ def test_a_traceback_carrying_page_text_stays_one_line() -> None:
 def test_tabs_and_unicode_text_are_kept_as_they_are() -> None:
     lines = _log_lines(lambda log: log.info("a\tb é 日本"))
     assert lines == [lines[0]] and lines[0].endswith("a\tb é 日本")
+
+
+def test_a_record_names_the_request_and_job_it_was_written_for() -> None:
+    def emit(log: logging.Logger) -> None:
+        with log_context.bound(log_context.REQUEST_ID, "req-1"):
+            log.info("for a request")
+            with log_context.bound(log_context.JOB_ID, "job_1"):
+                log.info("for its job")
+        log.info("for nobody")
+
+    lines = _log_lines(emit)
+    assert lines[0].endswith(" INFO screenshot_service.test_log_lines request_id=req-1 for a request")
+    assert lines[1].endswith(" INFO screenshot_service.test_log_lines request_id=req-1 job_id=job_1 for its job")
+    assert lines[2].endswith(" INFO screenshot_service.test_log_lines for nobody")

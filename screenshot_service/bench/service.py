@@ -53,8 +53,10 @@ def bench_config(root: Path, port: int, site_port: int, opts: ServiceOptions) ->
 [server]
 host = "127.0.0.1"
 port = {port}
-log_level = "{opts.log_level}"
 drain_seconds = 5.0
+
+[log]
+level = "{opts.log_level}"
 
 [browser]
 executable = {json.dumps(opts.executable)}

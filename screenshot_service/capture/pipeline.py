@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..browser.pool import SYNC
-from ..errors import CallerGone, CaptureTimeout
+from ..errors import ApiError, CallerGone, CaptureTimeout
+from ..faults import LayerError
 from ..limits.admission import Admission, LimitState
 from ..state.base import KeyRecord
 from ..state.errors import StateError
@@ -92,6 +94,13 @@ class CapturePipeline:
         return _deadline(started, started + self.service.deadline_seconds)
 
     async def run(self, order: Order) -> CaptureResult:
+        try:
+            return await self._run(order)
+        except (ApiError, LayerError) as error:
+            _log_failure(error)
+            raise
+
+    async def _run(self, order: Order) -> CaptureResult:
         opts = order.opts
         deadline = self.service.deadline_for(opts, order.started)
         account = order.account or (order.key.id if order.key else None)
@@ -158,3 +167,14 @@ async def _deadline(started: float, deadline: float) -> AsyncIterator[None]:
         raise CaptureTimeout(
             f"the capture did not finish within {budget:g} s", details={"deadline_seconds": budget}
         ) from None
+
+
+def _log_failure(error: ApiError | LayerError) -> None:
+    """Why a capture failed, where the access log has only its status.  A caller's or a page's
+    fault (4xx) is info; the service's or a layer's (a crashed browser, storage away), a warning.
+    Messages and details name hosts, never URLs; they may quote what a page threw."""
+    status = error.status if isinstance(error, ApiError) else 500
+    code = error.code if isinstance(error, ApiError) else type(error).__name__
+    details = json.dumps(error.details, default=str)[:2000] if error.details else ""
+    log.log(logging.INFO if status < 500 else logging.WARNING, "capture failed: %s: %s %s",
+            code, error.message, details)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from contextvars import ContextVar
 from types import TracebackType
+from typing import Protocol
 
 AUTH = "auth"  # the key (or signed link) checked and its request counted against the rate
 CACHE = "cache"  # the opt-in cache: the lookup, and the write after a fresh capture
@@ -29,15 +31,26 @@ TOTAL = "total"
 _DECIMALS = 2  # of a millisecond: 10 µs
 
 
+class StageObserver(Protocol):
+    def stage(self, name: str, began: float, ended: float, *, failed: bool = False) -> None:
+        """``name`` ran from ``began`` to ``ended`` (``perf_counter`` readings); ``failed``: the
+        request failed in it."""
+
+
+# Told of every stage counted by the timings made where it is set (a request's trace, tracing.py).
+STAGE_OBSERVER: ContextVar[StageObserver | None] = ContextVar("stage_observer", default=None)
+
+
 class StageTimings:
     """The stages of one request; ``began`` is its arrival at the handler."""
 
-    __slots__ = ("_running", "began", "spent")
+    __slots__ = ("_observer", "_running", "began", "spent")
 
     def __init__(self) -> None:
         self.began = time.perf_counter()
         self.spent: dict[str, float] = {}  # seconds by stage
         self._running: tuple[str, float] | None = None  # the stage started and not yet counted
+        self._observer = STAGE_OBSERVER.get()
 
     def start(self, stage: str) -> float:
         """Note that ``stage`` starts now; returns the ``perf_counter`` reading for ``add``."""
@@ -48,10 +61,20 @@ class StageTimings:
     def add(self, stage: str, since: float) -> float:
         """Count the time from ``since`` (a ``perf_counter`` reading) until now towards
         ``stage``; returns those seconds."""
-        seconds = time.perf_counter() - since
+        now = time.perf_counter()
+        seconds = now - since
         self.spent[stage] = self.spent.get(stage, 0.0) + seconds
         self._running = None
+        if self._observer is not None:
+            self._observer.stage(stage, since, now)
         return seconds
+
+    def observe_failed_stage(self) -> None:
+        """Tell the observer of the stage a failure cut short (never counted by ``add``), until now;
+        it stays running for ``header``, which counts it until the answer goes out."""
+        if self._observer is not None and self._running is not None:
+            name, since = self._running
+            self._observer.stage(name, since, time.perf_counter(), failed=True)
 
     def stage(self, name: str) -> Stage:
         """``with timings.stage(AUTH): ...``: the block's time, counted whether it returns or raises."""

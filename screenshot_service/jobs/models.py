@@ -64,6 +64,7 @@ class Job:
     runs: int = 0  # capture runs started (a job that kills its process each time is failed, not retried forever)
     webhook_status: str | None = None
     webhook_attempts: int = 0
+    request_id: str | None = None  # the submitting request's: the job's log records name it too
 
     @property
     def reservation(self) -> Reservation:
@@ -118,6 +119,7 @@ class Job:
             "runs": str(self.runs),
             "webhook_status": self.webhook_status or "",
             "webhook_attempts": str(self.webhook_attempts),
+            "request_id": self.request_id or "",
         }
 
     @classmethod
@@ -147,6 +149,7 @@ class Job:
             runs=int(row.get("runs") or 0),
             webhook_status=text("webhook_status"),
             webhook_attempts=int(row.get("webhook_attempts") or 0),
+            request_id=text("request_id"),
         )
 
 

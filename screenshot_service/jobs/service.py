@@ -9,6 +9,7 @@ atomic step.  Whatever goes wrong after the credit was reserved gives it back.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -24,11 +25,14 @@ from ..errors import (
     NotFound,
 )
 from ..limits.admission import Admission, LimitState
+from ..log_context import REQUEST_ID
 from ..state.base import KeyRecord
 from .idempotency import check_replay, fingerprint
 from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
 from .runner import JobRunner
 from .store import JobStore
+
+log = logging.getLogger("screenshot_service.jobs")
 
 _JOB_ID = re.compile(r"^job_[0-9a-f]{24}$")
 WEBHOOK_FIELD = "webhook_url"
@@ -78,7 +82,7 @@ class JobService:
         job = Job(
             id=new_job_id(), key_id=key.id, status=QUEUED, options=options, webhook_url=webhook_url,
             base_url=base_url, created_at=now_utc(), reservation_id=reservation.id, period=reservation.period,
-            idempotency_key=idempotency_key, fingerprint=body_print,
+            idempotency_key=idempotency_key, fingerprint=body_print, request_id=REQUEST_ID.get(),
         )  # fmt: skip
         try:
             submitted = await self.store.create(job, max_active=plan.max_queued_jobs, ttl=self.retention_seconds)
@@ -98,6 +102,7 @@ class JobService:
         assert submitted.job is not None
         if submitted.outcome == "created":
             self.runner.on_state(QUEUED)
+            log.info("job queued", extra={"job_id": job.id})
         if submitted.outcome == "existing":  # a concurrent request with the same key won the race
             assert idempotency_key is not None
             return check_replay(submitted.job, body_print, idempotency_key), False

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     runs INTEGER NOT NULL DEFAULT 0,
     webhook_status TEXT NOT NULL DEFAULT '',
     webhook_attempts INTEGER NOT NULL DEFAULT 0,
+    request_id TEXT NOT NULL DEFAULT '',
     in_queue INTEGER NOT NULL DEFAULT 1,  -- still needs a worker (capture, settle or webhook)
     owner TEXT,                           -- the claiming worker while leased
     lease_until REAL,                     -- unix time the lease runs out
@@ -61,11 +62,13 @@ CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (in_queue, seq);
 CREATE INDEX IF NOT EXISTS jobs_active ON jobs (key_id, status);
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at);
 """
+# For files made by an older version (SqliteFile skips a column already there).
+MIGRATIONS = ("ALTER TABLE jobs ADD COLUMN request_id TEXT NOT NULL DEFAULT ''",)
 
 
 class SqliteJobStore:
     def __init__(self, path: str | Path) -> None:
-        self.file = SqliteFile(path, SCHEMA, what="job store")
+        self.file = SqliteFile(path, SCHEMA, what="job store", migrations=MIGRATIONS)
         self.path = self.file.path
         self._run = self.file.run
         self._transaction = self.file.transaction

@@ -35,6 +35,7 @@ from ..error_map import as_api_error
 from ..errors import ApiError, InternalError
 from ..faults import LayerError
 from ..limits.ledger import Ledger
+from ..log_context import JOB_ID, REQUEST_ID, bound
 from ..state.base import StateStore
 from ..state.errors import StateUnavailable
 from .lease import give_back, kept_lease, uncancel_lost_lease
@@ -95,6 +96,11 @@ class JobWorker:
     async def process(self, job: Job, captured: Callable[[], None]) -> None:
         """Runs ``job`` to its ack; ``captured`` is called once its capture is over and stored
         (the browser slot is free from then on)."""
+        # Every record written for it names it and the request that submitted it (the webhook's too).
+        with bound(JOB_ID, job.id), bound(REQUEST_ID, job.request_id or ""):
+            await self._process(job, captured)
+
+    async def _process(self, job: Job, captured: Callable[[], None]) -> None:
         try:
             async with kept_lease(self.store, job.id, self.owner, self.lease_seconds, self.store_failures) as lease:
                 try:

@@ -23,7 +23,10 @@ from tests.jobs_helpers import JobsApp, settings_for, start_app
 
 if TYPE_CHECKING:
     from tests.conftest import TestSite
+    from tests.redis_cluster import RedisTestCluster
     from tests.redis_server import RedisTestServer
+
+pytest_plugins = ["tests.redis_cluster"]
 
 
 def a_job(key_id: str = "key_a", *, idem: str | None = None, fingerprint: str = "f1") -> Job:
@@ -32,10 +35,14 @@ def a_job(key_id: str = "key_a", *, idem: str | None = None, fingerprint: str = 
                period="2026-01", idempotency_key=idem, fingerprint=fingerprint)  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     if request.param == "sqlite":
         built: JobStore = SqliteJobStore(tmp_path / "state.sqlite3")
+    elif request.param == "cluster":
+        cluster: RedisTestCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        built = RedisJobStore(cluster.url, cluster=True)
     else:
         server: RedisTestServer = request.getfixturevalue("redis_server")
         server.start()
@@ -137,11 +144,11 @@ async def test_redis_job_records_expire_with_the_retention(redis_server: RedisTe
     try:
         job = a_job(idem="k")
         await store.create(job, max_active=10, ttl=7 * 86400)
-        assert 7 * 86400 - 5 < await client.ttl(f"screenshot:jobs:job:{job.id}") <= 7 * 86400
+        assert 7 * 86400 - 5 < await client.ttl(store.job_name(job.id)) <= 7 * 86400
         claimed = await store.claim("w", 30)
         assert claimed is not None
         await store.finish(claimed.with_changes(status="succeeded", finished_at=now_utc()), "w", 86400)
-        for name in (f"screenshot:jobs:job:{job.id}", store._idem("key_a", "k")):
+        for name in (store.job_name(job.id), store.idem_name("key_a", "k")):
             assert 86400 - 5 < await client.ttl(name) <= 86400  # counted again from the finish
     finally:
         await client.aclose()
@@ -214,8 +221,8 @@ async def test_a_graceful_stop_on_redis_gives_running_jobs_back_and_the_next_ins
     await first.client.close()  # drain_seconds=0: the running captures are cut short
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        records = [await client.hgetall(f"screenshot:jobs:job:{job_id}") for job_id in ids]
-        leased = await client.zcard("screenshot:jobs:leases")
+        records = [await client.hgetall(f"screenshot:{{jobs}}:job:{job_id}") for job_id in ids]
+        leased = await client.zcard("screenshot:{jobs}:leases")
     finally:
         await client.aclose()
     # Given back, not failed, no lease left behind, and the cut runs not counted.
@@ -246,7 +253,7 @@ async def test_a_dead_instances_job_is_taken_over_when_its_lease_runs_out(
     assert await b.credits_used() == 1
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        reservations = [await client.hget(name, "s") async for name in client.scan_iter("screenshot:res:*")]
+        reservations = [await client.hget(name, "s") async for name in client.scan_iter("screenshot:*:res:*")]
     finally:
         await client.aclose()
     assert reservations == ["committed"]
@@ -260,7 +267,7 @@ async def test_a_redis_job_that_expired_while_queued_no_longer_counts(redis_serv
         stale = a_job()
         await store.create(stale, max_active=1, ttl=3600)
         assert (await store.create(a_job(), max_active=1, ttl=3600)).outcome == "full"
-        await store.client.delete(f"screenshot:jobs:job:{stale.id}")  # as if its TTL ran out
+        await store.client.delete(store.job_name(stale.id))  # as if its TTL ran out
         assert (await store.create(a_job(), max_active=1, ttl=3600)).outcome == "created"
         claimed = await store.claim("w", 30)
         assert claimed is not None and claimed.id != stale.id  # the stale id is skipped, not run

@@ -166,7 +166,7 @@ async def test_three_redis_stalls_while_a_job_heartbeats_and_stores_its_result_c
     assert await _usage(svc) == 1 and await svc.credits_used() == 1  # charged once
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        states = [await client.hget(name, "s") async for name in client.scan_iter("screenshot:*:res:*")]
+        states = [await client.hget(name, "s") async for name in client.scan_iter("screenshot:res:*")]
     finally:
         await client.aclose()
     assert states == ["committed"]

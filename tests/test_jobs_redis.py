@@ -144,11 +144,11 @@ async def test_redis_job_records_expire_with_the_retention(redis_server: RedisTe
     try:
         job = a_job(idem="k")
         await store.create(job, max_active=10, ttl=7 * 86400)
-        assert 7 * 86400 - 5 < await client.ttl(store.job_name(job.id)) <= 7 * 86400
+        assert 7 * 86400 - 5 < await client.ttl(f"screenshot:jobs:job:{job.id}") <= 7 * 86400
         claimed = await store.claim("w", 30)
         assert claimed is not None
         await store.finish(claimed.with_changes(status="succeeded", finished_at=now_utc()), "w", 86400)
-        for name in (store.job_name(job.id), store.idem_name("key_a", "k")):
+        for name in (f"screenshot:jobs:job:{job.id}", store.idem_name("key_a", "k")):
             assert 86400 - 5 < await client.ttl(name) <= 86400  # counted again from the finish
     finally:
         await client.aclose()
@@ -221,8 +221,8 @@ async def test_a_graceful_stop_on_redis_gives_running_jobs_back_and_the_next_ins
     await first.client.close()  # drain_seconds=0: the running captures are cut short
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        records = [await client.hgetall(f"screenshot:{{jobs}}:job:{job_id}") for job_id in ids]
-        leased = await client.zcard("screenshot:{jobs}:leases")
+        records = [await client.hgetall(f"screenshot:jobs:job:{job_id}") for job_id in ids]
+        leased = await client.zcard("screenshot:jobs:leases")
     finally:
         await client.aclose()
     # Given back, not failed, no lease left behind, and the cut runs not counted.
@@ -253,7 +253,7 @@ async def test_a_dead_instances_job_is_taken_over_when_its_lease_runs_out(
     assert await b.credits_used() == 1
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        reservations = [await client.hget(name, "s") async for name in client.scan_iter("screenshot:*:res:*")]
+        reservations = [await client.hget(name, "s") async for name in client.scan_iter("screenshot:res:*")]
     finally:
         await client.aclose()
     assert reservations == ["committed"]
@@ -267,7 +267,7 @@ async def test_a_redis_job_that_expired_while_queued_no_longer_counts(redis_serv
         stale = a_job()
         await store.create(stale, max_active=1, ttl=3600)
         assert (await store.create(a_job(), max_active=1, ttl=3600)).outcome == "full"
-        await store.client.delete(store.job_name(stale.id))  # as if its TTL ran out
+        await store.client.delete(f"screenshot:jobs:job:{stale.id}")  # as if its TTL ran out
         assert (await store.create(a_job(), max_active=1, ttl=3600)).outcome == "created"
         claimed = await store.claim("w", 30)
         assert claimed is not None and claimed.id != stale.id  # the stale id is skipped, not run

@@ -95,7 +95,7 @@ def reservations_in(store: str, root: Path, redis: RedisTestServer | None) -> di
     assert redis is not None
     client = sync_redis.Redis.from_url(redis.url, decode_responses=True)
     try:
-        for name in client.scan_iter("screenshot:*:res:*"):
+        for name in client.scan_iter("screenshot:res:*"):
             state = client.hget(name, "s")
             counts[str(state)] = counts.get(str(state), 0) + 1
     finally:

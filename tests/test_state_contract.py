@@ -118,11 +118,11 @@ async def test_keys_stored_before_signed_links_get_one_signing_secret(tmp_path: 
     redis_server.flush()
     redis = RedisStateStore(redis_server.url)
     for n in (1, 2):
-        await redis.client.hset(redis.key_name(f"key_old{n}"), mapping={
+        await redis.client.hset(f"screenshot:key:key_old{n}", mapping={
             "id": f"key_old{n}", "key_hash": f"hash{n}", "name": "old", "plan": "free",
             "created_at": "2026-01-01T00:00:00+00:00", "revoked": "0", "webhook_secret": "whsec_o"})
-        await redis.client.hset("screenshot:{keys}:keyhash", f"hash{n}", f"key_old{n}")
-        await redis.client.zadd("screenshot:{keys}:ids", {f"key_old{n}": n})
+        await redis.client.hset("screenshot:keyhash", f"hash{n}", f"key_old{n}")
+        await redis.client.zadd("screenshot:keys", {f"key_old{n}": n})
     try:
         for opened in (SqliteStateStore(path), redis):
             first = {r.id: r.signing_secret for r in await opened.list_keys()}

@@ -125,9 +125,9 @@ async def test_keys_expire(redis_store: RedisStateStore) -> None:
     reservation = await reserve(redis_store, "key_e", PERIOD, 5)
     assert reservation is not None
     days = 86400
-    assert 61 * days < await client.ttl(redis_store.quota_name("key_e", PERIOD)) <= 62 * days
+    assert 61 * days < await client.ttl(f"{DEFAULT_PREFIX}quota:key_e:{PERIOD}") <= 62 * days
     await redis_store.commit_credit(reservation)
-    assert 39 * days < await client.ttl(redis_store.reservation_name(reservation)) <= 40 * days
+    assert 39 * days < await client.ttl(f"{DEFAULT_PREFIX}res:{reservation.id}") <= 40 * days
 
 
 # layout and wiring ----------------------------------------------------------------------------

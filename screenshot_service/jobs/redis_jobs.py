@@ -1,9 +1,9 @@
 """Jobs on Redis: one queue shared by every instance behind the load balancer.
 
 Any instance can accept, run or answer for any job.  Layout (``prefix``
-defaults to ``screenshot:{jobs}:``, apart from the state store's keys; the
-``{jobs}`` hash tag keeps every key of the queue in one slot of a Redis Cluster,
-as the scripts, which get all their keys in KEYS, need)::
+defaults to ``screenshot:jobs:``, apart from the state store's keys; on a Redis
+Cluster ``screenshot:{jobs}:``, a hash tag that keeps every key of the queue in
+one slot, as the scripts, which get all their keys in KEYS, need)::
 
     {p}job:{id}                    hash    the job record (+ ``owner`` while leased); TTL = retention
     {p}queue                       list    ids waiting for a worker (LPUSH in, RPOP out: FIFO)
@@ -30,15 +30,16 @@ from . import redis_scripts as lua
 from .models import Job, iso, now_utc
 from .store import Submitted
 
-DEFAULT_PREFIX = "screenshot:{jobs}:"
+DEFAULT_PREFIX = "screenshot:jobs:"
+CLUSTER_PREFIX = "screenshot:{jobs}:"
 CLAIM_ATTEMPTS = 100  # candidates one claim looks at (each a stale id dropped, or a lost race)
 _FINISH_FIELDS = ("status", "finished_at", "result", "error", "webhook_status", "webhook_attempts")
 
 
 class RedisJobStore:
-    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, cluster: bool = False) -> None:
+    def __init__(self, url: str, *, prefix: str | None = None, cluster: bool = False) -> None:
         self.client: RedisClient = connect(url, cluster=cluster)
-        self.prefix = prefix
+        self.prefix = prefix or (CLUSTER_PREFIX if cluster else DEFAULT_PREFIX)
         register = self.client.register_script
         self._create = register(lua.CREATE)
         self._prune_active = register(lua.PRUNE_ACTIVE)

@@ -5,24 +5,7 @@ so a key's rate limit, concurrency cap and monthly quota hold across all of them
 Every read-check-write is one Lua script (redis_scripts.py) and every clock
 reading is Redis's own ``TIME``, so instances never race and never disagree on time.
 
-Layout (``prefix`` defaults to ``screenshot:``).  A script's keys all come in
-KEYS and share one hash tag, so on a cluster they live in one slot: the API keys
-under ``{keys}`` (adding one checks the record and the hash index together), a
-key's ledger under its own id, so busy keys spread over the cluster::
-
-    {p}{keys}:key:{id}         hash   one KeyRecord + key_hash (signing_secret added on first read
-                                      to keys stored before signed links)
-    {p}{keys}:keyhash          hash   key_hash -> id (the lookup index)
-    {p}{keys}:ids              zset   ids by created_at (listing, counting)
-    {p}{<key_id>}:quota:{YYYY-MM}  int   credits used that month (expires 62 days after last use)
-    {p}{<key_id>}:res:{id}     hash   s = reserved | committed | refunded, e = lease end (ms,
-                                      Redis time); expires after 40 days
-    {p}{<key_id>}:leases       zset   "{YYYY-MM}:{reservation id}" of reserved credits, scored by
-                                      lease end (the reclaim sweep)
-    {p}ledger:keys             zset   key ids with reservations, by last reserve (what reclaim visits)
-    {p}rate:{key_id}           hash   leaky bucket level + time (expires when empty)
-    {p}conc:{key_id}           zset   in-flight tokens scored by lease expiry
-
+Key names and the layout of the data: redis_names.py.
 Connections, timeouts and errors: redis_client.py.  Durability across a Redis
 restart is Redis's job: run it with ``appendonly yes`` in production.
 """
@@ -41,6 +24,7 @@ from . import redis_scripts as lua
 from .base import KeyRecord, Reservation, Reserved
 from .errors import StateUnavailable
 from .redis_client import SOCKET_TIMEOUT, RedisClient, connect, guarded, unavailable
+from .redis_names import RedisNames
 
 __all__ = ["SOCKET_TIMEOUT", "connect", "guarded", "unavailable"]  # the names other modules import here
 
@@ -55,6 +39,7 @@ class RedisStateStore:
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, cluster: bool = False) -> None:
         self.client: RedisClient = connect(url, cluster=cluster)
         self.prefix = prefix
+        self.names = RedisNames(prefix, cluster)
         register = self.client.register_script
         self._add_key = register(lua.ADD_KEY)
         self._revoke_key = register(lua.REVOKE_KEY)
@@ -63,31 +48,6 @@ class RedisStateStore:
         self._commit = register(lua.COMMIT_CREDIT)
         self._refund = register(lua.REFUND_CREDIT)
         self._reclaim = register(lua.RECLAIM_CREDITS)
-
-    # key names (module docstring) ------------------------------------------------
-    def key_name(self, key_id: str) -> str:
-        return f"{self.prefix}{{keys}}:key:{key_id}"
-
-    @property
-    def _key_index(self) -> str:
-        return f"{self.prefix}{{keys}}:keyhash"
-
-    @property
-    def _key_ids(self) -> str:
-        return f"{self.prefix}{{keys}}:ids"
-
-    def quota_name(self, key_id: str, period: str) -> str:
-        return f"{self.prefix}{{{key_id}}}:quota:{period}"
-
-    def reservation_name(self, reservation: Reservation) -> str:
-        return f"{self.prefix}{{{reservation.key_id}}}:res:{reservation.id}"
-
-    def leases_name(self, key_id: str) -> str:
-        return f"{self.prefix}{{{key_id}}}:leases"
-
-    @property
-    def _ledger_keys(self) -> str:
-        return f"{self.prefix}ledger:keys"
 
     async def ping(self) -> None:
         await guarded(self.client.ping())
@@ -107,7 +67,7 @@ class RedisStateStore:
         args: list[str | float] = [record.id, key_hash, record.created_at.timestamp()]
         for name, value in fields.items():
             args += [name, value]
-        keys = [self.key_name(record.id), self._key_index, self._key_ids]
+        keys = [self.names.key(record.id), self.names.key_index, self.names.key_ids]
         added = await guarded(self._add_key(keys=keys, args=args))
         if not added:
             # SQLite's UNIQUE constraints fail the same way.
@@ -117,7 +77,7 @@ class RedisStateStore:
         # Two reads, not one script: a script may only touch the keys it is given, and the
         # record's name is known only from the index.  Records are never deleted, so the
         # second read cannot miss one the first found.
-        key_id = await guarded(self.client.hget(self._key_index, key_hash))
+        key_id = await guarded(self.client.hget(self.names.key_index, key_hash))
         row = await self._row(str(key_id)) if key_id else {}
         if not row or not secrets.compare_digest(row.get("key_hash", ""), key_hash):
             return None
@@ -128,18 +88,18 @@ class RedisStateStore:
         return await self._record(row) if row else None
 
     async def _row(self, key_id: str) -> dict[str, str]:
-        row = await guarded(self.client.hgetall(self.key_name(key_id)))  # decode_responses: all str
+        row = await guarded(self.client.hgetall(self.names.key(key_id)))  # decode_responses: all str
         return {str(k): str(v) for k, v in row.items()}
 
     async def list_keys(self) -> list[KeyRecord]:
         async def fetch() -> list[dict[str, str]]:
-            ids = await self.client.zrange(self._key_ids, 0, -1)
+            ids = await self.client.zrange(self.names.key_ids, 0, -1)
             if not ids:
                 return []
             # Not a transaction (a cluster allows none across slots; these share one anyway).
             async with self.client.pipeline(transaction=False) as pipe:
                 for key_id in ids:
-                    pipe.hgetall(self.key_name(str(key_id)))
+                    pipe.hgetall(self.names.key(str(key_id)))
                 return list(await pipe.execute())
 
         return [await self._record(row) for row in await guarded(fetch()) if row]
@@ -148,62 +108,62 @@ class RedisStateStore:
         if not row.get("signing_secret"):
             # A key stored before signed links gets its secret on first read.  HSETNX keeps the
             # one another instance gave first; the script answers whichever is stored.
-            stored = await guarded(self._sign_key(keys=[self.key_name(row["id"])], args=[new_signing_secret()]))
+            stored = await guarded(self._sign_key(keys=[self.names.key(row["id"])], args=[new_signing_secret()]))
             row["signing_secret"] = str(stored or "")  # "" (key gone meanwhile) verifies nothing
         return _key_record(row)
 
     async def revoke_key(self, key_id: str) -> bool:
-        return bool(await guarded(self._revoke_key(keys=[self.key_name(key_id)])))
+        return bool(await guarded(self._revoke_key(keys=[self.names.key(key_id)])))
 
     async def count_keys(self) -> int:
-        return int(await guarded(self.client.zcard(self._key_ids)))
+        return int(await guarded(self.client.zcard(self.names.key_ids)))
 
     # quota ------------------------------------------------------------------------
     async def reserve_credit(self, key_id: str, period: str, limit: int, lease_seconds: float) -> Reserved:
         reservation = Reservation(id=secrets.token_hex(12), key_id=key_id, period=period)
         # First: a reservation whose key reclaim does not visit could never be reclaimed.
-        await guarded(self.client.zadd(self._ledger_keys, {key_id: time.time()}))
-        keys = [self.quota_name(key_id, period), self.reservation_name(reservation), self.leases_name(key_id)]
+        await guarded(self.client.zadd(self.names.ledger_keys, {key_id: time.time()}))
+        keys = [self.names.quota(key_id, period), self.names.reservation(reservation), self.names.leases(key_id)]
         args: list[str | int] = [limit, RESERVATION_TTL, COUNTER_TTL, max(1, round(lease_seconds * 1000)),
                                  _lease_member(reservation)]  # fmt: skip
         taken, used = await guarded(self._reserve(keys=keys, args=args))
         return Reserved(reservation if int(taken) else None, max(0, int(used)))
 
     async def commit_credit(self, reservation: Reservation) -> bool:
-        keys = [self.reservation_name(reservation), self.leases_name(reservation.key_id)]
+        keys = [self.names.reservation(reservation), self.names.leases(reservation.key_id)]
         return bool(await guarded(self._commit(keys=keys, args=[_lease_member(reservation)])))
 
     async def refund_credit(self, reservation: Reservation, *, overrule_commit: bool = False) -> bool:
-        keys = [self.reservation_name(reservation), self.leases_name(reservation.key_id),
-                self.quota_name(reservation.key_id, reservation.period)]  # fmt: skip
+        keys = [self.names.reservation(reservation), self.names.leases(reservation.key_id),
+                self.names.quota(reservation.key_id, reservation.period)]  # fmt: skip
         args: list[str | int] = [_lease_member(reservation), int(overrule_commit)]
         return bool(await guarded(self._refund(keys=keys, args=args)))
 
     async def reclaim_credits(self) -> int:
         """One script per key with reservations (each in its key's slot), at most RECLAIM_BATCH in all."""
-        key_ids = await guarded(self.client.zrange(self._ledger_keys, 0, -1))
+        key_ids = await guarded(self.client.zrange(self.names.ledger_keys, 0, -1))
         reclaimed = 0
         for key_id in map(str, key_ids):
             if reclaimed >= RECLAIM_BATCH:
                 return reclaimed  # the rest next sweep; keep the index whole meanwhile
             reclaimed += await self._reclaim_key(key_id, RECLAIM_BATCH - reclaimed)
         # A key that reserved nothing for a reservation's whole life has no lease left to visit.
-        await guarded(self.client.zremrangebyscore(self._ledger_keys, "-inf", time.time() - RESERVATION_TTL))
+        await guarded(self.client.zremrangebyscore(self.names.ledger_keys, "-inf", time.time() - RESERVATION_TTL))
         return reclaimed
 
     async def _reclaim_key(self, key_id: str, at_most: int) -> int:
-        leases = self.leases_name(key_id)
+        leases = self.names.leases(key_id)
         # The earliest lease ends first: the script refunds those of them that have run out.
         members = [str(m) for m in await guarded(self.client.zrange(leases, 0, at_most - 1))]
         keys = [leases]
         for member in members:
             period, _, reservation_id = member.partition(":")
             reservation = Reservation(id=reservation_id, key_id=key_id, period=period)
-            keys += [self.reservation_name(reservation), self.quota_name(key_id, period)]
+            keys += [self.names.reservation(reservation), self.names.quota(key_id, period)]
         return int(await guarded(self._reclaim(keys=keys, args=members))) if members else 0
 
     async def credits_used(self, key_id: str, period: str) -> int:
-        used = await guarded(self.client.get(self.quota_name(key_id, period)))
+        used = await guarded(self.client.get(self.names.quota(key_id, period)))
         return max(0, int(used)) if used else 0
 
     async def close(self) -> None:

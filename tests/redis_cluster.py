@@ -35,6 +35,7 @@ class RedisTestCluster:
         self.cli = cli
         self.workdir = workdir
         self.ports = [free_port() for _ in range(NODES)]
+        self.bus_ports = [free_port() for _ in range(NODES)]
         self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -50,23 +51,39 @@ class RedisTestCluster:
         done = subprocess.run([self.cli, *target, *words], capture_output=True, text=True, timeout=30)
         return done.stdout + done.stderr
 
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        port = self.ports[index]
+        node_dir = self.workdir / str(port)
+        node_dir.mkdir(exist_ok=True)  # a restarted node finds its nodes.conf: the same node, slots and bus port
+        args = [
+            self.server, "--port", str(port), "--bind", HOST, "--cluster-enabled", "yes",
+            "--cluster-port", str(self.bus_ports[index]), "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--dir", str(node_dir), "--logfile", str(node_dir / "redis.log"),
+        ]  # fmt: skip
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
     def start(self) -> None:
-        for port in self.ports:
-            node_dir = self.workdir / str(port)
-            node_dir.mkdir()
-            args = [
-                self.server, "--port", str(port), "--bind", HOST, "--cluster-enabled", "yes",
-                "--cluster-port", str(free_port()), "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
-                "--daemonize", "no", "--dir", str(node_dir), "--logfile", str(node_dir / "redis.log"),
-            ]  # fmt: skip
-            self.processes.append(subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        self.processes = [self._spawn(index) for index in range(NODES)]
         self._wait(lambda port: "PONG" in self._cli("PING", port=port), "answer PING")
         nodes = [f"{HOST}:{port}" for port in self.ports]
         created = self._cli("--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes")
         if "All 16384 slots covered" not in created:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{created}")
+        self.wait_ok()
+
+    def wait_ok(self) -> None:
         self._wait(lambda port: "cluster_state:ok" in self._cli("CLUSTER", "INFO", port=port), "report cluster_state:ok")
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one primary (a crash): its slots have no server until restart()."""
+        self.processes[index].kill()
+        self.processes[index].wait(timeout=10)
+
+    def restart(self, index: int) -> None:
+        """The killed primary back on its port, empty, with its slots; returns once the cluster is ok."""
+        self.processes[index] = self._spawn(index)
+        self.wait_ok()
 
     def _wait(self, ready: Callable[[int], bool], what: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT

@@ -8,13 +8,18 @@ where the keys land.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from screenshot_service.state.base import Reservation
-from screenshot_service.state.redis import RedisStateStore
-from tests.conftest import image_of, wait_for
+from screenshot_service.state.errors import StateUnavailable
+from screenshot_service.state.redis import SOCKET_TIMEOUT, RedisStateStore
+from tests.conftest import answered_by, image_of, wait_for
 from tests.jobs_helpers import plan, settings_for, start_app
 
 if TYPE_CHECKING:
@@ -30,6 +35,23 @@ PERIOD = "2026-03"
 def keys_per_node(cluster: RedisTestCluster) -> list[int]:
     return [int(subprocess.run(["redis-cli", "-p", str(port), "DBSIZE"], capture_output=True, text=True,
                                check=True, timeout=10).stdout) for port in cluster.ports]  # fmt: skip
+
+
+def sockets_to(ports: list[int]) -> int:
+    """This process's TCP sockets connected to one of ``ports`` (from /proc: no client's own bookkeeping)."""
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # closed meanwhile (listdir's own, for one)
+            mine.add(os.readlink(f"/proc/self/fd/{fd}"))
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                remote_port, state, inode = int(fields[2].rsplit(":", 1)[1], 16), fields[3], fields[9]
+                if remote_port in ports and state == "01" and f"socket:[{inode}]" in mine:  # 01: ESTABLISHED
+                    count += 1
+    return count
 
 
 async def test_each_keys_ledger_has_its_own_slot_and_run_out_leases_are_reclaimed(
@@ -104,3 +126,34 @@ async def test_captures_a_429_the_exact_ledger_and_a_job_on_a_cluster(
     assert refused.status == 429
     error = (await refused.json())["error"]
     assert error["code"] == "rate_limited" and int(refused.headers["Retry-After"]) >= 1
+
+
+async def test_a_primary_down_is_a_fast_503_and_the_store_heals_when_it_is_back(
+    redis_cluster: RedisTestCluster,
+) -> None:
+    redis_cluster.flush()
+    store = RedisStateStore(redis_cluster.url, cluster=True)
+    try:
+        await store.ping()  # learns the slot map
+        down = 2  # not the node in the URL
+        key_id = next(f"key_{n}" for n in range(1000)
+                      if store.client.get_node_from_key(store.names.quota(f"key_{n}", PERIOD)).port  # type: ignore[union-attr]
+                      == redis_cluster.ports[down])  # fmt: skip
+        assert (await store.reserve_credit(key_id, PERIOD, 5, 60)).reservation is not None
+        connected = sockets_to(redis_cluster.ports)
+        redis_cluster.kill(down)
+        with pytest.raises(StateUnavailable):
+            await answered_by(store.credits_used(key_id, PERIOD), SOCKET_TIMEOUT)
+        redis_cluster.restart(down)  # empty: its data died with it
+
+        async def healed() -> bool:
+            try:
+                return (await store.reserve_credit(key_id, PERIOD, 5, 60)).reservation is not None
+            except StateUnavailable:
+                return False
+
+        assert await wait_for(healed, 30), "the store did not recover once the primary was back"
+        assert await store.credits_used(key_id, PERIOD) == 1
+        assert sockets_to(redis_cluster.ports) <= connected  # the dead node's connections were not kept
+    finally:
+        await store.close()

@@ -14,7 +14,9 @@ one slot, as the scripts, which get all their keys in KEYS, need)::
 
 A claim moves an id from the queue into the lease set in one script, so a
 crash between the two cannot lose it; a lease that is not renewed (its instance
-died) runs out and the next claim on any instance takes the job over.
+died) runs out and the next claim on any instance takes the job over.  That
+script must be given the job's record, so a read-only script first names the
+candidate (``peek_claim``), and the claim takes it only if it still is one.
 """
 
 from __future__ import annotations
@@ -87,8 +89,9 @@ class RedisJobStore:
                 believed = str(value)
             elif outcome == "full" and not pruned:
                 pruned = True
-                if await self._prune(job.key_id) >= max_active:
-                    return Submitted("full", active=int(value))
+                remaining = await self._prune(job.key_id)
+                if remaining >= max_active:
+                    return Submitted("full", active=remaining)
             elif outcome == "full":
                 return Submitted("full", active=int(value))
             elif outcome == "existing":

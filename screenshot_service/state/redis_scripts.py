@@ -40,7 +40,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: month counter, reservation hash, the key's lease zset.  ARGV: limit, reservation ttl s,
+# KEYS: month counter, reservation hash, the key's lease zset (redis_names.py).  ARGV: limit, reservation ttl s,
 # counter ttl s, lease ms, lease member.  Returns {taken 0|1, used}.  A reservation that
 # already exists means this call is a retry of one that went through: yes, without counting twice.
 RESERVE_CREDIT = _NOW_MS + """
@@ -80,7 +80,7 @@ if tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then redis.call('DECR', KEYS[
 return 1
 """
 
-# KEYS: one key's lease zset, then per lease member its reservation hash and month counter.
+# KEYS: one lease zset, then per lease member its reservation hash and month counter.
 # ARGV: the lease members, earliest lease end first.  Refunds those whose lease ran out while
 # still reserved (their owner died) and drops them from the set; returns how many it refunded.
 RECLAIM_CREDITS = _NOW_MS + """

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from screenshot_service import config_loading
+from screenshot_service.config import ConfigError
 from screenshot_service.state.base import Reservation
 from screenshot_service.state.errors import StateUnavailable
 from screenshot_service.state.redis import SOCKET_TIMEOUT, RedisStateStore
@@ -159,3 +161,14 @@ async def test_a_primary_down_is_a_fast_503_and_the_store_heals_when_it_is_back(
         assert "close_wait" not in sockets_to(redis_cluster.ports)
     finally:
         await store.close()
+
+
+def test_the_cluster_key_comes_from_the_environment_and_a_database_other_than_0_stops_start_up() -> None:
+    env = {"SCREENSHOT_STATE_BACKEND": "redis", "SCREENSHOT_STATE_REDIS_CLUSTER": "true"}
+    settings = config_loading.load(environ={**env, "SCREENSHOT_STATE_REDIS_URL": "redis://10.0.0.1:6379"})
+    assert settings.state.redis.cluster is True
+    with pytest.raises(ConfigError) as refused:
+        config_loading.load(environ={**env, "SCREENSHOT_STATE_REDIS_URL": "redis://:hunter2@10.0.0.1:6379/3"})
+    message = str(refused.value)
+    assert "state.redis.url names database '3'" in message and "hunter2" not in message
+    assert config_loading.load(environ={"SCREENSHOT_STATE_REDIS_URL": "redis://10.0.0.1/3"}).state.redis.cluster is False

@@ -121,6 +121,7 @@ class SqliteStateConfig:
 @dataclass(frozen=True)
 class RedisStateConfig:
     url: Secret = Secret("redis://127.0.0.1:6379/0")  # may carry a password
+    cluster: bool = False  # a Redis Cluster: url names any node, the client finds the others
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,18 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
 
 
 def from_dict(data: Mapping[str, Any]) -> Settings:
-    return typing.cast(Settings, _build(Settings, data, ""))
+    settings = typing.cast(Settings, _build(Settings, data, ""))
+    _check_cluster_database(settings)
+    return settings
+
+
+def _check_cluster_database(settings: Settings) -> None:
+    redis = settings.state.redis
+    database = urllib.parse.urlsplit(str(redis.url)).path.strip("/") or "0"
+    if redis.cluster and database != "0":
+        # The URL may carry a password: name the database only.
+        raise ConfigError(f"state.redis.url names database {database!r}, but a Redis Cluster has only "
+                          "database 0 (state.redis.cluster = true): end the URL with /0 or nothing")
 
 
 def replace(settings: Settings, **sections: Mapping[str, Any]) -> Settings:

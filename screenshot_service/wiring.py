@@ -72,7 +72,7 @@ def open_backend(settings: Settings) -> Backend:
     if settings.state.backend == "redis":
         from .state.redis import open_redis_backend
 
-        store, rate, gate = open_redis_backend(str(settings.state.redis.url))
+        store, rate, gate = open_redis_backend(str(settings.state.redis.url), cluster=settings.state.redis.cluster)
         return Backend(store, rate, gate, RedisCaptureCache(store.client))
     return local_backend(SqliteStateStore(settings.state.sqlite.path), settings.state.sqlite.path)
 
@@ -86,5 +86,5 @@ def open_state(settings: Settings) -> StateStore:
     if settings.state.backend == "redis":
         from .state.redis import RedisStateStore
 
-        return RedisStateStore(str(settings.state.redis.url))
+        return RedisStateStore(str(settings.state.redis.url), cluster=settings.state.redis.cluster)
     return SqliteStateStore(settings.state.sqlite.path)

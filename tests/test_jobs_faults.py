@@ -183,11 +183,13 @@ async def test_a_claim_whose_answer_a_redis_stall_lost_is_repeated_not_doubled(r
         for job in (first, second):
             await store.create(job, max_active=10, ttl=3600)
         await raw.script_load(redis_scripts.CLAIM)  # or the stalled EVALSHA could only answer NOSCRIPT
+        candidate = await store.peek_claim("token-1")  # a claim's first step, a read, answered
+        assert candidate is not None
         with _frozen(redis_server), pytest.raises(StateUnavailable):
-            await store.claim("w1", 30, "token-1")  # sent, then no answer: the client gives up
+            await store.take_claim("w1", 30, "token-1", candidate)  # sent, then no answer: the client gives up
         # Redis runs the claim once it runs again: the job is w1's, though w1 never heard.
         async def owner() -> str | None:
-            return await raw.hget(f"screenshot:jobs:job:{first.id}", "owner")  # type: ignore[no-any-return]
+            return await raw.hget(store.job_name(first.id), "owner")  # type: ignore[no-any-return]
         deadline = asyncio.get_running_loop().time() + BOUND
         while await owner() != "w1":
             assert asyncio.get_running_loop().time() < deadline, "the lost claim never landed"

@@ -23,7 +23,10 @@ from tests.jobs_helpers import JobsApp, settings_for, start_app
 
 if TYPE_CHECKING:
     from tests.conftest import TestSite
+    from tests.redis_cluster import RedisTestCluster
     from tests.redis_server import RedisTestServer
+
+pytest_plugins = ["tests.redis_cluster"]
 
 
 def a_job(key_id: str = "key_a", *, idem: str | None = None, fingerprint: str = "f1") -> Job:
@@ -32,10 +35,14 @@ def a_job(key_id: str = "key_a", *, idem: str | None = None, fingerprint: str = 
                period="2026-01", idempotency_key=idem, fingerprint=fingerprint)  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
     if request.param == "sqlite":
         built: JobStore = SqliteJobStore(tmp_path / "state.sqlite3")
+    elif request.param == "cluster":
+        cluster: RedisTestCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        built = RedisJobStore(cluster.url, cluster=True)
     else:
         server: RedisTestServer = request.getfixturevalue("redis_server")
         server.start()
@@ -141,7 +148,7 @@ async def test_redis_job_records_expire_with_the_retention(redis_server: RedisTe
         claimed = await store.claim("w", 30)
         assert claimed is not None
         await store.finish(claimed.with_changes(status="succeeded", finished_at=now_utc()), "w", 86400)
-        for name in (f"screenshot:jobs:job:{job.id}", store._idem("key_a", "k")):
+        for name in (f"screenshot:jobs:job:{job.id}", store.idem_name("key_a", "k")):
             assert 86400 - 5 < await client.ttl(name) <= 86400  # counted again from the finish
     finally:
         await client.aclose()

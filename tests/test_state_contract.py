@@ -27,12 +27,25 @@ from screenshot_service.state.sqlite import SqliteStateStore
 from tests.conftest import wait_for
 
 if TYPE_CHECKING:
+    from tests.redis_cluster import RedisTestCluster
     from tests.redis_server import RedisTestServer
 
-pytest_plugins = ["tests.redis_server"]
+pytest_plugins = ["tests.redis_server", "tests.redis_cluster"]
 
 PERIOD = "2026-03"
 LEASE = 60.0  # seconds: longer than any test here
+
+
+def redis_store(request: pytest.FixtureRequest) -> RedisStateStore:
+    """A store on the emptied single server ("redis") or three-primary cluster ("cluster")."""
+    if request.param == "cluster":
+        cluster: RedisTestCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        return RedisStateStore(cluster.url, cluster=True)
+    server: RedisTestServer = request.getfixturevalue("redis_server")
+    server.start()
+    server.flush()
+    return RedisStateStore(server.url)
 
 
 async def reserve(store: StateStore, key_id: str, period: str, limit: int, lease: float = LEASE) -> Reservation | None:
@@ -41,17 +54,14 @@ FREE = PlanConfig(requests_per_second=1, burst=1)
 BURSTY = PlanConfig(requests_per_second=1, burst=3)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
     if request.param == "sqlite":
         sqlite = SqliteStateStore(tmp_path / "state.sqlite3")
         yield sqlite
         await sqlite.close()
     else:
-        server: RedisTestServer = request.getfixturevalue("redis_server")
-        server.start()
-        server.flush()
-        redis = RedisStateStore(server.url)
+        redis = redis_store(request)
         yield redis
         await redis.close()
 
@@ -243,7 +253,7 @@ class Limiter:
     hit_after: Callable[[str, PlanConfig, float], Awaitable[RateDecision]]
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "cluster"])
 async def limiter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Limiter]:
     if request.param == "local":
         # aiolimiter reads loop.time(): drive it by hand instead of sleeping.
@@ -260,11 +270,7 @@ async def limiter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         yield Limiter(local, advance_clock)
         monkeypatch.undo()  # give the loop its clock back before pytest-asyncio continues
     else:
-        server: RedisTestServer = request.getfixturevalue("redis_server")
-        server.start()
-        server.flush()
-        store = RedisStateStore(server.url)
-
+        store = redis_store(request)
         shared = RedisRateLimiter(store)
 
         async def until_allowed(key: str, plan: PlanConfig, seconds: float) -> RateDecision:
@@ -314,15 +320,12 @@ async def test_rate_burst_plan_allows_burst_back_to_back(limiter: Limiter) -> No
 
 
 # concurrency ----------------------------------------------------------------------------
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "cluster"])
 async def gate(request: pytest.FixtureRequest) -> AsyncIterator[ConcurrencyGate]:
     if request.param == "local":
         yield LocalConcurrencyGate()
     else:
-        server: RedisTestServer = request.getfixturevalue("redis_server")
-        server.start()
-        server.flush()
-        store = RedisStateStore(server.url)
+        store = redis_store(request)
         yield RedisConcurrencyGate(store)
         await store.close()
 

@@ -86,7 +86,7 @@ def open_job_store(settings: Settings) -> JobStore:
     if settings.state.backend == "redis":
         from .redis_jobs import RedisJobStore
 
-        return RedisJobStore(str(settings.state.redis.url))
+        return RedisJobStore(str(settings.state.redis.url), cluster=settings.state.redis.cluster)
     from .sqlite_jobs import SqliteJobStore
 
     return SqliteJobStore(settings.state.sqlite.path)

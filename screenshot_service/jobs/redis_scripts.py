@@ -8,26 +8,24 @@ or renew the job.
 
 from __future__ import annotations
 
-# KEYS: job hash, queue list, active set, idempotency key.
-# ARGV: max_active, ttl s, has idempotency key (0|1), job id, job key prefix, field, value, ...
-# Returns {"existing", id} | {"full", active count} | {"created", id}.
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: job hash, queue list, active set, idempotency key, the job hash of the id the caller
+# believes the idempotency key holds (the new job's own hash when it believes none).
+# ARGV: max_active, ttl s, has idempotency key (0|1), job id, that believed id ('' for none),
+# field, value, ...  Returns {"existing", id} | {"moved", id} (the key holds another id than
+# believed: call again believing it) | {"full", active count} | {"created", id}.
 CREATE = """
 if ARGV[3] == '1' then
   local existing = redis.call('GET', KEYS[4])
-  if existing and redis.call('EXISTS', ARGV[5] .. existing) == 1 then
-    return {'existing', existing}
-  end
+  if existing and existing ~= ARGV[5] then return {'moved', existing} end
+  if existing and redis.call('EXISTS', KEYS[5]) == 1 then return {'existing', existing} end
 end
 local active = redis.call('SCARD', KEYS[3])
-if active >= tonumber(ARGV[1]) then
-  -- Only when full, so the common path stays O(1): a member whose record expired
-  -- (queued longer than the retention) must not block the key for ever.
-  for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-    if redis.call('EXISTS', ARGV[5] .. id) == 0 then redis.call('SREM', KEYS[3], id) end
-  end
-  active = redis.call('SCARD', KEYS[3])
-  if active >= tonumber(ARGV[1]) then return {'full', tostring(active)} end
-end
+if active >= tonumber(ARGV[1]) then return {'full', tostring(active)} end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('LPUSH', KEYS[2], ARGV[4])
@@ -37,45 +35,75 @@ if ARGV[3] == '1' then redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[2]) end
 return {'created', ARGV[4]}
 """
 
-# KEYS: queue list, lease zset, claim token key.  ARGV: job key prefix, owner, lease ms,
-# now (ISO text), token ('' for none).  A repeated token (the answer to its first claim
-# was lost) returns the job that claim took, if it is still the owner's, and takes nothing.
-# A run-out lease first (its worker died), else the oldest queued id.  Ids whose
-# record has expired are dropped on the way.  A run is counted unless the claimant
-# already held the lease (it is alive: its lease ran out while Redis was away, or the
-# answer to its claim was lost).  Returns the job hash flattened, or nil.
-CLAIM = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[5] ~= '' then
+# Only when a key is full, so the common path stays O(1): a member whose record expired
+# (queued longer than the retention) must not block the key for ever.
+# KEYS: active set, then the job hash of each id in ARGV.  ARGV: the set's ids.
+# Returns how many ids remain.
+PRUNE_ACTIVE = """
+for i, id in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then redis.call('SREM', KEYS[1], id) end
+end
+return redis.call('SCARD', KEYS[1])
+"""
+
+# A claim is two steps, because a script may only touch the keys it is given and which
+# job it takes is known only from the queue.  PEEK names a candidate; CLAIM takes it
+# if it is still one (else "again": the caller peeks anew).
+# KEYS: queue list, lease zset, claim token key.  ARGV: token ('' for none).
+# Returns {source, id} or nil: "token", the job an earlier claim with this token took (its
+# answer was lost); "lease", a run-out lease (its worker died); "queue", the oldest queued id.
+PEEK = _NOW_MS + """
+if ARGV[1] ~= '' then
   local taken = redis.call('GET', KEYS[3])
-  if taken and redis.call('HGET', ARGV[1] .. taken, 'owner') == ARGV[2] then
-    redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[3])), taken)
-    return redis.call('HGETALL', ARGV[1] .. taken)
-  end
+  if taken then return {'token', taken} end
 end
 local id = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1)[1]
-local key
-while true do
-  if not id then
-    id = redis.call('RPOP', KEYS[1])
-    if not id then return false end
+if id then return {'lease', id} end
+id = redis.call('LINDEX', KEYS[1], -1)
+if id then return {'queue', id} end
+return false
+"""
+
+# KEYS: queue list, lease zset, claim token key, the candidate's job hash.  ARGV: owner,
+# lease ms, now (ISO text), token ('' for none), candidate id, its source (PEEK).
+# A repeated token returns the job its first claim took, if it is still the owner's, and
+# takes nothing.  A candidate whose record has expired is dropped on the way.  A run is
+# counted unless the claimant already held the lease (it is alive: its lease ran out while
+# Redis was away, or the answer to its claim was lost).  Returns the job hash flattened, or
+# {"again"}.
+CLAIM = _NOW_MS + """
+local id, source = ARGV[5], ARGV[6]
+if source == 'token' then
+  if redis.call('GET', KEYS[3]) ~= id or redis.call('HGET', KEYS[4], 'owner') ~= ARGV[1] then
+    return {'again'}
   end
-  key = ARGV[1] .. id
-  if redis.call('EXISTS', key) == 1 then break end
-  redis.call('ZREM', KEYS[2], id)
-  id = nil
+  redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[2])), id)
+  return redis.call('HGETALL', KEYS[4])
+elseif source == 'lease' then
+  local ends = redis.call('ZSCORE', KEYS[2], id)
+  if not ends or tonumber(ends) > now then return {'again'} end
+  if redis.call('EXISTS', KEYS[4]) == 0 then
+    redis.call('ZREM', KEYS[2], id)
+    return {'again'}
+  end
+else
+  if redis.call('LINDEX', KEYS[1], -1) ~= id then return {'again'} end
+  redis.call('RPOP', KEYS[1])
+  if redis.call('EXISTS', KEYS[4]) == 0 then
+    redis.call('ZREM', KEYS[2], id)
+    return {'again'}
+  end
 end
-redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[3])), id)
-local previous = redis.call('HGET', key, 'owner')
-redis.call('HSET', key, 'owner', ARGV[2])
-local status = redis.call('HGET', key, 'status')
-if (status == 'queued' or status == 'running') and previous ~= ARGV[2] then
-  redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[4])
-  redis.call('HINCRBY', key, 'runs', 1)
+redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[2])), id)
+local previous = redis.call('HGET', KEYS[4], 'owner')
+redis.call('HSET', KEYS[4], 'owner', ARGV[1])
+local status = redis.call('HGET', KEYS[4], 'status')
+if (status == 'queued' or status == 'running') and previous ~= ARGV[1] then
+  redis.call('HSET', KEYS[4], 'status', 'running', 'started_at', ARGV[3])
+  redis.call('HINCRBY', KEYS[4], 'runs', 1)
 end
-if ARGV[5] ~= '' then redis.call('SET', KEYS[3], id, 'PX', ARGV[3]) end
-return redis.call('HGETALL', key)
+if ARGV[4] ~= '' then redis.call('SET', KEYS[3], id, 'PX', ARGV[2]) end
+return redis.call('HGETALL', KEYS[4])
 """
 
 # KEYS: lease zset, job hash.  ARGV: owner, lease ms, job id.

@@ -1,27 +1,12 @@
 """Shared state on Redis: keys, quota, rate limits and concurrency for several instances.
 
-Every instance behind a load balancer talks to one Redis, so a key's rate
-limit, concurrency cap and monthly quota hold across all of them.  Every
-read-check-write is one Lua script (redis_scripts.py) and every clock reading
-is Redis's own ``TIME``, so instances never race and never disagree on time.
+Every instance behind a load balancer talks to one Redis (or one Redis Cluster),
+so a key's rate limit, concurrency cap and monthly quota hold across all of them.
+Every read-check-write is one Lua script (redis_scripts.py) and every clock
+reading is Redis's own ``TIME``, so instances never race and never disagree on time.
 
-Layout (``prefix`` defaults to ``screenshot:``)::
-
-    {p}key:{id}               hash   one KeyRecord + key_hash (signing_secret added on first read
-                                     to keys stored before signed links)
-    {p}keyhash                hash   key_hash -> id (the lookup index)
-    {p}keys                   zset   ids by created_at (listing, counting)
-    {p}quota:{key_id}:{YYYY-MM} int  credits used that month (expires 62 days after last use)
-    {p}res:{id}               hash   s = reserved | committed | refunded, q = its month counter,
-                                     e = lease end (ms, Redis time); expires after 40 days
-    {p}leases                 zset   reserved ids scored by lease end (the reclaim sweep)
-    {p}rate:{key_id}          hash   leaky bucket level + time (expires when empty)
-    {p}conc:{key_id}          zset   in-flight tokens scored by lease expiry
-
-A dead Redis must fail fast, not hang requests: short socket timeouts, no
-retries, a bounded pool, and every error becomes ``StateUnavailable`` (503).
-The pool checks a connection before handing it out and reconnects, so the same
-objects work again as soon as Redis is back.  Durability across a Redis
+Key names and the layout of the data: redis_names.py.
+Connections, timeouts and errors: redis_client.py.  Durability across a Redis
 restart is Redis's job: run it with ``appendonly yes`` in production.
 """
 
@@ -29,14 +14,8 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Awaitable, Sequence
+import time
 from datetime import datetime
-from typing import Any, TypeVar
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from ..config import PlanConfig
 from ..limits.rate import RateDecision
@@ -44,79 +23,31 @@ from ..signing import new_signing_secret
 from . import redis_scripts as lua
 from .base import KeyRecord, Reservation, Reserved
 from .errors import StateUnavailable
+from .redis_client import SOCKET_TIMEOUT, RedisClient, connect, guarded, unavailable
+from .redis_names import LEDGER_SLOTS, RedisNames, lease_member, reservation_of
 
-T = TypeVar("T")
+__all__ = ["SOCKET_TIMEOUT", "connect", "guarded", "unavailable"]  # the names other modules import here
 
 DEFAULT_PREFIX = "screenshot:"
-CONNECT_TIMEOUT = 2.0  # seconds to open a connection
-SOCKET_TIMEOUT = 2.0  # seconds for one command's answer
-POOL_SIZE = 64  # connections per instance; more callers wait for one...
-POOL_WAIT = 2.0  # ...at most this long, then 503
 RESERVATION_TTL = 40 * 86400  # a reservation outlives any capture and its month
 COUNTER_TTL = 62 * 86400  # refreshed on each reserve: the counter outlives its month
-RECLAIM_BATCH = 500  # reservations one reclaim sweep refunds at most (one script: Redis is busy meanwhile)
+RECLAIM_BATCH = 500  # reservations one reclaim sweep refunds at most (Redis is busy meanwhile)
 LEASE_SECONDS = 60.0  # concurrency lease: longer than the 30 s capture deadline
-
-_REDIS_ERRORS = (RedisError, OSError)  # OSError covers TimeoutError and refused sockets
-
-
-def unavailable(exc: BaseException) -> StateUnavailable:
-    # The class name only: redis-py messages carry host:port, and never the URL.
-    return StateUnavailable(f"state store (Redis) unavailable: {type(exc).__name__}", retry_after=1)
-
-
-async def guarded(awaitable: Awaitable[T]) -> T:
-    """Await one Redis operation; any Redis or socket failure becomes StateUnavailable."""
-    try:
-        return await awaitable
-    except _REDIS_ERRORS as exc:
-        raise unavailable(exc) from exc
-
-
-def connect(url: str) -> aioredis.Redis:
-    """A client on its own bounded pool; no connection is made until first use."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=POOL_SIZE,
-        timeout=POOL_WAIT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=SOCKET_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-        # RESP2: under RESP3, redis-py 8 turns on "maintenance notifications" and
-        # then skips its check of pooled connections, so after a Redis restart
-        # every stale idle connection would fail one call.
-        protocol=2,
-    )
-    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) the pool
 
 
 class RedisStateStore:
-    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
-        self.client = connect(url)
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, cluster: bool = False) -> None:
+        self.client: RedisClient = connect(url, cluster=cluster)
         self.prefix = prefix
+        self.names = RedisNames(prefix, cluster)
         register = self.client.register_script
         self._add_key = register(lua.ADD_KEY)
-        self._key_by_hash = register(lua.KEY_BY_HASH)
         self._revoke_key = register(lua.REVOKE_KEY)
         self._sign_key = register(lua.SIGN_KEY)
         self._reserve = register(lua.RESERVE_CREDIT)
         self._commit = register(lua.COMMIT_CREDIT)
         self._refund = register(lua.REFUND_CREDIT)
         self._reclaim = register(lua.RECLAIM_CREDITS)
-
-    def _key(self, key_id: str) -> str:
-        return f"{self.prefix}key:{key_id}"
-
-    def _quota(self, key_id: str, period: str) -> str:
-        return f"{self.prefix}quota:{key_id}:{period}"
-
-    def _reservation(self, reservation_id: str) -> str:
-        return f"{self.prefix}res:{reservation_id}"
-
-    @property
-    def _leases(self) -> str:
-        return f"{self.prefix}leases"
 
     async def ping(self) -> None:
         await guarded(self.client.ping())
@@ -136,33 +67,39 @@ class RedisStateStore:
         args: list[str | float] = [record.id, key_hash, record.created_at.timestamp()]
         for name, value in fields.items():
             args += [name, value]
-        keys = [self._key(record.id), f"{self.prefix}keyhash", f"{self.prefix}keys"]
+        keys = [self.names.key(record.id), self.names.key_index, self.names.key_ids]
         added = await guarded(self._add_key(keys=keys, args=args))
         if not added:
             # SQLite's UNIQUE constraints fail the same way.
             raise StateUnavailable("state store error: duplicate key id or hash")
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
-        flat = await guarded(
-            self._key_by_hash(keys=[f"{self.prefix}keyhash"], args=[key_hash, f"{self.prefix}key:"])
-        )
-        row = _pairs(flat)
+        # Two reads, not one script: a script may only touch the keys it is given, and the
+        # record's name is known only from the index.  Records are never deleted, so the
+        # second read cannot miss one the first found.
+        key_id = await guarded(self.client.hget(self.names.key_index, key_hash))
+        row = await self._row(str(key_id)) if key_id else {}
         if not row or not secrets.compare_digest(row.get("key_hash", ""), key_hash):
             return None
         return await self._record(row)
 
     async def key_by_id(self, key_id: str) -> KeyRecord | None:
-        row = await guarded(self.client.hgetall(self._key(key_id)))  # decode_responses: all str
-        return await self._record({str(k): str(v) for k, v in row.items()}) if row else None
+        row = await self._row(key_id)
+        return await self._record(row) if row else None
+
+    async def _row(self, key_id: str) -> dict[str, str]:
+        row = await guarded(self.client.hgetall(self.names.key(key_id)))  # decode_responses: all str
+        return {str(k): str(v) for k, v in row.items()}
 
     async def list_keys(self) -> list[KeyRecord]:
         async def fetch() -> list[dict[str, str]]:
-            ids = await self.client.zrange(f"{self.prefix}keys", 0, -1)
+            ids = await self.client.zrange(self.names.key_ids, 0, -1)
             if not ids:
                 return []
+            # Not a transaction (a cluster allows none across slots; these share one anyway).
             async with self.client.pipeline(transaction=False) as pipe:
                 for key_id in ids:
-                    pipe.hgetall(self._key(str(key_id)))
+                    pipe.hgetall(self.names.key(str(key_id)))
                 return list(await pipe.execute())
 
         return [await self._record(row) for row in await guarded(fetch()) if row]
@@ -171,45 +108,67 @@ class RedisStateStore:
         if not row.get("signing_secret"):
             # A key stored before signed links gets its secret on first read.  HSETNX keeps the
             # one another instance gave first; the script answers whichever is stored.
-            stored = await guarded(self._sign_key(keys=[self._key(row["id"])], args=[new_signing_secret()]))
+            stored = await guarded(self._sign_key(keys=[self.names.key(row["id"])], args=[new_signing_secret()]))
             row["signing_secret"] = str(stored or "")  # "" (key gone meanwhile) verifies nothing
         return _key_record(row)
 
     async def revoke_key(self, key_id: str) -> bool:
-        return bool(await guarded(self._revoke_key(keys=[self._key(key_id)])))
+        return bool(await guarded(self._revoke_key(keys=[self.names.key(key_id)])))
 
     async def count_keys(self) -> int:
-        return int(await guarded(self.client.zcard(f"{self.prefix}keys")))
+        return int(await guarded(self.client.zcard(self.names.key_ids)))
 
     # quota ------------------------------------------------------------------------
     async def reserve_credit(self, key_id: str, period: str, limit: int, lease_seconds: float) -> Reserved:
         reservation = Reservation(id=secrets.token_hex(12), key_id=key_id, period=period)
-        keys = [self._quota(key_id, period), self._reservation(reservation.id), self._leases]
-        args: list[str | int] = [limit, RESERVATION_TTL, COUNTER_TTL, max(1, round(lease_seconds * 1000)), reservation.id]
+        keys = [self.names.quota(key_id, period), self.names.reservation(reservation), self.names.leases_of(key_id)]
+        args: list[str | int] = [limit, RESERVATION_TTL, COUNTER_TTL, max(1, round(lease_seconds * 1000)),
+                                 lease_member(reservation)]  # fmt: skip
         taken, used = await guarded(self._reserve(keys=keys, args=args))
         return Reserved(reservation if int(taken) else None, max(0, int(used)))
 
     async def commit_credit(self, reservation: Reservation) -> bool:
-        keys = [self._reservation(reservation.id), self._leases]
-        return bool(await guarded(self._commit(keys=keys, args=[reservation.id])))
+        keys = [self.names.reservation(reservation), self.names.leases_of(reservation.key_id)]
+        return bool(await guarded(self._commit(keys=keys, args=[lease_member(reservation)])))
 
     async def refund_credit(self, reservation: Reservation, *, overrule_commit: bool = False) -> bool:
-        keys = [self._reservation(reservation.id), self._leases]
-        return bool(await guarded(self._refund(keys=keys, args=[reservation.id, int(overrule_commit)])))
+        keys = [self.names.reservation(reservation), self.names.leases_of(reservation.key_id),
+                self.names.quota(reservation.key_id, reservation.period)]  # fmt: skip
+        args: list[str | int] = [lease_member(reservation), int(overrule_commit)]
+        return bool(await guarded(self._refund(keys=keys, args=args)))
 
     async def reclaim_credits(self) -> int:
-        args: list[str | int] = [f"{self.prefix}res:", RECLAIM_BATCH]
-        return int(await guarded(self._reclaim(keys=[self._leases], args=args)))
+        """Read the run-out leases of every lease set at once, then refund them, one script per
+        set (in its slot), at most RECLAIM_BATCH in all."""
+        # This clock only picks candidates; the script judges each lease on Redis's.
+        now_ms = repr(time.time() * 1000)
+
+        async def run_out() -> list[list[str]]:
+            async with self.client.pipeline(transaction=False) as pipe:  # one round trip a node
+                for slot in range(LEDGER_SLOTS):
+                    pipe.zrangebyscore(self.names.leases(slot), "-inf", now_ms, start=0, num=RECLAIM_BATCH)
+                return [[str(m) for m in members] for members in await pipe.execute()]
+
+        reclaimed = 0
+        for slot, members in enumerate(await guarded(run_out())):
+            if members and reclaimed < RECLAIM_BATCH:
+                members = members[: RECLAIM_BATCH - reclaimed]
+                keys = [self.names.leases(slot)]
+                for reservation in map(reservation_of, members):
+                    keys += [self.names.reservation(reservation), self.names.quota(reservation.key_id,
+                                                                                    reservation.period)]
+                reclaimed += int(await guarded(self._reclaim(keys=keys, args=members)))
+        return reclaimed
 
     async def credits_used(self, key_id: str, period: str) -> int:
-        used = await guarded(self.client.get(self._quota(key_id, period)))
+        used = await guarded(self.client.get(self.names.quota(key_id, period)))
         return max(0, int(used)) if used else 0
 
     async def close(self) -> None:
         await guarded(self.client.aclose())
 
 
-def _source(source: RedisStateStore | aioredis.Redis) -> tuple[aioredis.Redis, str]:
+def _source(source: RedisStateStore | RedisClient) -> tuple[RedisClient, str]:
     if isinstance(source, RedisStateStore):
         return source.client, source.prefix
     return source, DEFAULT_PREFIX
@@ -222,7 +181,7 @@ class RedisRateLimiter:
     change keeps the current level instead of handing out a fresh burst.
     """
 
-    def __init__(self, source: RedisStateStore | aioredis.Redis) -> None:
+    def __init__(self, source: RedisStateStore | RedisClient) -> None:
         self.client, self.prefix = _source(source)
         self._hit = self.client.register_script(lua.RATE_HIT)
 
@@ -250,7 +209,7 @@ class RedisConcurrencyGate:
     """
 
     def __init__(
-        self, source: RedisStateStore | aioredis.Redis, *, lease_seconds: float = LEASE_SECONDS
+        self, source: RedisStateStore | RedisClient, *, lease_seconds: float = LEASE_SECONDS
     ) -> None:
         self.client, self.prefix = _source(source)
         self.lease_ms = max(1, round(lease_seconds * 1000))
@@ -272,28 +231,18 @@ class RedisConcurrencyGate:
         await guarded(self._release(keys=[self._running(key_id)], args=[token, round(hold_seconds * 1000)]))
 
 
-def open_redis_backend(url: str) -> tuple[RedisStateStore, RedisRateLimiter, RedisConcurrencyGate]:
+def open_redis_backend(
+    url: str, *, cluster: bool = False
+) -> tuple[RedisStateStore, RedisRateLimiter, RedisConcurrencyGate]:
     """Store, limiter and gate on one client; close the store to close them all.
 
     Nothing connects yet: ``await store.ping()`` to check Redis is there.
     """
-    store = RedisStateStore(url)
+    store = RedisStateStore(url, cluster=cluster)
     return store, RedisRateLimiter(store), RedisConcurrencyGate(store)
 
 
-def _pairs(flat: Sequence[Any] | None) -> dict[str, str]:
-    if not flat:
-        return {}
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
-
-
 def _key_record(row: dict[str, str]) -> KeyRecord:
-    return KeyRecord(
-        id=row["id"],
-        name=row["name"],
-        plan=row["plan"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        revoked=row.get("revoked") == "1",
-        webhook_secret=row["webhook_secret"],
-        signing_secret=row["signing_secret"],
-    )
+    return KeyRecord(id=row["id"], name=row["name"], plan=row["plan"],
+                     created_at=datetime.fromisoformat(row["created_at"]), revoked=row.get("revoked") == "1",
+                     webhook_secret=row["webhook_secret"], signing_secret=row["signing_secret"])  # fmt: skip

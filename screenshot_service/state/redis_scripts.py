@@ -20,14 +20,6 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 return 1
 """
 
-# One round trip on the hot path (every authenticated request).
-# KEYS: hash->id index.  ARGV: key_hash, record key prefix.
-KEY_BY_HASH = """
-local id = redis.call('HGET', KEYS[1], ARGV[1])
-if not id then return false end
-return redis.call('HGETALL', ARGV[2] .. id)
-"""
-
 # KEYS: record hash.  True for an existing key, revoked already or not (as SQLite).
 REVOKE_KEY = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -48,8 +40,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: month counter, reservation hash, lease zset.  ARGV: limit, reservation ttl s,
-# counter ttl s, lease ms, reservation id.  Returns {taken 0|1, used}.  A reservation that
+# KEYS: month counter, reservation hash, the key's lease zset (redis_names.py).  ARGV: limit, reservation ttl s,
+# counter ttl s, lease ms, lease member.  Returns {taken 0|1, used}.  A reservation that
 # already exists means this call is a retry of one that went through: yes, without counting twice.
 RESERVE_CREDIT = _NOW_MS + """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -58,13 +50,14 @@ if used >= tonumber(ARGV[1]) then return {0, used} end
 used = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 local expires = now + tonumber(ARGV[4])
-redis.call('HSET', KEYS[2], 's', 'reserved', 'q', KEYS[1], 'e', string.format('%.0f', expires))
+redis.call('HSET', KEYS[2], 's', 'reserved', 'e', string.format('%.0f', expires))
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], string.format('%.0f', expires), ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[2])
 return {1, used}
 """
 
-# KEYS: reservation hash, lease zset.  ARGV: reservation id.  reserved -> committed while the
+# KEYS: reservation hash, lease zset.  ARGV: lease member.  reserved -> committed while the
 # lease runs (Redis's clock: a commit that waited in a frozen Redis past it does not land).
 # 1 when committed (also when it already was), 0 when it cannot be.
 COMMIT_CREDIT = _NOW_MS + """
@@ -76,32 +69,33 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
 
-# KEYS: reservation hash, lease zset.  ARGV: reservation id, 1 to overrule a commit.
+# KEYS: reservation hash, lease zset, month counter.  ARGV: lease member, 1 to overrule a commit.
 # reserved (or committed, when overruled) -> refunded and one credit back, once.
 REFUND_CREDIT = """
 local state = redis.call('HGET', KEYS[1], 's')
 if state ~= 'reserved' and not (state == 'committed' and ARGV[2] == '1') then return 0 end
 redis.call('HSET', KEYS[1], 's', 'refunded')
 redis.call('ZREM', KEYS[2], ARGV[1])
-local counter = redis.call('HGET', KEYS[1], 'q')
-if tonumber(redis.call('GET', counter) or '0') > 0 then redis.call('DECR', counter) end
+if tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then redis.call('DECR', KEYS[3]) end
 return 1
 """
 
-# KEYS: lease zset.  ARGV: reservation key prefix, at most this many.  Refunds reservations
-# whose lease ran out while still reserved (their owner died); returns how many.
+# KEYS: one lease zset, then per lease member its reservation hash and month counter.
+# ARGV: the lease members, earliest lease end first.  Refunds those whose lease ran out while
+# still reserved (their owner died) and drops them from the set; returns how many it refunded.
 RECLAIM_CREDITS = _NOW_MS + """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local reclaimed = 0
-for _, id in ipairs(ids) do
-  local key = ARGV[1] .. id
-  if redis.call('HGET', key, 's') == 'reserved' then
-    redis.call('HSET', key, 's', 'refunded')
-    local counter = redis.call('HGET', key, 'q')
-    if tonumber(redis.call('GET', counter) or '0') > 0 then redis.call('DECR', counter) end
-    reclaimed = reclaimed + 1
+for i, member in ipairs(ARGV) do
+  local ends = redis.call('ZSCORE', KEYS[1], member)
+  if ends and tonumber(ends) <= now then
+    local reservation, counter = KEYS[2 * i], KEYS[2 * i + 1]
+    if redis.call('HGET', reservation, 's') == 'reserved' then
+      redis.call('HSET', reservation, 's', 'refunded')
+      if tonumber(redis.call('GET', counter) or '0') > 0 then redis.call('DECR', counter) end
+      reclaimed = reclaimed + 1
+    end
+    redis.call('ZREM', KEYS[1], member)
   end
-  redis.call('ZREM', KEYS[1], id)
 end
 return reclaimed
 """

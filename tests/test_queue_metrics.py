@@ -17,6 +17,10 @@ from typing import Any
 import pytest
 
 from screenshot_service.browser.pool import SYNC, BrowserPool
+from screenshot_service.jobs.models import Job, new_job_id, now_utc
+from screenshot_service.jobs.redis_jobs import RedisJobStore
+from screenshot_service.jobs.sqlite_jobs import SqliteJobStore
+from screenshot_service.jobs.store import JobStore
 from tests import site
 from tests.conftest import Service, wait_for
 from tests.conftest import TestSite as Site
@@ -41,6 +45,12 @@ def gate() -> Iterator[Callable[[], str]]:
     yield new
     for token in made:
         site.LATE_GATES.pop(token).set()
+
+
+def a_job() -> Job:
+    return Job(id=new_job_id(), key_id="key_a", status="queued", options={"url": "http://example.com/"},
+               webhook_url=None, base_url="http://h", created_at=now_utc(), reservation_id="res_" + new_job_id(),
+               period="2026-01")  # fmt: skip
 
 
 async def scrape(client: Any) -> Samples:
@@ -150,3 +160,59 @@ async def test_jobs_queue_depth_from_the_store_and_the_wait_at_the_claim(
     assert depth(ran, "jobs") == 0
     assert waits(ran, "jobs") == 3  # one wait per job, observed where it was claimed
     assert waits(await scrape(accepting.client), "jobs") == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_the_store_counts_only_jobs_no_worker_holds(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if backend == "redis":
+        server = request.getfixturevalue("redis_server")
+        server.start()
+        server.flush()
+        store: JobStore = RedisJobStore(server.url)
+    else:
+        store = SqliteJobStore(tmp_path / "state.sqlite3")
+    try:
+        jobs = [a_job() for _ in range(3)]
+        for job in jobs:
+            assert (await store.create(job, max_active=10, ttl=3600)).outcome == "created"
+        assert await store.queued() == 3
+        claimed = await store.claim("w1", 30)
+        assert claimed is not None and await store.queued() == 2
+        await store.release(claimed.id, "w1")  # given back: waiting again
+        assert await store.queued() == 3
+        again = await store.claim("w1", 30)
+        assert again is not None
+        await store.ack(again.id, "w1")
+        assert await store.queued() == 2
+    finally:
+        await store.close()
+
+
+async def test_a_frozen_redis_keeps_the_last_jobs_depth_and_the_scrape_answers(
+    request: pytest.FixtureRequest, aiohttp_client: Any, tmp_path: Path, test_site: Site,
+    shared_pool: BrowserPool, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    server = request.getfixturevalue("redis_server")
+    server.start()
+    server.flush()
+    settings = settings_for(tmp_path / "a", test_site, jobs={"workers": 0},
+                            state={"backend": "redis", "redis": {"url": server.url}})  # fmt: skip
+    accepting = await start_app(aiohttp_client, settings, test_site, shared_pool)
+    for _ in range(2):
+        await accepting.submit_ok("/paint")
+    assert depth(await scrape(accepting.client), "jobs") == 2
+    server.freeze()  # SIGSTOP: the store neither answers nor refuses
+    try:
+        frozen = await asyncio.wait_for(scrape(accepting.client), BOUND)
+    finally:
+        server.thaw()
+    assert depth(frozen, "jobs") == 2
+    assert "reading the jobs queue's depth failed" in caplog.text
+    await accepting.submit_ok("/paint")
+    assert await wait_for(lambda: _depth_is(accepting, 3), BOUND)
+
+
+async def _depth_is(app: JobsApp, expected: int) -> bool:
+    return depth(await scrape(app.client), "jobs") == expected

@@ -251,7 +251,11 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         cache=app[keys.CACHE],
     )
     app[keys.PIPELINE] = CapturePipeline(app[keys.CAPTURE], app[keys.ADMISSION])
+    admission, observe = app[keys.POOL].admission, app[keys.METRICS].queues.observe_sync_wait
+    admission.on_sync_wait = observe
     yield
+    if admission.on_sync_wait == observe:  # a pool handed to several apps (tests) keeps the newest's
+        admission.on_sync_wait = None
 
 
 async def _drain(app: web.Application) -> None:

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .errors import error_codes
+from .queue_metrics import QueueMetrics
 
 NAMESPACE = "screenshot"
 PHASES = ("queue", "navigation", "capture", "storage", "total")
@@ -110,6 +111,7 @@ class Metrics:
         self.storage_errors = Counter(
             "storage_errors", "Failed or timed-out stores ('customer' = the caller's own bucket).",
             ["target"], **opts)
+        self.queues = QueueMetrics(self.registry)  # queue depth and wait by lane (autoscaling)
         self._codes = _error_codes()
         if pool_stats is not None:
             self.registry.register(_PoolCollector(pool_stats))

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+AUTOSCALING = KUBERNETES / "autoscaling"
 KUBERNETES_VERSION = "1.30.0"  # the oldest release still in common managed offerings
 IMAGE = "localhost/screenshot-service:latest"
 # What every Secret-held value stands for when the config is loaded (its form is all that matters).
@@ -184,6 +185,95 @@ def test_every_metric_the_rules_use_is_exported() -> None:
     exported = exported_series()
     used = set(re.findall(r"\bscreenshot_\w+", ALERTS.read_text()))
     assert used and used <= exported, sorted(used - exported)
+
+
+# -- autoscaling on the queues (deploy/kubernetes/autoscaling) ---------------------------------
+
+
+def autoscaling(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((AUTOSCALING / name).read_text())
+    return document
+
+
+def adapter_rules() -> dict[str, Any]:
+    rules: dict[str, Any] = yaml.safe_load(autoscaling("prometheus-adapter-rules.yaml")["data"]["config.yaml"])
+    return rules
+
+
+def keda_queries() -> list[str]:
+    triggers = autoscaling("keda-scaledobject.yaml")["spec"]["triggers"]
+    return [t["metadata"]["query"] for t in triggers if t["type"] == "prometheus"]
+
+
+def adapter_queries() -> list[str]:
+    """The adapter's queries with its template filled in as the adapter would."""
+    rules = adapter_rules()
+    filled = {"<<.GroupBy>>": "namespace", "<<.LabelMatchers>>": 'namespace="default"'}
+    queries = []
+    for rule in rules["rules"] + rules["externalRules"]:
+        query = rule["metricsQuery"]
+        for template, stand_in in filled.items():
+            query = query.replace(template, stand_in)
+        queries += [query, rule["seriesQuery"]]
+    return queries
+
+
+@pytest.mark.parametrize("name", ["hpa-queue.yaml", "prometheus-adapter-rules.yaml"])
+def test_queue_autoscaling_manifests_match_the_kubernetes_schema(name: str) -> None:
+    kubernetes_validate.validate(autoscaling(name), KUBERNETES_VERSION, strict=True)
+
+
+def test_the_queue_autoscalers_scale_the_deployment_on_metrics_the_adapter_serves() -> None:
+    deployment = manifests()["Deployment"]["metadata"]["name"]
+    hpa = autoscaling("hpa-queue.yaml")
+    assert hpa["metadata"]["name"] == manifests()["HorizontalPodAutoscaler"]["metadata"]["name"]  # replaces it
+    assert (hpa["spec"]["scaleTargetRef"]["kind"], hpa["spec"]["scaleTargetRef"]["name"]) == ("Deployment", deployment)
+    assert hpa["spec"]["minReplicas"] >= 2
+    wanted = {(m["type"], m[m["type"].lower()]["metric"]["name"]) for m in hpa["spec"]["metrics"] if m["type"] != "Resource"}
+    rules = adapter_rules()
+    served = {("Pods", r["name"]["as"]) for r in rules["rules"]} | {("External", r["name"]["as"]) for r in rules["externalRules"]}
+    assert wanted == served == {("Pods", "screenshot_sync_queue_depth"), ("External", "screenshot_jobs_queue_depth")}
+
+
+def test_the_keda_scaled_object_is_well_formed() -> None:
+    """KEDA's CRD is not in the Kubernetes schemas: its shape is checked here, field by field."""
+    scaled = autoscaling("keda-scaledobject.yaml")
+    assert (scaled["apiVersion"], scaled["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    assert set(scaled) == {"apiVersion", "kind", "metadata", "spec"}
+    spec = scaled["spec"]
+    assert set(spec) <= {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "advanced", "triggers",
+                         "pollingInterval", "cooldownPeriod"}  # fmt: skip
+    assert spec["scaleTargetRef"]["name"] == manifests()["Deployment"]["metadata"]["name"]
+    assert 2 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    kubernetes_validate.validate(  # KEDA hands this to the HPA it makes: it must be a valid HPA behavior
+        {**autoscaling("hpa-queue.yaml"), "spec": {**autoscaling("hpa-queue.yaml")["spec"], "behavior": behavior}},
+        KUBERNETES_VERSION, strict=True)  # fmt: skip
+    for trigger in spec["triggers"]:
+        assert trigger["type"] in ("cpu", "prometheus")
+        metadata = trigger["metadata"]
+        if trigger["type"] == "cpu":
+            assert trigger["metricType"] == "Utilization" and 0 < int(metadata["value"]) <= 100
+        else:
+            assert set(metadata) == {"serverAddress", "query", "threshold"}
+            assert metadata["serverAddress"].startswith("http") and float(metadata["threshold"]) > 0
+    assert len(keda_queries()) == 2
+
+
+def test_the_autoscaling_queries_are_valid_promql_on_exported_series(tmp_path: Path) -> None:
+    queries = keda_queries() + adapter_queries()
+    exported = exported_series()
+    for query in queries:
+        used = set(re.findall(r"\bscreenshot_\w+", query))
+        assert used and used <= exported, (query, sorted(used - exported))
+        assert set(re.findall(r'lane="(\w+)"', query)) <= {"sync", "jobs"}, query
+    # promtool parses every query as a recording rule: a syntax error fails here, not in the cluster.
+    rules = {"groups": [{"name": "autoscaling", "rules": [
+        {"record": f"autoscaling:query{n}", "expr": query} for n, query in enumerate(queries)]}]}
+    checked = tmp_path / "autoscaling-queries.yml"
+    checked.write_text(yaml.safe_dump(rules))
+    result = subprocess.run([promtool(), "check", "rules", str(checked)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # -- Compose -----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ def install_metrics(app: web.Application) -> Metrics:
         return app[POOL].stats() if POOL in app else None
 
     metrics = Metrics(pool_stats)
+    metrics.queues.watch("sync", lambda: app[POOL].admission.waiting if POOL in app else 0)
     app[METRICS] = metrics
     chain = app.middlewares
     position = chain.index(error_middleware) if error_middleware in chain else len(chain)
@@ -39,7 +40,9 @@ def install_metrics(app: web.Application) -> Metrics:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    await metrics.queues.refresh()  # depths kept in a store (the jobs queue) are read now
     return web.Response(
-        body=request.app[METRICS].render(),
+        body=metrics.render(),
         headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
     )

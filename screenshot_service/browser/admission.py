@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import itertools
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .errors import BrowserUnavailable, Overloaded
@@ -59,6 +60,8 @@ class Admission:
         self._places: dict[str, list[Place]] = {}  # by key, oldest first
         self._seq = itertools.count()
         self.draining = False
+        # Told how long each wait for a sync slot lasted, granted or not (queue metrics).
+        self.on_sync_wait: Callable[[float], None] | None = None
 
     def lane(self, wanted: str) -> str:
         """The lane a lease of ``wanted`` really uses (jobs share the sync one without a lane of their own)."""
@@ -184,11 +187,14 @@ class Admission:
         waiter = slots.enqueue(place.holder if place else ANONYMOUS, place.share if place else 1.0)
         if place is not None:
             place.waiter = waiter
+        began = time.monotonic()
         try:
             await slots.wait(waiter)
         finally:
             if place is not None:
                 place.waiter = None
+            if lane == SYNC and self.on_sync_wait is not None:
+                self.on_sync_wait(time.monotonic() - began)
         if place is not None:
             place.in_slot = True
         return place

@@ -117,10 +117,13 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
             store, app[STATE], app[LEDGER], app[PIPELINE], sender, workers=settings.jobs.workers,
             retention_seconds=retention, accepting=lambda: not lifecycle.draining, lease_seconds=tuning.lease_seconds,
             poll_interval=tuning.poll_interval, on_state=app[METRICS].job_state,
+            on_wait=app[METRICS].queues.observe_job_wait,
         )  # fmt: skip
         app[JOBS] = JobService(
             store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention
         )
+        app[METRICS].queues.probe("jobs", store.queued)
+        stack.callback(app[METRICS].queues.probe, "jobs", None)
         runner.start()
         stack.push_async_callback(runner.stop, settings.server.drain_seconds)
         sweeper = asyncio.create_task(_sweep_forever(store, tuning.sweep_interval))

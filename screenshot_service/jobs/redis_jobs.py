@@ -172,6 +172,9 @@ class RedisJobStore:
         )
         return _job(_pairs(flat))
 
+    async def queued(self) -> int:
+        return int(await guarded(self.client.llen(self._queue)))
+
     async def sweep(self) -> int:
         return 0  # every record carries its own TTL
 

@@ -25,7 +25,7 @@ from ..faults import LayerError
 from ..limits.ledger import Ledger
 from ..state.base import StateStore
 from .lease import give_back
-from .models import Job
+from .models import RUNNING, Job
 from .outlast import Interrupted, outlast_cancellation
 from .store import JobStore
 from .webhooks import WebhookSender
@@ -49,8 +49,10 @@ class JobRunner:
         lease_seconds: float = 30.0,
         poll_interval: float = 0.5,
         on_state: Callable[[str], None] = lambda state: None,
+        on_wait: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self.on_state = on_state  # counts job state changes (metrics)
+        self.on_wait = on_wait  # seconds from a job's submission to its first claim (metrics)
         self.store = store
         self.workers = workers
         self.accepting = accepting  # False while the app drains: claim nothing new
@@ -136,6 +138,8 @@ class JobRunner:
                 self._slots.release()
                 continue
             self._held.add(job.id)
+            if job.status == RUNNING and job.runs == 1 and job.started_at is not None:
+                self.on_wait((job.started_at - job.created_at).total_seconds())
             task = asyncio.create_task(self._process(job), name=f"job-{job.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

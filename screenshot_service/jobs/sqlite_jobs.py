@@ -202,6 +202,12 @@ class SqliteJobStore:
 
         return await self._transaction(cancel)
 
+    async def queued(self) -> int:
+        row = await self._run(
+            lambda db: db.execute("SELECT COUNT(*) FROM jobs WHERE in_queue = 1 AND owner IS NULL").fetchone()
+        )
+        return int(row[0])
+
     async def sweep(self) -> int:
         cursor = await self._run(
             lambda db: db.execute("DELETE FROM jobs WHERE expires_at < ? AND in_queue = 0", (time.time(),))

@@ -81,6 +81,11 @@ class JobStore(Protocol):
         canceling request dies before it could."""
         ...
 
+    async def queued(self) -> int:
+        """How many jobs wait in the queue for a worker to claim them (claimed ones not counted;
+        a canceled one until a worker has settled it).  Cheap: read at every metrics scrape."""
+        ...
+
     async def sweep(self) -> int:
         """Delete expired records; how many went (Redis expires them by itself: 0)."""
         ...

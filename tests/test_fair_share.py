@@ -175,3 +175,28 @@ async def test_captures_that_time_out_are_refunded_but_slowed_by_the_plan(
         return (await svc.shot("/paint")).status == 200
 
     assert await wait_for(served, BOUND)  # and then it is the key's again
+
+
+async def test_a_waiter_cancelled_in_the_turn_a_slot_frees_neither_takes_it_nor_breaks_the_release() -> None:
+    # A queued request's deadline (or its client leaving) cancels its wait in the same loop
+    # turn as another capture ends: the slot must go back to the pool, not to the gone waiter
+    # (which lost it for good and turned the ending capture into a 500).
+    from screenshot_service.browser.fair_slots import FairSlots
+
+    slots = FairSlots(1)
+    first = slots.enqueue("a", 1.0)
+    await slots.wait(first)
+
+    async def queued() -> None:  # as admission does: join the queue, then wait in the same task
+        await slots.wait(slots.enqueue("b", 1.0))
+
+    waiting = asyncio.create_task(queued())
+    await wait_for(lambda: slots.waiting == 1, BOUND)
+    waiting.cancel()
+    slots.release("a")
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert (slots.free, dict(slots.in_flight), slots.waiting) == (1, {}, 0)
+    later = slots.enqueue("c", 1.0)
+    await asyncio.wait_for(slots.wait(later), BOUND)
+    assert dict(slots.in_flight) == {"c": 1}

@@ -71,7 +71,8 @@ class FairSlots:
         """Take ``waiter`` out of the queue, failing its wait with ``error``."""
         if waiter in self._waiters:
             self._waiters.remove(waiter)
-            waiter.granted.set_exception(error)
+            if not waiter.granted.done():
+                waiter.granted.set_exception(error)
 
     def release(self, holder: str) -> None:
         self.in_flight[holder] -= 1
@@ -81,6 +82,9 @@ class FairSlots:
         self._grant(releaser=holder)
 
     def _grant(self, releaser: str | None) -> None:
+        # A waiter whose task was cancelled (deadline, client gone) has its future cancelled at
+        # once but leaves the queue only when its task runs again: never grant it a slot.
+        self._waiters = [w for w in self._waiters if not w.granted.done()]
         while self.free and self._waiters:
             waiter = self._next(releaser)
             self._waiters.remove(waiter)

@@ -177,6 +177,28 @@ async def test_captures_that_time_out_are_refunded_but_slowed_by_the_plan(
     assert await wait_for(served, BOUND)  # and then it is the key's again
 
 
+async def test_a_timeout_spent_waiting_in_the_queue_is_not_held_against_the_key(
+    shared_pool: BrowserPool, make_service: Callable[..., Any], gates: Callable[[], str]
+) -> None:
+    # The penalty slows a key whose own pages hold browsers, not one that only waited behind others.
+    plan = {**ROOMY, "concurrency": 1, "timeout_penalty": 20.0}
+    svc: Service = await make_service(plans={"attacker": ROOMY, "slowed": plan})
+    shots = Shots(svc)
+    holder, waiter = await raw_key(svc, "attacker"), await raw_key(svc, "slowed")
+    held = [gates(), gates()]
+    running = [shots.fire(holder, token) for token in held]
+    await placed(shared_pool, 2, 0)
+    query = {"url": svc.site.url + "/paint", "api_key": waiter, "timeout": "1"}
+    timed_out = await svc.client.get("/v1/screenshot", params=query)
+    assert timed_out.status == 504, await timed_out.text()
+    for token in held:
+        site.LATE_GATES[token].set()
+    await shots.settle()
+    assert answers(running) == [(200, None)] * 2
+    again = await svc.client.get("/v1/screenshot", params={**query, "timeout": "30"})
+    assert again.status == 200, await again.text()
+
+
 async def test_a_waiter_cancelled_in_the_turn_a_slot_frees_neither_takes_it_nor_breaks_the_release() -> None:
     # A queued request's deadline (or its client leaving) cancels its wait in the same loop
     # turn as another capture ends: the slot must go back to the pool, not to the gone waiter

@@ -30,7 +30,7 @@ from ..storage.customer import CustomerS3
 from ..storage.errors import StorageError
 from .options import CaptureOptions
 from .service import CaptureResult, CaptureService
-from .timing import ADMISSION, CACHE, SETTLE, StageTimings
+from .timing import ADMISSION, CACHE, CAPTURE, NAVIGATION, SETTLE, StageTimings
 
 log = logging.getLogger("screenshot_service.capture")
 
@@ -120,7 +120,8 @@ class CapturePipeline:
         await self.faults.reach("admitting")
         lease = deadline - asyncio.get_running_loop().time() + SETTLE_MARGIN
         admitting = order.timings.start(ADMISSION)
-        async with self.admission.admit(order.key, order.limits, lease, deadline=deadline) as ticket:
+        async with self.admission.admit(order.key, order.limits, lease, deadline=deadline,
+                                        browser_seconds=lambda: order.timings.seconds_in(NAVIGATION, CAPTURE)) as ticket:
             order.timings.add(ADMISSION, admitting)
             await self.faults.reach("reserved")
             result = await self._capture(order)

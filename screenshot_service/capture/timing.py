@@ -69,6 +69,13 @@ class StageTimings:
             self._observer.stage(stage, since, now)
         return seconds
 
+    def seconds_in(self, *stages: str) -> float:
+        """Seconds spent so far in ``stages``, the one running now included."""
+        spent = sum(self.spent.get(stage, 0.0) for stage in stages)
+        if self._running is not None and self._running[0] in stages:
+            spent += time.perf_counter() - self._running[1]
+        return spent
+
     def observe_failed_stage(self) -> None:
         """Tell the observer of the stage a failure cut short (never counted by ``add``), until now;
         it stays running for ``header``, which counts it until the answer goes out."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from ..config import PlanConfig
@@ -127,7 +127,8 @@ class Admission:
 
     @contextlib.asynccontextmanager
     async def admit(
-        self, key: KeyRecord, limits: LimitState, lease_seconds: float, *, deadline: float | None = None
+        self, key: KeyRecord, limits: LimitState, lease_seconds: float, *, deadline: float | None = None,
+        browser_seconds: Callable[[], float] | None = None,
     ) -> AsyncIterator[Ticket]:
         """Take a concurrency slot and reserve a credit for one capture.
 
@@ -136,7 +137,9 @@ class Admission:
         stored; anything not committed by then is refunded.  ``lease_seconds``: how
         long the reservation may wait for its commit (the capture's time left, plus a margin).
         ``deadline`` (loop time): a capture still undelivered then timed out, and keeps its
-        concurrency slot ``plan.timeout_penalty`` times as long again as it ran.
+        concurrency slot ``plan.timeout_penalty`` times as long again as it ran in the browser
+        (``browser_seconds()``: its time loading and capturing, not waiting in a queue behind
+        other captures; without it, the whole time since admission).
         """
         plan = self.plan_of(key)
         token = await self.gate.acquire(key.id, plan.concurrency)
@@ -157,7 +160,8 @@ class Admission:
                 delivered = True  # the block returned: its result goes to the caller
             except BaseException as error:
                 if _timed_out(error, deadline, loop.time()):
-                    hold = (loop.time() - began) * plan.timeout_penalty
+                    ran = browser_seconds() if browser_seconds is not None else loop.time() - began
+                    hold = ran * plan.timeout_penalty
                 raise
             finally:
                 # Never leave a credit dangling: not delivered by now means failed.

@@ -173,6 +173,7 @@ def add_trust_routes(routes: web.RouteTableDef) -> None:
     @routes.get("/status")
     async def status(request: web.Request) -> web.Response:
         code = int(request.query.get("code", "404"))
+        await asyncio.sleep(int(request.query.get("delay", "0")) / 1000)  # a slow server (ms), if asked
         page = (f"<!doctype html><html><head><title>Error {code}</title></head><body style='margin:0'>"
                 f"<div style='width:100%;height:100vh;background:rgb(200,0,0)'>error {code}</div></body></html>")
         return web.Response(status=code, text=page, content_type="text/html")

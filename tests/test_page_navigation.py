@@ -138,6 +138,19 @@ async def test_a_navigation_in_the_middle_of_the_full_page_reveal_is_followed(se
     assert image.size == (1280, 800) and image.getpixel((200, 200)) == PAINT_RGB
 
 
+async def test_a_navigation_that_commits_while_the_page_is_captured_is_judged_before_any_result(
+    service: Service
+) -> None:
+    # The reveal's scroll sends the page to a slow error page: whenever its document commits (under
+    # the reveal, while the network settles, or during the shot), the result is that page's verdict.
+    before = await _used(service)
+    response = await service.shot(_to("/status?code=500&delay=1000", on="scroll"), full_page="true",
+                                  fail_on_http_error="true")
+    body = await response.json()
+    assert (response.status, body["error"]["details"]) == (502, {"status": 500}), body
+    assert await _used(service) == before
+
+
 async def test_the_callers_js_that_navigates_runs_once_and_the_rest_applies_to_the_new_page(service: Service) -> None:
     response = await service.shot("/titled", js="location.href = '/paint'", response_type="base64",
                                   css="body { background: rgb(0,0,255) !important }")

@@ -15,7 +15,7 @@ import asyncio
 import base64
 from dataclasses import dataclass
 
-from ..browser.driver_errors import DriverError, ProtocolError, ScriptError
+from ..browser.driver_errors import ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
 from ..errors import InvalidParameter, SelectorNotFound
 from . import (
@@ -122,14 +122,18 @@ async def _settle(session: CaptureSession, opts: CaptureOptions, deadline: float
 async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: float | None = None,
                   max_pdf_pages: int = DEFAULT_MAX_PAGES) -> Rendered:
     """The image (or PDF, at most ``max_pdf_pages``).  ``deadline`` (loop time) bounds the full-page
-    reveal.  A page that navigates in the middle is followed, settled and captured again."""
-    while True:
-        try:
-            return await _capture(session, opts, deadline, max_pdf_pages)
-        except DriverError:
-            if not session.documents.moved() or session.page.crashed.done():
-                raise
-        await loading.steadily(session, opts, lambda: _settle(session, opts, deadline))
+    reveal.  A page that navigates while it is captured (even when no step failed for it) is
+    followed, settled and captured again, as many times as a capture follows navigations."""
+    settled = session.documents.judged  # the document navigate settled
+
+    async def attempt() -> Rendered:
+        nonlocal settled
+        if session.documents.judged != settled:  # the page went on since: a new document to settle
+            await _settle(session, opts, deadline)
+            settled = session.documents.judged
+        return await _capture(session, opts, deadline, max_pdf_pages)
+
+    return await loading.steadily(session, opts, attempt)
 
 
 async def _capture(session: CaptureSession, opts: CaptureOptions, deadline: float | None,

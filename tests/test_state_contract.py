@@ -346,6 +346,24 @@ async def test_concurrency_limit_and_release(gate: ConcurrencyGate) -> None:
     assert await gate.acquire("key_a", 2) is not None
 
 
+@pytest.fixture(params=["redis", "cluster"])
+async def shared_store(request: pytest.FixtureRequest) -> AsyncIterator[RedisStateStore]:
+    store = redis_store(request)
+    yield store
+    await store.close()
+
+
+async def test_a_hold_longer_than_the_lease_survives_the_keys_next_captures(shared_store: RedisStateStore) -> None:
+    # Each acquire sets the set's expiry to one lease; it must never cut short a held token's.
+    gate = RedisConcurrencyGate(shared_store, lease_seconds=0.3)
+    held = await gate.acquire("key_hl", 2)
+    assert held is not None
+    await gate.release("key_hl", held, hold_seconds=8.0)
+    assert await gate.acquire("key_hl", 2) is not None  # a short capture beside the hold
+    # Long after that capture's lease ran out, the hold still takes the key's one slot.
+    assert not await wait_for(lambda: gate.acquire("key_hl", 1), 2.0)
+
+
 async def test_a_slot_released_with_a_hold_stays_taken_until_the_hold_ends(gate: ConcurrencyGate) -> None:
     token = await gate.acquire("key_h", 1)
     assert token is not None

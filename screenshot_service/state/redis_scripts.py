@@ -128,13 +128,13 @@ return {allowed, string.format('%.17g', level)}
 
 # KEYS: zset of tokens scored by lease expiry (ms, Redis time).  ARGV: limit, token, lease ms.
 # Leases left behind by a crashed instance expire by themselves; the whole set
-# expires one lease after the newest token, when every member is stale anyway.
+# expires when its last token's lease (or a timeout's hold) ends, when every member is stale anyway.
 CONCURRENCY_ACQUIRE = _NOW_MS + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 local lease = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], string.format('%.0f', now + lease), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], lease)
+if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end  -- never cut a held token's
 return 1
 """
 

@@ -1,0 +1,107 @@
+"""The ``actions`` option (SPEC §3.2): a JSON list of steps, each an object of one kind.
+
+Parsed whole before any capture starts, so a malformed step is a 400 naming ``actions[i]``
+(``BadFields``) and never a failure in the middle of a page.  capture/actions.py runs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .keys import KEYS, key_of
+from .parsers import _json
+from .scalar_parsers import Bad, BadFields, described, integer, selector, text
+
+MAX_STEPS = 20
+MAX_WAIT_MS = 10_000
+MAX_TYPED = 10_000  # characters one `type` step sends, one key event each
+MAX_SCRIPT = 100_000  # characters of a `wait_for_function` expression
+MAX_SCROLL = 1_000_000  # CSS px
+
+SELECTOR_KINDS = ("click", "hover", "wait_for_selector", "wait_for_selector_hidden")
+KINDS = (*SELECTOR_KINDS, "type", "press", "scroll_to", "wait_for_function", "wait")
+
+
+class Step(NamedTuple):
+    kind: str
+    selector: str | None = None  # click, hover, type, wait_for_selector(_hidden), scroll_to an element
+    text: str | None = None  # type: the characters; press: the key; wait_for_function: the expression
+    number: int | None = None  # scroll_to: y in CSS px; wait: milliseconds
+
+
+def wait_for_function(value: Any) -> str:
+    script = text(MAX_SCRIPT)(value)
+    if not script.strip():
+        raise Bad("must be a non-empty JavaScript expression")
+    return script
+
+
+def actions(value: Any) -> tuple[Step, ...]:
+    steps = _json(value, "a JSON list of action steps")
+    if not isinstance(steps, list) or len(steps) > MAX_STEPS:
+        raise Bad(f"must be a list of at most {MAX_STEPS} steps, each an object such as {{\"click\": \"#button\"}}")
+    problems: dict[str, str] = {}
+    parsed: list[Step] = []
+    for index, item in enumerate(steps):
+        try:
+            parsed.append(_step(item))
+        except Bad as bad:
+            problems[f"actions[{index}]"] = str(bad)
+    if problems:
+        raise BadFields(problems)
+    return tuple(parsed)
+
+
+def _step(item: Any) -> Step:
+    if not isinstance(item, dict) or len(item) != 1:
+        raise Bad(f"must be an object with one key, the step's kind: {', '.join(KINDS)}")
+    ((kind, arg),) = item.items()
+    if kind not in KINDS:
+        raise Bad(f"unknown step {str(kind)[:40]!r}; known: {', '.join(KINDS)}")
+    try:
+        return _argument(kind, arg)
+    except Bad as bad:
+        raise Bad(f"{kind} {bad}") from None
+
+
+def _argument(kind: str, arg: Any) -> Step:
+    if kind in SELECTOR_KINDS:
+        return Step(kind, selector=_selector(arg))
+    if kind == "type":
+        if not isinstance(arg, dict) or set(arg) != {"selector", "text"}:
+            raise Bad("must be an object {\"selector\": SEL, \"text\": T}")
+        return Step(kind, selector=_selector(arg["selector"]), text=text(MAX_TYPED)(arg["text"]))
+    if kind == "press":
+        if not isinstance(arg, str) or key_of(arg) is None:
+            raise Bad(f"must be a DOM key name ({', '.join(KEYS)}) or one printable ASCII character")
+        return Step(kind, text=arg)
+    if kind == "scroll_to":
+        if isinstance(arg, dict):
+            if set(arg) != {"y"}:
+                raise Bad("must be a selector or an object {\"y\": PX}")
+            return Step(kind, number=_whole(0, MAX_SCROLL, arg["y"], "y"))
+        return Step(kind, selector=_selector(arg))
+    if kind == "wait_for_function":
+        return Step(kind, text=wait_for_function(arg))
+    return Step(kind, number=_whole(0, MAX_WAIT_MS, arg, "milliseconds"))
+
+
+def _selector(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Bad("must be a CSS selector (a string)")
+    return selector(value)
+
+
+def _whole(low: int, high: int, value: Any, what: str) -> int:
+    if isinstance(value, str):
+        raise Bad(f"{what} must be a number from {low} to {high}")
+    try:
+        return integer(low, high)(value)
+    except Bad as bad:
+        raise Bad(f"{what} {bad}") from None
+
+
+_STEP_SCHEMA = {"type": "object", "minProperties": 1, "maxProperties": 1,
+                "description": "One step: " + ", ".join(KINDS)}
+described(actions, {"type": "array", "maxItems": MAX_STEPS, "items": _STEP_SCHEMA})
+described(wait_for_function, {"type": "string", "maxLength": MAX_SCRIPT})

@@ -103,6 +103,16 @@ async def test_waits_for_a_selector_its_absence_and_a_function(service: Service)
     assert (await _image(service, LATE, wait_for_function="window.ready")).getpixel((10, 10)) == GREEN
 
 
+async def test_a_wait_never_met_ends_at_the_deadline(service: Service) -> None:
+    # The page stops every timer it can: the poll is ours, and the request's deadline ends it.
+    stopped = "<script>window.setTimeout = window.setInterval = window.requestAnimationFrame = () => 0;</script><p id=stay>x</p>"
+    for options in ({"wait_for_function": "false"}, {"actions": [{"wait_for_selector_hidden": "#stay"}]},
+                    {"actions": [{"wait_for_function": "new Promise(() => {})"}]}):
+        error = await _error(await _post(service, stopped, timeout=1, **options), 504)
+        assert error["code"] == "capture_timeout", error
+    assert await _used(service) == 0
+
+
 async def test_wait_waits_at_least_its_time(service: Service) -> None:
     began = time.monotonic()
     await _image(service, "<p>x</p>", actions=[{"wait": 600}])
@@ -117,6 +127,8 @@ async def test_a_failing_step_is_action_failed_naming_it_and_not_charged(service
         ([{"wait": 1}, {"wait": 1}, {"wait_for_function": "(() => { throw new Error('boom') })()"}], 2,
          "wait_for_function", "js_error"),
         ([{"wait_for_function": "syntax error here"}], 0, "wait_for_function", "js_error"),
+        ([{"wait_for_selector": "#btn", "timeout": 5000}, {"wait_for_selector": "#never", "timeout": 100}], 1,
+         "wait_for_selector", "timeout"),
     ]
     for steps, index, kind, reason in cases:
         error = await _error(await _post(service, PAGE, actions=steps))
@@ -143,6 +155,9 @@ async def test_bad_steps_are_400s_naming_the_step(service: Service) -> None:
         ([{"wait": 10001}], "actions[0]"),
         ([{"wait": "500"}], "actions[0]"),
         ([{"wait": 1}] * 21, "actions"),
+        ([{"click": "#a", "timeout": 500}], "actions[0]"),
+        ([{"wait_for_selector": "#a", "timeout": 0}], "actions[0]"),
+        ([{"timeout": 500}], "actions[0]"),
         ({"click": "#a"}, "actions"),
         ([{"click": "div["}], "actions[0]"),  # not a selector: found only by the browser
     ]

@@ -18,6 +18,8 @@ MAX_TYPED = 10_000  # characters one `type` step sends, one key event each
 MAX_SCRIPT = 100_000  # characters of a `wait_for_function` expression
 MAX_SCROLL = 1_000_000  # CSS px
 
+MAX_STEP_TIMEOUT_MS = 30_000
+WAIT_KINDS = ("wait_for_selector", "wait_for_selector_hidden", "wait_for_function")  # may carry "timeout"
 SELECTOR_KINDS = ("click", "hover", "wait_for_selector", "wait_for_selector_hidden")
 KINDS = (*SELECTOR_KINDS, "type", "press", "scroll_to", "wait_for_function", "wait")
 
@@ -27,6 +29,7 @@ class Step(NamedTuple):
     selector: str | None = None  # click, hover, type, wait_for_selector(_hidden), scroll_to an element
     text: str | None = None  # type: the characters; press: the key; wait_for_function: the expression
     number: int | None = None  # scroll_to: y in CSS px; wait: milliseconds
+    timeout: int | None = None  # a wait's own bound in ms (reason `timeout`); else the capture's deadline
 
 
 def wait_for_function(value: Any) -> str:
@@ -53,13 +56,21 @@ def actions(value: Any) -> tuple[Step, ...]:
 
 
 def _step(item: Any) -> Step:
-    if not isinstance(item, dict) or len(item) != 1:
+    if not isinstance(item, dict):
         raise Bad(f"must be an object with one key, the step's kind: {', '.join(KINDS)}")
-    ((kind, arg),) = item.items()
+    kinds = [key for key in item if key != "timeout"]
+    if len(kinds) != 1:
+        raise Bad(f"must be an object with one key, the step's kind: {', '.join(KINDS)}")
+    kind = kinds[0]
     if kind not in KINDS:
         raise Bad(f"unknown step {str(kind)[:40]!r}; known: {', '.join(KINDS)}")
     try:
-        return _argument(kind, arg)
+        step = _argument(kind, item[kind])
+        if "timeout" not in item:
+            return step
+        if kind not in WAIT_KINDS:
+            raise Bad(f"takes no timeout (only {', '.join(WAIT_KINDS)} do)")
+        return step._replace(timeout=_whole(1, MAX_STEP_TIMEOUT_MS, item["timeout"], "timeout"))
     except Bad as bad:
         raise Bad(f"{kind} {bad}") from None
 
@@ -101,7 +112,7 @@ def _whole(low: int, high: int, value: Any, what: str) -> int:
         raise Bad(f"{what} {bad}") from None
 
 
-_STEP_SCHEMA = {"type": "object", "minProperties": 1, "maxProperties": 1,
+_STEP_SCHEMA = {"type": "object", "minProperties": 1, "maxProperties": 2,
                 "description": "One step: " + ", ".join(KINDS)}
 described(actions, {"type": "array", "maxItems": MAX_STEPS, "items": _STEP_SCHEMA})
 described(wait_for_function, {"type": "string", "maxLength": MAX_SCRIPT})

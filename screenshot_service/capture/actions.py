@@ -72,7 +72,7 @@ async def perform(session: CaptureSession, opts: CaptureOptions) -> bool:
     if opts.wait_for_function:
         await _run(None, "wait_for_function", _wait_for_function(session.page, opts.wait_for_function))
     for index, step in enumerate(opts.actions):
-        await _run(index, step.kind, _step(session.page, index, step))
+        await _run(index, step.kind, _bounded(_step(session.page, index, step), step.timeout))
     return bool(opts.wait_for_function or opts.actions) and session.documents.moved()
 
 
@@ -86,6 +86,20 @@ async def _run(index: int | None, kind: str, act: Awaitable[None]) -> None:
     except ScriptError as exc:  # our own script's answer was not what it should be
         raise ActionFailed(f"{where} failed: {_first_line(exc)}",
                            details={"index": index, "action": kind, "reason": "js_error"}) from None
+
+
+async def _bounded(act: Awaitable[None], timeout_ms: int | None) -> None:
+    """``act`` within the step's own ``timeout``; without one, the capture's deadline ends it (504)."""
+    if timeout_ms is None:
+        return await act
+    try:
+        async with asyncio.timeout(timeout_ms / 1000):
+            await act
+    except TimeoutError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # the capture's deadline, not the step's
+            raise
+        raise _Failed("timeout", f"not done within its timeout of {timeout_ms} ms") from None
 
 
 async def _step(page: PageDriver, index: int, step: Step) -> None:

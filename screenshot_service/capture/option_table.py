@@ -208,7 +208,8 @@ class OptionTable:
         "Steps run in order before the capture, as real input (a JSON list; JSON text in a query string), "
         "at most 20: `{\"click\": SEL}`, `{\"hover\": SEL}`, `{\"type\": {\"selector\": SEL, \"text\": T}}`, "
         "`{\"press\": KEY}`, `{\"scroll_to\": SEL}` or `{\"scroll_to\": {\"y\": PX}}`, `{\"wait_for_selector\": SEL}`, "
-        "`{\"wait_for_selector_hidden\": SEL}`, `{\"wait_for_function\": JS}`, `{\"wait\": MS}` (at most 10000).  "
+        "`{\"wait_for_selector_hidden\": SEL}`, `{\"wait_for_function\": JS}`, `{\"wait\": MS}` (at most 10000); the three waits take an optional `\"timeout\": MS` (reason `timeout`), "
+        "else the deadline ends them.  "
         "A failing step is 400 `action_failed` with `index`, `action` and `reason` (`selector_not_found`, "
         "`not_visible`, `timeout`, `js_error`), not charged.")
 

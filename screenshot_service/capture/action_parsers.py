@@ -31,6 +31,19 @@ class Step(NamedTuple):
     number: int | None = None  # scroll_to: y in CSS px; wait: milliseconds
     timeout: int | None = None  # a wait's own bound in ms (reason `timeout`); else the capture's deadline
 
+# One example step of each kind, as the API Tester's "add step" buttons insert them.
+STEP_TEMPLATES: dict[str, dict[str, Any]] = {
+    "click": {"click": "#accept"},
+    "hover": {"hover": "nav .menu"},
+    "type": {"type": {"selector": "input[name=q]", "text": "hello"}},
+    "press": {"press": "Enter"},
+    "scroll_to": {"scroll_to": {"y": 600}},
+    "wait_for_selector": {"wait_for_selector": "#content", "timeout": 5000},
+    "wait_for_selector_hidden": {"wait_for_selector_hidden": ".spinner"},
+    "wait_for_function": {"wait_for_function": "document.fonts.status === 'loaded'"},
+    "wait": {"wait": 500},
+}
+
 
 def wait_for_function(value: Any) -> str:
     script = text(MAX_SCRIPT)(value)

@@ -13,6 +13,7 @@ from typing import Any
 
 from PIL import Image
 
+from screenshot_service.signing import signed_url
 from tests.conftest import Service, image_of
 from tests.jobs_helpers import poll_until_done
 from tests.site import PAINT_RGB
@@ -199,3 +200,27 @@ async def test_actions_in_a_job(service: Service) -> None:
 
 async def _json(request: Any) -> Any:
     return await (await request).json()
+
+
+async def test_actions_in_a_signed_link(service: Service) -> None:
+    record = await service.state.key_by_id(service.key_id)
+    assert record is not None
+    base = str(service.client.make_url("")).rstrip("/")
+
+    def link(steps: list[dict[str, Any]]) -> str:
+        signed = signed_url(base, service.key_id, record.signing_secret, service.site.url + "/paint",
+                            width=400, height=300, actions=json.dumps(steps))
+        return "/" + signed.split("/", 3)[3]
+
+    ok = await service.client.get(link([{"hover": "#box"}]))
+    assert ok.status == 200, await ok.text()
+    assert image_of(await ok.read()).convert("RGB").getpixel((150, 150)) == PAINT_RGB
+    error = await _error(await service.client.get(link([{"wait": 1}, {"click": "#nope"}])))
+    assert error["details"] == {"index": 1, "action": "click", "reason": "selector_not_found"}
+
+
+async def test_a_click_on_a_link_captures_the_page_it_leads_to(service: Service) -> None:
+    page = (f"<a id=go href='{service.site.url}/paint' style='display:block;width:400px;height:300px;"
+            "background:rgb(255,0,0)'>go</a>")
+    image = await _image(service, page, actions=[{"click": "#go"}])
+    assert image.getpixel((150, 150)) == PAINT_RGB and image.getpixel((10, 10)) == (255, 255, 255)

@@ -209,7 +209,7 @@ async def test_actions_in_a_signed_link(service: Service) -> None:
 
     def link(steps: list[dict[str, Any]]) -> str:
         signed = signed_url(base, service.key_id, record.signing_secret, service.site.url + "/paint",
-                            width=400, height=300, actions=json.dumps(steps))
+                            width=400, height=300, actions=steps)  # a list: JSON text in the link
         return "/" + signed.split("/", 3)[3]
 
     ok = await service.client.get(link([{"hover": "#box"}]))

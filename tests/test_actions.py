@@ -21,7 +21,7 @@ from tests.site import PAINT_RGB
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 # #box turns green on a trusted click of #btn (blue on an untrusted one); #hov is green while hovered;
-# the form's input turns #typed green once it holds "hi there!" typed with one keydown per character,
+# the form's input turns #typed green once it holds "hi there!é", with one keydown per ASCII character,
 # and #sent green when the form is submitted from the keyboard (Enter).
 PAGE = """<!doctype html><style>
 body { margin: 0 } div, button, input { position: absolute; width: 100px; height: 50px; border: 0; padding: 0 }
@@ -37,7 +37,7 @@ let keys = 0;
 btn.addEventListener('click', e => box.style.background = e.isTrusted ? 'rgb(0,255,0)' : 'rgb(0,0,255)');
 document.getElementById('in').addEventListener('keydown', e => { if (e.isTrusted) keys++; });
 document.getElementById('in').addEventListener('input', e => {
-  if (e.target.value === 'hi there!' && keys === 9) typed.style.background = 'rgb(0,255,0)';
+  if (e.target.value === 'hi there!\u00e9' && keys === 9) typed.style.background = 'rgb(0,255,0)';
 });
 form.addEventListener('submit', e => { e.preventDefault(); if (e.isTrusted) sent.style.background = 'rgb(0,255,0)'; });
 </script>"""
@@ -80,7 +80,7 @@ async def _used(service: Service) -> int:
 async def test_click_hover_type_and_press_are_trusted_input(service: Service) -> None:
     image = await _image(service, PAGE, actions=[
         {"click": "#btn"},
-        {"type": {"selector": "#in", "text": "hi there!"}},
+        {"type": {"selector": "#in", "text": "hi there!\u00e9"}},  # é: no US key, inserted
         {"press": "Enter"},
         {"hover": "#hov"},
     ])
@@ -224,3 +224,6 @@ async def test_a_click_on_a_link_captures_the_page_it_leads_to(service: Service)
             "background:rgb(255,0,0)'>go</a>")
     image = await _image(service, page, actions=[{"click": "#go"}])
     assert image.getpixel((150, 150)) == PAINT_RGB and image.getpixel((10, 10)) == (255, 255, 255)
+    # The next step acts on the page the click led to.
+    image = await _image(service, page, actions=[{"click": "#go"}, {"click": "#box"}, {"hover": "#box"}])
+    assert image.getpixel((150, 150)) == PAINT_RGB

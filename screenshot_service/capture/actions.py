@@ -17,7 +17,7 @@ from typing import Any
 from ..browser.driver_errors import DriverError, ScriptError
 from ..browser.page_driver import PageDriver
 from ..errors import ActionFailed, InvalidParameter
-from . import readback
+from . import loading, readback
 from .action_parsers import Step
 from .keys import Key, key_of
 from .options import CaptureOptions
@@ -69,11 +69,15 @@ class _Failed(Exception):
 async def perform(session: CaptureSession, opts: CaptureOptions) -> bool:
     """The top-level ``wait_for_function``, then each step in order.  True when the page
     is now on another document than the one it was settled on (a click followed a link)."""
+    moved = False
     if opts.wait_for_function:
         await _run(None, "wait_for_function", _wait_for_function(session.page, opts.wait_for_function))
     for index, step in enumerate(opts.actions):
         await _run(index, step.kind, _bounded(_step(session.page, index, step), step.timeout))
-    return bool(opts.wait_for_function or opts.actions) and session.documents.moved()
+        if session.documents.moved():  # the next step acts on the document this one led to, once it loaded
+            moved = True
+            await loading.follow(session, opts)
+    return moved or (bool(opts.wait_for_function or opts.actions) and session.documents.moved())
 
 
 async def _run(index: int | None, kind: str, act: Awaitable[None]) -> None:

@@ -11,8 +11,10 @@ import json
 import time
 from typing import Any
 
+import jsonschema
 from PIL import Image
 
+from screenshot_service.capture.action_parsers import KINDS, STEP_TEMPLATES, actions
 from screenshot_service.signing import signed_url
 from tests.conftest import Service, image_of
 from tests.jobs_helpers import poll_until_done
@@ -238,3 +240,12 @@ async def test_a_click_on_a_link_captures_the_page_it_leads_to(service: Service)
     # The next step acts on the page the click led to.
     image = await _image(service, page, actions=[{"click": "#go"}, {"click": "#box"}, {"hover": "#box"}])
     assert image.getpixel((150, 150)) == PAINT_RGB
+
+
+def test_the_testers_step_templates_are_valid_steps_of_the_published_schema() -> None:
+    steps = list(STEP_TEMPLATES.values())
+    assert [step.kind for step in actions(json.dumps(steps))] == list(STEP_TEMPLATES)
+    assert sorted(STEP_TEMPLATES) == sorted(KINDS)  # a button for every kind
+    jsonschema.Draft202012Validator(actions.schema).validate(steps)  # type: ignore[attr-defined]
+    assert not jsonschema.Draft202012Validator(actions.schema).is_valid(  # type: ignore[attr-defined]
+        [{"click": "#a", "timeout": 5}])

@@ -125,7 +125,23 @@ def _whole(low: int, high: int, value: Any, what: str) -> int:
         raise Bad(f"{what} {bad}") from None
 
 
-_STEP_SCHEMA = {"type": "object", "minProperties": 1, "maxProperties": 2,
-                "description": "One step: " + ", ".join(KINDS)}
+_SELECTOR = {"type": "string", "maxLength": 1024}
+_WAIT_TIMEOUT = {"type": "integer", "minimum": 1, "maximum": MAX_STEP_TIMEOUT_MS}
+_ARGUMENTS: dict[str, dict[str, Any]] = {
+    **{kind: _SELECTOR for kind in SELECTOR_KINDS},
+    "type": {"type": "object", "required": ["selector", "text"], "additionalProperties": False,
+             "properties": {"selector": _SELECTOR, "text": {"type": "string", "maxLength": MAX_TYPED}}},
+    "press": {"type": "string", "description": "a DOM key name or one printable ASCII character",
+              "examples": list(KEYS)},
+    "scroll_to": {"oneOf": [_SELECTOR, {"type": "object", "required": ["y"], "additionalProperties": False,
+                                        "properties": {"y": {"type": "integer", "minimum": 0,
+                                                             "maximum": MAX_SCROLL}}}]},
+    "wait_for_function": {"type": "string", "maxLength": MAX_SCRIPT},
+    "wait": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_MS},
+}
+_STEP_SCHEMA = {"oneOf": [
+    {"type": "object", "required": [kind], "additionalProperties": False,
+     "properties": {kind: argument, **({"timeout": _WAIT_TIMEOUT} if kind in WAIT_KINDS else {})}}
+    for kind, argument in _ARGUMENTS.items()]}
 described(actions, {"type": "array", "maxItems": MAX_STEPS, "items": _STEP_SCHEMA})
 described(wait_for_function, {"type": "string", "maxLength": MAX_SCRIPT})

@@ -91,12 +91,15 @@ async def test_click_hover_type_and_press_are_trusted_input(service: Service) ->
 async def test_press_moves_focus_and_edits_as_keys_do(service: Service) -> None:
     page = """<!doctype html><style>body { margin: 0 } input { display: block; width: 100px; height: 40px; border: 0;
       background: rgb(255,0,0); color: transparent; caret-color: transparent } input:focus { outline: none }
-      #b:focus { background: rgb(0,255,0) } #ok { width: 100px; height: 40px; background: rgb(255,0,0) }</style>
-      <input id=a><input id=b><div id=ok></div>
-      <script>a.addEventListener('input', () => { if (a.value === 'xz') ok.style.background = 'rgb(0,255,0)'; });</script>"""
+      #b:focus { background: rgb(0,255,0) } div { width: 100px; height: 40px; background: rgb(255,0,0) }</style>
+      <input id=a><input id=b><div id=ok></div><div id=space></div>
+      <script>a.addEventListener('input', () => { if (a.value === 'xz') ok.style.background = 'rgb(0,255,0)'; });
+      b.addEventListener('keydown', e => {
+        if (e.key === ' ' && e.code === 'Space' && e.isTrusted) space.style.background = 'rgb(0,255,0)'; });</script>"""
     image = await _image(service, page, actions=[
-        {"type": {"selector": "#a", "text": "xyz"}}, {"press": "ArrowLeft"}, {"press": "Backspace"}, {"press": "Tab"}])
-    assert image.getpixel((50, 60)) == GREEN and image.getpixel((50, 100)) == GREEN
+        {"type": {"selector": "#a", "text": "xyz"}}, {"press": "ArrowLeft"}, {"press": "Backspace"}, {"press": "Tab"},
+        {"press": "Space"}])
+    assert [image.getpixel((50, y)) for y in (60, 100, 140)] == [GREEN, GREEN, GREEN]
 
 
 async def test_without_actions_the_page_stays_as_loaded(service: Service) -> None:

@@ -27,8 +27,8 @@ KEYS: dict[str, Key] = {k.key: k for k in (
     Key("End", "End", 35),
     Key("PageUp", "PageUp", 33),
     Key("PageDown", "PageDown", 34),
-    Key("Space", "Space", 32, " "),
 )}
+KEYS["Space"] = Key(" ", "Space", 32, " ")  # the DOM names the space bar's key " "; "Space" is its code
 
 # Printable ASCII other than letters and digits, on a US keyboard: (code, Windows key code).
 _PUNCTUATION = {

@@ -87,6 +87,13 @@ class SelectorNotFound(ApiError):
     status, code = 400, "selector_not_found"
 
 
+class ActionFailed(ApiError):
+    """A step of ``actions`` (or the top-level ``wait_for_function``) failed on the page:
+    details ``index`` (None for the top-level option), ``action`` and ``reason``."""
+
+    status, code = 400, "action_failed"
+
+
 # 401 / 404 / 405 / 408 / 409 / 413 / 417 / 422 ---------------------------------------------
 class MissingApiKey(ApiError):
     status, code = 401, "missing_api_key"

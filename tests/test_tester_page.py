@@ -27,6 +27,7 @@ from yarl import URL
 
 from screenshot_service.api.tester import CSP
 from screenshot_service.browser.executable import find_executable
+from screenshot_service.capture.action_parsers import STEP_TEMPLATES
 from screenshot_service.capture.options import OPTION_GROUPS, OPTIONS
 from screenshot_service.capture.parsers import schema_of
 from screenshot_service.signing import sign
@@ -167,6 +168,19 @@ async def test_the_form_is_the_option_table(
             assert option["choices"] == schema["enum"], name
     width = next(o for g in shown for o in g["options"] if o["name"] == "width")
     assert "100\u20133840" in width["text"] and "default 1280" in width["text"]
+    # The actions are an editable list: each button appends its kind's step; the text stays editable.
+    await user.page.click('details[data-group="Actions"] > summary')
+    for kind in ("click", "wait"):
+        await user.page.click(f'[data-option="actions"] button[data-step="{kind}"]')
+    assert json.loads(await text_of(user.page, "request"))["actions"] == [
+        STEP_TEMPLATES["click"], STEP_TEMPLATES["wait"]]
+    await user.page.focus("#opt-actions")  # select all of the list and type over it, as a user would
+    await user.page.keyboard.down("Control")
+    await user.page.keyboard.press("a")
+    await user.page.keyboard.up("Control")
+    await user.page.keyboard.type('[{"press": "Tab"}]')
+    await user.page.click('[data-option="actions"] button[data-step="hover"]')
+    assert json.loads(await text_of(user.page, "request"))["actions"] == [{"press": "Tab"}, STEP_TEMPLATES["hover"]]
     only_from(base, user.requests)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..capture.action_parsers import STEP_TEMPLATES
 from ..capture.declaration import BODY, QUERY, SIGNED_LINK
 from ..capture.options import OPTION_GROUPS, accepted_at, refused_at
 from .openapi import option_schemas
@@ -72,6 +73,7 @@ def page_metadata() -> dict[str, Any]:
         "post_only": [name for name in refused_at(QUERY) if name in accepted_at(BODY)],
         "jobs_only": list(refused_at(BODY)),  # sent to POST /v1/jobs
         "signed_refused": list(refused_at(SIGNED_LINK)),  # what a signed link may not carry
+        "step_templates": {"actions": STEP_TEMPLATES},  # list options edited with "add step" buttons
     }
 
 

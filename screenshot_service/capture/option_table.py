@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import action_parsers
 from . import parsers as parse
+from .action_parsers import Step
 from .declaration import BODY, JOB, QUERY, Conflict, Restriction, option
 from .devices import DEVICES
 from .parsers import Clip, Cookie, Geolocation
@@ -39,7 +41,8 @@ PAGE, VIEWPORT, AREA, OUTPUT = "Page", "Viewport and device", "Capture area", "O
 THUMBNAIL = "Thumbnail"
 WAITING, CONTENT, BLOCKING, EMULATION, CACHE = "Waiting", "Content changes", "Blocking", "Emulation", "Cache"
 PDF = "PDF"
-GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, WAITING, CONTENT, BLOCKING, EMULATION, CACHE)
+ACTIONS = "Actions"
+GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, WAITING, ACTIONS, CONTENT, BLOCKING, EMULATION, CACHE)
 
 _NO_PDF_THUMBS = "thumbnails are images: {name} cannot be combined with format=pdf"
 _PAPER = css_length(MIN_PAPER_INCHES, MAX_PAPER_INCHES)
@@ -194,6 +197,21 @@ class OptionTable:
         False, parse.boolean, WAITING,
         "A main document answering >= 400 fails with 502 `target_http_error` (refunded) "
         "instead of being captured with an `http_error` warning.")
+
+    wait_for_function: str | None = option(
+        None, action_parsers.wait_for_function, ACTIONS,
+        "A JavaScript expression (or a function, called) run in the page until it is truthy, polled after "
+        "the page is ready and before `actions`; a promise is awaited.  Throwing is 400 `action_failed` "
+        "(`index` null, reason `js_error`); never truthy ends at the deadline (504).")
+    actions: tuple[Step, ...] = option(
+        (), action_parsers.actions, ACTIONS,
+        "Steps run in order before the capture, as real input (a JSON list; JSON text in a query string), "
+        "at most 20: `{\"click\": SEL}`, `{\"hover\": SEL}`, `{\"type\": {\"selector\": SEL, \"text\": T}}`, "
+        "`{\"press\": KEY}`, `{\"scroll_to\": SEL}` or `{\"scroll_to\": {\"y\": PX}}`, `{\"wait_for_selector\": SEL}`, "
+        "`{\"wait_for_selector_hidden\": SEL}`, `{\"wait_for_function\": JS}`, `{\"wait\": MS}` (at most 10000); the three waits take an optional `\"timeout\": MS` (reason `timeout`), "
+        "else the deadline ends them.  "
+        "A failing step is 400 `action_failed` with `index`, `action` and `reason` (`selector_not_found`, "
+        "`not_visible`, `timeout`, `js_error`), not charged.")
 
     hide_selectors: tuple[str, ...] = option(
         (), parse.selector_list, CONTENT, "Elements hidden before capture (comma-separated in a query string).")

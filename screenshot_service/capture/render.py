@@ -19,6 +19,7 @@ from ..browser.driver_errors import ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
 from ..errors import InvalidParameter, SelectorNotFound
 from . import (
+    actions,
     animations,
     blocking,
     bounds,
@@ -100,6 +101,8 @@ async def navigate(session: CaptureSession, opts: CaptureOptions, *, deadline: f
         await prepare(session, opts)
     await loading.load(session, opts)
     await loading.steadily(session, opts, lambda: _settle(session, opts, deadline))
+    if await actions.perform(session, opts):  # the actions took the page to another document
+        await loading.steadily(session, opts, lambda: _settle(session, opts, deadline))
 
 
 async def _settle(session: CaptureSession, opts: CaptureOptions, deadline: float | None) -> None:

@@ -65,9 +65,12 @@ def sign(secret: str, params: Params) -> str:
 
 def query_value(value: Any) -> str:
     """An option's value as query-string text: the spelling the API accepts in a query
-    (booleans ``true``/``false``, lists comma-separated, objects as JSON text)."""
+    (booleans ``true``/``false``, lists of plain values comma-separated, objects and lists of
+    objects, such as ``actions``, as JSON text)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple) and any(isinstance(item, dict | list | tuple) for item in value):
+        return json.dumps(value, separators=(",", ":"))
     if isinstance(value, list | tuple):
         return ",".join(query_value(item) for item in value)
     if isinstance(value, dict):

@@ -27,13 +27,13 @@ from . import (
     emulation,
     facts,
     fullpage,
+    interception,
     loading,
     readback,
     thumbnail,
 )
 from .options import CaptureOptions
 from .pdf import DEFAULT_MAX_PAGES, print_pdf
-from .scoped_headers import apply_headers
 from .session import CaptureSession
 
 REVEAL_DEFAULT = 6.0  # seconds of lazy-content reveal when the caller gives no deadline
@@ -84,7 +84,7 @@ async def prepare(session: CaptureSession, opts: CaptureOptions) -> None:
     await emulation.emulate(page, opts)
     if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners or opts.disable_animations:
         await page.set_bypass_csp(True)  # our style and script must run on pages with a strict CSP
-    await apply_headers(page, opts)  # to the target's origin only, unless headers_scope=all
+    await interception.intercept(session, opts)  # headers to the target's origin; block_resources/requests
     if opts.cookies and opts.url:
         try:
             await page.send("Network.setCookies", {"cookies": [c.to_cdp(opts.url) for c in opts.cookies]})

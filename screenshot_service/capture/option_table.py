@@ -98,6 +98,10 @@ class OptionTable:
 
     format: str = option("png", parse.choice(*FORMATS), OUTPUT, "Output format.")
     quality: int = option(80, parse.integer(1, 100), OUTPUT, "JPEG/WebP quality.")
+    metadata: bool = option(
+        False, parse.boolean, OUTPUT,
+        "Add `metadata` to the result: title, description, lang, canonical_url, icons, open_graph, twitter "
+        "(absolute URLs) and the font families the page's text rendered with.")
     omit_background: bool = option(
         False, parse.boolean, OUTPUT, "Transparent background (png/webp).",
         conflicts=(Conflict("format", "omit_background needs png or webp, not {value}", values=("jpeg", "pdf")),))

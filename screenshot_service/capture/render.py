@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass
+from typing import Any
 
 from ..browser.driver_errors import DriverError, ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
@@ -51,6 +52,7 @@ class Rendered:
     page: facts.PageFacts = facts.PageFacts()
     warnings: tuple[facts.CaptureWarning, ...] = ()
     pages: int | None = None  # a PDF's page count
+    metadata: dict[str, Any] | None = None  # with metadata=true (metadata.py, read by service.py)
 
 
 _DEFAULTS = CaptureOptions()

@@ -71,6 +71,26 @@ def add_blocking_routes(routes: web.RouteTableDef) -> None:
     async def xhr(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    @routes.get("/bm/{token}/socket")
+    async def socket_page(request: web.Request) -> web.Response:
+        # Green once the WebSocket opened, white while it has not.
+        return _page("<div id=ws style='width:100px;height:100px'></div><script>"
+                     "const ws = new WebSocket(location.href.replace('http', 'ws').replace(/socket$/, 'ws'));"
+                     f"ws.onopen = () => {{ document.getElementById('ws').style.background = 'rgb{SCRIPT_RGB}'; }};"
+                     "</script>")
+
+    @routes.get("/bm/{token}/ws")
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    @routes.get("/bm/{token}/frame")
+    async def frame(request: web.Request) -> web.Response:
+        return _page("<iframe src='red.png' style='border:0;width:120px;height:120px'></iframe>")
+
     @routes.get("/bm/{token}/meta")
     async def meta(request: web.Request) -> web.Response:
         tags = {"og:title": "OG Title", "og:image": "/img/og.png", "og:url": "page",

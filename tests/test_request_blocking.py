@@ -99,3 +99,24 @@ async def test_bad_rules_are_400s_naming_the_field(service: Service, params: dic
     body = await response.json()
     assert response.status == 400, body
     assert body["error"]["code"] == "invalid_parameter" and field in json.dumps(body["error"])
+
+
+async def test_websockets_are_blocked_by_type(service: Service) -> None:
+    for blocked in (False, True):
+        token = uuid.uuid4().hex
+        params = {"block_resources": "websocket"} if blocked else {}
+        response = await service.shot(f"/bm/{token}/socket", wait_until="networkidle0", **params)
+        body = await response.json()
+        assert response.status == 200, body
+        async with service.client.session.get(body["url"]) as stored:
+            image = image_of(await stored.read()).convert("RGB")
+        assert (image.getpixel((50, 50)) == WHITE) == blocked  # the page saw its socket open, or fail
+        assert service.site.log.count(f"/bm/{token}/ws") == (0 if blocked else 1)
+        assert body["blocked_requests"] == (1 if blocked else 0)
+
+
+async def test_a_pattern_blocks_an_iframes_document(service: Service) -> None:
+    token = uuid.uuid4().hex
+    body = await (await service.shot(f"/bm/{token}/frame", block_requests="*/red.png",
+                                     wait_until="networkidle0")).json()
+    assert service.site.log.count(f"/bm/{token}/red.png") == 0 and body["blocked_requests"] == 1

@@ -31,9 +31,11 @@ async def intercept(session: CaptureSession, opts: CaptureOptions) -> None:
     page = session.page
     headers = await apply_headers(page, opts)
     blocker = RequestBlocker.of(page, opts)
-    if headers is None and blocker is None:
-        return
     patterns = [*(blocker.patterns() if blocker else ()), *((headers.pattern,) if headers else ())]
+    if blocker is not None and "websocket" in opts.block_resources:
+        await blocker.refuse_websockets(session.network)
+    if not patterns:  # websocket alone pauses nothing
+        return
     page.on("Fetch.requestPaused", _Router(session, headers, blocker).on_paused)
     await page.send("Fetch.enable", {"patterns": patterns})
 

@@ -16,15 +16,19 @@ A pattern matches the whole URL, ``*`` standing for any run of characters (none
 included), and also the URL without its query string, so ``*.mp4`` blocks
 ``/v.mp4?t=3``.  Requests DevTools does not pause (WebSocket handshakes, service
 and shared workers') are not covered by patterns; ``websocket`` is blocked by
-type through Chromium's URL blocking (blocking.py).
+replacing the ``WebSocket`` constructor of every document, before the page's own
+scripts run, by one that fails as a refused connection does (``error``, then ``close``
+1006) and reports each attempt to be counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from ..browser.driver_errors import DriverError
@@ -33,16 +37,18 @@ from .scalar_parsers import CONTROL, Bad, described
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
+    from .network import NetworkTracker
     from .options import CaptureOptions
 
 log = logging.getLogger("screenshot_service.capture")
 
 RESOURCE_TYPES = ("image", "media", "font", "stylesheet", "script", "xhr", "fetch", "websocket", "other")
 # DevTools' resource types for each name; "other" is every type not named (a document never is,
-# and a CORS preflight belongs to the request it precedes).
+# and a CORS preflight belongs to the request it precedes).  Neither Fetch nor Chromium's URL
+# blocking sees a WebSocket handshake: those are refused by the page's constructor (_NO_SOCKETS_JS).
 _DEVTOOLS_TYPES = {
     "image": ("Image",), "media": ("Media",), "font": ("Font",), "stylesheet": ("Stylesheet",),
-    "script": ("Script",), "xhr": ("XHR",), "fetch": ("Fetch",), "websocket": ("WebSocket",),
+    "script": ("Script",), "xhr": ("XHR",), "fetch": ("Fetch",), "websocket": (),
     "other": ("Other", "TextTrack", "EventSource", "Manifest", "SignedExchange", "Ping", "CSPViolationReport",
               "Prefetch"),
 }
@@ -130,6 +136,38 @@ def _fetch_pattern(text: str) -> str:
     return text.replace("\\", "\\\\").replace("?", "\\?")
 
 
+# Each refusal is reported on the console with a token of this capture (a DevTools binding would
+# reach pyppeteer's own binding handler): the page can neither read the token (it is a value
+# of the closure, not of the constructor's source) nor silence the report (console.debug is
+# taken before any page script runs).  The class keeps the constructor's shape (constants, on*
+# handlers, events) so pages that handle a failed connection go on as they would.
+_NO_SOCKETS_JS = """(() => {
+  const token = TOKEN;
+  const report = console.debug.bind(console);
+  class WebSocket extends EventTarget {
+    constructor(url) {
+      super();
+      this.url = String(url); this.readyState = 3; this.protocol = ''; this.extensions = '';
+      this.binaryType = 'blob'; this.bufferedAmount = 0;
+      this.onopen = this.onmessage = this.onerror = this.onclose = null;
+      try { report(token); } catch (e) {}
+      setTimeout(() => {
+        const error = new Event('error');
+        if (typeof this.onerror === 'function') this.onerror(error);
+        this.dispatchEvent(error);
+        const close = new CloseEvent('close', {code: 1006, wasClean: false});
+        if (typeof this.onclose === 'function') this.onclose(close);
+        this.dispatchEvent(close);
+      });
+    }
+    send() { throw new DOMException('the connection was refused', 'InvalidStateError'); }
+    close() {}
+  }
+  Object.assign(WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  Object.defineProperty(window, 'WebSocket', {value: WebSocket, writable: false, configurable: false});
+})();"""
+
+
 class RequestBlocker:
     """Judges and fails the paused requests the caller's rules block.  Chromium reports each as
     blocked by the inspector (``Network.loadingFailed``), which network.py counts."""
@@ -140,6 +178,19 @@ class RequestBlocker:
         self.url_rules = opts.block_requests
         self._main_frame = page.main_frame_id
         self._pending: set[asyncio.Task[None]] = set()
+
+    async def refuse_websockets(self, network: NetworkTracker) -> None:
+        """Before navigation: every document's WebSocket fails without a handshake, counted in ``network``."""
+        token = secrets.token_hex(16)
+
+        def count(event: dict[str, Any]) -> None:
+            args = event.get("args") or [{}]
+            if isinstance(args[0], dict) and args[0].get("value") == token:
+                network.blocked += 1
+
+        self.page.on("Runtime.consoleAPICalled", count)
+        await self.page.send("Page.addScriptToEvaluateOnNewDocument",
+                             {"source": _NO_SOCKETS_JS.replace("TOKEN", json.dumps(token))})
 
     @classmethod
     def of(cls, page: PageDriver, opts: CaptureOptions) -> RequestBlocker | None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
+from screenshot_service.signing import signed_url
 from tests.blocking_site import WEB_FONT
-from tests.conftest import Service
+from tests.conftest import Service, wait_for
 
 
 async def test_metadata_reads_every_tag_with_absolute_urls(service: Service) -> None:
@@ -54,3 +56,37 @@ async def test_bad_metadata_value_is_a_400_naming_it(service: Service) -> None:
     response = await service.shot("/paint", metadata="maybe")
     body = await response.json()
     assert response.status == 400 and "metadata" in json.dumps(body["error"])
+
+
+async def test_a_job_carries_metadata_and_blocking(service: Service) -> None:
+    token = uuid.uuid4().hex
+    response = await service.client.post("/v1/jobs", headers=service.auth(), json={
+        "url": f"{service.site.url}/bm/{token}/page", "metadata": True, "block_resources": ["image"],
+        "wait_until": "networkidle0"})
+    assert response.status == 202, await response.text()
+    job_id = (await response.json())["id"]
+
+    async def finished() -> dict[str, Any] | None:
+        job = await (await service.client.get(f"/v1/jobs/{job_id}", headers=service.auth())).json()
+        return job if job["status"] in ("succeeded", "failed") else None
+
+    assert await wait_for(finished, timeout=60)
+    job = await finished()
+    assert job is not None and job["status"] == "succeeded", job
+    assert job["result"]["blocked_requests"] == 1 and WEB_FONT in job["result"]["metadata"]["fonts"]
+    assert service.site.log.count(f"/bm/{token}/red.png") == 0
+
+
+async def test_a_signed_link_carries_metadata_and_blocking(service: Service) -> None:
+    token = uuid.uuid4().hex
+    record = await service.state.key_by_id(service.key_id)
+    assert record is not None
+    base = str(service.client.make_url("")).rstrip("/")
+    link = signed_url(base, service.key_id, record.signing_secret, f"{service.site.url}/bm/{token}/meta",
+                      response_type="json", metadata="true", block_requests="*.ttf")
+    async with service.client.session.get(link) as response:
+        body = await response.json()
+        assert response.status == 200, body
+    assert body["metadata"]["title"] == "The Title" and body["blocked_requests"] == 1
+    assert WEB_FONT not in body["metadata"]["fonts"]  # its face never loaded: the fallback rendered
+    assert service.site.log.count(f"/bm/{token}/font.ttf") == 0

@@ -55,7 +55,7 @@ async def test_a_hostile_page_gets_bounded_metadata(service: Service) -> None:
 async def test_bad_metadata_value_is_a_400_naming_it(service: Service) -> None:
     response = await service.shot("/paint", metadata="maybe")
     body = await response.json()
-    assert response.status == 400 and "metadata" in json.dumps(body["error"])
+    assert response.status == 400 and "boolean" in body["error"]["details"]["fields"]["metadata"]
 
 
 async def test_a_job_carries_metadata_and_blocking(service: Service) -> None:

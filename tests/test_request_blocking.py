@@ -62,6 +62,7 @@ async def test_several_types_in_a_json_body(service: Service) -> None:
 
 @pytest.mark.parametrize(("pattern", "blocked"), [
     ("*.png", "red.png"),  # matches the URL without its query string
+    ("*/red.png?v=1", "red.png"),  # "?" is a plain character, not DevTools' one-character wildcard
     ("*://127.0.0.1:*/bm/*/script.js", "script.js"),
     ("*/data.json*", "data.json"),
     ("http://127.0.0.1*xhr.txt", "xhr.txt"),
@@ -86,19 +87,22 @@ async def test_blocking_rules_are_part_of_the_cache_fingerprint(service: Service
     assert plain["cached"] is False and blocked["cached"] is False and blocked["blocked_requests"] == 1
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"block_resources": "image,document"}, "block_resources"),
-    ({"block_resources": json.dumps([1])}, "block_resources"),
-    ({"block_requests": json.dumps([f"*/{i}.png" for i in range(101)])}, "block_requests"),
-    ({"block_requests": "*/" + "a" * 1100}, "block_requests"),
-    ({"block_requests": "*"}, "block_requests"),
-    ({"block_requests": "*/bm/*/page"}, "block_requests"),  # the target itself
+@pytest.mark.parametrize(("params", "field", "why"), [
+    ({"block_resources": "image,document"}, "block_resources", "'document' is not a resource type"),
+    ({"block_resources": json.dumps([1])}, "block_resources", "1 is not a resource type"),
+    ({"block_requests": json.dumps([f"*/{i}.png" for i in range(101)])}, "block_requests", "at most 100"),
+    ({"block_requests": "*/" + "a" * 1100}, "block_requests", "at most 1024 characters"),
+    ({"block_requests": "*"}, "block_requests", "every request"),
+    ({"block_requests": "*/bm/*/page"}, "block_requests", "matches the url itself"),
 ])
-async def test_bad_rules_are_400s_naming_the_field(service: Service, params: dict[str, str], field: str) -> None:
-    response = await service.shot(f"/bm/{uuid.uuid4().hex}/page", **params)
+async def test_bad_rules_are_400s_naming_the_field(service: Service, params: dict[str, str], field: str,
+                                                   why: str) -> None:
+    token = uuid.uuid4().hex
+    response = await service.shot(f"/bm/{token}/page", **params)
     body = await response.json()
     assert response.status == 400, body
-    assert body["error"]["code"] == "invalid_parameter" and field in json.dumps(body["error"])
+    assert service.site.log.count(f"/bm/{token}/page") == 0  # refused before any work
+    assert body["error"]["code"] == "invalid_parameter" and why in body["error"]["details"]["fields"][field]
 
 
 async def test_websockets_are_blocked_by_type(service: Service) -> None:

@@ -80,7 +80,7 @@ _METADATA_JS = """(limits) => {
     const generic = new Set(['serif', 'sans-serif', 'monospace', 'cursive', 'fantasy', 'system-ui', 'math', 'emoji',
       'ui-serif', 'ui-sans-serif', 'ui-monospace', 'ui-rounded', 'fangsong']);
     const webFaces = new Map();  // lower-case family -> whether a face of it loaded
-    for (const face of document.fonts) {
+    for (const face of Array.from(document.fonts).slice(0, 1000)) {
       const family = face.family.replace(/^["']|["']$/g, '').toLowerCase();
       webFaces.set(family, webFaces.get(family) || face.status === 'loaded');
     }

@@ -124,3 +124,11 @@ async def test_a_pattern_blocks_an_iframes_document(service: Service) -> None:
     body = await (await service.shot(f"/bm/{token}/frame", block_requests="*/red.png",
                                      wait_until="networkidle0")).json()
     assert service.site.log.count(f"/bm/{token}/red.png") == 0 and body["blocked_requests"] == 1
+
+
+async def test_the_page_itself_is_followed_through_a_redirect_to_a_matching_url(service: Service) -> None:
+    token = uuid.uuid4().hex
+    response = await service.shot(f"/redirect?to=%2Fbm%2F{token}%2Fpage", block_requests="*/bm/*/page")
+    body = await response.json()
+    assert response.status == 200, body
+    assert service.site.log.count(f"/bm/{token}/page") == 1 and body["page"]["final_url"].endswith("/page")

@@ -89,14 +89,7 @@ def add_blocking_routes(routes: web.RouteTableDef) -> None:
 
     @routes.get("/bm/{token}/frame")
     async def frame(request: web.Request) -> web.Response:
-        # ?origin=: the framed page (red.png's own page) from another origin, else the image itself.
-        other = request.query.get("origin")
-        src = f"{other}/bm/{request.match_info['token']}/inner" if other else "red.png"
-        return _page(f"<iframe src='{src}' style='border:0;width:120px;height:120px'></iframe>")
-
-    @routes.get("/bm/{token}/inner")
-    async def inner(request: web.Request) -> web.Response:
-        return _page("<img src='red.png' style='width:100px;height:100px'>")
+        return _page("<iframe src='red.png' style='border:0;width:120px;height:120px'></iframe>")
 
     @routes.get("/bm/{token}/meta")
     async def meta(request: web.Request) -> web.Response:

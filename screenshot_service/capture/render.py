@@ -48,7 +48,7 @@ class Rendered:
     width: int  # pixels of the produced image (CSS px × device scale factor); for PDF the viewport
     height: int
     clamped: bool = False  # full page taller than max_height (or the format's limit) was cut
-    blocked_requests: int = 0  # requests refused by the shot: by the egress proxy and Chromium's ad/tracker lists
+    blocked_requests: int = 0  # refused by the shot: egress proxy, ad/tracker lists, block_resources/block_requests
     page: facts.PageFacts = facts.PageFacts()
     warnings: tuple[facts.CaptureWarning, ...] = ()
     pages: int | None = None  # a PDF's page count

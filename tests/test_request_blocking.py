@@ -132,3 +132,8 @@ async def test_the_page_itself_is_followed_through_a_redirect_to_a_matching_url(
     body = await response.json()
     assert response.status == 200, body
     assert service.site.log.count(f"/bm/{token}/page") == 1 and body["page"]["final_url"].endswith("/page")
+
+
+async def test_types_the_page_does_not_use_block_nothing_of_it(service: Service) -> None:
+    body, image, seen = await _capture(service, block_resources="media,other")
+    assert seen == set(PARTS) and body["blocked_requests"] == 0 and image.getpixel(IMAGE_AT) == IMAGE_RGB

@@ -4,8 +4,9 @@ Both are enforced with DevTools ``Fetch`` interception (interception.py enables 
 once, together with the origin-scoped headers): only requests of a blocked type, or
 whose URL a pattern could match, are paused, so the others cost nothing.  A paused
 request that a rule blocks fails with ``BlockedByClient``, which Chromium reports as
-blocked by the inspector, so network.py counts it in the result's ``blocked_requests``; every frame's requests are covered, iframes'
-documents included (a pattern naming an iframe's URL blocks that frame).
+blocked by the inspector, so network.py counts it in the result's ``blocked_requests``.
+Every frame's requests are covered, iframes' documents included (a pattern naming an
+iframe's URL blocks that frame).
 
 The page's own document is never blocked: ``document`` is not a resource type one
 can block, a pattern matching the target URL itself is a 400 naming
@@ -49,8 +50,8 @@ RESOURCE_TYPES = ("image", "media", "font", "stylesheet", "script", "xhr", "fetc
 _DEVTOOLS_TYPES = {
     "image": ("Image",), "media": ("Media",), "font": ("Font",), "stylesheet": ("Stylesheet",),
     "script": ("Script",), "xhr": ("XHR",), "fetch": ("Fetch",), "websocket": (),
-    "other": ("Other", "TextTrack", "EventSource", "Manifest", "SignedExchange", "Ping", "CSPViolationReport",
-              "Prefetch"),
+    # The types Fetch.enable accepts besides those named (it refuses TextTrack, Manifest, Prefetch...).
+    "other": ("Other", "EventSource", "Ping", "CSPViolationReport"),
 }
 MAX_PATTERNS = 100
 MAX_PATTERN_CHARS = 1024

@@ -342,6 +342,16 @@ async def test_only_the_chosen_list_is_blocked(api: Api) -> None:
     assert "ad.doubleclick.net" in hosts and "sb.scorecardresearch.com" not in hosts
 
 
+async def test_block_resources_reach_a_cross_site_frame(api: Api) -> None:
+    """A third party's frame (its own renderer, where the browser isolates sites) is blocked as the page is."""
+    api.site.record.requests.clear()
+    html = f"<iframe src='http://thirdparty.test:{api.site.port}/ads'></iframe>"
+    response = await api.post({"html": html, "wait_until": "networkidle0", "block_resources": ["image"]})
+    body = await response.json()
+    assert response.status == 200, body
+    assert api.site.record.hosts() == ["thirdparty.test"] and body["blocked_requests"] == 3
+
+
 async def test_page_level_blocking_counts_what_chromium_refused(
     options_pool: BrowserPool, options_site: OptionsSite
 ) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from .. import __version__
 from ..capture.declaration import BODY, JOB, QUERY, SIGNED_LINK
 from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
+from ..capture.metadata import METADATA_SCHEMA
 from ..capture.options import OPTIONS, refused_at
 from ..capture.parsers import schema_of
 from ..capture.timing import STAGES
@@ -217,7 +218,8 @@ def _schemas() -> dict[str, Any]:
                 "blocked_requests": {"type": "integer"}, "clamped": {"type": "boolean"},
                 "pages": {"type": "integer", "minimum": 1, "description": "a pdf's page count (pdf only)"},
                 "page": PAGE_FACTS_SCHEMA, "warnings": {"type": "array", "items": WARNING_SCHEMA},
-                "image_base64": {"type": "string", "description": "with response_type=base64"}}},
+                "image_base64": {"type": "string", "description": "with response_type=base64"},
+                "metadata": METADATA_SCHEMA}},
         "Job": {"type": "object", "required": ["id", "status", "status_url", "created_at", "result", "error"],
                 "properties": {
                     "id": {"type": "string"},

@@ -123,7 +123,9 @@ def range_text(schema: dict[str, Any]) -> str:
         shapes = [s.get("description") for s in schema["oneOf"] if s.get("type") == "string"]
         return " or ".join([*(s for s in shapes if s), "a JSON object"])
     if kind == "array":
-        what = "CSS selectors, one per line" if schema.get("items", {}).get("type") == "string" else "JSON list"
+        items = schema.get("items", {})
+        what = f"{items.get('description', 'CSS selectors')}, one per line" if items.get("type") == "string" \
+            else "JSON list"
         return f"{what}, at most {schema['maxItems']}"
     if kind == "object":
         if "maxProperties" in schema:

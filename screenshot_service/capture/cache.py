@@ -30,6 +30,7 @@ class CacheEntry:
     page: PageFacts = PageFacts()  # a cached answer says what the original capture said
     warnings: tuple[CaptureWarning, ...] = ()
     pages: int | None = None
+    metadata: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps({
@@ -37,7 +38,7 @@ class CacheEntry:
             "size": self.stored.size, "content_type": self.stored.content_type, "format": self.format,
             "width": self.width, "height": self.height, "blocked_requests": self.blocked_requests,
             "clamped": self.clamped, "page": self.page.to_json(), "warnings": [w.to_json() for w in self.warnings],
-            "pages": self.pages,
+            "pages": self.pages, "metadata": self.metadata,
         })
 
     @classmethod
@@ -50,7 +51,7 @@ class CacheEntry:
                    blocked_requests=raw["blocked_requests"], clamped=raw.get("clamped", False),
                    page=PageFacts.from_json(raw.get("page")),
                    warnings=tuple(CaptureWarning.from_json(w) for w in raw.get("warnings", ())),
-                   pages=raw.get("pages"))
+                   pages=raw.get("pages"), metadata=raw.get("metadata"))
 
 
 CACHE_SCHEMA = """

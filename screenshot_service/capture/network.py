@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 class NetworkTracker:
-    """Requests in flight on one page, and how many Chromium itself blocked (setBlockedURLs)."""
+    """Requests in flight on one page, and how many the browser refused for the capture's own rules:
+    the ad/tracker lists (setBlockedURLs) and block_resources/block_requests (request_blocking.py)."""
 
     def __init__(self, page: PageDriver) -> None:
         self.inflight: set[str] = set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import action_parsers
+from . import action_parsers, request_blocking
 from . import parsers as parse
 from .action_parsers import Step
 from .declaration import BODY, JOB, QUERY, Conflict, Restriction, option
@@ -100,6 +100,10 @@ class OptionTable:
 
     format: str = option("png", parse.choice(*FORMATS), OUTPUT, "Output format.")
     quality: int = option(80, parse.integer(1, 100), OUTPUT, "JPEG/WebP quality.")
+    metadata: bool = option(
+        False, parse.boolean, OUTPUT,
+        "Add `metadata` to the result: title, description, lang, canonical_url, icons, open_graph, twitter "
+        "(absolute URLs) and the font families the page's text rendered with.")
     omit_background: bool = option(
         False, parse.boolean, OUTPUT, "Transparent background (png/webp).",
         conflicts=(Conflict("format", "omit_background needs png or webp, not {value}", values=("jpeg", "pdf")),))
@@ -228,6 +232,17 @@ class OptionTable:
         False, parse.boolean, BLOCKING, "Block requests to hosts on the bundled tracker list.")
     block_cookie_banners: bool = option(
         False, parse.boolean, BLOCKING, "Hide and dismiss common cookie-consent banners.")
+    block_resources: tuple[str, ...] = option(
+        (), request_blocking.resource_types, BLOCKING,
+        "Resource types whose requests are not made, counted in `blocked_requests`: "
+        f"{', '.join(request_blocking.RESOURCE_TYPES)} (a list; comma-separated in a query string). "
+        "The page's own document is never blocked.")
+    block_requests: tuple[str, ...] = option(
+        (), request_blocking.url_patterns, BLOCKING,
+        f"URL patterns (`*` wildcard, e.g. `*://*.example.com/*`, `*.mp4`; at most {request_blocking.MAX_PATTERNS}, "
+        f"{request_blocking.MAX_PATTERN_CHARS} characters each) whose requests are not made, counted in "
+        "`blocked_requests`; a pattern matches the whole URL, or the URL without its query. A list "
+        "(comma-separated or JSON text in a query string); one matching `url` itself is a 400.")
 
     dark_mode: bool = option(False, parse.boolean, EMULATION, "Emulate prefers-color-scheme: dark.")
     reduced_motion: bool = option(False, parse.boolean, EMULATION, "Emulate prefers-reduced-motion: reduce.")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidParameter
-from . import bounds
+from . import bounds, request_blocking
 from .declaration import BODY, JOB, QUERY, Option, declared_options
 from .devices import DEVICES
 from .option_table import FORMATS, GROUPS, WAIT_UNTIL, OptionTable
@@ -171,6 +171,9 @@ def refused_at(place: str) -> tuple[str, ...]:
 def _cross_check(values: dict[str, Any], problems: dict[str, str]) -> None:
     if not values.get("url") and not values.get("html") and "url" not in problems and "html" not in problems:
         problems["url"] = "required (or html in a POST body)"
+    blocks_target = request_blocking.target_problem(values.get("url"), values.get("block_requests", ()))
+    if blocks_target:
+        problems["block_requests"] = blocks_target
     for spec in OPTIONS.values():
         for conflict in spec.conflicts:
             if not (spec.name in values if conflict.named else _given(values, spec.name)):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass
+from typing import Any
 
 from ..browser.driver_errors import ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
@@ -28,13 +29,13 @@ from . import (
     emulation,
     facts,
     fullpage,
+    interception,
     loading,
     readback,
     thumbnail,
 )
 from .options import CaptureOptions
 from .pdf import DEFAULT_MAX_PAGES, print_pdf
-from .scoped_headers import apply_headers
 from .session import CaptureSession
 
 REVEAL_DEFAULT = 6.0  # seconds of lazy-content reveal when the caller gives no deadline
@@ -48,10 +49,11 @@ class Rendered:
     width: int  # pixels of the produced image (CSS px × device scale factor); for PDF the viewport
     height: int
     clamped: bool = False  # full page taller than max_height (or the format's limit) was cut
-    blocked_requests: int = 0  # requests refused by the shot: by the egress proxy and Chromium's ad/tracker lists
+    blocked_requests: int = 0  # refused by the shot: egress proxy, ad/tracker lists, block_resources/block_requests
     page: facts.PageFacts = facts.PageFacts()
     warnings: tuple[facts.CaptureWarning, ...] = ()
     pages: int | None = None  # a PDF's page count
+    metadata: dict[str, Any] | None = None  # with metadata=true (metadata.py, read by service.py)
 
 
 _DEFAULTS = CaptureOptions()
@@ -85,7 +87,7 @@ async def prepare(session: CaptureSession, opts: CaptureOptions) -> None:
     await emulation.emulate(page, opts)
     if opts.css or opts.js or opts.hide_selectors or opts.block_cookie_banners or opts.disable_animations:
         await page.set_bypass_csp(True)  # our style and script must run on pages with a strict CSP
-    await apply_headers(page, opts)  # to the target's origin only, unless headers_scope=all
+    await interception.intercept(session, opts)  # headers to the target's origin; block_resources/requests
     if opts.cookies and opts.url:
         try:
             await page.send("Network.setCookies", {"cookies": [c.to_cdp(opts.url) for c in opts.cookies]})

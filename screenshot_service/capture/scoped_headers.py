@@ -55,22 +55,21 @@ log = logging.getLogger("screenshot_service.capture")
 CATCH_UP_BOUND = 3.0  # seconds a paused request waits for the renderer's events before it is judged
 
 
-async def apply_headers(page: PageDriver, opts: CaptureOptions) -> None:
-    """Before navigation: send ``opts.headers`` as ``opts.headers_scope`` says."""
+async def apply_headers(page: PageDriver, opts: CaptureOptions) -> OriginHeaders | None:
+    """Before navigation: send ``opts.headers`` as ``opts.headers_scope`` says.  With the origin
+    scope, the handler of the requests to pause (interception.py enables Fetch with its pattern)."""
     if not opts.headers:
-        return
+        return None
     if opts.headers_scope == "all":
         await page.send("Network.setExtraHTTPHeaders", {"headers": opts.header_dict})
-        return
+        return None
     origin = origin_of(opts.url or "")
     if origin is None:  # html has no target origin (options.py refuses headers there without scope all)
-        return
-    _OriginHeaders(page, origin, opts.headers)
-    # "*" and "?" are the pattern's only wildcards, and no origin holds one; the "/" ends the authority.
-    await page.send("Fetch.enable", {"patterns": [{"urlPattern": origin + "/*", "requestStage": "Request"}]})
+        return None
+    return OriginHeaders(page, origin, opts.headers)
 
 
-class _OriginHeaders:
+class OriginHeaders:
     """Continues each paused request, with the caller's headers when the target's origin asked for it."""
 
     def __init__(self, page: PageDriver, origin: str, headers: tuple[tuple[str, str], ...]) -> None:
@@ -80,7 +79,8 @@ class _OriginHeaders:
         self._main_frame = page.main_frame_id
         self._frames = FrameOrigins(page)
         self._round_trip: asyncio.Future[None] | None = None
-        page.on("Fetch.requestPaused", self._on_paused)
+        # "*" and "?" are the pattern's only wildcards, and no origin holds one; the "/" ends the authority.
+        self.pattern = {"urlPattern": origin + "/*", "requestStage": "Request"}
 
     def _for_target(self, event: dict[str, Any]) -> bool:
         if origin_of(str((event.get("request") or {}).get("url", ""))) != self.origin:
@@ -95,7 +95,7 @@ class _OriginHeaders:
     def _top_level(self, event: dict[str, Any]) -> bool:
         return event.get("frameId") == self._main_frame and event.get("resourceType") == "Document"
 
-    def _on_paused(self, event: dict[str, Any]) -> None:
+    def on_paused(self, event: dict[str, Any]) -> None:
         task = asyncio.ensure_future(self._answer(event))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

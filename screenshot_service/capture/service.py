@@ -9,8 +9,10 @@ half-way through being saved.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from ..browser.pool import SYNC, BrowserPool, Lease
 from ..egress.channel import ProxyChannel
@@ -21,7 +23,7 @@ from ..metrics import Metrics
 from ..storage.base import Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
 from ..storage.errors import StorageError
-from . import blocking, render
+from . import blocking, metadata, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
 from .facts import CaptureWarning, PageFacts
 from .options import CaptureOptions
@@ -46,6 +48,7 @@ class CaptureResult:
     page: PageFacts = PageFacts()  # the main document after redirects (SPEC §4)
     warnings: tuple[CaptureWarning, ...] = ()  # what may be wrong with the image; never a failure
     pages: int | None = None  # a PDF's page count
+    metadata: dict[str, Any] | None = None  # with metadata=true
 
     @property
     def warning_codes(self) -> list[str]:
@@ -69,6 +72,8 @@ class CaptureResult:
             body["clamped"] = True
         if self.pages is not None:
             body["pages"] = self.pages
+        if self.metadata is not None:
+            body["metadata"] = self.metadata
         return body
 
 
@@ -157,6 +162,7 @@ class CaptureService:
             page=rendered.page,
             warnings=rendered.warnings,
             pages=rendered.pages,
+            metadata=rendered.metadata,
         )
 
     async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
@@ -172,7 +178,7 @@ class CaptureService:
         return CaptureResult(stored=entry.stored, data=found[0], format=entry.format, width=entry.width,
                              height=entry.height, took_ms=0, cached=True, blocked_requests=entry.blocked_requests,
                              clamped=entry.clamped, page=entry.page, warnings=entry.warnings,
-                             pages=entry.pages)
+                             pages=entry.pages, metadata=entry.metadata)
 
     async def remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
         if self.cache is None:
@@ -180,7 +186,7 @@ class CaptureService:
         entry = CacheEntry(stored=result.stored, format=result.format, width=result.width,
                            height=result.height, blocked_requests=result.blocked_requests,
                            clamped=result.clamped, page=result.page, warnings=result.warnings,
-                           pages=result.pages)
+                           pages=result.pages, metadata=result.metadata)
         ttl = usable_ttl(entry, float(opts.cache_ttl))
         if ttl > 0:
             await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
@@ -206,6 +212,8 @@ class CaptureService:
         began = timings.start(CAPTURE)
         with watch.judged():
             rendered = await render.capture(session, opts, deadline=deadline, max_pdf_pages=self.max_pdf_pages)
+            if opts.metadata:
+                rendered = dataclasses.replace(rendered, metadata=await metadata.read(session.page))
             await watch.settle()
         self.metrics.observe_phase("capture", timings.add(CAPTURE, began))
         self.metrics.count_blocked(len(session.egress.refused))  # egress refusals, not Chromium's lists

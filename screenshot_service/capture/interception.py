@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..browser.driver_errors import DriverError
-from .origins import origin_of
+from ..egress.urls import origin_of
 from .request_blocking import RequestBlocker
 from .scoped_headers import OriginHeaders, apply_headers
 

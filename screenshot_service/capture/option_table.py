@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import parsers as parse
+from .content_options import CONTENT_FORMATS, extract_list
 from .declaration import BODY, JOB, QUERY, Conflict, Restriction, option
 from .devices import DEVICES
 from .parsers import Clip, Cookie, Geolocation
@@ -20,7 +21,8 @@ from .pdf_parsers import MAX_PAPER_INCHES, MIN_PAPER_INCHES, PAPER_FORMATS, css_
 if TYPE_CHECKING:
     from ..storage.customer import CustomerS3
 
-FORMATS = ("png", "jpeg", "webp", "pdf")
+IMAGE_FORMATS = ("png", "jpeg", "webp")
+FORMATS = (*IMAGE_FORMATS, "pdf", *CONTENT_FORMATS)
 # ready: network quiet, fonts loaded, images decoded and layout still (capture/ready.py)
 WAIT_UNTIL = ("load", "domcontentloaded", "networkidle0", "networkidle2", "ready")
 RESPONSE_TYPES = ("json", "base64", "image")
@@ -39,9 +41,12 @@ PAGE, VIEWPORT, AREA, OUTPUT = "Page", "Viewport and device", "Capture area", "O
 THUMBNAIL = "Thumbnail"
 WAITING, CONTENT, BLOCKING, EMULATION, CACHE = "Waiting", "Content changes", "Blocking", "Emulation", "Cache"
 PDF = "PDF"
-GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, WAITING, CONTENT, BLOCKING, EMULATION, CACHE)
+EXTRACT = "Page content"
+GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, EXTRACT, WAITING, CONTENT, BLOCKING, EMULATION, CACHE)
 
-_NO_PDF_THUMBS = "thumbnails are images: {name} cannot be combined with format=pdf"
+_NO_PDF_THUMBS = "thumbnails are images: {name} cannot be combined with format={{value}}"
+_NOT_IMAGE = ("pdf", *CONTENT_FORMATS)  # formats that are no image: no area, no thumbnail
+_AREA_OF_IMAGE = "{name} chooses an area of an image: it cannot be combined with format={{value}}"
 _PAPER = css_length(MIN_PAPER_INCHES, MAX_PAPER_INCHES)
 _MARGIN = css_length(0, MAX_PAPER_INCHES / 2)
 _SINGLE_HEIGHT = "pdf_height and pdf_single_page cannot be combined: a single page is as tall as its content"
@@ -49,8 +54,8 @@ _SINGLE_RANGES = "pdf_page_ranges and pdf_single_page cannot be combined: a sing
 
 
 def _pdf_only(name: str) -> tuple[Conflict, ...]:
-    return (Conflict("format", f"{name} only applies to format=pdf, not {{value}}", values=("png", "jpeg", "webp"),
-                     named=True),)
+    return (Conflict("format", f"{name} only applies to format=pdf, not {{value}}",
+                     values=(*IMAGE_FORMATS, *CONTENT_FORMATS), named=True),)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,8 @@ class OptionTable:
         "Preset: viewport, scale, mobile, touch and user agent (explicit width/height/scale/UA win).")
 
     full_page: bool = option(
-        False, parse.boolean, AREA, "Capture the whole scroll height; lazy content is revealed by scrolling first.")
+        False, parse.boolean, AREA, "Capture the whole scroll height; lazy content is revealed by scrolling first.",
+        conflicts=(Conflict("format", _AREA_OF_IMAGE.format(name="full_page"), values=CONTENT_FORMATS),))
     max_height: int = option(
         16384, parse.integer(100, 65536), AREA,
         "Cap for full-page height in CSS px; taller pages are cut (`clamped: true`), also at the "
@@ -83,7 +89,7 @@ class OptionTable:
         conflicts=(
             Conflict("clip", "selector and clip cannot be combined: selector and clip both choose the captured area"),
             Conflict("full_page", "selector and full_page cannot be combined: an element capture is never full-page"),
-            Conflict("format", "selector cannot be combined with format=pdf", values=("pdf",)),
+            Conflict("format", "selector cannot be combined with format={value}", values=_NOT_IMAGE),
         ))
     clip: Clip | None = option(
         None, parse.clip, AREA,
@@ -92,14 +98,21 @@ class OptionTable:
         conflicts=(
             Conflict("full_page", "clip and full_page cannot be combined: clip and full_page both choose the "
                                   "captured area"),
-            Conflict("format", "clip cannot be combined with format=pdf", values=("pdf",)),
+            Conflict("format", "clip cannot be combined with format={value}", values=_NOT_IMAGE),
         ))
 
-    format: str = option("png", parse.choice(*FORMATS), OUTPUT, "Output format.")
-    quality: int = option(80, parse.integer(1, 100), OUTPUT, "JPEG/WebP quality.")
+    format: str = option(
+        "png", parse.choice(*FORMATS), OUTPUT,
+        "Output format: an image, a PDF, or the page's content alone (`html`, `markdown`, `text`; UTF-8, "
+        "with `response_type=image` the document itself).")
+    quality: int = option(
+        80, parse.integer(1, 100), OUTPUT, "JPEG/WebP quality.",
+        conflicts=(Conflict("format", "quality only applies to images, not format={value}", values=CONTENT_FORMATS,
+                            named=True),))
     omit_background: bool = option(
         False, parse.boolean, OUTPUT, "Transparent background (png/webp).",
-        conflicts=(Conflict("format", "omit_background needs png or webp, not {value}", values=("jpeg", "pdf")),))
+        conflicts=(Conflict("format", "omit_background needs png or webp, not {value}",
+                            values=("jpeg", "pdf", *CONTENT_FORMATS)),))
     response_type: str = option(
         "json", parse.choice(*RESPONSE_TYPES), OUTPUT,
         "`json` (a URL), `base64` (JSON plus the image) or `image` (the bytes).", in_fingerprint=False,
@@ -120,16 +133,16 @@ class OptionTable:
         None, parse.integer(16, 3840), THUMBNAIL,
         "Scale the image down to this width in pixels; alone, the height follows the aspect ratio. "
         "Never enlarged: an image already inside the box is returned as captured.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_width"), values=("pdf",), named=True),))
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_width"), values=_NOT_IMAGE, named=True),))
     thumb_height: int | None = option(
         None, parse.integer(16, 3840), THUMBNAIL,
         "Scale the image down to this height in pixels; alone, the width follows the aspect ratio.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_height"), values=("pdf",), named=True),))
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_height"), values=_NOT_IMAGE, named=True),))
     thumb_fit: str = option(
         "contain", parse.choice(*THUMB_FITS), THUMBNAIL,
         "With both `thumb_width` and `thumb_height`: `contain` fits the image inside the box (aspect ratio "
         "kept), `cover` fills the box exactly, cropping the overflow around the centre.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_fit"), values=("pdf",), named=True),))
+        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_fit"), values=_NOT_IMAGE, named=True),))
 
     pdf_paper_format: str = option(
         "letter", parse.choice(*PAPER_FORMATS), PDF, "Paper size (`pdf_width` and `pdf_height` override it).",
@@ -179,6 +192,15 @@ class OptionTable:
         conflicts=_pdf_only("pdf_outline"))
     pdf_tagged: bool = option(
         False, parse.boolean, PDF, "A tagged (accessible) PDF.", conflicts=_pdf_only("pdf_tagged"))
+
+    # The page's content beside the image (capture/content.py): stored like it, listed in result.content.
+    extract: tuple[str, ...] = option(
+        (), extract_list, EXTRACT,
+        "The rendered page's content stored beside the image (same retention and storage, your bucket "
+        "with `s3`): any of `html` (the DOM after scripts ran), `markdown` (headings, lists, links and "
+        "images with absolute URLs, tables, code; no scripts, styles or hidden elements), `text` "
+        "(what a reader sees); comma-separated in a query string.  Result `content.{kind}` = "
+        "`{url, bytes}`; each at most 10 MB, else cut with the warning `content_truncated`.")
 
     wait_until: str = option(
         "load", parse.choice(*WAIT_UNTIL), WAITING,

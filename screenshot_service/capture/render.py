@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 from ..browser.driver_errors import DriverError, ProtocolError, ScriptError
 from ..browser.page_driver import PageDriver
@@ -23,6 +24,7 @@ from . import (
     blocking,
     bounds,
     checks,
+    content,
     devices,
     emulation,
     facts,
@@ -31,6 +33,7 @@ from . import (
     readback,
     thumbnail,
 )
+from .content_options import CONTENT_FORMATS
 from .options import CaptureOptions
 from .pdf import DEFAULT_MAX_PAGES, print_pdf
 from .scoped_headers import apply_headers
@@ -51,6 +54,7 @@ class Rendered:
     page: facts.PageFacts = facts.PageFacts()
     warnings: tuple[facts.CaptureWarning, ...] = ()
     pages: int | None = None  # a PDF's page count
+    content: dict[str, bytes] = field(default_factory=dict)  # what ``extract`` asked for, by kind
 
 
 _DEFAULTS = CaptureOptions()
@@ -125,7 +129,11 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
     reveal.  A page that navigates in the middle is followed, settled and captured again."""
     while True:
         try:
-            return await _capture(session, opts, deadline, max_pdf_pages)
+            rendered = await _capture(session, opts, deadline, max_pdf_pages)
+            if not opts.extract or rendered.content:  # a content format read them with its own
+                return rendered
+            extracted = await content.read(session, opts.extract)  # the document the image shows
+            return dataclasses.replace(rendered, content=extracted, warnings=session.document.sorted_warnings())
         except DriverError:
             if not session.documents.moved() or session.page.crashed.done():
                 raise
@@ -137,6 +145,11 @@ async def _capture(session: CaptureSession, opts: CaptureOptions, deadline: floa
     page = session.page
     if opts.omit_background:
         await page.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
+    if opts.format in CONTENT_FORMATS:  # the content alone: the viewport's size, as for a PDF
+        data, extracted = await content.read_with(session, opts.format, opts.extract)
+        page_facts = await checks.before_capture(session, opts)
+        return dataclasses.replace(_rendered(session, data, opts.width, opts.height, False, page_facts),
+                                   content=extracted)
     if opts.format == "pdf":
         if opts.disable_animations:
             await animations.freeze(page, style=False)

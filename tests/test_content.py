@@ -4,6 +4,8 @@ alone, read from real Chromium on the test site and fetched back where the servi
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +14,7 @@ import pytest
 from screenshot_service.capture.content_options import MAX_CONTENT_BYTES
 from tests.conftest import Service, image_of, wait_for
 from tests.content_site import HIDDEN_TEXTS
+from tests.test_cli import run_async, write_config
 from tests.test_storage_service import s3_sections
 
 TYPES = {"html": "text/html; charset=utf-8", "markdown": "text/markdown; charset=utf-8",
@@ -152,3 +155,15 @@ async def test_a_job_extracts_content(service: Service) -> None:
     assert job["status"] == "succeeded", job
     check_markdown((await fetch(job["result"]["url"]))[1].decode(), service.site.url)
     assert "Main Title" in (await fetch(job["result"]["content"]["text"]["url"]))[1].decode()
+
+
+async def test_the_cli_writes_the_content_beside_the_image(tmp_path: Path, test_site: Any) -> None:
+    cfg = str(write_config(tmp_path, test_site.port))
+    out = tmp_path / "page.png"
+    code, stdout, stderr = await run_async("capture", test_site.url + "/content/article", "-o", str(out),
+                                           "--extract", "markdown,text", "--config", cfg)
+    assert code == 0, stderr
+    assert image_of(out.read_bytes()).size == (1280, 800)
+    check_markdown((tmp_path / "page.md").read_text(), test_site.url)
+    assert "Main Title" in (tmp_path / "page.txt").read_text()
+    assert json.loads(stdout)["content"]["markdown"]["url"] == (tmp_path / "page.md").as_uri()

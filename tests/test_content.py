@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from screenshot_service.capture.content_options import MAX_CONTENT_BYTES
+from screenshot_service.client import ScreenshotClient, signed_url
 from tests.conftest import Service, image_of, wait_for
 from tests.content_site import HIDDEN_TEXTS
 from tests.test_cli import run_async, write_config
@@ -167,3 +168,20 @@ async def test_the_cli_writes_the_content_beside_the_image(tmp_path: Path, test_
     check_markdown((tmp_path / "page.md").read_text(), test_site.url)
     assert "Main Title" in (tmp_path / "page.txt").read_text()
     assert json.loads(stdout)["content"]["markdown"]["url"] == (tmp_path / "page.md").as_uri()
+
+
+async def test_the_client_and_a_signed_link_deliver_content(service: Service) -> None:
+    base = str(service.client.make_url("")).rstrip("/")
+    async with ScreenshotClient(base, service.key) as shots:
+        markdown = await shots.screenshot(service.site.url + "/content/article", format="markdown",
+                                          response_type="image")
+        result = await shots.screenshot(service.site.url + "/content/article", extract=["html"])
+    assert isinstance(markdown, bytes) and isinstance(result, dict)
+    check_markdown(markdown.decode(), service.site.url)
+    assert "<h1>Main Title</h1>" in (await fetch(result["content"]["html"]["url"]))[1].decode()
+    record = await service.state.key_by_id(service.key_id)
+    assert record is not None
+    link = signed_url(base, record.id, record.signing_secret, service.site.url + "/content/article",
+                      format="text", response_type="image")
+    content_type, text = await fetch(link)
+    assert content_type == TYPES["text"] and "Main Title" in text.decode()

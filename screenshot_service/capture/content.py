@@ -12,24 +12,29 @@ decoration), with links and images made absolute; markdown.py converts that copy
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 from . import readback
 from .content_options import EXTRACT_KINDS, MAX_CONTENT_BYTES
 from .markdown import to_markdown
 
 if TYPE_CHECKING:
+    from .options import CaptureOptions
     from .session import CaptureSession
+
+T = TypeVar("T")
 
 # Characters read back per kind: a character is 1 to 4 UTF-8 bytes, so cut below this is never short.
 _READ_CHARS = MAX_CONTENT_BYTES + 1
 
 _CONTENT_JS = """(kinds, limit) => {
+  // Never more than a little over the bound crosses the protocol: Python cuts at the byte.
   const out = {};
   if (kinds.includes('html')) {
-    out.html = '<!doctype html>' + document.documentElement.outerHTML;
+    out.html = ('<!doctype html>' + document.documentElement.outerHTML).slice(0, limit);
   }
-  if (kinds.includes('text')) out.text = document.body ? document.body.innerText : '';
+  if (kinds.includes('text')) out.text = (document.body ? document.body.innerText : '').slice(0, limit);
   if (!kinds.includes('markdown')) return out;
   const DROP = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'LINK', 'META', 'IFRAME', 'FRAME',
                         'OBJECT', 'EMBED', 'CANVAS', 'SVG', 'MATH', 'SOURCE', 'TRACK']);
@@ -56,8 +61,9 @@ _CONTENT_JS = """(kinds, limit) => {
     return clone;
   };
   const body = document.body ? copy(document.body) : null;
-  out.markdown = body ? body.innerHTML : '';
-  out.markdown_cut = budget <= 0;
+  const markup = body ? body.innerHTML : '';
+  out.markdown = markup.slice(0, 4 * limit);  // the text's bound, and room for its tags
+  out.markdown_cut = budget <= 0 || markup.length > 4 * limit;
   return out;
 }"""
 
@@ -87,6 +93,23 @@ async def read_with(session: CaptureSession, fmt: str, extract: tuple[str, ...])
     """A content format's document, and what ``extract`` asks for beside it, in one reading."""
     content = await read(session, tuple(kind for kind in EXTRACT_KINDS if kind == fmt or kind in extract))
     return content[fmt], {kind: content[kind] for kind in extract}
+
+
+async def beside(shot: Awaitable[T], session: CaptureSession, opts: CaptureOptions) -> tuple[T, dict[str, bytes]]:
+    """The capture ``shot`` and what ``extract`` asks for.  A viewport, element or clip capture
+    holds the page still, so the content is read while Chromium paints and encodes the image
+    (a full page is read after its reveal has loaded the lazy content, a PDF after printing)."""
+    if opts.full_page or opts.format == "pdf":
+        result = await shot
+        return result, await read(session, opts.extract)
+    reading = asyncio.ensure_future(read(session, opts.extract))
+    try:
+        result = await shot
+    except BaseException:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        raise
+    return result, await reading
 
 
 def _bounded(value: str) -> tuple[bytes, bool]:

@@ -129,10 +129,10 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
     reveal.  A page that navigates in the middle is followed, settled and captured again."""
     while True:
         try:
-            rendered = await _capture(session, opts, deadline, max_pdf_pages)
-            if not opts.extract or rendered.content:  # a content format read them with its own
-                return rendered
-            extracted = await content.read(session, opts.extract)  # the document the image shows
+            shot = _capture(session, opts, deadline, max_pdf_pages)
+            if not opts.extract or opts.format in CONTENT_FORMATS:  # a content format reads them with its own
+                return await shot
+            rendered, extracted = await content.beside(shot, session, opts)  # the document the image shows
             return dataclasses.replace(rendered, content=extracted, warnings=session.document.sorted_warnings())
         except DriverError:
             if not session.documents.moved() or session.page.crashed.done():

@@ -185,3 +185,10 @@ async def test_the_client_and_a_signed_link_deliver_content(service: Service) ->
                       format="text", response_type="image")
     content_type, text = await fetch(link)
     assert content_type == TYPES["text"] and "Main Title" in text.decode()
+
+
+async def test_a_pdf_and_a_full_page_carry_their_content_too(service: Service) -> None:
+    pdf = await ok(service, format="pdf", extract="text")
+    assert pdf["format"] == "pdf" and "Written by script" in (await fetch(pdf["content"]["text"]["url"]))[1].decode()
+    full = await ok(service, full_page="true", extract="markdown")
+    check_markdown((await fetch(full["content"]["markdown"]["url"]))[1].decode(), service.site.url)

@@ -1,6 +1,6 @@
 """The page's content as the capture delivers it (SPEC §3.2): html, markdown and text.
 
-Read in one script in the service's isolated world, right after the shot, so it is the
+Read in one script in the service's isolated world, with the shot or right after it (beside), so it is the
 document the image shows.  ``html`` is the DOM as scripts (and the caller's js) left it;
 ``text`` is what a reader sees (``innerText``).  For ``markdown`` the page decides what is
 rendered, which only it can (computed styles): it hands over a copy of the body without

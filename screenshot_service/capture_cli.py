@@ -21,18 +21,22 @@ from .config import Settings
 from .error_map import as_api_error
 from .errors import ApiError
 from .faults import LayerError
-from .storage.base import StoredObject
+from .storage.base import EXTENSIONS, StoredObject
 
 
 class _FileStorage:
-    """A Storage that writes the one capture to the file the user named."""
+    """A Storage that writes the one capture to the file the user named, and the content ``extract``
+    asks for beside it, named like it with its kind's extension (``shot.png`` → ``shot.md``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fmt: str) -> None:
         self.path = path
+        self.extension = EXTENSIONS.get(fmt, fmt)
 
     async def put(self, name: str, data: bytes, content_type: str, *, base_url: str = "") -> StoredObject:
-        await asyncio.to_thread(self.path.write_bytes, data)
-        return StoredObject(name=self.path.name, url=self.path.resolve().as_uri(),
+        extension = name.rsplit(".", 1)[1]
+        path = self.path if extension == self.extension else self.path.with_suffix(f".{extension}")
+        await asyncio.to_thread(path.write_bytes, data)
+        return StoredObject(name=path.name, url=path.resolve().as_uri(),
                             expires_at=datetime.now(UTC) + timedelta(days=36500),
                             size=len(data), content_type=content_type)
 
@@ -43,7 +47,7 @@ class _FileStorage:
 def add_capture_parser(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]) -> None:
     capture = with_config(sub.add_parser("capture", help="capture one URL to a file, without a server"))
     capture.add_argument("url")
-    capture.add_argument("-o", "--output", required=True, help="file to write the image to")
+    capture.add_argument("-o", "--output", required=True, help="file to write the image (or the content format) to; extract= kinds go beside it")
     for name in accepted_at(QUERY):
         if name != "url":
             flag = "--" + name.replace("_", "-")
@@ -80,7 +84,7 @@ async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> di
     policy, resolver = EgressPolicy.from_config(one.egress), SystemResolver()
     pool, proxy = await start_browser(one.browser, policy, resolver)
     try:
-        service = CaptureService(pool, _FileStorage(output), policy, resolver,
+        service = CaptureService(pool, _FileStorage(output, opts.format), policy, resolver,
                                  deadline_seconds=one.capture.deadline_seconds,
                                  max_pdf_pages=one.capture.max_pdf_pages)
         result = await CapturePipeline(service).run(Order(opts=opts, started=asyncio.get_running_loop().time()))

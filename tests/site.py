@@ -12,6 +12,7 @@ import json
 from aiohttp import web
 
 from tests.blocking_site import add_blocking_routes
+from tests.content_site import add_content_routes
 
 # The square JS paints on /paint: (100,100)-(300,300) in this colour.
 PAINT_RGB = (0, 128, 0)
@@ -142,6 +143,7 @@ def build(hits: list[str]) -> web.Application:
     add_trust_routes(routes)
     add_resource_routes(routes)
     add_blocking_routes(routes)
+    add_content_routes(routes)
     app.add_routes(routes)
     return app
 

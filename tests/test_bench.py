@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -28,6 +29,7 @@ from screenshot_service import config, config_loading
 from screenshot_service.bench import (
     add_bench_parser,
     binaries,
+    extract,
     fixture_site,
     naive,
     plot,
@@ -189,6 +191,7 @@ def test_targets_are_judged_from_the_results_document() -> None:
         True,  # the slowest answer (a 504) came at 30.0 s: not later than the deadline
         False,  # naive: 2.0/s vs 0.5/s is 4x, under 5x
         False,  # thumbnail: 100 / 80 ms = 1.25x the plain capture
+        None,  # extract: not measured in these results
         None,  # no long-document PDF scenario in these results
         None,  # fair share: not measured (a quick run)
     ]
@@ -226,6 +229,32 @@ async def test_the_bench_thumbnail_request_gets_a_thumbnail(service: Service) ->
     params = {"url": service.site.url + "/paint", "api_key": service.key, **spec.query(), "response_type": "json"}
     body = await (await service.client.get("/v1/screenshot", params=params)).json()
     assert (body["width"], body["height"]) == (320, 200)
+
+
+def test_extract_is_judged_on_the_small_page_and_the_long_document() -> None:
+    results = _synthetic_results()
+    plain, slower = (Stats.of(Run(_samples([("200", s)] * 5), 0.5)) for s in (0.08, 0.1))
+    results["extract"] = [extract.record("small", plain, slower)]  # 100 / 80 ms = 1.25x
+    assert _verdict(results, "extract") is True  # judged on what was measured (a run of --pages small)
+    results["extract"] = []
+    assert _verdict(results, "extract") is None
+    results["extract"] = [extract.record("small", plain, slower)]
+    results["extract"].append(extract.record("document", plain, plain))
+    assert _verdict(results, "extract") is True
+    assert "extract=markdown small c=1: p50 100.0 ms vs the plain capture 80.0 ms = 1.25x" in report.summary(results)
+    results["extract"].append(extract.record("heavy", plain, Stats.of(Run(_samples([("200", 0.2)] * 5), 1.0))))
+    assert _verdict(results, "extract") is True  # only the judged pages count
+    results["extract"][1] = extract.record("document", plain, Stats.of(Run(_samples([("500", 0.05)] * 5), 1.0)))
+    assert _verdict(results, "extract") is False  # content that failed is no faster content
+    assert targets.slowest_answers(results)["extract heavy"] == 200.0
+
+
+async def test_the_bench_extract_request_gets_content(service: Service) -> None:
+    spec = dataclasses.replace(extract.plain_capture("small"), path="/paint", extract=extract.KIND)
+    assert spec.format == "png" and extract.plain_capture("document").format == "png"
+    params = {"url": service.site.url + spec.path, "api_key": service.key, **spec.query()}
+    body = await (await service.client.get("/v1/screenshot", params=params)).json()
+    assert set(body["content"]) == {"markdown"}, body
 
 
 def test_latency_is_judged_against_the_warm_floor_and_throughput_against_the_cold_one() -> None:

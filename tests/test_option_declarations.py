@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from screenshot_service.capture.declaration import BODY, JOB, QUERY, Conflict, declared_options, option
-from screenshot_service.capture.option_table import GROUPS, PAGE
+from screenshot_service.capture.option_vocabulary import GROUPS, PAGE
 from screenshot_service.capture.options import OPTIONS, accepted_at, refused_at
 from screenshot_service.capture.parsers import boolean
 from tests.conftest import Service

@@ -19,5 +19,6 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise NotFound(f"no stored capture named {name!r}")
     data, content_type = found
-    headers = {"Cache-Control": "public, max-age=86400, immutable", "X-Content-Type-Options": "nosniff"}
-    return web.Response(body=data, content_type=content_type, headers=headers)
+    headers = {"Cache-Control": "public, max-age=86400, immutable", "X-Content-Type-Options": "nosniff",
+               "Content-Type": content_type}  # a header: extracted text carries its charset
+    return web.Response(body=data, headers=headers)

@@ -16,7 +16,7 @@ from .. import __version__
 from ..capture.declaration import BODY, JOB, QUERY, SIGNED_LINK
 from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
 from ..capture.metadata import METADATA_SCHEMA
-from ..capture.options import OPTIONS, refused_at
+from ..capture.options import FORMATS, OPTIONS, refused_at
 from ..capture.parsers import schema_of
 from ..capture.timing import STAGES
 from ..errors import error_codes
@@ -212,13 +212,17 @@ def _schemas() -> dict[str, Any]:
             "page", "warnings"],
             "properties": {
                 "url": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
-                "format": {"type": "string", "enum": ["png", "jpeg", "webp", "pdf"]},
+                "format": {"type": "string", "enum": list(FORMATS)},
                 "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"},
                 "took_ms": {"type": "integer"}, "cached": {"type": "boolean"},
                 "blocked_requests": {"type": "integer"}, "clamped": {"type": "boolean"},
                 "pages": {"type": "integer", "minimum": 1, "description": "a pdf's page count (pdf only)"},
                 "page": PAGE_FACTS_SCHEMA, "warnings": {"type": "array", "items": WARNING_SCHEMA},
-                "image_base64": {"type": "string", "description": "with response_type=base64"},
+                "image_base64": {"type": "string", "description": "with response_type=base64 (the content "
+                                                                  "itself for format=html/markdown/text)"},
+                "content": {"type": "object", "description": "with extract: each kind's stored file",
+                            "additionalProperties": {"type": "object", "required": ["url", "bytes"], "properties": {
+                                "url": {"type": "string"}, "bytes": {"type": "integer"}}}},
                 "metadata": METADATA_SCHEMA}},
         "Job": {"type": "object", "required": ["id", "status", "status_url", "created_at", "result", "error"],
                 "properties": {

@@ -96,7 +96,8 @@ def render_result(result: CaptureResult, response_type: str, cache_status: str |
     if response_type == "image":
         if result.warnings:  # the body is the image: the warnings' codes travel in a header (SPEC §3)
             headers = {**(headers or {}), "X-Capture-Warnings": ",".join(result.warning_codes)}
-        return web.Response(body=result.data, content_type=result.stored.content_type, headers=headers)
+        # A header, not aiohttp's content_type: extracted text carries its charset.
+        return web.Response(body=result.data, headers={**(headers or {}), "Content-Type": result.stored.content_type})
     body = result.to_json()
     if response_type == "base64":
         body["image_base64"] = base64.b64encode(result.data).decode("ascii")

@@ -122,6 +122,8 @@ def range_text(schema: dict[str, Any]) -> str:
     if "oneOf" in schema:
         shapes = [s.get("description") for s in schema["oneOf"] if s.get("type") == "string"]
         return " or ".join([*(s for s in shapes if s), "a JSON object"])
+    if kind == "array" and "enum" in schema.get("items", {}):
+        return f"any of {' | '.join(schema['items']['enum'])}, one per line"
     if kind == "array":
         items = schema.get("items", {})
         what = f"{items.get('description', 'CSS selectors')}, one per line" if items.get("type") == "string" \

@@ -237,6 +237,9 @@ def summary(results: Mapping[str, Any]) -> str:
     for row in results.get("thumbnail") or []:
         out.append(f"thumbnail {row['page']} c=1: {row['thumb_width']} px p50 {row['thumb_p50_ms']} ms vs the plain "
                    f"capture {row['plain_p50_ms']} ms = {row['latency_ratio']}x" + _errors(row["errors"]))
+    for row in results.get("extract") or []:
+        out.append(f"extract={row['extract']} {row['page']} c=1: p50 {row['extract_p50_ms']} ms vs the plain "
+                   f"capture {row['plain_p50_ms']} ms = {row['latency_ratio']}x" + _errors(row["errors"]))
     overload = results.get("overload")
     if overload:
         out.append(

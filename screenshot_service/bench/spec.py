@@ -16,6 +16,7 @@ class CaptureSpec:
     full_page: bool = False
     max_height: int = 16384  # the service's default cap for full-page height
     thumb_width: int | None = None  # the service only (thumbs.py): the same capture scaled down
+    extract: str | None = None  # the service only (extract.py): content stored beside the image
     format: str = "png"  # or pdf: the service's defaults, the floor's Page.printToPDF with the same paper
 
     def query(self) -> dict[str, str]:
@@ -25,6 +26,8 @@ class CaptureSpec:
             params["full_page"] = "true"
         if self.thumb_width is not None:
             params["thumb_width"] = str(self.thumb_width)
+        if self.extract is not None:
+            params["extract"] = self.extract
         if self.format != "png":
             params["format"] = self.format
         return params

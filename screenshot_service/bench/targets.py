@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import stages, thumbs
+from . import extract, stages, thumbs
 from .report import REJECT_MS_MAX, ratio
 
 # Single-request latency is judged against the warm floor: a request to a pool with a ready
@@ -25,6 +25,7 @@ RSS_GROWTH_PCT_MAX = 10.0
 SOAK_CAPTURES_MIN = 1000  # the RSS target is over this many captures, with recycles among them
 NAIVE_SPEEDUP_MIN = 5.0
 BACKLOG_RATIO_MAX = 2.0  # Step 5: a job backlog may at most double sync latency
+EXTRACT_RATIO_MAX = 1.3  # Step 18: extract=markdown's p50 / the plain capture's, same page, concurrency 1
 THUMBNAIL_RATIO_MAX = 1.1  # Step 16: a 320 px thumbnail's p50 / the plain capture's, same page, concurrency 1
 FAIR_WAIT_RATIO_MAX = 1.0  # the third key's longest wait for a slot / one attacker capture (p95)
 DEFAULT_DEADLINE_S = 30.0  # the service's default [capture] deadline_seconds
@@ -61,6 +62,7 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         _deadline(results),
         _naive(results),
         _thumbnail(results),
+        _extract(results),
         _pdf(results),
         _fair_share(results),
     ]
@@ -178,9 +180,10 @@ def slowest_answers(results: Mapping[str, Any]) -> dict[str, float]:
         value = (results.get(phase) or {}).get("slowest_ms")
         if value is not None:
             slowest[phase] = value
-    for row in results.get("thumbnail") or []:
-        if row.get("slowest_ms") is not None:
-            slowest[f"thumbnail {row['page']}"] = row["slowest_ms"]
+    for phase in ("thumbnail", "extract"):
+        for row in results.get(phase) or []:
+            if row.get("slowest_ms") is not None:
+                slowest[f"{phase} {row['page']}"] = row["slowest_ms"]
     return slowest
 
 
@@ -218,6 +221,18 @@ def _thumbnail(results: Mapping[str, Any]) -> Target:
     return Target(name, value <= THUMBNAIL_RATIO_MAX and not row.get("errors"),
                   f"{row['page']} page at concurrency 1: {row['thumb_width']} px p50 {row['thumb_p50_ms']} ms / plain "
                   f"{row['plain_p50_ms']} ms = {value}x" + (f", errors {row['errors']}" if row.get("errors") else ""))
+def _extract(results: Mapping[str, Any]) -> Target:
+    rows = [r for r in results.get("extract") or [] if r.get("page") in extract.JUDGED_PAGES]
+    name = (f"extract={extract.KIND}'s p50 <= {EXTRACT_RATIO_MAX:g}x the plain capture of the same page, "
+            f"small page and long document (Step 18)")
+    if not rows or any(r.get("latency_ratio") is None and not r.get("errors") for r in rows):
+        return Target(name, None, "not measured")
+    passed = all(not r.get("errors") and r["latency_ratio"] <= EXTRACT_RATIO_MAX for r in rows)
+    return Target(name, passed, "; ".join(
+        f"{r['page']} at concurrency 1: p50 {r['extract_p50_ms']} ms / plain {r['plain_p50_ms']} ms = "
+        f"{r['latency_ratio']}x" + (f", errors {r['errors']}" if r.get("errors") else "") for r in rows))
+
+
 def _fair_share(results: Mapping[str, Any]) -> Target:
     fair = results.get("fair_share") or {}
     ratio_ = fair.get("third_key_wait_ratio")

@@ -1,10 +1,7 @@
-"""The thumbnail phase: a 320 px thumbnail against the plain capture of the same page, in the same run.
-
-At concurrency 1, the two take turns request by request (load.run_alternating,
-each request on a quiet machine), so a drift in the machine's load hits both
-alike.  The small page's viewport shot is judged (targets.py); a full run also
-measures the lazy full page, whose thumbnail the renderer draws at a quarter
-of the size.
+"""The thumbnail phase: a 320 px thumbnail against the plain capture of the same page, in the same
+run (pairs.py: at concurrency 1, request by request in turn).  The small page's viewport shot is
+judged (targets.py); a full run also measures the lazy full page, whose thumbnail the renderer
+draws at a quarter of the size.
 """
 
 from __future__ import annotations
@@ -12,8 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from . import procstats
-from .load import run_alternating
+from .pairs import measure_pairs
 from .plan import BenchPlan
 from .progress import Progress
 from .report import Stats, ratio
@@ -31,17 +27,10 @@ def pages(plan: BenchPlan) -> tuple[str, ...]:
 
 
 async def measure(plan: BenchPlan, target: BenchTarget, progress: Progress) -> list[dict[str, Any]]:
-    records = []
-    for page in pages(plan):
-        plain = PAGES[page]
-        thumb = dataclasses.replace(plain, thumb_width=THUMB_WIDTH)
-        progress.step(f"thumbnail {page} c=1: plain + {THUMB_WIDTH} px (alternating)", 2 * plan.max_requests)
-        calls = [target.service_call(plain, plan.response_type), target.service_call(thumb, plan.response_type)]
-        plain_run, thumb_run = await run_alternating(calls, plan.max_requests, 2 * plan.max_seconds, progress.tick,
-                                                     settle=procstats.machine_quiet)
-        progress.done()
-        records.append(record(page, Stats.of(plain_run), Stats.of(thumb_run)))
-    return records
+    specs = [PAGES[page] for page in pages(plan)]
+    measured = await measure_pairs(plan, target, progress, specs,
+                                   lambda plain: dataclasses.replace(plain, thumb_width=THUMB_WIDTH), "thumbnail")
+    return [record(page, plain, thumb) for page, plain, thumb in measured]
 
 
 def record(page: str, plain: Stats, thumb: Stats) -> dict[str, Any]:

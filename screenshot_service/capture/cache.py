@@ -9,7 +9,7 @@ own URL.  A hit is answered without rendering and without charging a credit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,27 +31,38 @@ class CacheEntry:
     warnings: tuple[CaptureWarning, ...] = ()
     pages: int | None = None
     metadata: dict[str, Any] | None = None
+    content: dict[str, StoredObject] = field(default_factory=dict)  # extracted beside the image
 
     def to_json(self) -> str:
         return json.dumps({
-            "name": self.stored.name, "url": self.stored.url, "expires_at": self.stored.expires_at.isoformat(),
-            "size": self.stored.size, "content_type": self.stored.content_type, "format": self.format,
+            **_stored_json(self.stored), "format": self.format,
             "width": self.width, "height": self.height, "blocked_requests": self.blocked_requests,
             "clamped": self.clamped, "page": self.page.to_json(), "warnings": [w.to_json() for w in self.warnings],
             "pages": self.pages, "metadata": self.metadata,
+            "content": {kind: _stored_json(s) for kind, s in self.content.items()},
         })
 
     @classmethod
     def from_json(cls, text: str) -> CacheEntry:
         raw: dict[str, Any] = json.loads(text)
-        stored = StoredObject(name=raw["name"], url=raw["url"], expires_at=datetime.fromisoformat(raw["expires_at"]),
-                              size=raw["size"], content_type=raw["content_type"])
+        stored = _stored(raw)
         # Entries written before page facts existed read back with empty ones.
         return cls(stored=stored, format=raw["format"], width=raw["width"], height=raw["height"],
                    blocked_requests=raw["blocked_requests"], clamped=raw.get("clamped", False),
                    page=PageFacts.from_json(raw.get("page")),
                    warnings=tuple(CaptureWarning.from_json(w) for w in raw.get("warnings", ())),
-                   pages=raw.get("pages"), metadata=raw.get("metadata"))
+                   pages=raw.get("pages"), metadata=raw.get("metadata"),
+                   content={kind: _stored(s) for kind, s in (raw.get("content") or {}).items()})
+
+
+def _stored_json(stored: StoredObject) -> dict[str, Any]:
+    return {"name": stored.name, "url": stored.url, "expires_at": stored.expires_at.isoformat(),
+            "size": stored.size, "content_type": stored.content_type}
+
+
+def _stored(raw: dict[str, Any]) -> StoredObject:
+    return StoredObject(name=raw["name"], url=raw["url"], expires_at=datetime.fromisoformat(raw["expires_at"]),
+                        size=raw["size"], content_type=raw["content_type"])
 
 
 CACHE_SCHEMA = """

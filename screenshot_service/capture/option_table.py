@@ -14,50 +14,45 @@ from typing import TYPE_CHECKING
 from . import action_parsers, request_blocking
 from . import parsers as parse
 from .action_parsers import Step
-from .declaration import BODY, JOB, QUERY, Conflict, Restriction, option
+from .content_options import CONTENT_FORMATS, extract_list
+from .declaration import BODY, JOB, Conflict, Restriction, option
 from .devices import DEVICES
+from .option_vocabulary import (
+    ACTIONS,
+    AREA,
+    AREA_OF_IMAGE,
+    BLOCKING,
+    CACHE,
+    CONTENT,
+    EMULATION,
+    EXTRACT,
+    FORMATS,
+    HEADER_SCOPES,
+    HTML_MAX_BYTES,
+    MEDIA_TYPES,
+    NO_PDF_THUMBS,
+    NOT_IMAGE,
+    NOT_IN_LINKS,
+    OUTPUT,
+    PAGE,
+    POST_ONLY,
+    RESPONSE_TYPES,
+    THUMB_FITS,
+    THUMBNAIL,
+    VIEWPORT,
+    WAIT_UNTIL,
+    WAITING,
+)
 from .parsers import Clip, Cookie, Geolocation
-from .pdf_parsers import MAX_PAPER_INCHES, MIN_PAPER_INCHES, PAPER_FORMATS, css_length, page_ranges, template
+from .pdf_option_table import PdfOptionTable
 
 if TYPE_CHECKING:
     from ..storage.customer import CustomerS3
 
-FORMATS = ("png", "jpeg", "webp", "pdf")
-# ready: network quiet, fonts loaded, images decoded and layout still (capture/ready.py)
-WAIT_UNTIL = ("load", "domcontentloaded", "networkidle0", "networkidle2", "ready")
-RESPONSE_TYPES = ("json", "base64", "image")
-# Where caller headers go: the target's origin only, or every origin the page loads (third parties see them).
-HEADER_SCOPES = ("origin", "all")
-MEDIA_TYPES = ("screen", "print")
-THUMB_FITS = ("contain", "cover")
-HTML_MAX_BYTES = 2 * 1024 * 1024
-# A 2 MB document or credentials have no place in a URL; headers and cookies on a public
-# link would be sent to the target by anyone holding it.
-POST_ONLY = frozenset({BODY, JOB})
-NOT_IN_LINKS = frozenset({QUERY, BODY, JOB})
-
-# The groups, in the order the API Tester shows them.
-PAGE, VIEWPORT, AREA, OUTPUT = "Page", "Viewport and device", "Capture area", "Output"
-THUMBNAIL = "Thumbnail"
-WAITING, CONTENT, BLOCKING, EMULATION, CACHE = "Waiting", "Content changes", "Blocking", "Emulation", "Cache"
-PDF = "PDF"
-ACTIONS = "Actions"
-GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, WAITING, ACTIONS, CONTENT, BLOCKING, EMULATION, CACHE)
-
-_NO_PDF_THUMBS = "thumbnails are images: {name} cannot be combined with format=pdf"
-_PAPER = css_length(MIN_PAPER_INCHES, MAX_PAPER_INCHES)
-_MARGIN = css_length(0, MAX_PAPER_INCHES / 2)
-_SINGLE_HEIGHT = "pdf_height and pdf_single_page cannot be combined: a single page is as tall as its content"
-_SINGLE_RANGES = "pdf_page_ranges and pdf_single_page cannot be combined: a single page has no other pages"
-
-
-def _pdf_only(name: str) -> tuple[Conflict, ...]:
-    return (Conflict("format", f"{name} only applies to format=pdf, not {{value}}", values=("png", "jpeg", "webp"),
-                     named=True),)
-
-
 @dataclass(frozen=True)
-class OptionTable:
+class OptionTable(PdfOptionTable):
+    """Every option; the PDF group's are declared in pdf_option_table.py."""
+
     url: str | None = option(
         None, parse.text(8192), PAGE, "Page to capture; http or https only. Required unless `html` is given.",
         conflicts=(Conflict("html", "url and html cannot be combined: give either url or html, not both"),))
@@ -74,7 +69,8 @@ class OptionTable:
         "Preset: viewport, scale, mobile, touch and user agent (explicit width/height/scale/UA win).")
 
     full_page: bool = option(
-        False, parse.boolean, AREA, "Capture the whole scroll height; lazy content is revealed by scrolling first.")
+        False, parse.boolean, AREA, "Capture the whole scroll height; lazy content is revealed by scrolling first.",
+        conflicts=(Conflict("format", AREA_OF_IMAGE.format(name="full_page"), values=CONTENT_FORMATS),))
     max_height: int = option(
         16384, parse.integer(100, 65536), AREA,
         "Cap for full-page height in CSS px; taller pages are cut (`clamped: true`), also at the "
@@ -86,7 +82,7 @@ class OptionTable:
         conflicts=(
             Conflict("clip", "selector and clip cannot be combined: selector and clip both choose the captured area"),
             Conflict("full_page", "selector and full_page cannot be combined: an element capture is never full-page"),
-            Conflict("format", "selector cannot be combined with format=pdf", values=("pdf",)),
+            Conflict("format", "selector cannot be combined with format={value}", values=NOT_IMAGE),
         ))
     clip: Clip | None = option(
         None, parse.clip, AREA,
@@ -95,18 +91,25 @@ class OptionTable:
         conflicts=(
             Conflict("full_page", "clip and full_page cannot be combined: clip and full_page both choose the "
                                   "captured area"),
-            Conflict("format", "clip cannot be combined with format=pdf", values=("pdf",)),
+            Conflict("format", "clip cannot be combined with format={value}", values=NOT_IMAGE),
         ))
 
-    format: str = option("png", parse.choice(*FORMATS), OUTPUT, "Output format.")
-    quality: int = option(80, parse.integer(1, 100), OUTPUT, "JPEG/WebP quality.")
+    format: str = option(
+        "png", parse.choice(*FORMATS), OUTPUT,
+        "Output format: an image, a PDF, or the page's content alone (`html`, `markdown`, `text`; UTF-8, "
+        "with `response_type=image` the document itself).")
+    quality: int = option(
+        80, parse.integer(1, 100), OUTPUT, "JPEG/WebP quality.",
+        conflicts=(Conflict("format", "quality only applies to images, not format={value}", values=CONTENT_FORMATS,
+                            named=True),))
     metadata: bool = option(
         False, parse.boolean, OUTPUT,
         "Add `metadata` to the result: title, description, lang, canonical_url, icons, open_graph, twitter "
         "(absolute URLs) and the font families the page's text rendered with.")
     omit_background: bool = option(
         False, parse.boolean, OUTPUT, "Transparent background (png/webp).",
-        conflicts=(Conflict("format", "omit_background needs png or webp, not {value}", values=("jpeg", "pdf")),))
+        conflicts=(Conflict("format", "omit_background needs png or webp, not {value}",
+                            values=("jpeg", "pdf", *CONTENT_FORMATS)),))
     response_type: str = option(
         "json", parse.choice(*RESPONSE_TYPES), OUTPUT,
         "`json` (a URL), `base64` (JSON plus the image) or `image` (the bytes).", in_fingerprint=False,
@@ -127,65 +130,25 @@ class OptionTable:
         None, parse.integer(16, 3840), THUMBNAIL,
         "Scale the image down to this width in pixels; alone, the height follows the aspect ratio. "
         "Never enlarged: an image already inside the box is returned as captured.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_width"), values=("pdf",), named=True),))
+        conflicts=(Conflict("format", NO_PDF_THUMBS.format(name="thumb_width"), values=NOT_IMAGE, named=True),))
     thumb_height: int | None = option(
         None, parse.integer(16, 3840), THUMBNAIL,
         "Scale the image down to this height in pixels; alone, the width follows the aspect ratio.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_height"), values=("pdf",), named=True),))
+        conflicts=(Conflict("format", NO_PDF_THUMBS.format(name="thumb_height"), values=NOT_IMAGE, named=True),))
     thumb_fit: str = option(
         "contain", parse.choice(*THUMB_FITS), THUMBNAIL,
         "With both `thumb_width` and `thumb_height`: `contain` fits the image inside the box (aspect ratio "
         "kept), `cover` fills the box exactly, cropping the overflow around the centre.",
-        conflicts=(Conflict("format", _NO_PDF_THUMBS.format(name="thumb_fit"), values=("pdf",), named=True),))
+        conflicts=(Conflict("format", NO_PDF_THUMBS.format(name="thumb_fit"), values=NOT_IMAGE, named=True),))
 
-    pdf_paper_format: str = option(
-        "letter", parse.choice(*PAPER_FORMATS), PDF, "Paper size (`pdf_width` and `pdf_height` override it).",
-        conflicts=_pdf_only("pdf_paper_format"))
-    pdf_width: str | None = option(
-        None, _PAPER, PDF, "Custom paper width, a CSS length (`210mm`, `8.5in`, `21cm`, `800px`, `12pt`); "
-        "with `pdf_height`.", conflicts=_pdf_only("pdf_width"))
-    pdf_height: str | None = option(
-        None, _PAPER, PDF, "Custom paper height, a CSS length; with `pdf_width`.",
-        conflicts=(*_pdf_only("pdf_height"), Conflict("pdf_single_page", _SINGLE_HEIGHT)))
-    pdf_landscape: bool = option(False, parse.boolean, PDF, "Landscape paper.", conflicts=_pdf_only("pdf_landscape"))
-    pdf_margin: str = option(
-        "0.4in", _MARGIN, PDF, "All four margins, a CSS length; `pdf_margin_top` and the other sides override one.",
-        conflicts=_pdf_only("pdf_margin"))
-    pdf_margin_top: str | None = option(
-        None, _MARGIN, PDF, "Top margin (the header's room).", conflicts=_pdf_only("pdf_margin_top"))
-    pdf_margin_right: str | None = option(
-        None, _MARGIN, PDF, "Right margin.", conflicts=_pdf_only("pdf_margin_right"))
-    pdf_margin_bottom: str | None = option(
-        None, _MARGIN, PDF, "Bottom margin (the footer's room).", conflicts=_pdf_only("pdf_margin_bottom"))
-    pdf_margin_left: str | None = option(
-        None, _MARGIN, PDF, "Left margin.", conflicts=_pdf_only("pdf_margin_left"))
-    pdf_print_background: bool = option(
-        True, parse.boolean, PDF, "Print backgrounds and colours as on screen.",
-        conflicts=_pdf_only("pdf_print_background"))
-    pdf_scale: float = option(
-        1.0, parse.number(0.1, 2), PDF, "Scale of the page's rendering.", conflicts=_pdf_only("pdf_scale"))
-    pdf_page_ranges: str | None = option(
-        None, page_ranges, PDF, "Pages to keep, e.g. `1-3,5`; a page past the last one is a 400.",
-        conflicts=(*_pdf_only("pdf_page_ranges"), Conflict("pdf_single_page", _SINGLE_RANGES)))
-    pdf_header_html: str | None = option(
-        None, template, PDF,
-        "Header on every page (HTML, at most 64 KB): elements with class `pageNumber`, `totalPages`, `date`, "
-        "`title` or `url` are filled in; it loads nothing from the network (images only as `data:` URLs).",
-        conflicts=_pdf_only("pdf_header_html"))
-    pdf_footer_html: str | None = option(
-        None, template, PDF,
-        "Footer on every page, like `pdf_header_html`.", conflicts=_pdf_only("pdf_footer_html"))
-    pdf_prefer_css_page_size: bool = option(
-        True, parse.boolean, PDF, "A CSS `@page { size }` wins over the paper options.",
-        conflicts=_pdf_only("pdf_prefer_css_page_size"))
-    pdf_single_page: bool = option(
-        False, parse.boolean, PDF, "The whole document on one page as tall as its content (at most 200 in).",
-        conflicts=_pdf_only("pdf_single_page"))
-    pdf_outline: bool = option(
-        False, parse.boolean, PDF, "A document outline (bookmarks) from the headings.",
-        conflicts=_pdf_only("pdf_outline"))
-    pdf_tagged: bool = option(
-        False, parse.boolean, PDF, "A tagged (accessible) PDF.", conflicts=_pdf_only("pdf_tagged"))
+    # The page's content beside the image (capture/content.py): stored like it, listed in result.content.
+    extract: tuple[str, ...] = option(
+        (), extract_list, EXTRACT,
+        "The rendered page's content stored beside the image (same retention and storage, your bucket "
+        "with `s3`): any of `html` (the DOM after scripts ran), `markdown` (headings, lists, links and "
+        "images with absolute URLs, tables, code; no scripts, styles or hidden elements), `text` "
+        "(what a reader sees); comma-separated in a query string.  Result `content.{kind}` = "
+        "`{url, bytes}`; each at most 10 MB, else cut with the warning `content_truncated`.")
 
     wait_until: str = option(
         "load", parse.choice(*WAIT_UNTIL), WAITING,

@@ -20,7 +20,8 @@ from ..errors import InvalidParameter
 from . import bounds, request_blocking
 from .declaration import BODY, JOB, QUERY, Option, declared_options
 from .devices import DEVICES
-from .option_table import FORMATS, GROUPS, WAIT_UNTIL, OptionTable
+from .option_table import OptionTable
+from .option_vocabulary import FORMATS, GROUPS, IMAGE_FORMATS, WAIT_UNTIL
 from .parsers import Bad, BadFields
 from .pdf_paper import paper_problems
 
@@ -96,7 +97,7 @@ class CaptureOptions(OptionTable):
         """The pixel budget and texture limit (bounds.py) on the areas known before the page loads:
         the viewport and a clip.  An element and a full page are measured at capture."""
         problems: dict[str, str] = {}
-        if self.format == "pdf":
+        if self.format not in IMAGE_FORMATS:
             return problems
         why = bounds.area_problem(self.width, self.height, self.device_scale_factor, self.format)
         if why is not None:

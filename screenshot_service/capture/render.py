@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..browser.driver_errors import ProtocolError, ScriptError
@@ -25,6 +26,7 @@ from . import (
     blocking,
     bounds,
     checks,
+    content,
     devices,
     emulation,
     facts,
@@ -34,6 +36,7 @@ from . import (
     readback,
     thumbnail,
 )
+from .content_options import CONTENT_FORMATS
 from .options import CaptureOptions
 from .pdf import DEFAULT_MAX_PAGES, print_pdf
 from .session import CaptureSession
@@ -54,6 +57,7 @@ class Rendered:
     warnings: tuple[facts.CaptureWarning, ...] = ()
     pages: int | None = None  # a PDF's page count
     metadata: dict[str, Any] | None = None  # with metadata=true (metadata.py, read by service.py)
+    content: dict[str, bytes] = field(default_factory=dict)  # what ``extract`` asked for, by kind
 
 
 _DEFAULTS = CaptureOptions()
@@ -136,7 +140,11 @@ async def capture(session: CaptureSession, opts: CaptureOptions, *, deadline: fl
         if session.documents.judged != settled:  # the page went on since: a new document to settle
             await _settle(session, opts, deadline)
             settled = session.documents.judged
-        return await _capture(session, opts, deadline, max_pdf_pages)
+        shot = _capture(session, opts, deadline, max_pdf_pages)
+        if not opts.extract or opts.format in CONTENT_FORMATS:  # a content format reads them with its own
+            return await shot
+        rendered, extracted = await content.beside(shot, session, opts)  # the document the image shows
+        return dataclasses.replace(rendered, content=extracted, warnings=session.document.sorted_warnings())
 
     return await loading.steadily(session, opts, attempt)
 
@@ -146,6 +154,11 @@ async def _capture(session: CaptureSession, opts: CaptureOptions, deadline: floa
     page = session.page
     if opts.omit_background:
         await page.send("Emulation.setDefaultBackgroundColorOverride", {"color": {"r": 0, "g": 0, "b": 0, "a": 0}})
+    if opts.format in CONTENT_FORMATS:  # the content alone: the viewport's size, as for a PDF
+        data, extracted = await content.read_with(session, opts.format, opts.extract)
+        page_facts = await checks.before_capture(session, opts)
+        return dataclasses.replace(_rendered(session, data, opts.width, opts.height, False, page_facts),
+                                   content=extracted)
     if opts.format == "pdf":
         if opts.disable_animations:
             await animations.freeze(page, style=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
 from ..errors import CaptureTimeout
 from ..metrics import Metrics
-from ..storage.base import Storage, StoredObject, new_object_name
+from ..storage.base import CONTENT_TYPES, Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
 from ..storage.errors import StorageError
 from . import blocking, metadata, render
@@ -49,6 +49,7 @@ class CaptureResult:
     warnings: tuple[CaptureWarning, ...] = ()  # what may be wrong with the image; never a failure
     pages: int | None = None  # a PDF's page count
     metadata: dict[str, Any] | None = None  # with metadata=true
+    content: dict[str, StoredObject] = field(default_factory=dict)  # ``extract``'s kinds, stored beside
 
     @property
     def warning_codes(self) -> list[str]:
@@ -74,6 +75,8 @@ class CaptureResult:
             body["pages"] = self.pages
         if self.metadata is not None:
             body["metadata"] = self.metadata
+        if self.content:
+            body["content"] = {kind: {"url": s.url, "bytes": s.size} for kind, s in self.content.items()}
         return body
 
 
@@ -142,8 +145,8 @@ class CaptureService:
                 # Storage gets what is left minus a margin, so a hung store is a 502
                 # storage_error inside the deadline rather than a generic 504.
                 store_budget = max(0.5, deadline - loop.time() - STORAGE_MARGIN)
-                stored = await asyncio.shield(
-                    self._store(opts, rendered.data, base_url, customer_s3, store_budget, timings))
+                stored, content = await asyncio.shield(
+                    self._store(opts.format, rendered, base_url, customer_s3, store_budget, timings))
         except TimeoutError:
             raise CaptureTimeout(
                 f"the capture did not finish within {budget:g} s",
@@ -163,6 +166,7 @@ class CaptureService:
             warnings=rendered.warnings,
             pages=rendered.pages,
             metadata=rendered.metadata,
+            content=content,
         )
 
     async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
@@ -178,7 +182,7 @@ class CaptureService:
         return CaptureResult(stored=entry.stored, data=found[0], format=entry.format, width=entry.width,
                              height=entry.height, took_ms=0, cached=True, blocked_requests=entry.blocked_requests,
                              clamped=entry.clamped, page=entry.page, warnings=entry.warnings,
-                             pages=entry.pages, metadata=entry.metadata)
+                             pages=entry.pages, metadata=entry.metadata, content=entry.content)
 
     async def remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
         if self.cache is None:
@@ -186,7 +190,7 @@ class CaptureService:
         entry = CacheEntry(stored=result.stored, format=result.format, width=result.width,
                            height=result.height, blocked_requests=result.blocked_requests,
                            clamped=result.clamped, page=result.page, warnings=result.warnings,
-                           pages=result.pages, metadata=result.metadata)
+                           pages=result.pages, metadata=result.metadata, content=result.content)
         ttl = usable_ttl(entry, float(opts.cache_ttl))
         if ttl > 0:
             await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
@@ -220,17 +224,21 @@ class CaptureService:
         return rendered, session.blocked_requests
 
     async def _store(
-        self, opts: CaptureOptions, data: bytes, base_url: str, customer: CustomerS3 | None, budget: float,
+        self, fmt: str, rendered: render.Rendered, base_url: str, customer: CustomerS3 | None, budget: float,
         timings: StageTimings,
-    ) -> StoredObject:
-        name = new_object_name(opts.format)
+    ) -> tuple[StoredObject, dict[str, StoredObject]]:
+        """The capture, and its extracted content beside it (same backend, same retention), at once."""
+        async def put(kind: str, data: bytes) -> StoredObject:
+            name, content_type = new_object_name(kind), CONTENT_TYPES[kind]
+            if customer is None:
+                return await self.storage.put(name, data, content_type, base_url=base_url)
+            return await self._store_for_customer(customer, name, data, content_type)
+
         began = timings.start(STORE)
         try:
             async with asyncio.timeout(budget):
-                if customer is None:
-                    stored = await self.storage.put(name, data, opts.content_type, base_url=base_url)
-                else:
-                    stored = await self._store_for_customer(customer, name, data, opts.content_type)
+                stored, *extracted = await asyncio.gather(
+                    put(fmt, rendered.data), *(put(kind, data) for kind, data in rendered.content.items()))
         except TimeoutError:
             self.metrics.count_storage_error(customer=customer is not None)
             raise StorageError(f"storage did not answer within {budget:.1f} s") from None
@@ -238,7 +246,7 @@ class CaptureService:
             self.metrics.count_storage_error(customer=customer is not None)
             raise
         self.metrics.observe_phase("storage", timings.add(STORE, began))
-        return stored
+        return stored, dict(zip(rendered.content, extracted, strict=True))
 
     async def _store_for_customer(self, customer: CustomerS3, name: str, data: bytes, content_type: str) -> StoredObject:
         endpoint = customer.endpoint_url or None

@@ -12,7 +12,12 @@ CONTENT_TYPES = {
     "jpeg": "image/jpeg",
     "webp": "image/webp",
     "pdf": "application/pdf",
+    "html": "text/html; charset=utf-8",
+    "markdown": "text/markdown; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
 }
+# A format's file name extension, where it is not the format's own name.
+EXTENSIONS = {"markdown": "md", "text": "txt"}
 
 
 @dataclass(frozen=True)
@@ -39,4 +44,10 @@ class Storage(Protocol):
 
 def new_object_name(fmt: str) -> str:
     """An unguessable name: 160 random bits, URL-safe, with the format's extension."""
-    return f"{secrets.token_urlsafe(20)}.{fmt}"
+    return f"{secrets.token_urlsafe(20)}.{EXTENSIONS.get(fmt, fmt)}"
+
+
+def content_type_of(name: str) -> str:
+    """The content type of a stored object, from its name's extension."""
+    extension = name.rsplit(".", 1)[1]
+    return CONTENT_TYPES[next((f for f, e in EXTENSIONS.items() if e == extension), extension)]

@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..state.sqlite_file import private_dirs
-from .base import CONTENT_TYPES, StoredObject
+from .base import StoredObject, content_type_of
 from .errors import StorageError
 
 log = logging.getLogger("screenshot_service.storage")
 
 # What new_object_name produces; anything else is never a stored file.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}\.(png|jpeg|webp|pdf)$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}\.(png|jpeg|webp|pdf|html|md|txt)$")
 
 
 class LocalStorage:
@@ -55,7 +55,7 @@ class LocalStorage:
             data = await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             return None
-        return data, CONTENT_TYPES[name.rsplit(".", 1)[1]]
+        return data, content_type_of(name)
 
     def sweep(self, now: float | None = None) -> int:
         """Delete captures older than the retention; returns how many went."""

@@ -66,7 +66,8 @@ class ScreenshotClient:
     # the API -----------------------------------------------------------------------------
     async def screenshot(self, url: str | None = None, **options: Any) -> bytes | dict[str, Any]:
         """One capture (``POST /v1/screenshot``): the image's bytes when the answer is an image
-        (``response_type="image"``), else the JSON result."""
+        (``response_type="image"``; the UTF-8 document for ``format="html"``, ``"markdown"`` or
+        ``"text"``), else the JSON result."""
         return await self._call("POST", "/v1/screenshot", json=_body(url, options))
 
     async def submit_job(

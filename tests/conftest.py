@@ -64,7 +64,9 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 @pytest.fixture(scope="session")
 async def test_site() -> AsyncIterator[TestSite]:
     log = SiteLog()
-    runner = web.AppRunner(site.build(log.hits), access_log=None)
+    # Pages some tests leave hanging (/slow?s=60, /stall) are cut after 1 s at the end, not waited
+    # out for aiohttp's default 60 s.
+    runner = web.AppRunner(site.build(log.hits), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     tcp = web.TCPSite(runner, "127.0.0.1", 0)
     await tcp.start()

@@ -64,7 +64,9 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 @pytest.fixture(scope="session")
 async def test_site() -> AsyncIterator[TestSite]:
     log = SiteLog()
-    runner = web.AppRunner(site.build(log.hits), access_log=None)
+    # Pages some tests leave hanging (/slow?s=60, /stall) are cut after 1 s at the end, not waited
+    # out for aiohttp's default 60 s.
+    runner = web.AppRunner(site.build(log.hits), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     tcp = web.TCPSite(runner, "127.0.0.1", 0)
     await tcp.start()
@@ -112,16 +114,22 @@ async def make_pool(test_site: TestSite) -> AsyncIterator[Callable[..., Any]]:
     built: list[tuple[BrowserPool, Any]] = []
 
     async def make(*, allow: list[str] | None = None, job_slots: int = 0, **browser: Any) -> BrowserPool:
-        cfg = config_loading.replace(config.Settings(), browser=browser).browser
-        allow = [f"127.0.0.1:{test_site.port}"] if allow is None else allow
-        policy = EgressPolicy.from_config(config.EgressConfig(allow=allow))
-        pool, proxy = await start_browser(cfg, policy, SystemResolver(), job_slots=job_slots)
-        built.append((pool, proxy))
-        return pool
+        built.append(await start_pool(test_site, allow=allow, job_slots=job_slots, **browser))
+        return built[-1][0]
 
     yield make
     for pool, proxy in built:
         await stop_browser(pool, proxy)
+
+
+async def start_pool(
+    test_site: TestSite, *, allow: list[str] | None = None, job_slots: int = 0, **browser: Any
+) -> tuple[BrowserPool, Any]:
+    """A pool and its egress proxy (stop both with ``stop_browser``), as ``make_pool`` builds them."""
+    cfg = config_loading.replace(config.Settings(), browser=browser).browser
+    allow = [f"127.0.0.1:{test_site.port}"] if allow is None else allow
+    policy = EgressPolicy.from_config(config.EgressConfig(allow=allow))
+    return await start_browser(cfg, policy, SystemResolver(), job_slots=job_slots)
 
 
 class ApiTestServer(TestServer):

@@ -7,7 +7,10 @@ Every request's path is appended to ``hits`` so tests can see what arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import uuid
+from collections.abc import Iterator
 
 from aiohttp import web
 
@@ -79,7 +82,11 @@ def build(hits: list[str]) -> web.Application:
 
     @routes.get("/slow")
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(float(request.query.get("s", "2")))
+        # ?gate=TOKEN (from held_back()): answers when the test releases it, not after a guessed time.
+        if "gate" in request.query:
+            await _released(request.query["gate"])
+        else:
+            await asyncio.sleep(float(request.query.get("s", "2")))
         return _html("<div style='width:100%;height:100vh;background:rgb(0,0,255)'></div>")
 
     @routes.get("/dialogs")
@@ -170,8 +177,26 @@ def solid_png(width: int, height: int, rgb: tuple[int, int, int], *, filter_type
 PIXEL_PNG = solid_png(4, 4, (0, 0, 255))
 # /late: what the page paints once its late data arrived (before: LATE_BEFORE).
 LATE_BEFORE, LATE_AFTER = (255, 0, 0), (0, 160, 0)
-# token -> released: /late-data waits until the test releases it (a gate, not a timer).
+# token -> released: /late-data and /slow?gate= wait until the test releases it (a gate, not a timer).
 LATE_GATES: dict[str, asyncio.Event] = {}
+GATE_BOUND = 60.0  # seconds a held request waits at most: a test that never releases still ends
+
+
+@contextlib.contextmanager
+def held_back() -> Iterator[str]:
+    """A token whose gated requests wait until the block ends (however it ends)."""
+    token = uuid.uuid4().hex
+    LATE_GATES[token] = asyncio.Event()
+    try:
+        yield token
+    finally:
+        LATE_GATES.pop(token).set()
+
+
+async def _released(token: str) -> None:
+    gate = LATE_GATES.get(token)
+    if gate is not None:
+        await asyncio.wait_for(gate.wait(), GATE_BOUND)
 
 
 def add_trust_routes(routes: web.RouteTableDef) -> None:
@@ -247,9 +272,9 @@ def add_trust_routes(routes: web.RouteTableDef) -> None:
 
     @routes.get("/late-data")
     async def late_data(request: web.Request) -> web.Response:
-        gate = LATE_GATES.get(request.query.get("token", ""))
-        if gate is not None:
-            await asyncio.wait_for(gate.wait(), 30)
+        token = request.query.get("token", "")
+        if token in LATE_GATES:
+            await _released(token)
         else:
             await asyncio.sleep(0.3)  # late, but only a little: ready must wait for it either way
         return web.Response(text="ok")

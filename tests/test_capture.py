@@ -10,7 +10,7 @@ import pytest
 
 from screenshot_service.appkeys import POOL
 from tests.conftest import Service, answered_by, image_of, kill_process_group, wait_for
-from tests.site import PAINT_RGB
+from tests.site import PAINT_RGB, held_back
 
 
 async def test_javascript_runs_and_paints_pixels(service: Service) -> None:
@@ -210,17 +210,18 @@ async def test_chromium_crash_fails_in_flight_and_next_request_succeeds(
 async def test_full_pool_and_queue_answer_503_overloaded_at_once(make_service: Any, make_pool: Any) -> None:
     pool = await make_pool(pool_size=1, max_queue=1)
     service = await make_service(pool=pool)
-    first = asyncio.ensure_future(service.shot("/slow?s=6"))
-    assert await wait_for(lambda: pool.stats()["in_use"] == 1)
-    second = asyncio.ensure_future(service.shot("/paint"))
-    assert await wait_for(lambda: pool.stats()["waiting"] == 1)
-    painted = service.site.log.count("/paint")
-    third = await service.shot("/paint")
-    # Refused at once, not after waiting: answered while the place is still taken and the queue
-    # still full (the first capture still on its slow page, the second not yet at the site).
-    assert not first.done() and not second.done()
-    assert pool.stats()["in_use"] == 1 and pool.stats()["waiting"] == 1
-    assert service.site.log.count("/paint") == painted
+    with held_back() as gate:  # the first capture's page answers when the block ends
+        first = asyncio.ensure_future(service.shot(f"/slow?gate={gate}"))
+        assert await wait_for(lambda: pool.stats()["in_use"] == 1)
+        second = asyncio.ensure_future(service.shot("/paint"))
+        assert await wait_for(lambda: pool.stats()["waiting"] == 1)
+        painted = service.site.log.count("/paint")
+        # Refused at once, not after waiting: answered while the place is still taken and the queue
+        # still full (the first capture held on its page, the second not yet at the site).
+        third = await answered_by(service.shot("/paint"), 0)
+        assert not first.done() and not second.done()
+        assert pool.stats()["in_use"] == 1 and pool.stats()["waiting"] == 1
+        assert service.site.log.count("/paint") == painted
     assert third.status == 503
     assert third.headers["Retry-After"] == "1"
     assert (await third.json())["error"]["code"] == "overloaded"

@@ -7,12 +7,8 @@ pages that never settle are bounded by the request's own deadline.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -59,19 +55,8 @@ async def test_images_broken_counts_failed_images(service: Service) -> None:
     assert "images_broken" not in _codes(await _json(service, "/images?broken=0"))
 
 
-@contextlib.contextmanager
-def _held_back() -> Iterator[str]:
-    """A token whose /late-data requests wait until the block ends (a gate, not a timer)."""
-    token = uuid.uuid4().hex
-    site.LATE_GATES[token] = asyncio.Event()
-    try:
-        yield token
-    finally:
-        site.LATE_GATES.pop(token).set()
-
-
 async def test_fonts_not_loaded_when_a_web_font_is_still_pending(service: Service) -> None:
-    with _held_back() as token:
+    with site.held_back() as token:
         assert "fonts_not_loaded" in _codes(await _json(service, f"/font-pending?token={token}"))
     assert "fonts_not_loaded" not in _codes(await _json(service, "/paint"))
 
@@ -96,8 +81,8 @@ async def test_clamped_fires_when_the_full_page_is_cut(service: Service) -> None
 
 async def test_ready_timeout_names_the_unmet_conditions_and_still_captures(service: Service) -> None:
     # The page's image is held back until the capture is over: the network never goes quiet.
-    with _held_back() as token:
-        body = await _json(service, f"/pending-image?token={token}", wait_until="ready", timeout="10")
+    with site.held_back() as token:
+        body = await _json(service, f"/pending-image?token={token}", wait_until="ready", timeout="6")
     warning = next(w for w in body["warnings"] if w["code"] == "ready_timeout")
     assert {"network", "images"} <= set(warning["details"]["unmet"])
     assert body["bytes"] > 0
@@ -113,7 +98,7 @@ async def test_warnings_never_fail_a_capture(service: Service) -> None:
 
 
 async def test_late_content_is_captured_with_ready_and_missed_with_load(service: Service) -> None:
-    with _held_back() as token:
+    with site.held_back() as token:
         # load: the late data is held back until the capture is over, so the page is still red.
         early = await _image(service, f"/late?token={token}", wait_until="load")
         assert early.getpixel((400, 300)) == site.LATE_BEFORE
@@ -127,7 +112,7 @@ async def test_late_content_is_captured_with_ready_and_missed_with_load(service:
 
 async def test_ready_waits_for_a_still_layout(service: Service) -> None:
     # An endless height animation: nothing loads, but the layout never holds still for 300 ms.
-    body = await _json(service, "/shifting", wait_until="ready", timeout="8")
+    body = await _json(service, "/shifting", wait_until="ready", timeout="6")
     warning = next(w for w in body["warnings"] if w["code"] == "ready_timeout")
     assert warning["details"]["unmet"] == ["layout"]
     # Frozen, the same page is ready.

@@ -14,6 +14,7 @@ from screenshot_service.limits.quota import current_period
 from screenshot_service.state.redis import RedisStateStore
 from screenshot_service.state.sqlite import SqliteStateStore
 from tests.conftest import Service, base_settings, wait_for
+from tests.site import held_back
 
 TINY = {"requests_per_second": 1000, "burst": 1000, "monthly_captures": 3, "concurrency": 10}
 TEN = {"requests_per_second": 1000, "burst": 1000, "monthly_captures": 10, "concurrency": 100}
@@ -96,13 +97,14 @@ async def test_concurrency_cap_per_key(make_service: Any) -> None:
         plan="single", plans={"single": {"requests_per_second": 100, "burst": 100, "concurrency": 1}}
     )
     seen = service.site.log.count("/slow")
-    slow = asyncio.ensure_future(service.shot("/slow?s=3"))
-    assert await wait_for(lambda: service.site.log.count("/slow") > seen, 30)  # in flight: its slot is taken
-    second = await service.shot("/paint")
-    assert second.status == 429
-    assert (await second.json())["error"]["code"] == "concurrency_limited"
-    assert "Retry-After" in second.headers
-    assert not slow.done()  # refused while the first capture still held the key's one slot
+    with held_back() as gate:  # the first capture's page answers when the block ends
+        slow = asyncio.ensure_future(service.shot(f"/slow?gate={gate}"))
+        assert await wait_for(lambda: service.site.log.count("/slow") > seen, 30)  # in flight: its slot is taken
+        second = await service.shot("/paint")
+        assert second.status == 429
+        assert (await second.json())["error"]["code"] == "concurrency_limited"
+        assert "Retry-After" in second.headers
+        assert not slow.done()  # refused while the first capture still held the key's one slot
     assert (await slow).status == 200
 
 

@@ -27,7 +27,7 @@ from screenshot_service.capture.options import refused_at
 from screenshot_service.limits.quota import current_period
 from screenshot_service.signing import canonical_query, sign, signed_url, verify
 from tests.conftest import Service, image_of, wait_for
-from tests.site import PAINT_RGB
+from tests.site import PAINT_RGB, held_back
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CLI = [sys.executable, "-m", "screenshot_service"]
@@ -240,12 +240,13 @@ async def test_signed_links_count_against_the_keys_concurrency(make_service: Any
         plan="single", plans={"single": {"requests_per_second": 100, "burst": 100, "concurrency": 1}}
     )
     seen = service.site.log.count("/slow")
-    slow = asyncio.ensure_future(service.shot("/slow?s=3"))  # a keyed capture holds the key's one slot
-    assert await wait_for(lambda: service.site.log.count("/slow") > seen, 30)
-    link = signed_url(base(service), service.key_id, await secret_of(service), service.site.url + "/paint")
-    status, headers, body = await fetch(link)
-    assert status == 429 and error_of(body)["code"] == "concurrency_limited" and "Retry-After" in headers
-    assert not slow.done()
+    with held_back() as gate:  # a keyed capture holds the key's one slot until the block ends
+        slow = asyncio.ensure_future(service.shot(f"/slow?gate={gate}"))
+        assert await wait_for(lambda: service.site.log.count("/slow") > seen, 30)
+        link = signed_url(base(service), service.key_id, await secret_of(service), service.site.url + "/paint")
+        status, headers, body = await fetch(link)
+        assert status == 429 and error_of(body)["code"] == "concurrency_limited" and "Retry-After" in headers
+        assert not slow.done()
     assert (await slow).status == 200
 
 

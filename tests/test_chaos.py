@@ -221,7 +221,7 @@ async def test_a_hung_browser_is_killed_and_replaced(
         assert await wait_for(lambda: stopped not in pool.chromium_pids(), timeout=RECOVERY)
     finally:
         kill_process_group(stopped)  # whatever happens, no stopped browser outlives the test
-    assert pool.stats()["restarts"] == 1
+    assert await wait_for(lambda: pool.stats()["restarts"] == 1, timeout=RECOVERY)  # the relaunch, after the kill
     await assert_back_to(base, service, pool, [pool, shared_pool])
 
 

@@ -80,6 +80,8 @@ class ChromiumProcess:
                 os.killpg(self.process.pid, 0)
             except (ProcessLookupError, PermissionError):
                 return
+            if not _group_runs(self.process.pid):
+                return  # zombies only: dead, holding nothing, left for their init to reap
             await asyncio.sleep(0.02)
 
     def kill(self) -> None:
@@ -159,3 +161,24 @@ async def drain_stderr(process: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(Exception):
         while await process.stderr.read(65536):
             pass
+
+
+def _group_runs(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still alive (not a zombie).  The browser's helpers,
+    orphaned when it died, are reaped by PID 1, which some inits (a VM's, a container's without
+    tini) do only seconds later: a group of zombies holds no memory, descriptor or socket."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc: trust killpg alone
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .pairs import measure_pairs
+from .pairs import measure_pairs, pair_record
 from .plan import BenchPlan
 from .progress import Progress
-from .report import Stats, ratio
+from .report import Stats
 from .spec import PAGES, CaptureSpec
 from .target import BenchTarget
 
@@ -38,16 +38,4 @@ async def measure(plan: BenchPlan, target: BenchTarget, progress: Progress) -> l
 
 
 def record(page: str, plain: Stats, extracted: Stats) -> dict[str, Any]:
-    return {
-        "page": page,
-        "extract": KIND,
-        "requests": plain.requests + extracted.requests,
-        "plain_p50_ms": plain.p50_ms,
-        "plain_p95_ms": plain.p95_ms,
-        "extract_p50_ms": extracted.p50_ms,
-        "extract_p95_ms": extracted.p95_ms,
-        "slowest_ms": max((s for s in (plain.slowest_ms, extracted.slowest_ms) if s is not None), default=None),
-        "errors": {**{f"plain {k}": v for k, v in plain.errors.items()},
-                   **{f"extract {k}": v for k, v in extracted.errors.items()}},
-        "latency_ratio": ratio(extracted.p50_ms, plain.p50_ms),
-    }
+    return pair_record(page, "extract", plain, extracted, extract=KIND)

@@ -8,12 +8,13 @@ thumbnail and content phases (thumbs.py, extract.py) are both this one measureme
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from . import procstats
 from .load import run_alternating
 from .plan import BenchPlan
 from .progress import Progress
-from .report import Stats
+from .report import Stats, ratio
 from .spec import CaptureSpec
 from .target import BenchTarget
 
@@ -31,3 +32,21 @@ async def measure_pairs(plan: BenchPlan, target: BenchTarget, progress: Progress
         progress.done()
         measured.append((plain.page, Stats.of(plain_run), Stats.of(variant_run)))
     return measured
+
+
+def pair_record(page: str, label: str, plain: Stats, variant: Stats, **about: Any) -> dict[str, Any]:
+    """One page's results: ``about`` (what the variant is), then each side's latency and errors
+    (the variant's under ``label``), and the variant's p50 as a ratio to the plain capture's."""
+    return {
+        "page": page,
+        **about,
+        "requests": plain.requests + variant.requests,
+        "plain_p50_ms": plain.p50_ms,
+        "plain_p95_ms": plain.p95_ms,
+        f"{label}_p50_ms": variant.p50_ms,
+        f"{label}_p95_ms": variant.p95_ms,
+        "slowest_ms": max((s for s in (plain.slowest_ms, variant.slowest_ms) if s is not None), default=None),
+        "errors": {**{f"plain {k}": v for k, v in plain.errors.items()},
+                   **{f"{label} {k}": v for k, v in variant.errors.items()}},
+        "latency_ratio": ratio(variant.p50_ms, plain.p50_ms),
+    }

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .pairs import measure_pairs
+from .pairs import measure_pairs, pair_record
 from .plan import BenchPlan
 from .progress import Progress
-from .report import Stats, ratio
+from .report import Stats
 from .spec import PAGES
 from .target import BenchTarget
 
@@ -34,17 +34,5 @@ async def measure(plan: BenchPlan, target: BenchTarget, progress: Progress) -> l
 
 
 def record(page: str, plain: Stats, thumb: Stats) -> dict[str, Any]:
-    return {
-        "page": page,
-        "thumb_width": THUMB_WIDTH,
-        "requests": plain.requests + thumb.requests,
-        "plain_p50_ms": plain.p50_ms,
-        "plain_p95_ms": plain.p95_ms,
-        "thumb_p50_ms": thumb.p50_ms,
-        "thumb_p95_ms": thumb.p95_ms,
-        "slowest_ms": max((s for s in (plain.slowest_ms, thumb.slowest_ms) if s is not None), default=None),
-        "errors": {**{f"plain {k}": v for k, v in plain.errors.items()},
-                   **{f"thumb {k}": v for k, v in thumb.errors.items()}},
-        "latency_ratio": ratio(thumb.p50_ms, plain.p50_ms),
-    }
+    return pair_record(page, "thumb", plain, thumb, thumb_width=THUMB_WIDTH)
 

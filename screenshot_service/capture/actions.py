@@ -72,8 +72,10 @@ async def perform(session: CaptureSession, opts: CaptureOptions) -> bool:
     moved = False
     if opts.wait_for_function:
         await _run(None, "wait_for_function", _wait_for_function(session.page, opts.wait_for_function))
+        await _caught_up(session.page)
     for index, step in enumerate(opts.actions):
         await _run(index, step.kind, _bounded(_step(session.page, index, step), step.timeout))
+        await _caught_up(session.page)
         if session.documents.moved():  # the next step acts on the document this one led to, once it loaded
             moved = True
             await loading.follow(session, opts)
@@ -90,6 +92,19 @@ async def _run(index: int | None, kind: str, act: Awaitable[None]) -> None:
     except ScriptError as exc:  # our own script's answer was not what it should be
         raise ActionFailed(f"{where} failed: {_first_line(exc)}",
                            details={"index": index, "action": kind, "reason": "js_error"}) from None
+
+
+async def _caught_up(page: PageDriver) -> None:
+    """Until the events the renderer sent while it ran the last step are in: the browser answers
+    ``Input.dispatch*`` once the renderer acknowledged the input, which can come before the
+    renderer's ``Page.frameRequestedNavigation`` for the link it followed (the documents tracker
+    would not know yet that the page is leaving).  The renderer answers a command of its own only
+    after the events it sent before, so one round trip to it orders them."""
+    try:
+        await page.send("Runtime.evaluate", {"expression": "0", "returnByValue": True})
+    except DriverError:
+        if page.crashed.done():
+            raise  # else the document went meanwhile: the tracker has seen that too
 
 
 async def _bounded(act: Awaitable[None], timeout_ms: int | None) -> None:

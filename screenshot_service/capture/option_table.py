@@ -30,7 +30,7 @@ from .option_vocabulary import (
     HEADER_SCOPES,
     HTML_MAX_BYTES,
     MEDIA_TYPES,
-    NO_PDF_THUMBS,
+    NOT_FOR_THUMBNAILS,
     NOT_IMAGE,
     NOT_IN_LINKS,
     OUTPUT,
@@ -70,7 +70,7 @@ class OptionTable(PdfOptionTable):
 
     full_page: bool = option(
         False, parse.boolean, AREA, "Capture the whole scroll height; lazy content is revealed by scrolling first.",
-        conflicts=(Conflict("format", AREA_OF_IMAGE.format(name="full_page"), values=CONTENT_FORMATS),))
+        conflicts=(Conflict("format", AREA_OF_IMAGE, values=CONTENT_FORMATS),))
     max_height: int = option(
         16384, parse.integer(100, 65536), AREA,
         "Cap for full-page height in CSS px; taller pages are cut (`clamped: true`), also at the "
@@ -130,16 +130,16 @@ class OptionTable(PdfOptionTable):
         None, parse.integer(16, 3840), THUMBNAIL,
         "Scale the image down to this width in pixels; alone, the height follows the aspect ratio. "
         "Never enlarged: an image already inside the box is returned as captured.",
-        conflicts=(Conflict("format", NO_PDF_THUMBS.format(name="thumb_width"), values=NOT_IMAGE, named=True),))
+        conflicts=(Conflict("format", NOT_FOR_THUMBNAILS, values=NOT_IMAGE, named=True),))
     thumb_height: int | None = option(
         None, parse.integer(16, 3840), THUMBNAIL,
         "Scale the image down to this height in pixels; alone, the width follows the aspect ratio.",
-        conflicts=(Conflict("format", NO_PDF_THUMBS.format(name="thumb_height"), values=NOT_IMAGE, named=True),))
+        conflicts=(Conflict("format", NOT_FOR_THUMBNAILS, values=NOT_IMAGE, named=True),))
     thumb_fit: str = option(
         "contain", parse.choice(*THUMB_FITS), THUMBNAIL,
         "With both `thumb_width` and `thumb_height`: `contain` fits the image inside the box (aspect ratio "
         "kept), `cover` fills the box exactly, cropping the overflow around the centre.",
-        conflicts=(Conflict("format", NO_PDF_THUMBS.format(name="thumb_fit"), values=NOT_IMAGE, named=True),))
+        conflicts=(Conflict("format", NOT_FOR_THUMBNAILS, values=NOT_IMAGE, named=True),))
 
     # The page's content beside the image (capture/content.py): stored like it, listed in result.content.
     extract: tuple[str, ...] = option(

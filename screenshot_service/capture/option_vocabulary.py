@@ -33,15 +33,15 @@ EXTRACT = "Page content"
 GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, EXTRACT, WAITING, ACTIONS, CONTENT, BLOCKING, EMULATION,
           CACHE)
 
-NO_PDF_THUMBS = "thumbnails are images: {name} cannot be combined with format={{value}}"
+NOT_FOR_THUMBNAILS = "thumbnails are images: {name} cannot be combined with format={value}"
 NOT_IMAGE = ("pdf", *CONTENT_FORMATS)  # formats that are no image: no area, no thumbnail
-AREA_OF_IMAGE = "{name} chooses an area of an image: it cannot be combined with format={{value}}"
+AREA_OF_IMAGE = "{name} chooses an area of an image: it cannot be combined with format={value}"
 PAPER = css_length(MIN_PAPER_INCHES, MAX_PAPER_INCHES)
 MARGIN = css_length(0, MAX_PAPER_INCHES / 2)
 SINGLE_HEIGHT = "pdf_height and pdf_single_page cannot be combined: a single page is as tall as its content"
 SINGLE_RANGES = "pdf_page_ranges and pdf_single_page cannot be combined: a single page has no other pages"
 
 
-def pdf_only(name: str) -> tuple[Conflict, ...]:
-    return (Conflict("format", f"{name} only applies to format=pdf, not {{value}}",
+# A pdf_* option named beside another format: refused whatever its value.
+PDF_ONLY = (Conflict("format", "{name} only applies to format=pdf, not {value}",
                      values=(*IMAGE_FORMATS, *CONTENT_FORMATS), named=True),)

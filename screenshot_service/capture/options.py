@@ -183,7 +183,7 @@ def _cross_check(values: dict[str, Any], problems: dict[str, str]) -> None:
                 continue
             other = _value(values, conflict.other)
             if (other in conflict.values) if conflict.values else _given(values, conflict.other):
-                problems[spec.name] = problems[conflict.other] = conflict.why.format(value=other)
+                problems[spec.name] = problems[conflict.other] = conflict.why.format(value=other, name=spec.name)
 
 
 def _value(values: dict[str, Any], name: str) -> Any:

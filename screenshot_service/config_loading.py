@@ -114,8 +114,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
             values[f.name] = _build(typing.cast(type, hint), raw, key + ".")
         else:
             values[f.name] = _coerce(key, raw, hint, f.metadata)
-    built = cls(**values)
-    return built
+    return cls(**values)
 
 
 def _build_plans(raw: Any) -> dict[str, PlanConfig]:

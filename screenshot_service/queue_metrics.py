@@ -1,7 +1,7 @@
 """Queue depth and queue wait by lane: what an autoscaler and the queue alerts read.
 
 * ``sync``: requests waiting for a browser slot of the pool (browser/admission.py's queue;
-  jobs that share the sync slots, ``jobs.workers`` = 0 lane-less, wait there too).  Depth is
+  jobs too, on a pool built without a jobs lane of its own).  Depth is
   read from the admission at scrape time; every wait is observed when it ends, whether a
   slot was granted or not (a deadline, an eviction), so a saturated pool's waits all show.
 * ``jobs``: accepted jobs waiting in the job store for a worker to claim them.  The store
@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
+from .browser.admission import JOBS, SYNC
 from .faults import LayerError
 
 log = logging.getLogger("screenshot_service.metrics")
 
 NAMESPACE = "screenshot"
-SYNC, JOBS = "sync", "jobs"
 LANES = (SYNC, JOBS)
 # Sync waits end by the 30 s capture deadline; a job backlog can wait minutes to an hour.
 WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
@@ -49,8 +49,6 @@ class QueueMetrics:
             self.wait.labels(lane)
 
     def observe_wait(self, lane: str, seconds: float) -> None:
-        if lane not in LANES:
-            raise ValueError(f"unknown queue lane {lane!r}; one of {LANES}")
         self.wait.labels(lane).observe(max(0.0, seconds))
 
     def observe_sync_wait(self, seconds: float) -> None:

@@ -106,6 +106,19 @@ def main() -> int:
     parser.add_argument("--ignore-file", type=Path, default=IGNORE_FILE)
     parser.add_argument("--only", choices=("environment", "floors"), help="audit one set, not both")
     options = parser.parse_args()
+    try:
+        results = _audit(options)
+    except (OSError, SystemExit, subprocess.SubprocessError) as error:  # the audit itself could not run (a bad ignore list included)
+        print(f"audit: BROKEN: {error}", file=sys.stderr)
+        return BROKEN
+    for _, lines in results:
+        print("\n".join(lines), file=sys.stderr if _ else sys.stdout)
+    # Vulnerable outranks unreachable: an advisory found in one set is news even if the other went unchecked.
+    codes = {code for code, _ in results}
+    return next((code for code in (VULNERABLE, BROKEN, UNREACHABLE) if code in codes), OK)
+
+
+def _audit(options: argparse.Namespace) -> list[tuple[int, list[str]]]:
     ignores = read_ignores(options.ignore_file)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,11 +128,7 @@ def main() -> int:
             floors = floors_requirements(Path(tmp) / "floors.txt")
             results.append(run_pip_audit(options.python, ["--no-deps", "--disable-pip", "--requirement", str(floors)],
                                          ignores, "setup.cfg floors"))
-    for _, lines in results:
-        print("\n".join(lines), file=sys.stderr if _ else sys.stdout)
-    # Vulnerable outranks unreachable: an advisory found in one set is news even if the other went unchecked.
-    codes = {code for code, _ in results}
-    return next((code for code in (VULNERABLE, BROKEN, UNREACHABLE) if code in codes), OK)
+    return results
 
 
 if __name__ == "__main__":

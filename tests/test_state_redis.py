@@ -17,12 +17,12 @@ from screenshot_service.state.base import KeyRecord, Reservation
 from screenshot_service.state.errors import StateUnavailable
 from screenshot_service.state.redis import (
     DEFAULT_PREFIX,
-    SOCKET_TIMEOUT,
     RedisConcurrencyGate,
     RedisRateLimiter,
     RedisStateStore,
     open_redis_backend,
 )
+from screenshot_service.state.redis_client import SOCKET_TIMEOUT
 from tests.conftest import answered_by, wait_for
 from tests.test_state_contract import reserve
 

@@ -20,7 +20,8 @@ from screenshot_service import config_loading
 from screenshot_service.config import ConfigError
 from screenshot_service.state.base import Reservation
 from screenshot_service.state.errors import StateUnavailable
-from screenshot_service.state.redis import SOCKET_TIMEOUT, RedisStateStore
+from screenshot_service.state.redis import RedisStateStore
+from screenshot_service.state.redis_client import SOCKET_TIMEOUT
 from tests.conftest import answered_by, image_of, wait_for
 from tests.jobs_helpers import plan, settings_for, start_app
 

@@ -109,5 +109,5 @@ def parser_complaint(exc: BaseException | None, message: str | None) -> str:
 
 def _internal_error(request: web.Request) -> web.Response:
     request_id = request.get(REQUEST_ID, "-")
-    log.exception("unhandled error (request_id=%s)", request_id)
+    log.exception("unhandled error")  # the log record carries the request id (log_context)
     return json_error(InternalError(f"internal error; quote request id {request_id}"))

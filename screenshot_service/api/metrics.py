@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..appkeys import METRICS, POOL
+from ..browser.admission import SYNC
 from ..metrics import Metrics, metrics_middleware
 from .error_middleware import error_middleware
 
@@ -30,7 +31,7 @@ def install_metrics(app: web.Application) -> Metrics:
         return app[POOL].stats() if POOL in app else None
 
     metrics = Metrics(pool_stats)
-    metrics.queues.watch("sync", lambda: app[POOL].admission.waiting if POOL in app else 0)
+    metrics.queues.watch(SYNC, lambda: app[POOL].admission.waiting if POOL in app else 0)
     app[METRICS] = metrics
     chain = app.middlewares
     position = chain.index(error_middleware) if error_middleware in chain else len(chain)

@@ -36,15 +36,11 @@ def niced(argv: list[str], nice: int) -> list[str]:
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_this_process() -> None:
+def child_setup() -> None:
     """Runs in the child before exec: the kernel SIGKILLs Chromium if this process dies, even by
     SIGKILL, so no browser outlives the service (its helpers exit when the browser goes)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def child_setup() -> None:
-    _die_with_this_process()
 
 
 def nice_autogroup(pid: int, nice: int) -> None:

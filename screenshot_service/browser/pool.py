@@ -51,17 +51,16 @@ class Lease:
     page: PageDriver
     handle: Any  # what the ContextHook attached (the egress proxy channel)
     waited_s: float
-    _lost: asyncio.Future[None]
+    _instance: Instance  # the browser: its loss, and what its memory guard did
     memory_limit_mb: int = 0  # browser.max_page_memory_mb: the guard (memory.py) kills a renderer over it
-    _instance: Instance | None = None  # the browser: what its memory guard did
 
     async def guard(self, work: Awaitable[T]) -> T:
         """Run ``work``, but fail fast if the browser (503) or this page's renderer dies under it:
         422 when the memory guard killed the renderer or the browser, else 503."""
-        kills_before = self._instance.memory_kills if self._instance else 0
+        kills_before = self._instance.memory_kills
         task = asyncio.ensure_future(work)
         try:
-            waiting: set[asyncio.Future[Any]] = {task, self._lost, self.page.crashed}
+            waiting: set[asyncio.Future[Any]] = {task, self._instance.lost, self.page.crashed}
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             task.cancel()
@@ -77,10 +76,10 @@ class Lease:
             # Whatever a step raised once its renderer or browser died (printToPDF's "Printing failed",
             # a navigation's net error, a script's ``null``) is that death.  Chromium may answer the
             # call before it reports the crash: after a kill of the guard's, wait for the report.
-            if self._instance is not None and self._instance.memory_kills != kills_before:
-                reports: set[asyncio.Future[Any]] = {self._lost, self.page.crashed}
+            if self._instance.memory_kills != kills_before:
+                reports: set[asyncio.Future[Any]] = {self._instance.lost, self.page.crashed}
                 await asyncio.wait(reports, timeout=CRASH_REPORT_BOUND, return_when=asyncio.FIRST_COMPLETED)
-            if self._lost.done() or self.page.crashed.done():
+            if self._instance.lost.done() or self.page.crashed.done():
                 raise self._death() from exc
             if isinstance(exc, ConnectionLost):
                 raise BrowserUnavailable("the page's renderer crashed during the capture; retry", retry_after=1) from exc
@@ -88,8 +87,8 @@ class Lease:
 
     def _death(self) -> Exception:
         """The error for a capture whose browser was lost or whose renderer died."""
-        if self._lost.done():
-            if self._instance is not None and self._instance.shared_memory_exceeded:
+        if self._instance.lost.done():
+            if self._instance.shared_memory_exceeded:
                 limit = self._instance.shared_memory_exceeded
                 return PageMemoryExceeded(
                     f"the browser's shared processes (Blobs, storage) held more than {limit} MB; "
@@ -208,8 +207,8 @@ class BrowserPool:
             instance = self.supervisor.pick(lane)  # it may have died while we waited
             instance.in_use += 1
             warm = instance.warm.popleft() if instance.warm else await self._new_context(instance)
-            yield Lease(page=warm.page, handle=warm.handle, waited_s=time.monotonic() - started, _lost=instance.lost,
-                        memory_limit_mb=self.cfg.max_page_memory_mb, _instance=instance)
+            yield Lease(page=warm.page, handle=warm.handle, waited_s=time.monotonic() - started, _instance=instance,
+                        memory_limit_mb=self.cfg.max_page_memory_mb)
         finally:
             self.admission.release(lane, place)
             if instance is not None:

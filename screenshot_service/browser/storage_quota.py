@@ -22,8 +22,6 @@ from ..egress.urls import origin_of
 from .driver_errors import DriverError
 from .page_driver import PageDriver
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
 
 def cap_storage(page: PageDriver, quota_mb: int) -> None:
     """From now on, give every origin ``page`` requests a document from ``quota_mb`` of storage."""
@@ -46,4 +44,3 @@ def cap_storage(page: PageDriver, quota_mb: int) -> None:
         task.add_done_callback(sending.discard)
 
     page.on("Network.requestWillBeSent", on_request)
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .keys import KEYS, key_of
-from .parsers import _json
+from .parsers import json_value
 from .scalar_parsers import Bad, BadFields, described, integer, selector, text
 
 MAX_STEPS = 20
@@ -53,7 +53,7 @@ def wait_for_function(value: Any) -> str:
 
 
 def actions(value: Any) -> tuple[Step, ...]:
-    steps = _json(value, "a JSON list of action steps")
+    steps = json_value(value, "a JSON list of action steps")
     if not isinstance(steps, list) or len(steps) > MAX_STEPS:
         raise Bad(f"must be a list of at most {MAX_STEPS} steps, each an object such as {{\"click\": \"#button\"}}")
     problems: dict[str, str] = {}

@@ -90,7 +90,7 @@ async def _run(index: int | None, kind: str, act: Awaitable[None]) -> None:
         raise ActionFailed(f"{where} failed: {failed}",
                            details={"index": index, "action": kind, "reason": failed.reason}) from None
     except ScriptError as exc:  # our own script's answer was not what it should be
-        raise ActionFailed(f"{where} failed: {_first_line(exc)}",
+        raise ActionFailed(f"{where} failed: {readback.first_line(exc)}",
                            details={"index": index, "action": kind, "reason": "js_error"}) from None
 
 
@@ -139,7 +139,7 @@ async def _step(page: PageDriver, index: int, step: Step) -> None:
         answer = await page.evaluate(_SCROLL_JS, step.selector, step.number or 0)
         _judge(readback.text(answer, limit=20, what="scroll"), field, step.selector)
     elif step.kind == "wait_for_selector":
-        await _check(page, field, _selector(step))
+        await check_selector(page, field, _selector(step))
         await page.wait_for_selector(_selector(step))
     elif step.kind == "wait_for_selector_hidden":
         while True:
@@ -182,7 +182,8 @@ def _judge(answer: str, field: str, selector: str | None) -> None:
         raise readback.UnexpectedAnswer(f"unexpected answer {answer[:40]!r}")
 
 
-async def _check(page: PageDriver, field: str, selector: str) -> None:
+async def check_selector(page: PageDriver, field: str, selector: str) -> None:
+    """A 400 naming ``field`` for a selector the browser cannot parse (instead of a silent no-op)."""
     if await page.evaluate(_VALID_JS, selector) is not True:
         _judge("invalid", field, selector)
 
@@ -229,14 +230,7 @@ async def _wait_for_function(page: PageDriver, expression: str) -> None:
             continue
         details = result.get("exceptionDetails")
         if details:
-            exception = details.get("exception") or {}
-            message = exception.get("description") or exception.get("value") or details.get("text") or "error"
-            raise _Failed("js_error", f"threw {_first_line(message)}")
+            raise _Failed("js_error", f"threw {readback.thrown(details)}")
         if (result.get("result") or {}).get("value") is True:
             return
         await asyncio.sleep(POLL)
-
-
-def _first_line(error: object) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else "error"

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..state.redis_client import guarded
 from ..state.sqlite_file import SqliteFile
 from ..storage.base import StoredObject
 from .facts import CaptureWarning, PageFacts
@@ -116,14 +117,10 @@ class RedisCaptureCache:
         self.prefix = prefix
 
     async def get(self, account: str, fingerprint: str) -> CacheEntry | None:
-        from ..state.redis import guarded
-
         raw = await guarded(self.client.get(f"{self.prefix}{account}:{fingerprint}"))
         return CacheEntry.from_json(raw if isinstance(raw, str) else raw.decode()) if raw else None
 
     async def put(self, account: str, fingerprint: str, entry: CacheEntry, ttl: float) -> None:
-        from ..state.redis import guarded
-
         await guarded(self.client.set(f"{self.prefix}{account}:{fingerprint}", entry.to_json(),
                                       px=max(1, int(ttl * 1000))))
 

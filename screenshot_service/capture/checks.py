@@ -82,7 +82,7 @@ async def before_capture(session: CaptureSession, opts: CaptureOptions) -> facts
         fonts = readback.text(state["fonts"], limit=16, what="fonts")
         count = readback.integer(state["broken"], low=0, high=2**31, what="broken")
     except (ProtocolError, ScriptError) as exc:
-        log.warning("page checks skipped: %s", _first_line(exc))
+        log.warning("page checks skipped: %s", readback.first_line(exc))
         return watch.facts("", html=opts.html is not None)
     if fonts == "loading":
         watch.warn("fonts_not_loaded", "web fonts were still loading: text may show in a fallback font")
@@ -98,7 +98,7 @@ async def after_capture(session: CaptureSession, opts: CaptureOptions, data: byt
     try:
         flat = await _is_flat(session.page, opts, data, area)
     except (ProtocolError, ScriptError) as exc:
-        log.warning("blank check skipped: %s", _first_line(exc))
+        log.warning("blank check skipped: %s", readback.first_line(exc))
         flat = False
     if flat:
         watch.warn("blank_capture", "the image is one flat colour: the page may not have rendered")
@@ -120,7 +120,3 @@ async def _is_flat(page: PageDriver, opts: CaptureOptions, data: bytes,
         "format": "png", "fromSurface": True, "captureBeyondViewport": True,
         "clip": {"x": x, "y": y, "width": width, "height": height, "scale": scale}})
     return bool(await asyncio.to_thread(blank.png_is_flat, base64.b64decode(probe["data"])))
-
-
-def _first_line(error: object) -> str:
-    return str(error).strip().splitlines()[0][:300] if str(error).strip() else "error"

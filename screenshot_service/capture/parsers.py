@@ -90,7 +90,7 @@ def clip(value: Any) -> Clip:
     return Clip(x, y, width, height)
 
 
-def _json(value: Any, what: str) -> Any:
+def json_value(value: Any, what: str) -> Any:
     if not isinstance(value, str):
         return value
     try:
@@ -103,7 +103,7 @@ def _json(value: Any, what: str) -> Any:
 
 
 def headers(value: Any) -> tuple[tuple[str, str], ...]:
-    obj = _json(value, "a JSON object of header names to values")
+    obj = json_value(value, "a JSON object of header names to values")
     if not isinstance(obj, dict) or len(obj) > 50:
         raise Bad("must be a JSON object of at most 50 header names to string values")
     result = []
@@ -126,7 +126,7 @@ def _quoted(name: Any) -> str:
 
 
 def cookies(value: Any) -> tuple[Cookie, ...]:
-    items = _json(value, "a JSON list of cookie objects")
+    items = json_value(value, "a JSON list of cookie objects")
     if not isinstance(items, list) or len(items) > 50:
         raise Bad("must be a list of at most 50 objects with name and value")
     return tuple(_cookie(index, item) for index, item in enumerate(items))

@@ -69,3 +69,15 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return f"a list of {len(value)}"
     return "null" if value is None else type(value).__name__
+
+
+def first_line(error: object) -> str:
+    """The first line of an error's text, at most 300 characters (what an answer or log quotes)."""
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else "error"
+
+
+def thrown(details: dict[str, Any]) -> str:
+    """What a page-world script threw, from DevTools' ``exceptionDetails``: its first line."""
+    exception = details.get("exception") or {}
+    return first_line(exception.get("description") or exception.get("value") or details.get("text") or "error")

@@ -96,7 +96,7 @@ async def prepare(session: CaptureSession, opts: CaptureOptions) -> None:
         try:
             await page.send("Network.setCookies", {"cookies": [c.to_cdp(opts.url) for c in opts.cookies]})
         except ProtocolError as exc:
-            raise InvalidParameter.fields({"cookies": f"rejected by the browser: {_first_line(exc)}"}) from None
+            raise InvalidParameter.fields({"cookies": f"rejected by the browser: {readback.first_line(exc)}"}) from None
     await blocking.apply_page_blocking(page, opts)
 
 
@@ -117,7 +117,7 @@ async def _settle(session: CaptureSession, opts: CaptureOptions, deadline: float
     if opts.disable_animations:  # first now, so that frozen animations neither delay ready nor hide the selector
         await animations.freeze(page)
     if opts.wait_for_selector:
-        await _check_selector(page, "wait_for_selector", opts.wait_for_selector)
+        await actions.check_selector(page, "wait_for_selector", opts.wait_for_selector)
         await page.wait_for_selector(opts.wait_for_selector)
     if opts.wait_until == "ready":
         await checks.wait_ready(session, deadline)
@@ -232,7 +232,7 @@ async def _tidy(session: CaptureSession, opts: CaptureOptions) -> None:
         await page.add_style_tag(blocking.cookie_banner_css())
     if opts.hide_selectors:
         for selector in opts.hide_selectors:
-            await _check_selector(page, "hide_selectors", selector)
+            await actions.check_selector(page, "hide_selectors", selector)
         rules = "\n".join(f"{s} {{ display: none !important; }}" for s in opts.hide_selectors)
         await page.add_style_tag(rules)
     if opts.css:
@@ -249,17 +249,7 @@ async def _run_js(page: PageDriver, source: str) -> None:
     )
     details = result.get("exceptionDetails")
     if details:
-        exception = details.get("exception") or {}
-        message = exception.get("description") or exception.get("value") or details.get("text") or "error"
-        raise InvalidParameter.fields({"js": f"threw {_first_line(message)}"})
-
-
-async def _check_selector(page: PageDriver, field: str, selector: str) -> None:
-    """A 400 naming ``field`` for a selector the browser cannot parse (instead of a silent no-op)."""
-    ok = await page.evaluate("(s) => { try { document.createDocumentFragment().querySelector(s); return true; }"
-                             " catch (e) { return false; } }", selector)
-    if ok is not True:
-        raise InvalidParameter.fields({field: f"{selector!r} is not a valid CSS selector"})
+        raise InvalidParameter.fields({"js": f"threw {readback.thrown(details)}"})
 
 
 _BOX_JS = """(selector) => {
@@ -275,18 +265,14 @@ _BOX_JS = """(selector) => {
 async def _element_box(page: PageDriver, selector: str | None) -> tuple[int, int, int, int]:
     """The element's box in page coordinates, whole CSS px (so the image is exactly its size)."""
     assert selector is not None
-    await _check_selector(page, "selector", selector)
+    await actions.check_selector(page, "selector", selector)
     try:
         answer = await page.evaluate(_BOX_JS, selector)
         if answer is None:
             raise SelectorNotFound(f"no element matches {selector!r}", details={"selector": selector})
         x, y, width, height = readback.integers(answer, 4, low=-readback.COORDINATE, high=readback.COORDINATE)
     except ScriptError as exc:
-        raise InvalidParameter.fields({"selector": _first_line(exc)}) from None
+        raise InvalidParameter.fields({"selector": readback.first_line(exc)}) from None
     if width <= 0 or height <= 0:
         raise SelectorNotFound(f"the element matching {selector!r} has no visible box", details={"selector": selector})
     return max(0, x), max(0, y), width, height
-
-
-def _first_line(error: object) -> str:
-    return str(error).strip().splitlines()[0][:300] if str(error).strip() else "error"

@@ -34,6 +34,7 @@ from ..appkeys import (
     SETTINGS,
     STATE,
 )
+from ..browser.admission import JOBS as JOBS_LANE
 from ..config import Settings
 from ..state.errors import StateError
 from .keys import JOBS, JOBS_INSTALLED, JOBS_TUNING, JobsTuning
@@ -122,8 +123,8 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         app[JOBS] = JobService(
             store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention
         )
-        app[METRICS].queues.probe("jobs", store.queued)
-        stack.callback(app[METRICS].queues.probe, "jobs", None)
+        app[METRICS].queues.probe(JOBS_LANE, store.queued)
+        stack.callback(app[METRICS].queues.probe, JOBS_LANE, None)
         runner.start()
         stack.push_async_callback(runner.stop, settings.server.drain_seconds)
         sweeper = asyncio.create_task(_sweep_forever(store, tuning.sweep_interval))

@@ -8,10 +8,7 @@ or renew the job.
 
 from __future__ import annotations
 
-_NOW_MS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
+from ..state.redis_scripts import NOW_MS as _NOW_MS
 
 # KEYS: job hash, queue list, active set, idempotency key, the job hash of the id the caller
 # believes the idempotency key holds (the new job's own hash when it believes none).

@@ -63,7 +63,6 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._stopping = False
         self._deadline: float | None = None  # loop time the drain ends: one deadline for the whole shutdown
         self._cutoff: asyncio.TimerHandle | None = None
         self._claim_failing = False
@@ -72,7 +71,7 @@ class JobRunner:
         self.store_failures: Counter[str] = Counter()  # failed store round trips by step (metrics, tests)
         self.worker = JobWorker(
             store, state, ledger, pipeline, webhooks, owner=self.owner, retention_seconds=retention_seconds,
-            lease_seconds=lease_seconds, stopping=lambda: self._stopping, on_state=on_state,
+            lease_seconds=lease_seconds, stopping=lambda: self._deadline is not None, on_state=on_state,
             store_failures=self.store_failures,
         )  # fmt: skip
 
@@ -92,7 +91,6 @@ class JobRunner:
         if self._deadline is not None:
             return
         loop = asyncio.get_running_loop()
-        self._stopping = True
         self._deadline = loop.time() + drain_seconds
         if self._dispatcher is not None:
             self._dispatcher.cancel()

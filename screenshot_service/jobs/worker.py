@@ -90,8 +90,6 @@ class JobWorker:
         self.stopping = stopping  # True once shutdown began: jobs go back to the queue, not fail
         self.on_state = on_state
         self.store_failures = store_failures
-        self.running = 0  # jobs capturing right now (metrics, tests)
-        self.completed = 0  # jobs finished by this process
 
     async def process(self, job: Job, captured: Callable[[], None]) -> None:
         """Runs ``job`` to its ack; ``captured`` is called once its capture is over and stored
@@ -154,7 +152,6 @@ class JobWorker:
         """Capture and store the terminal state; None if the lease was lost meanwhile."""
         result: dict[str, Any] | None = None
         error: dict[str, Any] | None = None
-        self.running += 1
         self.on_state(RUNNING)
         try:
             if job.runs > MAX_RUNS:
@@ -169,8 +166,6 @@ class JobWorker:
         except Exception:
             log.exception("job=%s: unexpected error", job.id)
             error = InternalError(f"internal error; quote job id {job.id}").to_dict()["error"]
-        finally:
-            self.running -= 1
         finished = job.with_changes(
             status=SUCCEEDED if error is None else FAILED, finished_at=now_utc(), result=result, error=error,
             options=None, webhook_status=WEBHOOK_PENDING if job.webhook_url else None,
@@ -181,7 +176,6 @@ class JobWorker:
         if not stored:
             log.warning("job=%s: lease lost before it finished; another worker has it", job.id)
             return None
-        self.completed += 1
         self.on_state(finished.status)
         log.info("job=%s key=%s host=%s %s", job.id, job.key_id, host_of((job.options or {}).get("url")), finished.status)
         return finished

@@ -23,10 +23,8 @@ from ..signing import new_signing_secret
 from . import redis_scripts as lua
 from .base import KeyRecord, Reservation, Reserved
 from .errors import StateUnavailable
-from .redis_client import SOCKET_TIMEOUT, RedisClient, connect, guarded, unavailable
+from .redis_client import RedisClient, connect, guarded
 from .redis_names import LEDGER_SLOTS, RedisNames, lease_member, reservation_of
-
-__all__ = ["SOCKET_TIMEOUT", "connect", "guarded", "unavailable"]  # the names other modules import here
 
 DEFAULT_PREFIX = "screenshot:"
 RESERVATION_TTL = 40 * 86400  # a reservation outlives any capture and its month

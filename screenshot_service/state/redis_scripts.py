@@ -35,7 +35,7 @@ redis.call('HSETNX', KEYS[1], 'signing_secret', ARGV[1])
 return redis.call('HGET', KEYS[1], 'signing_secret')
 """
 
-_NOW_MS = """
+NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
@@ -43,7 +43,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 # KEYS: month counter, reservation hash, the key's lease zset (redis_names.py).  ARGV: limit, reservation ttl s,
 # counter ttl s, lease ms, lease member.  Returns {taken 0|1, used}.  A reservation that
 # already exists means this call is a retry of one that went through: yes, without counting twice.
-RESERVE_CREDIT = _NOW_MS + """
+RESERVE_CREDIT = NOW_MS + """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if redis.call('EXISTS', KEYS[2]) == 1 then return {1, used} end
 if used >= tonumber(ARGV[1]) then return {0, used} end
@@ -60,7 +60,7 @@ return {1, used}
 # KEYS: reservation hash, lease zset.  ARGV: lease member.  reserved -> committed while the
 # lease runs (Redis's clock: a commit that waited in a frozen Redis past it does not land).
 # 1 when committed (also when it already was), 0 when it cannot be.
-COMMIT_CREDIT = _NOW_MS + """
+COMMIT_CREDIT = NOW_MS + """
 local state = redis.call('HGET', KEYS[1], 's')
 if state == 'committed' then return 1 end
 if state ~= 'reserved' or tonumber(redis.call('HGET', KEYS[1], 'e')) < now then return 0 end
@@ -83,7 +83,7 @@ return 1
 # KEYS: one lease zset, then per lease member its reservation hash and month counter.
 # ARGV: the lease members, earliest lease end first.  Refunds those whose lease ran out while
 # still reserved (their owner died) and drops them from the set; returns how many it refunded.
-RECLAIM_CREDITS = _NOW_MS + """
+RECLAIM_CREDITS = NOW_MS + """
 local reclaimed = 0
 for i, member in ipairs(ARGV) do
   local ends = redis.call('ZSCORE', KEYS[1], member)
@@ -129,7 +129,7 @@ return {allowed, string.format('%.17g', level)}
 # KEYS: zset of tokens scored by lease expiry (ms, Redis time).  ARGV: limit, token, lease ms.
 # Leases left behind by a crashed instance expire by themselves; the whole set
 # expires when its last token's lease (or a timeout's hold) ends, when every member is stale anyway.
-CONCURRENCY_ACQUIRE = _NOW_MS + """
+CONCURRENCY_ACQUIRE = NOW_MS + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 local lease = tonumber(ARGV[3])
@@ -141,7 +141,7 @@ return 1
 # KEYS: the zset of CONCURRENCY_ACQUIRE.  ARGV: token, hold ms.  Hold 0: the slot is free now;
 # else it stays taken (a timeout's penalty) until its lease ends ``hold`` ms from now.  A token
 # already gone (expired) stays gone.
-CONCURRENCY_RELEASE = _NOW_MS + """
+CONCURRENCY_RELEASE = NOW_MS + """
 local hold = tonumber(ARGV[2])
 if hold <= 0 then return redis.call('ZREM', KEYS[1], ARGV[1]) end
 if redis.call('ZADD', KEYS[1], 'XX', 'CH', string.format('%.0f', now + hold), ARGV[1]) == 1 then

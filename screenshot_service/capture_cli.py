@@ -21,7 +21,7 @@ from .config import Settings
 from .error_map import as_api_error
 from .errors import ApiError
 from .faults import LayerError
-from .storage.base import EXTENSIONS, StoredObject
+from .storage.base import StoredObject, extension_of
 
 
 class _FileStorage:
@@ -30,7 +30,7 @@ class _FileStorage:
 
     def __init__(self, path: Path, fmt: str) -> None:
         self.path = path
-        self.extension = EXTENSIONS.get(fmt, fmt)
+        self.extension = extension_of(fmt)
 
     async def put(self, name: str, data: bytes, content_type: str, *, base_url: str = "") -> StoredObject:
         extension = name.rsplit(".", 1)[1]

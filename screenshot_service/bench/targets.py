@@ -6,7 +6,7 @@ They are checked here, in the benchmark, and never as timed tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,31 +69,34 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
 
 
 def _pdf(results: Mapping[str, Any]) -> Target:
-    one = _scenario(results, "document", 1)
-    value = one.get("warm_latency_ratio") if one else None
-    name = f"long-document PDF: service p50 <= {PDF_RATIO_MAX}x a raw Page.printToPDF (warm floor, concurrency 1)"
-    if one is None or value is None:
-        return Target(name, None, "not measured")
-    where = stages.describe(one.get(stages.FIELD))
-    return Target(name, value <= PDF_RATIO_MAX,
-                  f"service p50 {one['p50_ms']} ms / warm floor p50 {one['warm_floor_p50_ms']} ms = {value}x"
-                  + (f"; where the time goes (p50): {where}" if where else ""))
+    return _against_warm_floor(
+        results, "document", PDF_RATIO_MAX,
+        f"long-document PDF: service p50 <= {PDF_RATIO_MAX}x a raw Page.printToPDF (warm floor, concurrency 1)")
 
 
 def _latency(results: Mapping[str, Any]) -> Target:
-    one = _scenario(results, "small", 1)
+    def cold(one: Mapping[str, Any]) -> str:
+        also = f"; vs cold floor {one.get('latency_ratio')}x" if one.get("latency_ratio") is not None else ""
+        if one.get("full_latency_ratio") is not None:
+            also += f", vs full chromium's cold floor {one['full_latency_ratio']}x"
+        return also
+
+    return _against_warm_floor(
+        results, "small", LATENCY_RATIO_MAX, f"small-page p50 at concurrency 1 <= {LATENCY_RATIO_MAX}x the warm floor",
+        cold)
+
+
+def _against_warm_floor(results: Mapping[str, Any], page: str, limit: float, name: str,
+                        also: Callable[[Mapping[str, Any]], str] = lambda one: "") -> Target:
+    """``page``'s p50 at concurrency 1 as a ratio to the warm floor's, with where its time went."""
+    one = _scenario(results, page, 1)
     value = one.get("warm_latency_ratio") if one else None
-    name = f"small-page p50 at concurrency 1 <= {LATENCY_RATIO_MAX}x the warm floor"
     if one is None or value is None:
         return Target(name, None, "not measured")
-    also = f"; vs cold floor {one.get('latency_ratio')}x" if one.get("latency_ratio") is not None else ""
-    if one.get("full_latency_ratio") is not None:
-        also += f", vs full chromium's cold floor {one['full_latency_ratio']}x"
     where = stages.describe(one.get(stages.FIELD))
-    if where:
-        also += f"; where the time goes (p50): {where}"
-    return Target(name, value <= LATENCY_RATIO_MAX,
-                  f"service p50 {one['p50_ms']} ms / warm floor p50 {one['warm_floor_p50_ms']} ms = {value}x{also}")
+    return Target(name, value <= limit,
+                  f"service p50 {one['p50_ms']} ms / warm floor p50 {one['warm_floor_p50_ms']} ms = {value}x"
+                  + also(one) + (f"; where the time goes (p50): {where}" if where else ""))
 
 
 def _throughput(results: Mapping[str, Any]) -> Target:

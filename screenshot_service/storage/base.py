@@ -17,7 +17,15 @@ CONTENT_TYPES = {
     "text": "text/plain; charset=utf-8",
 }
 # A format's file name extension, where it is not the format's own name.
-EXTENSIONS = {"markdown": "md", "text": "txt"}
+_OWN_EXTENSIONS = {"markdown": "md", "text": "txt"}  # every other format is its own extension
+
+
+def extension_of(fmt: str) -> str:
+    """The file extension a stored object of format ``fmt`` is named with."""
+    return _OWN_EXTENSIONS.get(fmt, fmt)
+
+
+TYPE_BY_EXTENSION = {extension_of(fmt): content_type for fmt, content_type in CONTENT_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,9 @@ class Storage(Protocol):
 
 def new_object_name(fmt: str) -> str:
     """An unguessable name: 160 random bits, URL-safe, with the format's extension."""
-    return f"{secrets.token_urlsafe(20)}.{EXTENSIONS.get(fmt, fmt)}"
+    return f"{secrets.token_urlsafe(20)}.{extension_of(fmt)}"
 
 
 def content_type_of(name: str) -> str:
     """The content type of a stored object, from its name's extension."""
-    extension = name.rsplit(".", 1)[1]
-    return CONTENT_TYPES[next((f for f, e in EXTENSIONS.items() if e == extension), extension)]
+    return TYPE_BY_EXTENSION[name.rsplit(".", 1)[1]]

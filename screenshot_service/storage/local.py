@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..state.sqlite_file import private_dirs
-from .base import StoredObject, content_type_of
+from .base import TYPE_BY_EXTENSION, StoredObject, content_type_of
 from .errors import StorageError
 
 log = logging.getLogger("screenshot_service.storage")
 
 # What new_object_name produces; anything else is never a stored file.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{20,64}\.(png|jpeg|webp|pdf|html|md|txt)$")
+NAME_PATTERN = re.compile(rf"^[A-Za-z0-9_-]{{20,64}}\.({'|'.join(TYPE_BY_EXTENSION)})$")
 
 
 class LocalStorage:

@@ -119,7 +119,10 @@ class ProcessWatch:
         return self._walk(self._zygotes)[0]
 
     def shared_mb(self) -> int:
-        """Memory of the processes every capture of this browser shares (as of the last ``renderers``)."""
+        """Memory of the processes every capture of this browser shares (as of the last ``renderers``;
+        the first reading walks the tree itself, so an idle browser's utility processes count too)."""
+        if not self._readings:
+            self.renderers()
         return sum(map(resident_mb, self._shared))
 
     def _walk(self, roots: list[int]) -> tuple[list[int], set[int]]:

@@ -15,6 +15,9 @@ import pytest
 
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.jobs.keys import JOBS
+from screenshot_service.jobs.models import now_utc
+from screenshot_service.jobs.redis_jobs import RedisJobStore
+from screenshot_service.jobs.sqlite_jobs import SqliteJobStore
 from screenshot_service.jobs.webhooks import verify
 from tests.conftest import image_of, wait_for
 from tests.jobs_helpers import JobsApp, plan, settings_for, start_app, webhook_receiver
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from tests.conftest import TestSite
+    from tests.redis_server import RedisTestServer
 
     MakeJobs = Callable[..., Awaitable[JobsApp]]
 
@@ -32,9 +36,13 @@ COLOURS = [(200, 30, 30), (30, 160, 40), (20, 40, 210)]
 
 @pytest.fixture
 async def make_jobs(aiohttp_client: Any, tmp_path: Path, test_site: TestSite, shared_pool: BrowserPool) -> MakeJobs:
-    async def make(*, plans: dict[str, Any] | None = None, **sections: Any) -> JobsApp:
+    """make_jobs(plans=None, key=None, **settings sections): every app on one state file and one capture
+    directory, as instances of one deployment (or one instance and its restart) are."""
+
+    async def make(*, plans: dict[str, Any] | None = None, key: Any = None, **sections: Any) -> JobsApp:
+        sections.setdefault("storage", {"local": {"path": str(tmp_path / "captures")}})
         settings = settings_for(tmp_path / "svc", test_site, plans=plans, **sections)
-        return await start_app(aiohttp_client, settings, test_site, shared_pool)
+        return await start_app(aiohttp_client, settings, test_site, shared_pool, key=key)
 
     return make
 
@@ -209,6 +217,7 @@ async def test_one_signed_webhook_when_every_item_has_ended(make_jobs: MakeJobs,
         assert status == 202, created
         done = await ended(svc, created["id"])
         assert await wait_for(lambda: done_webhook(svc, created["id"]), 30)
+        assert await wait_for(lambda: _settled(svc), 30)
         assert len(receiver.received) == 1  # one webhook for the batch, none per item
         hit = receiver.received[0]
         assert verify(svc.record.webhook_secret, hit.headers["X-Signature"], hit.body)
@@ -223,3 +232,67 @@ async def test_one_signed_webhook_when_every_item_has_ended(make_jobs: MakeJobs,
 
 async def done_webhook(svc: JobsApp, batch_id: str) -> bool:
     return bool((await batch_of(svc, batch_id)).get("webhook", {}).get("status") == "delivered")
+
+
+async def test_items_ended_before_a_crash_get_the_batch_webhook_after_the_restart(
+    make_jobs: MakeJobs, test_site: TestSite, tmp_path: Path
+) -> None:
+    async with webhook_receiver() as receiver:
+        allow = {"allow": [f"127.0.0.1:{test_site.port}", f"127.0.0.1:{receiver.port}"]}
+        first = await make_jobs(egress=allow, jobs={"workers": 0})
+        status, created = await post_batch(first, {"requests": [coloured(rgb) for rgb in COLOURS[:2]],
+                                                   "webhook_url": receiver.url})  # fmt: skip
+        assert status == 202
+        # A worker that ends every item and dies before its webhook: its leases are left to run out.
+        ghost = SqliteJobStore(tmp_path / "svc" / "state.sqlite3")
+        try:
+            for _ in created["items"]:
+                job = await ghost.claim("ghost-host:1:dead", 0.5)
+                assert job is not None and job.batch_id == created["id"]
+                failed = job.with_changes(status="failed", finished_at=now_utc(), error={"code": "internal_error"})
+                assert await ghost.finish(failed, "ghost-host:1:dead", 3600)
+        finally:
+            await ghost.close()
+        assert (await batch_of(first, created["id"]))["status"] == "done"
+        assert receiver.received == []
+        await first.client.close()
+        restarted = await make_jobs(egress=allow, jobs={"workers": 1}, key=(first.record, first.key))
+        assert await wait_for(lambda: done_webhook(restarted, created["id"]), 30)
+        assert await wait_for(lambda: _settled(restarted), 30)
+        assert len(receiver.received) == 1
+        sent = json.loads(receiver.received[0].body)
+        assert sent["id"] == created["id"] and sent["failed"] == 2
+        assert await usage_used(restarted) == 0  # failed items are refunded by whoever settles them
+
+
+async def _settled(svc: JobsApp) -> bool:
+    """Nothing left in the queue: every item settled and acked, claimed or not (so no late webhook)."""
+    store = svc.app[JOBS].store
+    if isinstance(store, RedisJobStore):
+        leased = await store.client.zcard(f"{store.prefix}leases")
+        return int(leased) == 0 and await store.queued() == 0
+    assert isinstance(store, SqliteJobStore)
+    rows = await store.file.run(lambda db: db.execute("SELECT COUNT(*) FROM jobs WHERE in_queue = 1").fetchone())
+    return int(rows[0]) == 0
+
+
+async def test_two_instances_ending_items_at_once_send_one_webhook(
+    make_jobs: MakeJobs, test_site: TestSite, redis_server: RedisTestServer
+) -> None:
+    redis_server.start()
+    redis_server.flush()
+    async with webhook_receiver() as receiver:
+        sections = {"egress": {"allow": [f"127.0.0.1:{test_site.port}", f"127.0.0.1:{receiver.port}"]},
+                    "state": {"backend": "redis", "redis": {"url": redis_server.url}}, "jobs": {"workers": 2}}
+        a = await make_jobs(**sections)
+        b = await make_jobs(**sections, key=(a.record, a.key))
+        requests = [coloured(COLOURS[n % 3]) for n in range(8)]
+        status, created = await post_batch(a, {"requests": requests, "webhook_url": receiver.url})
+        assert status == 202
+        done = await ended(b, created["id"])
+        assert done["succeeded"] == 8
+        assert await wait_for(lambda: done_webhook(a, created["id"]), 30)
+        assert await wait_for(lambda: _settled(a), 30)
+        assert len(receiver.received) == 1
+        assert json.loads(receiver.received[0].body)["items"] == done["items"]
+        assert await usage_used(b) == 8

@@ -7,6 +7,7 @@ cluster is in test_batches_state.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from screenshot_service.browser.pool import BrowserPool
+from screenshot_service.client import BlockingScreenshotClient, ScreenshotClient
 from screenshot_service.jobs.keys import JOBS
 from screenshot_service.jobs.models import now_utc
 from screenshot_service.jobs.redis_jobs import RedisJobStore
 from screenshot_service.jobs.sqlite_jobs import SqliteJobStore
 from screenshot_service.jobs.webhooks import verify
-from tests.conftest import image_of, wait_for
+from tests.conftest import Service, image_of, wait_for
 from tests.jobs_helpers import JobsApp, plan, settings_for, start_app, webhook_receiver
 from tests.site import PAINT_RGB
 
@@ -296,3 +298,23 @@ async def test_two_instances_ending_items_at_once_send_one_webhook(
         assert len(receiver.received) == 1
         assert json.loads(receiver.received[0].body)["items"] == done["items"]
         assert await usage_used(b) == 8
+
+
+async def test_the_clients_submit_and_wait_for_a_batch(service: Service) -> None:
+    base = str(service.client.make_url("")).rstrip("/")
+    requests = [{"url": service.site.url + "/paint"}, coloured(COLOURS[0])]
+    async with ScreenshotClient(base, service.key) as shots:
+        batch = await shots.submit_batch(requests, defaults={"width": 400, "height": 300})
+        assert batch["id"].startswith("batch_") and batch["total"] == 2
+        done = await shots.wait_batch(batch, timeout=60, poll_interval=0.1)
+        assert done["status"] == "done" and [i["result"]["width"] for i in done["items"]] == [400, 400]
+        same = await shots.submit_batch(requests, idempotency_key="b1")
+        again = await shots.submit_batch(requests, idempotency_key="b1")
+        assert again["id"] == same["id"] != batch["id"]
+
+    def script() -> dict[str, Any]:  # what a synchronous program does, in a thread of its own
+        with BlockingScreenshotClient(base, service.key) as blocking:
+            return blocking.wait_batch(blocking.submit_batch([coloured(COLOURS[1])]), poll_interval=0.1)
+
+    finished = await asyncio.to_thread(script)
+    assert finished["status"] == "done" and finished["succeeded"] == 1

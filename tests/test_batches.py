@@ -318,3 +318,14 @@ async def test_the_clients_submit_and_wait_for_a_batch(service: Service) -> None
 
     finished = await asyncio.to_thread(script)
     assert finished["status"] == "done" and finished["succeeded"] == 1
+
+
+async def test_openapi_documents_the_batch_operations(service: Service) -> None:
+    doc = await (await service.client.get("/v1/openapi.json")).json()
+    operations = {op["operationId"] for path in ("/v1/batches", "/v1/batches/{id}") for op in doc["paths"][path].values()}
+    assert operations == {"createBatch", "getBatch", "cancelBatch"}
+    body = doc["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "width" in body["properties"]["requests"]["items"]["properties"]
+    assert "webhook_url" not in body["properties"]["requests"]["items"]["properties"]
+    assert set(doc["components"]["schemas"]["Batch"]["required"]) >= {"id", "status", "items", "total"}
+    assert "batchEnded" in doc["webhooks"]

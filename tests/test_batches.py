@@ -12,8 +12,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 
+from screenshot_service.bench import batches as bench_batches
+from screenshot_service.bench import targets
+from screenshot_service.bench.service import ServiceHandle
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.client import BlockingScreenshotClient, ScreenshotClient
 from screenshot_service.jobs.keys import JOBS
@@ -329,3 +333,16 @@ async def test_openapi_documents_the_batch_operations(service: Service) -> None:
     assert "webhook_url" not in body["properties"]["requests"]["items"]["properties"]
     assert set(doc["components"]["schemas"]["Batch"]["required"]) >= {"id", "status", "items", "total"}
     assert "batchEnded" in doc["webhooks"]
+
+
+async def test_the_bench_batch_phase_runs_a_real_batch_and_is_judged(service: Service) -> None:
+    handle = ServiceHandle(base_url=str(service.client.make_url("")).rstrip("/"), api_key=service.key)
+    async with aiohttp.ClientSession() as session:
+        seconds, batch = await bench_batches._batch(handle, session, [coloured(COLOURS[0])] * 2)
+    assert seconds > 0 and batch["status"] == "done" and batch["succeeded"] == 2
+    measured = {"items": 50, "concurrency": 4, "jobs_workers": 4, "sync_seconds": 10.0, "sync_per_s": 5.0,
+                "sync_errors": 0, "batch_seconds": 12.5, "batch_per_s": 4.0, "batch_failed": 0}  # fmt: skip
+    for ratio, passed in ((0.8, False), (0.95, True)):
+        [target] = [t for t in targets.evaluate({"batch": {**measured, "throughput_ratio": ratio}})
+                    if t.name.startswith("batch:")]  # fmt: skip
+        assert target.passed is passed and f"= {ratio}x" in target.detail

@@ -111,8 +111,12 @@ async def test_a_batch_runs_each_item_as_a_job_with_its_own_pixels(make_jobs: Ma
         image = await svc.client.get("/" + result["url"].split("/", 3)[3])
         assert image_of(await image.read()).convert("RGB").getpixel((200, 200)) == rgb
         job = await svc.job(item["job_id"])  # each item is an ordinary job too
-        assert job["status"] == "succeeded" and job["result"] == result
+        assert job["status"] == "succeeded" and job["result"] == result and job["batch_id"] == created["id"]
     assert await usage_used(svc) == 4
+    metrics = await (await svc.client.get("/metrics")).text()
+    assert "screenshot_batches_total 1.0" in metrics
+    assert 'screenshot_batch_items_total{outcome="queued"} 4.0' in metrics
+    assert 'screenshot_batch_items_total{outcome="succeeded"} 4.0' in metrics
 
 
 async def test_every_invalid_item_is_named_and_nothing_is_queued_or_reserved(make_jobs: MakeJobs) -> None:

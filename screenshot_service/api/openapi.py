@@ -234,7 +234,7 @@ def _schemas() -> dict[str, Any]:
                     "started_at": nullable_time, "finished_at": nullable_time,
                     "result": {"oneOf": [{"$ref": "#/components/schemas/CaptureResult"}, {"type": "null"}]},
                     "error": {"oneOf": [error_body, {"type": "null"}]},
-                    "webhook": {"type": "object"}}},
+                    "webhook": {"type": "object"}, "batch_id": {"type": "string"}}},
         "Usage": {"type": "object", "required": ["key_id", "plan", "rate", "quota"], "properties": {
             "key_id": {"type": "string"}, "plan": {"type": "string"}, "concurrency": {"type": "integer"},
             "max_queued_jobs": {"type": "integer"},

@@ -93,6 +93,8 @@ class Job:
             "result": self.result,
             "error": self.error,
         }
+        if self.batch_id is not None:
+            body["batch_id"] = self.batch_id  # an item of that batch (GET /v1/batches/{id})
         if self.webhook_status is not None and not for_webhook:
             # The webhook body is the final job itself; its own delivery state only shows on GET.
             body["webhook"] = {"status": self.webhook_status, "attempts": self.webhook_attempts}

@@ -138,6 +138,7 @@ class JobsConfig:
     workers: int = _opt(2, min=0, max=64)
     webhook_attempts: int = _opt(3, min=1, max=10)
     webhook_timeout_seconds: float = _opt(10.0, min=1, max=60)
+    max_batch: int = _opt(100, min=1, max=10000)  # items one POST /v1/batches may hold
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -29,6 +29,7 @@ from .queue_metrics import QueueMetrics
 NAMESPACE = "screenshot"
 PHASES = ("queue", "navigation", "capture", "storage", "total")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "canceled")
+BATCH_ITEM_OUTCOMES = ("queued", "succeeded", "failed", "canceled")
 # Captures take 0.05–30 s (the hard deadline); queue waits are often near zero.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0,
                     7.5, 10.0, 15.0, 20.0, 30.0)
@@ -103,6 +104,10 @@ class Metrics:
         self.egress_blocked = Counter(
             "egress_blocked_requests", "Browser requests refused by the egress policy.", **opts)
         self.jobs = Counter("jobs", "Job state transitions.", ["state"], **opts)
+        self.batches = Counter("batches", "Batches accepted (POST /v1/batches).", **opts)
+        self.batch_items = Counter(
+            "batch_items", "Batch items accepted (queued) and ended (succeeded, failed, canceled); each is a job "
+            "too.", ["outcome"], **opts)
         self.settlements = Counter(
             "credit_settlements", "Reserved credits settled: committed (delivered), refunded, or reclaimed "
             "(refunded once the lease of a dead owner ran out).", ["outcome"], **opts)
@@ -121,6 +126,8 @@ class Metrics:
             self.capture_duration.labels(phase)
         for state in JOB_STATES:
             self.jobs.labels(state)
+        for outcome in BATCH_ITEM_OUTCOMES:
+            self.batch_items.labels(outcome)
         for reason in REJECTIONS:
             self.rejections.labels(reason)
         for target in ("service", "customer"):
@@ -149,6 +156,13 @@ class Metrics:
 
     def job_state(self, state: str) -> None:
         self.jobs.labels(state if state in JOB_STATES else "other").inc()
+
+    def batch_submitted(self, items: int) -> None:
+        self.batches.inc()
+        self.batch_items.labels("queued").inc(items)
+
+    def batch_item(self, outcome: str, n: int = 1) -> None:
+        self.batch_items.labels(outcome if outcome in BATCH_ITEM_OUTCOMES else "other").inc(n)
 
     # -- requests ------------------------------------------------------------------------
     def count_error(self, code: str) -> None:

@@ -22,6 +22,7 @@ from ..capture.timing import STAGES
 from ..errors import error_codes
 from .common import json_response
 from .limit_headers import LIMIT_HEADERS
+from .openapi_batches import BATCH_WEBHOOK, batch_paths, batch_schemas
 
 ERROR_CODES = error_codes()  # the one table, built from errors.py
 # A signed link carries these instead of api_key (README, Signed links).
@@ -152,6 +153,7 @@ def build() -> dict[str, Any]:
                            "responses": {"200": {"description": "canceled", "content": job_json},
                                          **_errors("401", "404", "409", "429", "500", "503")}},
             },
+            **batch_paths(option_schemas(JOB)),
             "/v1/files/{name}": {"get": {
                 "summary": "A stored capture (local backend)", "operationId": "getFile", "security": [],
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -185,7 +187,7 @@ def build() -> dict[str, Any]:
             "parameters": [{"name": "X-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
             "requestBody": {"content": job_json},
             "responses": {"200": {"description": "any 2xx acknowledges the delivery"}},
-        }}},
+        }}, **BATCH_WEBHOOK},
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
@@ -205,7 +207,7 @@ def _schemas() -> dict[str, Any]:
     error_body = {"type": "object", "required": ["status", "code", "message"], "properties": {
         "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
         "details": {"type": "object"}}}
-    return {
+    return batch_schemas(error_body) | {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": error_body}},
         "CaptureResult": {"type": "object", "required": [
             "url", "expires_at", "format", "width", "height", "bytes", "took_ms", "cached", "blocked_requests",
@@ -232,7 +234,7 @@ def _schemas() -> dict[str, Any]:
                     "started_at": nullable_time, "finished_at": nullable_time,
                     "result": {"oneOf": [{"$ref": "#/components/schemas/CaptureResult"}, {"type": "null"}]},
                     "error": {"oneOf": [error_body, {"type": "null"}]},
-                    "webhook": {"type": "object"}}},
+                    "webhook": {"type": "object"}, "batch_id": {"type": "string"}}},
         "Usage": {"type": "object", "required": ["key_id", "plan", "rate", "quota"], "properties": {
             "key_id": {"type": "string"}, "plan": {"type": "string"}, "concurrency": {"type": "integer"},
             "max_queued_jobs": {"type": "integer"},

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from ..browser.executable import find_executable, find_full_chromium
-from . import binaries, fairness, fixture_site, naive, procstats, targets
+from . import batches, binaries, fairness, fixture_site, naive, procstats, targets
 from .floor import FloorBrowser, launch_floor
 from .load import REQUEST_TIMEOUT
 from .plan import BenchPlan
@@ -91,6 +91,8 @@ async def run_bench(opts: RunOptions) -> dict[str, Any]:
             if plan.fair_share and not opts.url:
                 progress.note("bench: fair share (two attacker keys and a third, on a service of its own)")
                 results["fair_share"] = await fairness.measure(site.port, workdir / "fair", opts.service, session)
+                progress.note("bench: a 50-item batch against the same captures as sync requests (own service)")
+                results["batch"] = await batches.measure(site.port, workdir / "batch", opts.service, session)
             pool = await _pool_stats(handle, session)
             ours = procstats.descendants(os.getpid())  # service, its Chromium, the floor's
         # the samplers have stopped (and read VmHWM) once the stack is closed

@@ -45,6 +45,7 @@ class ServiceOptions:
     log_level: str = "info"
     executable: str = ""  # browser.executable; empty: the service auto-detects (the headless shell first)
     deadline_seconds: float = 30.0  # [capture] deadline_seconds: no answer may come later
+    jobs_workers: int = 2  # [jobs] workers: the jobs lane's contexts (bench/batches.py: as many as the pool's)
 
 
 def bench_config(root: Path, port: int, site_port: int, opts: ServiceOptions) -> str:
@@ -67,6 +68,9 @@ recycle_after = {opts.recycle_after}
 
 [capture]
 deadline_seconds = {opts.deadline_seconds}
+
+[jobs]
+workers = {opts.jobs_workers}
 
 [egress]
 allow = ["127.0.0.1:{site_port}"]

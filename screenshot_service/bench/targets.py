@@ -27,6 +27,7 @@ NAIVE_SPEEDUP_MIN = 5.0
 BACKLOG_RATIO_MAX = 2.0  # Step 5: a job backlog may at most double sync latency
 EXTRACT_RATIO_MAX = 1.3  # Step 18: extract=markdown's p50 / the plain capture's, same page, concurrency 1
 THUMBNAIL_RATIO_MAX = 1.1  # Step 16: a 320 px thumbnail's p50 / the plain capture's, same page, concurrency 1
+BATCH_RATIO_MIN = 0.9  # Step 19: a 50-item batch's throughput / the same captures as sync requests
 FAIR_WAIT_RATIO_MAX = 1.0  # the third key's longest wait for a slot / one attacker capture (p95)
 DEFAULT_DEADLINE_S = 30.0  # the service's default [capture] deadline_seconds
 
@@ -65,6 +66,7 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         _extract(results),
         _pdf(results),
         _fair_share(results),
+        _batch(results),
     ]
 
 
@@ -248,3 +250,18 @@ def _fair_share(results: Mapping[str, Any]) -> Target:
         f"{fair['third_key_refused']} of {fair['third_key_requests']} refused; longest wait "
         f"{fair['third_key_longest_wait_ms']} ms / attacker capture p95 {fair['attacker_capture_p95_ms']} ms "
         f"= {ratio_}x")
+
+
+def _batch(results: Mapping[str, Any]) -> Target:
+    batch = results.get("batch") or {}
+    name = (f"batch: {batch.get('items', 50)} items as one batch >= {BATCH_RATIO_MIN:g}x the throughput of the "
+            f"same captures as sync requests at the pool's concurrency (Step 19)")
+    if batch.get("throughput_ratio") is None:
+        return Target(name, None, "not measured")
+    failed = batch.get("sync_errors") or batch.get("batch_failed")
+    return Target(
+        name, not failed and batch["throughput_ratio"] >= BATCH_RATIO_MIN,
+        f"batch {batch['batch_per_s']}/s ({batch['batch_seconds']} s, {batch['jobs_workers']} job workers) / sync "
+        f"{batch['sync_per_s']}/s ({batch['sync_seconds']} s, concurrency {batch['concurrency']}) = "
+        f"{batch['throughput_ratio']}x" + (f"; failures: sync {batch['sync_errors']}, batch {batch['batch_failed']}"
+                                           if failed else ""))

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from ..api import batches as batch_handlers
 from ..api import jobs as handlers
 from ..appkeys import (
     ADMISSION,
@@ -37,7 +38,8 @@ from ..appkeys import (
 from ..browser.admission import JOBS as JOBS_LANE
 from ..config import Settings
 from ..state.errors import StateError
-from .keys import JOBS, JOBS_INSTALLED, JOBS_TUNING, JobsTuning
+from .batch_service import BatchService
+from .keys import BATCHES, JOBS, JOBS_INSTALLED, JOBS_TUNING, JobsTuning
 from .runner import JobRunner
 from .service import JobService
 from .store import JobStore
@@ -58,7 +60,7 @@ def install_jobs(
     webhook_backoff: float | None = None,
     sweep_interval: float | None = None,
 ) -> None:
-    """Add /v1/jobs and the workers to ``app``; called again (tests), it only adjusts the tuning."""
+    """Add /v1/jobs, /v1/batches and the workers to ``app``; called again (tests), it only adjusts the tuning."""
     changes = {"lease_seconds": lease_seconds, "poll_interval": poll_interval,
                "webhook_backoff": webhook_backoff, "sweep_interval": sweep_interval}  # fmt: skip
     tuning = app.get(JOBS_TUNING, JobsTuning())
@@ -72,6 +74,9 @@ def install_jobs(
     app.router.add_post("/v1/jobs", handlers.post_job)
     app.router.add_get("/v1/jobs/{id}", handlers.get_job)
     app.router.add_delete("/v1/jobs/{id}", handlers.delete_job)
+    app.router.add_post("/v1/batches", batch_handlers.post_batch)
+    app.router.add_get("/v1/batches/{id}", batch_handlers.get_batch)
+    app.router.add_delete("/v1/batches/{id}", batch_handlers.delete_batch)
     app.cleanup_ctx.append(_jobs_ctx)
     app.on_shutdown.insert(0, _begin_drain)  # before app._drain, which waits for the pool to idle
 
@@ -118,11 +123,13 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
             store, app[STATE], app[LEDGER], app[PIPELINE], sender, workers=settings.jobs.workers,
             retention_seconds=retention, accepting=lambda: not lifecycle.draining, lease_seconds=tuning.lease_seconds,
             poll_interval=tuning.poll_interval, on_state=app[METRICS].job_state,
-            on_wait=app[METRICS].queues.observe_job_wait,
+            on_wait=app[METRICS].queues.observe_job_wait, on_batch_item=app[METRICS].batch_item,
         )  # fmt: skip
         app[JOBS] = JobService(
             store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention
         )
+        app[BATCHES] = BatchService(app[JOBS], max_batch=settings.jobs.max_batch,
+                                    on_submitted=app[METRICS].batch_submitted, on_canceled=app[METRICS].batch_item)
         app[METRICS].queues.probe(JOBS_LANE, store.queued)
         stack.callback(app[METRICS].queues.probe, JOBS_LANE, None)
         runner.start()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from .batch_service import BatchService
 from .service import JobService
 
 
@@ -20,5 +21,6 @@ class JobsTuning:
 
 
 JOBS = web.AppKey("jobs", JobService)
+BATCHES = web.AppKey("batches", BatchService)
 JOBS_TUNING = web.AppKey("jobs_tuning", JobsTuning)
 JOBS_INSTALLED = web.AppKey("jobs_installed", bool)

@@ -65,6 +65,7 @@ class Job:
     webhook_status: str | None = None
     webhook_attempts: int = 0
     request_id: str | None = None  # the submitting request's: the job's log records name it too
+    batch_id: str | None = None  # the batch it is an item of (it then sends no webhook of its own)
 
     @property
     def reservation(self) -> Reservation:
@@ -92,6 +93,8 @@ class Job:
             "result": self.result,
             "error": self.error,
         }
+        if self.batch_id is not None:
+            body["batch_id"] = self.batch_id  # an item of that batch (GET /v1/batches/{id})
         if self.webhook_status is not None and not for_webhook:
             # The webhook body is the final job itself; its own delivery state only shows on GET.
             body["webhook"] = {"status": self.webhook_status, "attempts": self.webhook_attempts}
@@ -120,6 +123,7 @@ class Job:
             "webhook_status": self.webhook_status or "",
             "webhook_attempts": str(self.webhook_attempts),
             "request_id": self.request_id or "",
+            "batch_id": self.batch_id or "",
         }
 
     @classmethod
@@ -150,6 +154,7 @@ class Job:
             webhook_status=text("webhook_status"),
             webhook_attempts=int(row.get("webhook_attempts") or 0),
             request_id=text("request_id"),
+            batch_id=text("batch_id"),
         )
 
 

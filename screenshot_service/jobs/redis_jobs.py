@@ -11,6 +11,7 @@ one slot, as the scripts, which get all their keys in KEYS, need)::
     {p}active:{key_id}             set     the key's unfinished job ids (max_queued_jobs)
     {p}idem:{key_id}:{sha256(k)}   string  Idempotency-Key -> job id; same TTL as the job
     {p}claim:{token}               string  the job a claim took, for a repeat of it; TTL = lease
+    {p}batch:{id}, {p}bidem:…      batches beside the queue (redis_batches.py)
 
 A claim moves an id from the queue into the lease set in one script, so a
 crash between the two cannot lose it; a lease that is not renewed (its instance
@@ -30,6 +31,7 @@ from ..state.errors import StateUnavailable
 from ..state.redis_client import RedisClient, connect, guarded
 from . import redis_scripts as lua
 from .models import Job, iso, now_utc
+from .redis_batches import RedisBatchStore
 from .store import Submitted
 
 DEFAULT_PREFIX = "screenshot:jobs:"
@@ -53,6 +55,7 @@ class RedisJobStore:
         self._ack = register(lua.ACK)
         self._release = register(lua.RELEASE)
         self._cancel = register(lua.CANCEL)
+        self.batches = RedisBatchStore(self)
 
     # -- key names -----------------------------------------------------------------------
     def job_name(self, job_id: str) -> str:
@@ -89,7 +92,7 @@ class RedisJobStore:
                 believed = str(value)
             elif outcome == "full" and not pruned:
                 pruned = True
-                remaining = await self._prune(job.key_id)
+                remaining = await self.prune(job.key_id)
                 if remaining >= max_active:
                     return Submitted("full", active=remaining)
             elif outcome == "full":
@@ -103,7 +106,7 @@ class RedisJobStore:
                 return Submitted("created", job)
         raise StateUnavailable("the job store changed under this request; retry", retry_after=1)
 
-    async def _prune(self, key_id: str) -> int:
+    async def prune(self, key_id: str) -> int:
         """Drop the key's active ids whose record has expired; how many remain."""
         ids = [str(i) for i in await guarded(self.client.smembers(self._active(key_id)))]
         keys = [self._active(key_id), *map(self.job_name, ids)]

@@ -50,6 +50,7 @@ class JobRunner:
         poll_interval: float = 0.5,
         on_state: Callable[[str], None] = lambda state: None,
         on_wait: Callable[[float], None] = lambda seconds: None,
+        on_batch_item: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self.on_state = on_state  # counts job state changes (metrics)
         self.on_wait = on_wait  # seconds from a job's submission to its first claim (metrics)
@@ -72,7 +73,7 @@ class JobRunner:
         self.worker = JobWorker(
             store, state, ledger, pipeline, webhooks, owner=self.owner, retention_seconds=retention_seconds,
             lease_seconds=lease_seconds, stopping=lambda: self._deadline is not None, on_state=on_state,
-            store_failures=self.store_failures,
+            store_failures=self.store_failures, on_batch_item=on_batch_item,
         )  # fmt: skip
 
     # -- lifecycle ------------------------------------------------------------------------

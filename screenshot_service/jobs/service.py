@@ -74,7 +74,7 @@ class JobService:
             if existing is not None:
                 return check_replay(existing, body_print, idempotency_key), False
         if webhook_url is not None:
-            await self._check_webhook(webhook_url)
+            await self.check_webhook(webhook_url)
         if opts.url:
             await self._check_target(opts.url)
         # The credit waits for the job as long as the job may live: settled by the runner.
@@ -133,7 +133,7 @@ class JobService:
         self.runner.wake()
         return job
 
-    async def _check_webhook(self, url: str) -> None:
+    async def check_webhook(self, url: str) -> None:
         try:
             await check_target(url, self.policy, self.resolver, what=WEBHOOK_FIELD)
         except TargetUnreachable:

@@ -22,10 +22,12 @@ import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..state.sqlite_file import SqliteFile
 from .models import CANCELED, QUEUED, RUNNING, UNFINISHED, Job, iso, now_utc
+from .sqlite_batches import SqliteBatchStore
+from .sqlite_rows import insert_job, job_of, unfinished
 from .store import Submitted
 
 T = TypeVar("T")
@@ -52,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     webhook_status TEXT NOT NULL DEFAULT '',
     webhook_attempts INTEGER NOT NULL DEFAULT 0,
     request_id TEXT NOT NULL DEFAULT '',
+    batch_id TEXT NOT NULL DEFAULT '',
     in_queue INTEGER NOT NULL DEFAULT 1,  -- still needs a worker (capture, settle or webhook)
     owner TEXT,                           -- the claiming worker while leased
     lease_until REAL,                     -- unix time the lease runs out
@@ -63,12 +66,15 @@ CREATE INDEX IF NOT EXISTS jobs_active ON jobs (key_id, status);
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at);
 """
 # For files made by an older version (SqliteFile skips a column already there).
-MIGRATIONS = ("ALTER TABLE jobs ADD COLUMN request_id TEXT NOT NULL DEFAULT ''",)
+MIGRATIONS = ("ALTER TABLE jobs ADD COLUMN request_id TEXT NOT NULL DEFAULT ''",
+              "ALTER TABLE jobs ADD COLUMN batch_id TEXT NOT NULL DEFAULT ''",
+              "CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id) WHERE batch_id != ''")
 
 
 class SqliteJobStore:
     def __init__(self, path: str | Path) -> None:
         self.file = SqliteFile(path, SCHEMA, what="job store", migrations=MIGRATIONS)
+        self.batches = SqliteBatchStore(self.file)
         self.path = self.file.path
         self._run = self.file.run
         self._transaction = self.file.transaction
@@ -83,12 +89,6 @@ class SqliteJobStore:
                 )
 
     async def create(self, job: Job, *, max_active: int, ttl: float) -> Submitted:
-        record: dict[str, Any] = dict(job.to_record())
-        record["idempotency_key"] = job.idempotency_key  # NULL, not "", when absent
-        record["expires_at"] = time.time() + ttl
-        columns = ", ".join(record)
-        marks = ", ".join("?" for _ in record)
-
         def create(db: sqlite3.Connection) -> Submitted:
             if job.idempotency_key is not None:
                 row = db.execute(
@@ -96,21 +96,18 @@ class SqliteJobStore:
                     (job.key_id, job.idempotency_key),
                 ).fetchone()
                 if row is not None:
-                    return Submitted("existing", _job(row))
-            active = db.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE key_id = ? AND status IN ({_marks(UNFINISHED)})",
-                (job.key_id, *UNFINISHED),
-            ).fetchone()[0]
+                    return Submitted("existing", job_of(row))
+            active = unfinished(db, job.key_id)
             if active >= max_active:
-                return Submitted("full", active=int(active))
-            db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", tuple(record.values()))
+                return Submitted("full", active=active)
+            insert_job(db, job, ttl)
             return Submitted("created", job)
 
         return await self._transaction(create)
 
     async def get(self, job_id: str) -> Job | None:
         row = await self._run(lambda db: db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
-        return _job(row) if row is not None else None
+        return job_of(row) if row is not None else None
 
     async def by_idempotency_key(self, key_id: str, idempotency_key: str) -> Job | None:
         row = await self._run(
@@ -118,7 +115,7 @@ class SqliteJobStore:
                 "SELECT * FROM jobs WHERE key_id = ? AND idempotency_key = ?", (key_id, idempotency_key)
             ).fetchone()
         )
-        return _job(row) if row is not None else None
+        return job_of(row) if row is not None else None
 
     async def claim(self, owner: str, lease: float, token: str = "") -> Job | None:
         # ``token`` is not needed here: a failed transaction rolled back, it took nothing.
@@ -139,7 +136,7 @@ class SqliteJobStore:
                     "UPDATE jobs SET status = ?, started_at = ?, runs = runs + 1 WHERE seq = ?",
                     (RUNNING, iso(now_utc()), row[0]),
                 )
-            return _job(db.execute("SELECT * FROM jobs WHERE seq = ?", (row[0],)).fetchone())
+            return job_of(db.execute("SELECT * FROM jobs WHERE seq = ?", (row[0],)).fetchone())
 
         return await self._transaction(claim)
 
@@ -198,7 +195,7 @@ class SqliteJobStore:
                 (CANCELED, iso(finished_at), job_id, key_id, QUEUED),
             )
             row = db.execute("SELECT * FROM jobs WHERE id = ? AND key_id = ?", (job_id, key_id)).fetchone()
-            return _job(row) if row is not None else None
+            return job_of(row) if row is not None else None
 
         return await self._transaction(cancel)
 
@@ -212,7 +209,7 @@ class SqliteJobStore:
         cursor = await self._run(
             lambda db: db.execute("DELETE FROM jobs WHERE expires_at < ? AND in_queue = 0", (time.time(),))
         )
-        return int(cursor.rowcount)
+        return int(cursor.rowcount) + await self.batches.sweep()
 
     async def close(self) -> None:
         await self.file.close()
@@ -235,11 +232,3 @@ def _owner_died(owner: str) -> bool:
     except OSError as error:
         return error.errno == errno.ESRCH
     return False
-
-
-def _marks(values: tuple[str, ...]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job.from_record(dict(zip(row.keys(), row, strict=True)))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from .batch_store import BatchStore
 from .models import Job
 
 # A job whose capture was started this many times without finishing (each time
@@ -31,6 +32,11 @@ class Submitted:
 
 
 class JobStore(Protocol):
+    @property
+    def batches(self) -> BatchStore:
+        """Batch records beside the queue, on the same connection (batch_store.py)."""
+        ...
+
     async def create(self, job: Job, *, max_active: int, ttl: float) -> Submitted:
         """Store and enqueue ``job`` atomically, unless the key's Idempotency-Key names an
         existing job ("existing") or the key already has ``max_active`` unfinished jobs ("full").

@@ -82,6 +82,7 @@ class JobWorker:
         stopping: Callable[[], bool],
         on_state: Callable[[str], None],
         store_failures: Counter[str],
+        on_batch_item: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self.store, self.state, self.ledger, self.pipeline, self.webhooks = store, state, ledger, pipeline, webhooks
         self.owner = owner
@@ -89,6 +90,7 @@ class JobWorker:
         self.lease_seconds = lease_seconds
         self.stopping = stopping  # True once shutdown began: jobs go back to the queue, not fail
         self.on_state = on_state
+        self.on_batch_item = on_batch_item  # a batch's item ended (metrics)
         self.store_failures = store_failures
 
     async def process(self, job: Job, captured: Callable[[], None]) -> None:
@@ -110,6 +112,7 @@ class JobWorker:
                     captured()
                     await self._settle(job)
                     await self._notify(job)
+                    await self._notify_batch(job)
                     await self._stored("ack", job.id, lambda: self.store.ack(job.id, self.owner))
                 except asyncio.CancelledError:
                     if lease.lost:
@@ -177,6 +180,8 @@ class JobWorker:
             log.warning("job=%s: lease lost before it finished; another worker has it", job.id)
             return None
         self.on_state(finished.status)
+        if job.batch_id is not None:
+            self.on_batch_item(finished.status)
         log.info("job=%s key=%s host=%s %s", job.id, job.key_id, host_of((job.options or {}).get("url")), finished.status)
         return finished
 
@@ -226,6 +231,29 @@ class JobWorker:
         status = WEBHOOK_DELIVERED if delivery.delivered else WEBHOOK_FAILED
         await self._stored(
             "webhook", job.id, lambda: self.store.update_webhook(job.id, self.owner, status, delivery.attempts)
+        )
+
+    async def _notify_batch(self, job: Job) -> None:
+        """The batch's webhook, if this item is the one that claims it (batch_store.py): sent once,
+        by the worker of an item that ended last; this job stays queued until it is settled."""
+        batch_id, batches = job.batch_id, self.store.batches
+        if batch_id is None:
+            return
+        batch = await self._stored("batch webhook", job.id, lambda: batches.claim_webhook(batch_id, job.id))
+        if batch is None or not batch.webhook_url:
+            return
+        secret = await self._stored("batch webhook", job.id, lambda: self._secret(job.key_id))
+        status, attempts = WEBHOOK_FAILED, 0
+        if secret is None:
+            log.warning("batch=%s: its key is gone or revoked; webhook not sent", batch_id)
+        else:
+            items = await self._stored("batch webhook", job.id, lambda: batches.items(batch))
+            body = json.dumps(batch.to_json(items, for_webhook=True)).encode()
+            delivery = await self.webhooks.deliver(batch.webhook_url, body, secret, job_id=batch_id)
+            status = WEBHOOK_DELIVERED if delivery.delivered else WEBHOOK_FAILED
+            attempts = delivery.attempts
+        await self._stored(
+            "batch webhook", job.id, lambda: batches.update_webhook(batch_id, job.id, status, attempts)
         )
 
     async def _secret(self, key_id: str) -> str | None:

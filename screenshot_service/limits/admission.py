@@ -194,3 +194,20 @@ class Admission:
                          "resets_at": period.resets_at_iso},
             )
         return reservation, give_up_at
+
+    async def reserve_many(
+        self, key: KeyRecord, plan: PlanConfig, limits: LimitState, count: int, lease_seconds: float
+    ) -> tuple[Reservation, ...]:
+        """``count`` credits of this month's quota at once, or a 422 and none at all (a batch)."""
+        period = current_period()
+        reserved = await self.ledger.reserve_many(key.id, period.name, plan.monthly_captures, count, lease_seconds)
+        limits.quota = QuotaStanding(plan.monthly_captures, reserved.used)
+        if reserved.reservations is None:
+            remaining = limits.quota.remaining
+            raise QuotaExceeded(
+                f"this batch needs {count} captures and {remaining} of the {plan.monthly_captures} monthly "
+                f"captures of plan '{key.plan}' remain; the quota resets at {period.resets_at_iso}",
+                details={"plan": key.plan, "monthly_captures": plan.monthly_captures, "used": reserved.used,
+                         "needed": count, "remaining": remaining, "resets_at": period.resets_at_iso},
+            )
+        return reserved.reservations

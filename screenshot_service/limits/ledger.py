@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from ..state.base import Reservation, Reserved, StateStore
+from ..state.base import Reservation, Reserved, ReservedMany, StateStore
 from ..state.errors import StateError, StateUnavailable
 
 log = logging.getLogger("screenshot_service.ledger")
@@ -58,6 +58,10 @@ class Ledger:
         """The store's answer, and the loop time by which a commit must be acknowledged."""
         reserved = await self.state.reserve_credit(key_id, period, limit, lease_seconds)
         return reserved, asyncio.get_running_loop().time() + lease_seconds
+
+    async def reserve_many(self, key_id: str, period: str, limit: int, count: int, lease_seconds: float) -> ReservedMany:
+        """``count`` credits in one atomic step, or none (a batch); each settles like any other."""
+        return await self.state.reserve_credits(key_id, period, limit, count, lease_seconds)
 
     async def commit(self, reservation: Reservation, give_up_at: float) -> bool:
         """True once the store acknowledged the commit in time; False means not delivered

@@ -39,6 +39,14 @@ class Reserved:
     used: int  # credits used this month, this reservation included
 
 
+@dataclass(frozen=True)
+class ReservedMany:
+    """What ``reserve_credits`` answers: every credit asked for, or none."""
+
+    reservations: tuple[Reservation, ...] | None  # None: the quota cannot cover them all
+    used: int  # credits used this month, these reservations included
+
+
 class StateStore(Protocol):
     async def ping(self) -> None:
         """Raise state.errors.StateUnavailable when the store does not answer."""
@@ -59,6 +67,13 @@ class StateStore(Protocol):
         The reservation is a lease: not committed within ``lease_seconds`` (store clock), it can
         no longer be committed, and ``reclaim_credits`` refunds it.
         """
+        ...
+
+    async def reserve_credits(
+        self, key_id: str, period: str, limit: int, count: int, lease_seconds: float
+    ) -> ReservedMany:
+        """Atomically take ``count`` credits if ``used + count <= limit``, else none at all
+        (a batch: every item is covered, or nothing is queued).  Each is a lease as above."""
         ...
 
     async def commit_credit(self, reservation: Reservation) -> bool:

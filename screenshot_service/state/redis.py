@@ -21,7 +21,7 @@ from ..config import PlanConfig
 from ..limits.rate import RateDecision
 from ..signing import new_signing_secret
 from . import redis_scripts as lua
-from .base import KeyRecord, Reservation, Reserved
+from .base import KeyRecord, Reservation, Reserved, ReservedMany
 from .errors import StateUnavailable
 from .redis_client import RedisClient, connect, guarded
 from .redis_names import LEDGER_SLOTS, RedisNames, lease_member, reservation_of
@@ -43,6 +43,7 @@ class RedisStateStore:
         self._revoke_key = register(lua.REVOKE_KEY)
         self._sign_key = register(lua.SIGN_KEY)
         self._reserve = register(lua.RESERVE_CREDIT)
+        self._reserve_many = register(lua.RESERVE_CREDITS)
         self._commit = register(lua.COMMIT_CREDIT)
         self._refund = register(lua.REFUND_CREDIT)
         self._reclaim = register(lua.RECLAIM_CREDITS)
@@ -124,6 +125,18 @@ class RedisStateStore:
                                  lease_member(reservation)]  # fmt: skip
         taken, used = await guarded(self._reserve(keys=keys, args=args))
         return Reserved(reservation if int(taken) else None, max(0, int(used)))
+
+    async def reserve_credits(
+        self, key_id: str, period: str, limit: int, count: int, lease_seconds: float
+    ) -> ReservedMany:
+        # One script: every reservation of one key shares its ledger slot (redis_names.py).
+        reservations = tuple(Reservation(id=secrets.token_hex(12), key_id=key_id, period=period) for _ in range(count))
+        keys = [self.names.quota(key_id, period), self.names.leases_of(key_id),
+                *map(self.names.reservation, reservations)]  # fmt: skip
+        args: list[str | int] = [limit, count, RESERVATION_TTL, COUNTER_TTL, max(1, round(lease_seconds * 1000)),
+                                 *map(lease_member, reservations)]  # fmt: skip
+        taken, used = await guarded(self._reserve_many(keys=keys, args=args))
+        return ReservedMany(reservations if int(taken) else None, max(0, int(used)))
 
     async def commit_credit(self, reservation: Reservation) -> bool:
         keys = [self.names.reservation(reservation), self.names.leases_of(reservation.key_id)]

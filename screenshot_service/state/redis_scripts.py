@@ -57,6 +57,27 @@ redis.call('EXPIRE', KEYS[3], ARGV[2])
 return {1, used}
 """
 
+# KEYS: month counter, the key's lease zset, then one reservation hash per credit.  ARGV: limit,
+# count, reservation ttl s, counter ttl s, lease ms, then one lease member per credit.  All of
+# them or none: {taken 0|1, used}.  A first reservation that exists already means a retry of a
+# call that went through: yes, without counting twice.
+RESERVE_CREDITS = NOW_MS + """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if redis.call('EXISTS', KEYS[3]) == 1 then return {1, used} end
+local count = tonumber(ARGV[2])
+if used + count > tonumber(ARGV[1]) then return {0, used} end
+used = redis.call('INCRBY', KEYS[1], count)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local expires = string.format('%.0f', now + tonumber(ARGV[5]))
+for i = 1, count do
+  redis.call('HSET', KEYS[i + 2], 's', 'reserved', 'e', expires)
+  redis.call('EXPIRE', KEYS[i + 2], ARGV[3])
+  redis.call('ZADD', KEYS[2], expires, ARGV[i + 5])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return {1, used}
+"""
+
 # KEYS: reservation hash, lease zset.  ARGV: lease member.  reserved -> committed while the
 # lease runs (Redis's clock: a commit that waited in a frozen Redis past it does not land).
 # 1 when committed (also when it already was), 0 when it cannot be.

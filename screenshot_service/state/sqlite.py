@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..signing import new_signing_secret
-from .base import KeyRecord, Reservation, Reserved
+from .base import KeyRecord, Reservation, Reserved, ReservedMany
 from .sqlite_file import SqliteFile
 
 SCHEMA = """
@@ -118,6 +118,31 @@ class SqliteStateStore:
             used = db.execute("SELECT used FROM quota_usage WHERE key_id = ? AND period = ?",
                               (key_id, period)).fetchone()[0]
             return Reserved(reservation if taken else None, int(used))
+
+        return await self.file.transaction(reserve)
+
+    async def reserve_credits(
+        self, key_id: str, period: str, limit: int, count: int, lease_seconds: float
+    ) -> ReservedMany:
+        reservations = tuple(Reservation(id=secrets.token_hex(12), key_id=key_id, period=period) for _ in range(count))
+
+        def reserve(db: sqlite3.Connection) -> ReservedMany:
+            db.execute("INSERT OR IGNORE INTO quota_usage (key_id, period, used) VALUES (?, ?, 0)",
+                       (key_id, period))
+            taken = db.execute(
+                "UPDATE quota_usage SET used = used + ? WHERE key_id = ? AND period = ? AND used + ? <= ?",
+                (count, key_id, period, count, limit),
+            ).rowcount
+            if taken:
+                created, expires = _now(), time.time() + lease_seconds
+                db.executemany(
+                    "INSERT INTO quota_reservations (id, key_id, period, state, created_at, expires_at)"
+                    " VALUES (?, ?, ?, 'reserved', ?, ?)",
+                    [(r.id, key_id, period, created, expires) for r in reservations],
+                )
+            used = db.execute("SELECT used FROM quota_usage WHERE key_id = ? AND period = ?",
+                              (key_id, period)).fetchone()[0]
+            return ReservedMany(reservations if taken else None, int(used))
 
         return await self.file.transaction(reserve)
 

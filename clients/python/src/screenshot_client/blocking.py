@@ -75,6 +75,21 @@ class BlockingScreenshotClient:
     def wait_job(self, job: str | dict[str, Any], *, timeout: float = 60.0, poll_interval: float = 1.0) -> dict[str, Any]:
         return self._run(self._client.wait_job(job, timeout=timeout, poll_interval=poll_interval))
 
+    def submit_batch(
+        self, requests: list[dict[str, Any]], defaults: dict[str, Any] | None = None, webhook_url: str | None = None,
+        *, idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        return self._run(self._client.submit_batch(requests, defaults, webhook_url, idempotency_key=idempotency_key))
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self._run(self._client.batch(batch_id))
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._run(self._client.cancel_batch(batch_id))
+
+    def wait_batch(self, batch: str | dict[str, Any], *, timeout: float = 300.0, poll_interval: float = 1.0) -> dict[str, Any]:
+        return self._run(self._client.wait_batch(batch, timeout=timeout, poll_interval=poll_interval))
+
     def usage(self) -> dict[str, Any]:
         return self._run(self._client.usage())
 

@@ -20,6 +20,7 @@ from .errors import ScreenshotError, error_from_answer, json_object, loads, reda
 
 RETRIED = (429, 503)  # the statuses that say "later", with a Retry-After
 FINISHED = ("succeeded", "failed", "canceled")  # a job in one of these will not change
+BATCH_ENDED = ("done", "canceled")  # a batch whose every item has ended
 DEFAULT_WAIT = 1.0  # seconds before a retry whose answer gave no usable Retry-After
 
 
@@ -100,6 +101,46 @@ class ScreenshotClient:
                                       f"after {timeout:g} s", {"job": current})
             await asyncio.sleep(min(poll_interval, left))
             current = await self.job(current["id"])
+        return current
+
+    async def submit_batch(
+        self, requests: list[dict[str, Any]], defaults: dict[str, Any] | None = None, webhook_url: str | None = None,
+        *, idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Enqueue many captures at once (``POST /v1/batches``): the batch.  ``requests`` are capture
+        options (``url`` or ``html`` each), ``defaults`` apply under every one of them; all are checked
+        and charged up front, or none.  The Idempotency-Key (made here unless given) makes a retried
+        submission return the same batch."""
+        body: dict[str, Any] = {"requests": requests}
+        if defaults is not None:
+            body["defaults"] = defaults
+        if webhook_url is not None:
+            body["webhook_url"] = webhook_url
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        return json_object(await self._call("POST", "/v1/batches", json=body, headers=headers))
+
+    async def batch(self, batch_id: str) -> dict[str, Any]:
+        """The batch and its items as they are now (``GET /v1/batches/{id}``)."""
+        return json_object(await self._call("GET", f"/v1/batches/{batch_id}"))
+
+    async def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        """Cancel the batch's queued items (``DELETE /v1/batches/{id}``); running ones finish."""
+        return json_object(await self._call("DELETE", f"/v1/batches/{batch_id}"))
+
+    async def wait_batch(
+        self, batch: str | dict[str, Any], *, timeout: float = 300.0, poll_interval: float = 1.0
+    ) -> dict[str, Any]:
+        """Poll until every item has ended (``done`` or ``canceled``) and return the batch; each
+        item's ``result`` or ``error`` says how it went.  Polls count against the key's rate."""
+        current = batch if isinstance(batch, dict) else await self.batch(batch)
+        end = time.monotonic() + timeout
+        while current["status"] not in BATCH_ENDED:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise ScreenshotError(0, "wait_timeout", f"batch {current['id']} still {current['status']} "
+                                      f"after {timeout:g} s", {"batch": current})
+            await asyncio.sleep(min(poll_interval, left))
+            current = await self.batch(current["id"])
         return current
 
     async def usage(self) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, PlanConfig, Secret, Settings, default_plans
+from .config import ConfigError, PlanConfig, ProxyPoolConfig, Secret, Settings, default_plans
+from .egress.errors import InvalidUrl
+from .egress.upstream import parse_upstream
 
 ENV_PREFIX = "SCREENSHOT_"
 FILE_SUFFIX = "_FILE"
@@ -51,7 +53,17 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
 def from_dict(data: Mapping[str, Any]) -> Settings:
     settings = typing.cast(Settings, _build(Settings, data, ""))
     _check_cluster_database(settings)
+    _check_plan_pools(settings)
     return settings
+
+
+def _check_plan_pools(settings: Settings) -> None:
+    for plan_name, plan in settings.plans.items():
+        unknown = [p for p in plan.proxy_pools if p != "*" and p not in settings.proxies]
+        if unknown:
+            known = ", ".join(repr(n) for n in settings.proxies) or "none"
+            raise ConfigError(f"plans.{plan_name}.proxy_pools names {unknown[0]!r}, which is no [proxies.NAME] "
+                              f"table; allowed: '*' or a pool's name (pools: {known})")
 
 
 def _check_cluster_database(settings: Settings) -> None:
@@ -110,6 +122,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         raw = data[f.name]
         if cls is Settings and f.name == "plans":
             values["plans"] = _build_plans(raw)
+        elif cls is Settings and f.name == "proxies":
+            values["proxies"] = _build_proxies(raw)
         elif dataclasses.is_dataclass(hint):
             values[f.name] = _build(typing.cast(type, hint), raw, key + ".")
         else:
@@ -128,6 +142,25 @@ def _build_plans(raw: Any) -> dict[str, PlanConfig]:
         base.update(body if isinstance(body, Mapping) else {"": body})
         plans[name] = typing.cast(PlanConfig, _build(PlanConfig, base, f"plans.{name}."))
     return plans
+
+
+def _build_proxies(raw: Any) -> dict[str, ProxyPoolConfig]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("proxies must be a table of [proxies.NAME] sections")
+    pools: dict[str, ProxyPoolConfig] = {}
+    for name, body in raw.items():
+        if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 64:
+            raise ConfigError(f"proxies.{name}: a pool name is letters, digits, '-' and '_' (at most 64)")
+        pool = typing.cast(ProxyPoolConfig, _build(ProxyPoolConfig, body, f"proxies.{name}."))
+        if not pool.urls:
+            raise ConfigError(f"proxies.{name}.urls is empty: a pool needs at least one proxy URL")
+        for index, url in enumerate(pool.urls):
+            try:
+                parse_upstream(url, what=f"proxies.{name}.urls[{index}]")
+            except InvalidUrl as error:  # its message never quotes the URL: it may hold a password
+                raise ConfigError(error.message) from None
+        pools[name] = pool
+    return pools
 
 
 def _coerce(key: str, raw: Any, hint: Any, rules: Mapping[str, Any]) -> Any:
@@ -167,7 +200,7 @@ def _env_paths(cls: type, prefix: tuple[str, ...]) -> dict[str, tuple[str, ...]]
         path = (*prefix, f.name)
         if dataclasses.is_dataclass(hints[f.name]):
             paths.update(_env_paths(typing.cast(type, hints[f.name]), path))
-        elif f.name != "plans":
+        elif f.name not in ("plans", "proxies"):
             paths["_".join(path).upper()] = path
     return paths
 
@@ -217,6 +250,8 @@ def _key_path(name: str, paths: Mapping[str, tuple[str, ...]]) -> tuple[str, ...
     """The key ``name`` (``SCREENSHOT_`` taken off) sets, plans' own among them."""
     if name in paths:
         return paths[name]
+    if name.startswith("PROXIES_") and name.endswith("_URLS") and len(name) > len("PROXIES__URLS"):
+        return ("proxies", name[len("PROXIES_"):-len("_URLS")].lower(), "urls")
     if name.startswith("PLANS_"):
         tail = name[len("PLANS_"):]
         for plan_field in _PLAN_FIELDS:

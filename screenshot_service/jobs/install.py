@@ -121,7 +121,8 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
             on_wait=app[METRICS].queues.observe_job_wait,
         )  # fmt: skip
         app[JOBS] = JobService(
-            store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention
+            store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention,
+            proxy_pools=tuple(settings.proxies),
         )
         app[METRICS].queues.probe(JOBS_LANE, store.queued)
         stack.callback(app[METRICS].queues.probe, JOBS_LANE, None)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from typing import Any
 
 from ..capture.declaration import JOB
 from ..capture.options import NON_OPTION_NAMES, CaptureOptions
+from ..capture.proxy_options import check_access
 from ..egress.errors import TargetUnreachable
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
@@ -48,7 +50,9 @@ class JobService:
         resolver: Resolver,
         *,
         retention_seconds: float,
+        proxy_pools: Collection[str] = (),
     ) -> None:
+        self.proxy_pools = proxy_pools  # the names of the operator's [proxies.NAME] pools
         self.store = store
         self.admission = admission
         self.runner = runner
@@ -68,6 +72,7 @@ class JobService:
         """(job, created): created is False for an Idempotency-Key replay."""
         plan = self.admission.plan_of(key)
         options, webhook_url, opts = parse_job_body(body)
+        check_access(opts.proxy_pool, opts.proxy is not None, key.plan, plan, self.proxy_pools)
         body_print = fingerprint(body)
         if idempotency_key is not None:
             existing = await self.store.by_idempotency_key(key.id, idempotency_key)

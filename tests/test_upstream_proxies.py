@@ -18,12 +18,12 @@ from urllib.parse import quote
 import pytest
 
 from screenshot_service import config, config_loading
+from screenshot_service.bench.forward_proxy import ForwardProxy
 from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.resolver import StaticResolver, SystemResolver
 from screenshot_service.wiring import start_browser, stop_browser
 from tests.conftest import Service, wait_for
-from tests.forward_proxy import ForwardProxy
 from tests.jobs_helpers import plan, settings_for, start_app, webhook_receiver
 from tests.redis_server import free_port
 

@@ -1,4 +1,5 @@
-"""A small real HTTP forward proxy on loopback, the upstream of the upstream-proxy tests.
+"""A small real HTTP forward proxy on loopback: the upstream of the proxy bench (upstream.py)
+and of the upstream-proxy tests (tests/test_upstream_proxies.py).
 
 It speaks CONNECT (https, wss) and absolute-form requests (plain http), may demand Basic
 credentials (407 otherwise), may refuse every CONNECT with a status, resolves names through

@@ -20,6 +20,7 @@ import pytest
 from screenshot_service import config, config_loading
 from screenshot_service.bench.forward_proxy import ForwardProxy
 from screenshot_service.browser.pool import BrowserPool
+from screenshot_service.capture.options import CaptureOptions
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.resolver import StaticResolver, SystemResolver
 from screenshot_service.wiring import start_browser, stop_browser
@@ -235,6 +236,24 @@ async def test_plans_say_which_pools_their_keys_may_use(make_service: Any, upstr
     answer = await service.shot("/paint", proxy_pool="asia")
     body = await answer.json()
     assert answer.status == 400 and "no proxy pool 'asia'" in body["error"]["details"]["fields"]["proxy_pool"]
+
+
+async def test_a_plan_may_refuse_proxies_of_ones_own(make_service: Any, upstreams: Upstreams) -> None:
+    service = await make_service(plans={"unlimited": {**UNLIMITED, "custom_proxy": False}})
+    status, body = await post(service, url=service.site.url + "/paint", proxy=upstreams.open.url())
+    assert status == 400 and "plan 'unlimited'" in body["error"]["details"]["fields"]["proxy"], body
+    assert upstreams.open.received.request_lines == []
+
+
+def test_the_cache_tells_proxies_apart_without_holding_their_credentials() -> None:
+    def fingerprint(**proxy: str) -> str:
+        return CaptureOptions.from_json({"url": "https://example.com/", **proxy}).cache_fingerprint()
+
+    prints = {fingerprint(), fingerprint(proxy="http://a:one@de.example:3128"),
+              fingerprint(proxy="http://a:two@de.example:3128"), fingerprint(proxy="http://a:one@fr.example:3128"),
+              fingerprint(proxy_pool="eu"), fingerprint(proxy_pool="us")}
+    assert len(prints) == 6
+    assert fingerprint(proxy="http://a:one@de.example:3128") == fingerprint(proxy="http://a:one@de.example:3128/")
 
 
 def fd_count() -> int:

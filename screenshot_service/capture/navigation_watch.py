@@ -7,7 +7,8 @@ own error page, marked ``X-Screenshot-Egress: refused`` or ``unreachable``; for
 https the tunnel fails, and the capture's proxy channel records which failure
 it was (egress_findings.py: this capture's records only).  Either way this
 watch turns it into 400 ``blocked_target`` or 502 ``target_unreachable``
-(refunded like every failure) instead of a screenshot of an error page.
+(refunded like every failure) instead of a screenshot of an error page; a
+failure of the capture's upstream proxy (egress/chain.py) is 502 ``proxy_error``.
 
 A navigation the page asked for is judged once it is answered: ``settle``
 waits for it (DevTools reports the request before the script that made it

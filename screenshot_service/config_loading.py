@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, PlanConfig, ProxyPoolConfig, Secret, Settings, default_plans
-from .egress.errors import InvalidUrl
-from .egress.upstream import parse_upstream
+from .config import ConfigError, PlanConfig, Secret, Settings, default_plans
+from .config_proxies import build_proxies, check_plan_pools
 
 ENV_PREFIX = "SCREENSHOT_"
 FILE_SUFFIX = "_FILE"
@@ -53,17 +52,8 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
 def from_dict(data: Mapping[str, Any]) -> Settings:
     settings = typing.cast(Settings, _build(Settings, data, ""))
     _check_cluster_database(settings)
-    _check_plan_pools(settings)
+    check_plan_pools(settings)
     return settings
-
-
-def _check_plan_pools(settings: Settings) -> None:
-    for plan_name, plan in settings.plans.items():
-        unknown = [p for p in plan.proxy_pools if p != "*" and p not in settings.proxies]
-        if unknown:
-            known = ", ".join(repr(n) for n in settings.proxies) or "none"
-            raise ConfigError(f"plans.{plan_name}.proxy_pools names {unknown[0]!r}, which is no [proxies.NAME] "
-                              f"table; allowed: '*' or a pool's name (pools: {known})")
 
 
 def _check_cluster_database(settings: Settings) -> None:
@@ -123,7 +113,7 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         if cls is Settings and f.name == "plans":
             values["plans"] = _build_plans(raw)
         elif cls is Settings and f.name == "proxies":
-            values["proxies"] = _build_proxies(raw)
+            values["proxies"] = build_proxies(raw)
         elif dataclasses.is_dataclass(hint):
             values[f.name] = _build(typing.cast(type, hint), raw, key + ".")
         else:
@@ -142,25 +132,6 @@ def _build_plans(raw: Any) -> dict[str, PlanConfig]:
         base.update(body if isinstance(body, Mapping) else {"": body})
         plans[name] = typing.cast(PlanConfig, _build(PlanConfig, base, f"plans.{name}."))
     return plans
-
-
-def _build_proxies(raw: Any) -> dict[str, ProxyPoolConfig]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError("proxies must be a table of [proxies.NAME] sections")
-    pools: dict[str, ProxyPoolConfig] = {}
-    for name, body in raw.items():
-        if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 64:
-            raise ConfigError(f"proxies.{name}: a pool name is letters, digits, '-' and '_' (at most 64)")
-        pool = typing.cast(ProxyPoolConfig, _build(ProxyPoolConfig, body, f"proxies.{name}."))
-        if not pool.urls:
-            raise ConfigError(f"proxies.{name}.urls is empty: a pool needs at least one proxy URL")
-        for index, url in enumerate(pool.urls):
-            try:
-                parse_upstream(url, what=f"proxies.{name}.urls[{index}]")
-            except InvalidUrl as error:  # its message never quotes the URL: it may hold a password
-                raise ConfigError(error.message) from None
-        pools[name] = pool
-    return pools
 
 
 def _coerce(key: str, raw: Any, hint: Any, rules: Mapping[str, Any]) -> Any:

@@ -309,6 +309,9 @@ def test_config_refuses_a_bad_pool_url_without_echoing_it() -> None:
         config_loading.from_dict({"proxies": {"eu": {"urls": ["http://a:pw-Secret@proxy.example:3128",
                                                               "https://b:pw-Secret@proxy.example:3128"]}}})
     assert "proxies.eu.urls" in str(refused.value) and "pw-Secret" not in str(refused.value)
+    with pytest.raises(config.ConfigError) as refused:
+        config_loading.from_dict({"proxies": {"eu": {"urls": "http://a:pw-Secret@proxy.example:3128"}}})
+    assert "proxies.eu.urls" in str(refused.value) and "pw-Secret" not in str(refused.value)
     with pytest.raises(config.ConfigError, match=r"plans\.pro\.proxy_pools names 'asia'"):
         config_loading.from_dict({"plans": {"pro": {"proxy_pools": ["asia"]}}})
 

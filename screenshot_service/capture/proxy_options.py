@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Any
 
 from ..config import PlanConfig
+from ..config_proxies import ALL_POOLS
 from ..egress.errors import InvalidUrl, TargetUnreachable
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
@@ -19,7 +20,6 @@ from ..egress.upstream import SHAPE, ProxyPools, Upstream, parse_upstream
 from ..errors import InvalidParameter, ProxyError
 from .scalar_parsers import Bad, described
 
-ALL_POOLS = "*"
 _POOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 

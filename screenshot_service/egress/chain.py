@@ -71,9 +71,7 @@ async def connect(
         addresses = await resolve_host(resolver, upstream.host, upstream.port)
     except TargetUnreachable:
         raise failed(UNREACHABLE, f"could not resolve {upstream.host}") from None
-    reason = first_blocked(policy, addresses, upstream.port)
-    if reason is None and upstream.port in own_ports and any(is_local(ip) for ip in addresses):
-        reason = "the egress proxy itself"
+    reason = blocked_reason(policy, addresses, upstream.port, own_ports)
     if reason is not None:
         raise failed(BLOCKED, reason)
     deadline = asyncio.get_running_loop().time() + timeout
@@ -111,6 +109,15 @@ def status_of(head: bytes) -> int | None:
     return int(code)
 
 
-def is_local(ip: Address) -> bool:
+def blocked_reason(policy: EgressPolicy, addresses: list[Address], port: int, own_ports: Collection[int]) -> str | None:
+    """Why the egress policy refuses ``addresses`` at ``port`` (a target's or an upstream's), or None;
+    the egress proxy's own ports are never a way back in, whatever ``egress.allow`` says."""
+    reason = first_blocked(policy, addresses, port)
+    if reason is None and port in own_ports and any(_is_local(ip) for ip in addresses):
+        reason = "the egress proxy itself"
+    return reason
+
+
+def _is_local(ip: Address) -> bool:
     address = unwrap(ip)
     return address.is_loopback or address.is_unspecified

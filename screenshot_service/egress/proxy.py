@@ -37,7 +37,7 @@ from screenshot_service.egress.http1 import (
 )
 from screenshot_service.egress.policy import Address, EgressPolicy
 from screenshot_service.egress.relay import Reader, Writer, pipe, relay_response, splice
-from screenshot_service.egress.resolver import Resolver, first_blocked, resolve_host
+from screenshot_service.egress.resolver import Resolver, resolve_host
 from screenshot_service.egress.upstream import Upstream
 from screenshot_service.egress.urls import parse_target_url
 
@@ -143,10 +143,7 @@ class EgressProxy:
             except TargetUnreachable as error:
                 channel.unreachable.append((host, error.message))
                 raise Refused(502, error.message, verdict=UNREACHABLE) from None
-            reason = first_blocked(self.policy, addresses, port)
-            own_ports = {c.port for c in self._channels}
-            if reason is None and port in own_ports and any(chain.is_local(ip) for ip in addresses):
-                reason = "the egress proxy itself"
+            reason = chain.blocked_reason(self.policy, addresses, port, {c.port for c in self._channels})
         if reason is not None:
             channel.blocked.append((host, reason))
             log.info("egress blocked host=%s port=%d: %s", host, port, reason)

@@ -191,6 +191,17 @@ async def test_a_loopback_proxy_needs_egress_allow(service: Service, upstreams: 
     assert upstreams.open.received.request_lines == []
 
 
+async def test_a_job_with_a_loopback_proxy_is_refused_at_submit(
+    aiohttp_client: Any, tmp_path: Any, upstreams: Upstreams, test_site: TestSite
+) -> None:
+    app = await start_app(aiohttp_client, settings_for(tmp_path, test_site), test_site, upstreams.pool)
+    response = await app.submit(proxy=upstreams.open.url())
+    body = await response.json()
+    assert (response.status, body["error"]["code"]) == (400, "blocked_target"), body
+    assert body["error"]["details"]["field"] == "proxy"
+    assert await app.credits_used() == 0
+
+
 async def test_the_proxys_address_is_checked_again_on_connecting(
     make_service: Any, upstreams: Upstreams, test_site: TestSite
 ) -> None:

@@ -82,6 +82,8 @@ class JobService:
             await self._check_webhook(webhook_url)
         if opts.url:
             await self._check_target(opts.url)
+        if opts.proxy is not None:  # a proxy the egress policy refuses: 400 naming proxy now, not a failed job
+            await self._check_target(f"http://{opts.proxy.address}/", "proxy")
         # The credit waits for the job as long as the job may live: settled by the runner.
         reservation, _ = await self.admission.reserve(key, plan, limits, self.retention_seconds)
         job = Job(
@@ -147,10 +149,10 @@ class JobService:
                 f"{WEBHOOK_FIELD} host does not resolve", details={"field": WEBHOOK_FIELD}
             ) from None
 
-    async def _check_target(self, url: str) -> None:
-        """A blocked target is a 400 now rather than a failed job later."""
+    async def _check_target(self, url: str, what: str = "url") -> None:
+        """A blocked target (or proxy) is a 400 now rather than a failed job later."""
         try:
-            await check_target(url, self.policy, self.resolver)
+            await check_target(url, self.policy, self.resolver, what=what)
         except TargetUnreachable:
             pass  # DNS may recover before the job runs; if not, the job fails with target_unreachable
 

@@ -23,6 +23,7 @@ from screenshot_service.browser.pool import BrowserPool
 from screenshot_service.capture.options import CaptureOptions
 from screenshot_service.egress.policy import EgressPolicy
 from screenshot_service.egress.resolver import StaticResolver, SystemResolver
+from screenshot_service.egress.upstream import parse_upstream
 from screenshot_service.wiring import start_browser, stop_browser
 from tests.conftest import Service, wait_for
 from tests.jobs_helpers import plan, settings_for, start_app, webhook_receiver
@@ -341,3 +342,11 @@ def test_pools_and_plan_pools_come_from_the_environment_too() -> None:
                                           "SCREENSHOT_PLANS_FREE_PROXY_POOLS": '["eu"]'})
     assert settings.proxies["eu"].urls == ["http://a:b@proxy.example:3128"]
     assert settings.plans["free"].proxy_pools == ["eu"]
+
+
+def test_proxy_urls_decode_their_credentials_and_never_show_them() -> None:
+    token = parse_upstream("http://tok%40en@proxy.example:8080")  # a token alone as the user name
+    assert (token.address, token.authorization) == ("proxy.example:8080", "Basic " + base64.b64encode(b"tok@en:").decode())
+    v6 = parse_upstream("http://a:b%2Fc@[::1]:3128/")
+    assert (v6.address, v6.password) == ("[::1]:3128", "b/c")
+    assert "b/c" not in repr(v6) and "b%2Fc" not in repr(v6)

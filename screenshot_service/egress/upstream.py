@@ -75,13 +75,13 @@ def parse_upstream(raw: object, *, what: str = "proxy") -> Upstream:
     userinfo, at, hostport = rest.rpartition("@")
     username = password = ""
     if at:
-        user_text, colon, pass_text = userinfo.partition(":")
+        user_text, _, pass_text = userinfo.partition(":")  # a token as the user name alone is common
         try:
             username, password = unquote(user_text, errors="strict"), unquote(pass_text, errors="strict")
         except UnicodeDecodeError:
             raise bad("has credentials that are not UTF-8 once percent-decoded") from None
-        if not colon or not username:
-            raise bad("has credentials without 'user:password'")
+        if not username:
+            raise bad("has credentials without a user name")
         if ":" in username or any(ord(c) < 0x20 or ord(c) == 0x7F for c in username + password):
             raise bad("has a user name with ':' or control characters in its credentials")
     if not hostport.rpartition(":")[2].isdigit() or hostport.endswith("]"):

@@ -31,6 +31,7 @@ from .config import Settings
 from .egress.policy import EgressPolicy
 from .egress.proxy import EgressProxy
 from .egress.resolver import Resolver, SystemResolver
+from .egress.upstream import ProxyPools
 from .errors import BrowserUnavailable
 from .jobs.install import install_jobs
 from .limits.admission import Admission
@@ -249,6 +250,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         egress_proxy_url=app[keys.PROXY].proxy_server,
         metrics=app[keys.METRICS],
         cache=app[keys.CACHE],
+        proxies=ProxyPools.from_config(app[keys.SETTINGS].proxies),
     )
     app[keys.PIPELINE] = CapturePipeline(app[keys.CAPTURE], app[keys.ADMISSION])
     admission, observe = app[keys.POOL].admission, app[keys.METRICS].queues.observe_sync_wait

@@ -78,6 +78,7 @@ async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> di
     from .config_loading import replace
     from .egress.policy import EgressPolicy
     from .egress.resolver import SystemResolver
+    from .egress.upstream import ProxyPools
     from .wiring import start_browser, stop_browser
 
     one = replace(settings, browser={"pool_size": 1, "max_queue": 0, "browsers": 1})
@@ -86,7 +87,8 @@ async def _capture(settings: Settings, opts: CaptureOptions, output: Path) -> di
     try:
         service = CaptureService(pool, _FileStorage(output, opts.format), policy, resolver,
                                  deadline_seconds=one.capture.deadline_seconds,
-                                 max_pdf_pages=one.capture.max_pdf_pages)
+                                 max_pdf_pages=one.capture.max_pdf_pages,
+                                 proxies=ProxyPools.from_config(one.proxies))
         result = await CapturePipeline(service).run(Order(opts=opts, started=asyncio.get_running_loop().time()))
         return result.to_json()
     finally:

@@ -165,15 +165,26 @@ class PlanConfig:
     # A capture that ends in a timeout is refunded, but keeps its key's concurrency slot this
     # many times as long again as it ran: a stream of timeouts is slowed, not free (limits/admission.py).
     timeout_penalty: float = _opt(1.0, min=0, max=100)
+    # The [proxies.NAME] pools this plan's keys may use with proxy_pool; ["*"] = every pool.
+    proxy_pools: list[str] = _opt([])
+    # Whether its keys may name a proxy of their own (the proxy option).
+    custom_proxy: bool = True
 
 
 def default_plans() -> dict[str, PlanConfig]:
     return {
         "free": PlanConfig(),
         "pro": PlanConfig(
-            requests_per_second=10, burst=20, monthly_captures=50000, concurrency=8, max_queued_jobs=1000
+            requests_per_second=10, burst=20, monthly_captures=50000, concurrency=8, max_queued_jobs=1000,
+            proxy_pools=["*"],
         ),
     }
+
+
+@dataclass(frozen=True)
+class ProxyPoolConfig:
+    # http://[user:pass@]host:port each, used in turn; checked at start-up (egress/upstream.py).
+    urls: list[str] = _opt([])
 
 
 @dataclass(frozen=True)
@@ -187,3 +198,4 @@ class Settings:
     jobs: JobsConfig = field(default_factory=JobsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     plans: dict[str, PlanConfig] = field(default_factory=default_plans)
+    proxies: dict[str, ProxyPoolConfig] = field(default_factory=dict)  # [proxies.NAME]: upstream proxy pools

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, PlanConfig, Secret, Settings, default_plans
+from .config_proxies import build_proxies, check_plan_pools
 
 ENV_PREFIX = "SCREENSHOT_"
 FILE_SUFFIX = "_FILE"
@@ -51,6 +52,7 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
 def from_dict(data: Mapping[str, Any]) -> Settings:
     settings = typing.cast(Settings, _build(Settings, data, ""))
     _check_cluster_database(settings)
+    check_plan_pools(settings)
     return settings
 
 
@@ -110,6 +112,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         raw = data[f.name]
         if cls is Settings and f.name == "plans":
             values["plans"] = _build_plans(raw)
+        elif cls is Settings and f.name == "proxies":
+            values["proxies"] = build_proxies(raw)
         elif dataclasses.is_dataclass(hint):
             values[f.name] = _build(typing.cast(type, hint), raw, key + ".")
         else:
@@ -167,7 +171,7 @@ def _env_paths(cls: type, prefix: tuple[str, ...]) -> dict[str, tuple[str, ...]]
         path = (*prefix, f.name)
         if dataclasses.is_dataclass(hints[f.name]):
             paths.update(_env_paths(typing.cast(type, hints[f.name]), path))
-        elif f.name != "plans":
+        elif f.name not in ("plans", "proxies"):
             paths["_".join(path).upper()] = path
     return paths
 
@@ -217,6 +221,8 @@ def _key_path(name: str, paths: Mapping[str, tuple[str, ...]]) -> tuple[str, ...
     """The key ``name`` (``SCREENSHOT_`` taken off) sets, plans' own among them."""
     if name in paths:
         return paths[name]
+    if name.startswith("PROXIES_") and name.endswith("_URLS") and len(name) > len("PROXIES__URLS"):
+        return ("proxies", name[len("PROXIES_"):-len("_URLS")].lower(), "urls")
     if name.startswith("PLANS_"):
         tail = name[len("PLANS_"):]
         for plan_field in _PLAN_FIELDS:

@@ -193,6 +193,12 @@ class StorageError(ApiError):
     status, code = 502, "storage_error"
 
 
+class ProxyError(ApiError):
+    """The capture's upstream proxy (``proxy``/``proxy_pool``) was unreachable, refused, or refused the credentials."""
+
+    status, code = 502, "proxy_error"
+
+
 class Overloaded(ApiError):
     status, code = 503, "overloaded"
 

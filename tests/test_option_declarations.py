@@ -16,9 +16,9 @@ from tests.conftest import Service
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # What each place refuses, written out so that a change to a declaration is a deliberate one.
-REFUSED = {QUERY: {"html", "s3", "webhook_url"}, BODY: {"webhook_url"}, JOB: {"s3"}}
+REFUSED = {QUERY: {"html", "s3", "webhook_url", "proxy"}, BODY: {"webhook_url"}, JOB: {"s3"}}
 REFUSAL = {QUERY: {"html": "only accepted in a POST JSON body", "s3": "only accepted in a POST JSON body",
-                   "webhook_url": "only accepted on POST /v1/jobs"},
+                   "webhook_url": "only accepted on POST /v1/jobs", "proxy": "only accepted in a POST JSON body"},
            BODY: {"webhook_url": "only accepted on POST /v1/jobs"},
            JOB: {"s3": "not accepted on jobs; use POST /v1/screenshot"}}
 

@@ -28,10 +28,10 @@ from tests.option_values import json_texts, python_values, query_texts
 
 OPTIONS = {name: spec.parse for name, spec in DECLARED.items()}
 URL = "http://127.0.0.1:9/page"  # never fetched: the parsing tests stop before any capture
-# The 5xx a capture of a valid request may end in (SPEC §4: the target, the caller's bucket, the
-# deadline, a busy or restarting browser); 500 internal_error is never one.
+# The 5xx a capture of a valid request may end in (SPEC §4: the target, the caller's bucket or
+# upstream proxy, the deadline, a busy or restarting browser); 500 internal_error is never one.
 SERVER_SIDE_OUTCOMES = {"capture_timeout", "target_unreachable", "target_http_error", "storage_error", "overloaded",
-                        "browser_unavailable"}
+                        "browser_unavailable", "proxy_error"}
 _FAST = settings(derandomize=True, database=None, deadline=None, max_examples=20,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 # Every HTTP example sends all options, one request each: a few examples cover every option several times.

@@ -240,6 +240,8 @@ def summary(results: Mapping[str, Any]) -> str:
     for row in results.get("extract") or []:
         out.append(f"extract={row['extract']} {row['page']} c=1: p50 {row['extract_p50_ms']} ms vs the plain "
                    f"capture {row['plain_p50_ms']} ms = {row['latency_ratio']}x" + _errors(row["errors"]))
+    out += [f"upstream proxy {r['page']} c=1: p50 {r['proxied_p50_ms']} ms vs the same capture direct "
+            f"{r['plain_p50_ms']} ms = {r['latency_ratio']}x" + _errors(r["errors"]) for r in results.get("upstream_proxy") or []]
     overload = results.get("overload")
     if overload:
         out.append(

@@ -18,6 +18,7 @@ class CaptureSpec:
     thumb_width: int | None = None  # the service only (thumbs.py): the same capture scaled down
     extract: str | None = None  # the service only (extract.py): content stored beside the image
     format: str = "png"  # or pdf: the service's defaults, the floor's Page.printToPDF with the same paper
+    proxy_pool: str | None = None  # the service only (upstream.py): chained through an upstream proxy
 
     def query(self) -> dict[str, str]:
         """The service's query parameters for this capture (besides url and response_type)."""
@@ -30,6 +31,8 @@ class CaptureSpec:
             params["extract"] = self.extract
         if self.format != "png":
             params["format"] = self.format
+        if self.proxy_pool is not None:
+            params["proxy_pool"] = self.proxy_pool
         return params
 
     def produced(self, data: bytes) -> bool:

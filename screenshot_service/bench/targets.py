@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import extract, stages, thumbs
+from . import extract, stages, thumbs, upstream
 from .report import REJECT_MS_MAX, ratio
 
 # Single-request latency is judged against the warm floor: a request to a pool with a ready
@@ -28,6 +28,7 @@ BACKLOG_RATIO_MAX = 2.0  # Step 5: a job backlog may at most double sync latency
 EXTRACT_RATIO_MAX = 1.3  # Step 18: extract=markdown's p50 / the plain capture's, same page, concurrency 1
 THUMBNAIL_RATIO_MAX = 1.1  # Step 16: a 320 px thumbnail's p50 / the plain capture's, same page, concurrency 1
 BATCH_RATIO_MIN = 0.9  # Step 19: a 50-item batch's throughput / the same captures as sync requests
+PROXY_RATIO_MAX = 1.1  # Step 20: a capture through a loopback upstream proxy's p50 / the same capture direct
 FAIR_WAIT_RATIO_MAX = 1.0  # the third key's longest wait for a slot / one attacker capture (p95)
 DEFAULT_DEADLINE_S = 30.0  # the service's default [capture] deadline_seconds
 
@@ -67,6 +68,7 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         _pdf(results),
         _fair_share(results),
         _batch(results),
+        _upstream_proxy(results),
     ]
 
 
@@ -185,7 +187,7 @@ def slowest_answers(results: Mapping[str, Any]) -> dict[str, float]:
         value = (results.get(phase) or {}).get("slowest_ms")
         if value is not None:
             slowest[phase] = value
-    for phase in ("thumbnail", "extract"):
+    for phase in ("thumbnail", "extract", "upstream_proxy"):
         for row in results.get(phase) or []:
             if row.get("slowest_ms") is not None:
                 slowest[f"{phase} {row['page']}"] = row["slowest_ms"]
@@ -226,6 +228,17 @@ def _thumbnail(results: Mapping[str, Any]) -> Target:
     return Target(name, value <= THUMBNAIL_RATIO_MAX and not row.get("errors"),
                   f"{row['page']} page at concurrency 1: {row['thumb_width']} px p50 {row['thumb_p50_ms']} ms / plain "
                   f"{row['plain_p50_ms']} ms = {value}x" + (f", errors {row['errors']}" if row.get("errors") else ""))
+def _upstream_proxy(results: Mapping[str, Any]) -> Target:
+    row = next((r for r in results.get("upstream_proxy") or [] if r.get("page") == upstream.JUDGED_PAGE), None)
+    value = row.get("latency_ratio") if row else None
+    name = f"a capture through a loopback upstream proxy: p50 <= {PROXY_RATIO_MAX:g}x the same capture direct (Step 20)"
+    if row is None or value is None:
+        return Target(name, None, "not measured")
+    return Target(name, value <= PROXY_RATIO_MAX and not row.get("errors"),
+                  f"{row['page']} page at concurrency 1: proxied p50 {row['proxied_p50_ms']} ms / direct "
+                  f"{row['plain_p50_ms']} ms = {value}x" + (f", errors {row['errors']}" if row.get("errors") else ""))
+
+
 def _extract(results: Mapping[str, Any]) -> Target:
     rows = [r for r in results.get("extract") or [] if r.get("page") in extract.JUDGED_PAGES]
     name = (f"extract={extract.KIND}'s p50 <= {EXTRACT_RATIO_MAX:g}x the plain capture of the same page, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..egress.chain import ProxyFailure
     from ..egress.channel import ProxyChannel
 
 Finding = tuple[str, str]  # (host, reason)
@@ -22,6 +23,7 @@ class EgressFindings:
         self._channel = channel
         self._refused_from = len(channel.blocked) if channel is not None else 0
         self._unreachable_from = len(channel.unreachable) if channel is not None else 0
+        self._proxy_from = len(channel.proxy_failures) if channel is not None else 0
 
     @property
     def refused(self) -> list[Finding]:
@@ -32,3 +34,8 @@ class EgressFindings:
     def unreachable(self) -> list[Finding]:
         """Every origin the proxy could not resolve or connect to."""
         return self._channel.unreachable[self._unreachable_from:] if self._channel is not None else []
+
+    @property
+    def proxy_failures(self) -> list[ProxyFailure]:
+        """Every failure of the capture's upstream proxy (unreachable, refused, 407, not allowed)."""
+        return self._channel.proxy_failures[self._proxy_from:] if self._channel is not None else []

@@ -7,7 +7,8 @@ own error page, marked ``X-Screenshot-Egress: refused`` or ``unreachable``; for
 https the tunnel fails, and the capture's proxy channel records which failure
 it was (egress_findings.py: this capture's records only).  Either way this
 watch turns it into 400 ``blocked_target`` or 502 ``target_unreachable``
-(refunded like every failure) instead of a screenshot of an error page.
+(refunded like every failure) instead of a screenshot of an error page; a
+failure of the capture's upstream proxy (egress/chain.py) is 502 ``proxy_error``.
 
 A navigation the page asked for is judged once it is answered: ``settle``
 waits for it (DevTools reports the request before the script that made it
@@ -23,13 +24,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..browser.driver_errors import DriverError
-from ..egress.http1 import EGRESS_HEADER, REFUSED, UNREACHABLE
+from ..egress.chain import BLOCKED as BLOCKED_PROXY
+from ..egress.http1 import EGRESS_HEADER, PROXY, REFUSED, UNREACHABLE
 from ..egress.urls import host_of
-from ..errors import ApiError, BlockedTarget, TargetUnreachable
+from ..errors import ApiError, BlockedTarget, ProxyError, TargetUnreachable
 from ..faults import LayerError
 
 if TYPE_CHECKING:
     from ..browser.page_driver import PageDriver
+    from ..egress.chain import ProxyFailure
     from .egress_findings import EgressFindings
 
 log = logging.getLogger("screenshot_service.capture")
@@ -60,6 +63,8 @@ SETTLE_BOUND = 12.0  # s: a requested navigation is answered by then (the proxy 
 def classify(error_text: str, host: str, egress: EgressFindings | None) -> str | None:
     """REFUSED, UNREACHABLE or None (no verdict: e.g. an aborted navigation) for a net error."""
     if any(code in error_text for code in TUNNEL_ERRORS):
+        if egress is not None and any(f.target == host for f in egress.proxy_failures):
+            return PROXY
         unreachable = egress is not None and any(h == host for h, _ in egress.unreachable)
         refused = egress is not None and any(h == host for h, _ in egress.refused)
         return UNREACHABLE if unreachable and not refused else REFUSED
@@ -68,6 +73,12 @@ def classify(error_text: str, host: str, egress: EgressFindings | None) -> str |
     if any(code in error_text for code in UNREACHABLE_ERRORS):
         return UNREACHABLE
     return None
+
+
+def proxy_failure(failed: ProxyFailure) -> ApiError:
+    if failed.kind == BLOCKED_PROXY:
+        return BlockedTarget(failed.message, details={"field": "proxy"})
+    return ProxyError(failed.message, details={"status": failed.status} if failed.status is not None else None)
 
 
 def failure(verdict: str, host: str, reason: str) -> ApiError:
@@ -112,7 +123,7 @@ class MainFrameWatch:
         response = event.get("response") or {}
         headers = response.get("headers") or {}
         verdict = next((str(v) for k, v in headers.items() if str(k).lower() == EGRESS_HEADER.lower()), None)
-        if verdict in (REFUSED, UNREACHABLE):
+        if verdict in (REFUSED, UNREACHABLE, PROXY):
             self._fail(verdict, response.get("url") or self._documents[event["requestId"]], "")
         self._answered.set()
 
@@ -134,6 +145,10 @@ class MainFrameWatch:
         if self.failure is not None:
             return  # the first failure explains what followed
         host = host_of(url) or "?"
+        failed = [f for f in self.egress.proxy_failures if f.target == host] if self.egress is not None else []
+        if verdict == PROXY and failed:
+            self.failure = proxy_failure(failed[0])
+            return
         records = self.egress.unreachable if self.egress is not None else []
         reason = next((r for h, r in records if h == host), error_text.removeprefix("net::") or "no answer")
         self.failure = failure(verdict, host, reason)

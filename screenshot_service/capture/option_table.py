@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import action_parsers, request_blocking
+from . import action_parsers, proxy_options, request_blocking
 from . import parsers as parse
 from .action_parsers import Step
 from .content_options import CONTENT_FORMATS, extract_list
@@ -39,6 +39,7 @@ from .option_vocabulary import (
     RESPONSE_TYPES,
     THUMB_FITS,
     THUMBNAIL,
+    UPSTREAM,
     VIEWPORT,
     WAIT_UNTIL,
     WAITING,
@@ -47,6 +48,7 @@ from .parsers import Clip, Cookie, Geolocation
 from .pdf_option_table import PdfOptionTable
 
 if TYPE_CHECKING:
+    from ..egress.upstream import Upstream
     from ..storage.customer import CustomerS3
 
 @dataclass(frozen=True)
@@ -247,3 +249,15 @@ class OptionTable(PdfOptionTable):
     cache_ttl: int = option(
         86400, parse.integer(1, 2592000), CACHE, "How long, in seconds, a capture may be reused with `cache`.",
         in_fingerprint=False)
+
+    # Upstream proxies (SPEC §3.4): chained behind the egress proxy's own checks (egress/chain.py).
+    proxy: Upstream | None = option(
+        None, proxy_options.proxy, UPSTREAM,
+        "POST body and jobs only (credentials never go in a URL): `http://[user:pass@]host:port` (user and "
+        "password percent-encoded) that every request of the capture leaves through, after the service's own "
+        "egress check; https and WebSockets through CONNECT. The proxy's address obeys the egress policy.",
+        accepted=POST_ONLY,
+        conflicts=(Conflict("proxy_pool", "proxy and proxy_pool cannot be combined: give one of them"),))
+    proxy_pool: str | None = option(
+        None, proxy_options.pool_name, UPSTREAM,
+        "The name of one of the operator's proxy pools, used in turn; the key's plan says which it may use.")

@@ -148,6 +148,8 @@ class CaptureOptions(OptionTable):
                 value = [dataclasses.asdict(c) for c in value]
             elif f.name == "clip" and value is not None:
                 value = list(value)
+            elif f.name == "proxy" and value is not None:
+                value = value.identity  # a hash: the credentials never in readable form
             fields[f.name] = value
         canonical = json.dumps(["capture-v1", fields], sort_keys=True, separators=(",", ":"), default=list)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -28,6 +28,7 @@ from ..state.base import KeyRecord
 from ..state.errors import StateError
 from ..storage.customer import CustomerS3
 from ..storage.errors import StorageError
+from . import proxy_options
 from .options import CaptureOptions
 from .service import CaptureResult, CaptureService
 from .timing import ADMISSION, CACHE, CAPTURE, NAVIGATION, SETTLE, StageTimings
@@ -102,6 +103,9 @@ class CapturePipeline:
 
     async def _run(self, order: Order) -> CaptureResult:
         opts = order.opts
+        if order.key is not None and self.admission is not None:  # before the cache: its plan may not allow it
+            proxy_options.check_access(opts.proxy_pool, opts.proxy is not None, order.key.plan,
+                                       self.admission.plan_of(order.key), self.service.proxies.names)
         deadline = self.service.deadline_for(opts, order.started)
         account = order.account or (order.key.id if order.key else None)
         cacheable = opts.cache and account is not None and order.customer_s3 is None  # the caller opted in

@@ -18,12 +18,13 @@ from ..browser.pool import SYNC, BrowserPool, Lease
 from ..egress.channel import ProxyChannel
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
+from ..egress.upstream import ProxyPools, Upstream
 from ..errors import CaptureTimeout
 from ..metrics import Metrics
 from ..storage.base import CONTENT_TYPES, Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
 from ..storage.errors import StorageError
-from . import blocking, metadata, render
+from . import blocking, metadata, proxy_options, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
 from .facts import CaptureWarning, PageFacts
 from .options import CaptureOptions
@@ -93,8 +94,10 @@ class CaptureService:
         metrics: Metrics | None = None,
         cache: CaptureCache | None = None,
         max_pdf_pages: int = DEFAULT_MAX_PAGES,
+        proxies: ProxyPools | None = None,
     ) -> None:
         self.max_pdf_pages = max_pdf_pages
+        self.proxies = proxies or ProxyPools()  # the operator's [proxies.NAME] pools
         self.cache = cache
         self.pool = pool
         self.storage = storage
@@ -131,17 +134,19 @@ class CaptureService:
         budget = deadline - started
         try:
             async with asyncio.timeout_at(deadline):
+                checking = timings.start(NAVIGATION)
                 if opts.html is None:
                     assert opts.url is not None
-                    checking = timings.start(NAVIGATION)
                     target = await check_target(opts.url, self.policy, self.resolver)
-                    timings.add(NAVIGATION, checking)
                     opts = opts.with_changes(url=target.url)
+                upstream = await proxy_options.checked_upstream(
+                    opts.proxy, opts.proxy_pool, self.proxies, self.policy, self.resolver)
+                timings.add(NAVIGATION, checking)
                 leasing = timings.start(ADMISSION)
                 async with self.pool.lease(lane) as lease:
                     timings.add(ADMISSION, leasing)
                     self.metrics.observe_phase("queue", lease.waited_s)
-                    rendered, blocked = await lease.guard(self._render(lease, opts, deadline, timings))
+                    rendered, blocked = await lease.guard(self._render(lease, opts, deadline, timings, upstream))
                 # Storage gets what is left minus a margin, so a hung store is a 502
                 # storage_error inside the deadline rather than a generic 504.
                 store_budget = max(0.5, deadline - loop.time() - STORAGE_MARGIN)
@@ -196,13 +201,14 @@ class CaptureService:
             await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
 
     async def _render(
-        self, lease: Lease, opts: CaptureOptions, deadline: float, timings: StageTimings
+        self, lease: Lease, opts: CaptureOptions, deadline: float, timings: StageTimings, upstream: Upstream | None
     ) -> tuple[render.Rendered, int]:
         """Render on a leased page; returns the image and how many requests were refused."""
         channel: ProxyChannel | None = lease.handle
         if channel is not None:
-            # This capture's ad/tracker lists, applied by the proxy to every request it sees.
+            # This capture's ad/tracker lists and upstream proxy, applied by the proxy to every request it sees.
             channel.blocked_hosts = blocking.host_blocker(opts)
+            channel.upstream = upstream
         session = CaptureSession(lease.page, channel)
         watch = session.navigation
         began = timings.start(NAVIGATION)

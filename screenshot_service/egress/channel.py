@@ -9,9 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .http1 import HEAD_LIMIT
+
+if TYPE_CHECKING:
+    from .chain import ProxyFailure
+    from .upstream import Upstream
 
 log = logging.getLogger("screenshot_service.egress.proxy")
 
@@ -33,6 +37,8 @@ class ProxyChannel:
         self._on_close = on_close
         # Set per capture (ad/tracker lists); read on every request, so it can change between leases.
         self.blocked_hosts = blocked_hosts
+        # Set per capture too: the upstream proxy its requests are chained through (None: direct).
+        self.upstream: Upstream | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()  # open client connections, cancelled on close
         self._closed = False
@@ -41,6 +47,7 @@ class ProxyChannel:
         # (host, reason) for every origin that could not be resolved or connected to: for https
         # the browser sees only a failed tunnel, so a capture asks here which failure it was.
         self.unreachable: list[tuple[str, str]] = []
+        self.proxy_failures: list[ProxyFailure] = []  # every failure of the upstream proxy
         self.requests = 0  # requests (plain or CONNECT) received
 
     @property

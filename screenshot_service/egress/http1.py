@@ -18,11 +18,12 @@ from typing import NamedTuple
 HEAD_LIMIT = 256 * 1024  # request/response head; Chromium itself allows 256 KiB of headers
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # The mark on every answer the proxy gives itself instead of the origin's: ``refused`` (the
-# egress policy or a block list said no) or ``unreachable`` (the origin could not be
-# resolved, connected to, or sent no valid response).  A capture reads it on the main
+# egress policy or a block list said no), ``unreachable`` (the origin could not be
+# resolved, connected to, or sent no valid response) or ``proxy`` (the capture's upstream proxy
+# failed: egress/chain.py).  A capture reads it on the main
 # document's response; the same field from an origin is dropped, so only the proxy sets it.
 EGRESS_HEADER = "X-Screenshot-Egress"
-REFUSED, UNREACHABLE = "refused", "unreachable"
+REFUSED, UNREACHABLE, PROXY = "refused", "unreachable", "proxy"
 # Hop-by-hop headers (RFC 9110 §7.6.1) plus the proxy's own; never forwarded.
 _HOP_BY_HOP = frozenset(
     "connection keep-alive proxy-connection proxy-authorization proxy-authenticate te upgrade".split()
@@ -46,7 +47,7 @@ class Refused(Exception):
     def __init__(self, status: int, text: str, *, verdict: str | None = None) -> None:
         super().__init__(text)
         self.status, self.text = status, text
-        self.verdict = verdict  # REFUSED, UNREACHABLE, or None (the client's request was malformed)
+        self.verdict = verdict  # REFUSED, UNREACHABLE, PROXY, or None (the client's request was malformed)
 
 
 def split_head(head: bytes) -> tuple[str, Fields]:

@@ -9,6 +9,8 @@ Plain HTTP is one request per client connection (``Connection: close`` both
 ways): the proxy never has to find where a body ends, and every request gets
 its own check.  CONNECT (https, wss) is a byte tunnel.  Each capture can get
 its own port (``open_channel``), so refusals are attributed to the capture.
+A capture with an upstream proxy (``ProxyChannel.upstream``) is checked the same
+way, then chained to that proxy instead of the target (chain.py).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from screenshot_service.egress import chain
 from screenshot_service.egress.channel import ProxyChannel
 from screenshot_service.egress.errors import InvalidUrl, TargetUnreachable
 from screenshot_service.egress.http1 import (
     HEAD_LIMIT,
+    PROXY,
     REFUSED,
     UNREACHABLE,
     Refused,
@@ -31,9 +35,10 @@ from screenshot_service.egress.http1 import (
     parse_request,
     respond,
 )
-from screenshot_service.egress.policy import Address, EgressPolicy, unwrap
+from screenshot_service.egress.policy import Address, EgressPolicy
 from screenshot_service.egress.relay import Reader, Writer, pipe, relay_response, splice
-from screenshot_service.egress.resolver import Resolver, first_blocked, resolve_host
+from screenshot_service.egress.resolver import Resolver, resolve_host
+from screenshot_service.egress.upstream import Upstream
 from screenshot_service.egress.urls import parse_target_url
 
 log = logging.getLogger("screenshot_service.egress.proxy")
@@ -113,23 +118,7 @@ class EgressProxy:
 
     async def _open(self, channel: ProxyChannel, host: str, port: int) -> tuple[Reader, Writer]:
         """Resolve ``host`` once, check every address, connect to a checked one."""
-        # The blocklist goes first: a blocklisted name costs (and leaks) no DNS lookup.
-        blocklisted = channel.blocked_hosts is not None and channel.blocked_hosts(host)
-        reason = "blocklist" if blocklisted else None
-        if reason is None:
-            try:
-                addresses = await resolve_host(self.resolver, host, port)
-            except TargetUnreachable as error:
-                channel.unreachable.append((host, error.message))
-                raise Refused(502, error.message, verdict=UNREACHABLE) from None
-            reason = first_blocked(self.policy, addresses, port)
-            own_ports = {c.port for c in self._channels}
-            if reason is None and port in own_ports and any(_is_local(ip) for ip in addresses):
-                reason = "the egress proxy itself"
-        if reason is not None:
-            channel.blocked.append((host, reason))
-            log.info("egress blocked host=%s port=%d: %s", host, port, reason)
-            raise Refused(403, f"blocked by egress policy: {reason}", verdict=REFUSED)
+        addresses = await self._checked(channel, host, port)
         deadline = asyncio.get_running_loop().time() + self.connect_timeout
         for ip in addresses:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -143,6 +132,51 @@ class EgressProxy:
         log.info("egress unreachable host=%s port=%d", host, port)
         raise Refused(502, failure, verdict=UNREACHABLE)
 
+    async def _checked(self, channel: ProxyChannel, host: str, port: int) -> list[Address]:
+        """Every address of ``host``, once the block lists and the egress policy let it through."""
+        # The blocklist goes first: a blocklisted name costs (and leaks) no DNS lookup.
+        blocklisted = channel.blocked_hosts is not None and channel.blocked_hosts(host)
+        reason = "blocklist" if blocklisted else None
+        if reason is None:
+            try:
+                addresses = await resolve_host(self.resolver, host, port)
+            except TargetUnreachable as error:
+                channel.unreachable.append((host, error.message))
+                raise Refused(502, error.message, verdict=UNREACHABLE) from None
+            reason = chain.blocked_reason(self.policy, addresses, port, {c.port for c in self._channels})
+        if reason is not None:
+            channel.blocked.append((host, reason))
+            log.info("egress blocked host=%s port=%d: %s", host, port, reason)
+            raise Refused(403, f"blocked by egress policy: {reason}", verdict=REFUSED)
+        return addresses
+
+    async def _via_upstream(
+        self, channel: ProxyChannel, upstream: Upstream, host: str, port: int, *, tunnel: bool
+    ) -> tuple[Reader, Writer]:
+        """A connection to the capture's upstream proxy for ``host`` (already checked), tunnelled
+        to ``host:port`` when ``tunnel``; the upstream's failure is answered as PROXY."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        own_ports = {c.port for c in self._channels}
+        try:
+            up_reader, up_writer = await chain.connect(
+                self.policy, self.resolver, upstream, host, own_ports=own_ports, timeout=self.connect_timeout)
+            try:
+                if tunnel:
+                    await chain.open_tunnel(up_reader, up_writer, upstream, host, port, max(0.1, deadline - loop.time()))
+            except BaseException:
+                up_writer.close()
+                raise
+        except chain.ProxyFailed as failed:
+            raise self._proxy_failed(channel, failed.failure) from None
+        return up_reader, up_writer
+
+    def _proxy_failed(self, channel: ProxyChannel, failure: chain.ProxyFailure) -> Refused:
+        channel.proxy_failures.append(failure)
+        log.info("egress upstream proxy %s failed for host=%s: %s%s", failure.proxy, failure.target, failure.kind,
+                 f" (HTTP {failure.status})" if failure.status is not None else "")
+        return Refused(403 if failure.kind == chain.BLOCKED else 502, failure.message, verdict=PROXY)
+
     async def _tunnel(self, channel: ProxyChannel, authority: str, reader: Reader, writer: Writer) -> None:
         _, sep, port_text = authority.rpartition(":")
         if not sep or not port_text.isdigit() or any(c in authority for c in "/?#\\@"):
@@ -151,7 +185,12 @@ class EgressProxy:
             target = parse_target_url(f"http://{authority}/", what="CONNECT target")
         except InvalidUrl as error:
             raise Refused(400, error.message) from None
-        up_reader, up_writer = await self._open(channel, target.host, target.port)
+        upstream = channel.upstream
+        if upstream is None:
+            up_reader, up_writer = await self._open(channel, target.host, target.port)
+        else:
+            await self._checked(channel, target.host, target.port)  # nothing goes upstream before this
+            up_reader, up_writer = await self._via_upstream(channel, upstream, target.host, target.port, tunnel=True)
         try:
             writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
             await writer.drain()
@@ -182,17 +221,29 @@ class EgressProxy:
             ("Host", url.authority),
             *((n, v) for n, v in end_to_end(request.fields) if n.lower() != "host"),
         ]
-        up_reader, up_writer = await self._open(channel, url.host, url.port)
+        upstream = channel.upstream
+        intercept: Callable[[int], Refused | None] | None = None
+        if upstream is None:
+            up_reader, up_writer = await self._open(channel, url.host, url.port)
+            start = f"{request.method} {path} {request.version}"
+        else:
+            await self._checked(channel, url.host, url.port)  # nothing goes upstream before this
+            up_reader, up_writer = await self._via_upstream(channel, upstream, url.host, url.port, tunnel=False)
+            start = f"{request.method} http://{url.authority}{path} {request.version}"  # absolute form, to a proxy
+            if upstream.authorization is not None:
+                fields.append(("Proxy-Authorization", upstream.authorization))
+
+            def on_status(status: int) -> Refused | None:  # a 407 is the upstream's, never the origin's
+                return self._proxy_failed(channel, chain.failure_for(status, upstream, url.host)) if status == 407 else None
+            intercept = on_status
         try:
-            up_writer.write(build_head(f"{request.method} {path} {request.version}", fields))
+            up_writer.write(build_head(start, fields))
             await up_writer.drain()
             # The response decides the end: once it is copied the connection closes,
             # so a client that stops early (or never sends EOF) cannot pin sockets.
-            await splice(pipe(reader, up_writer), relay_response(up_reader, writer), half_close=False, linger=self.linger)
+            await splice(pipe(reader, up_writer), relay_response(up_reader, writer, intercept),
+                         half_close=False, linger=self.linger)
         finally:
             up_writer.close()
 
 
-def _is_local(ip: Address) -> bool:
-    address = unwrap(ip)
-    return address.is_loopback or address.is_unspecified

@@ -4,7 +4,7 @@ directions, and one plain HTTP response with its head rewritten."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .http1 import UNREACHABLE, Refused, build_head, end_to_end, respond, split_head
@@ -43,8 +43,13 @@ async def pipe(reader: Reader, writer: Writer) -> bool:
         return False
 
 
-async def relay_response(up_reader: Reader, writer: Writer) -> bool:
-    """Copy the origin's response, rewriting only its head so the client knows we close."""
+async def relay_response(
+    up_reader: Reader, writer: Writer, intercept: Callable[[int], Refused | None] | None = None
+) -> bool:
+    """Copy the origin's response, rewriting only its head so the client knows we close.
+
+    ``intercept`` sees the final status first and may answer the client instead (an upstream
+    proxy's 407 is the proxy's failure, not the origin's page)."""
     while True:
         try:
             head = await up_reader.readuntil(b"\r\n\r\n")
@@ -57,6 +62,10 @@ async def relay_response(up_reader: Reader, writer: Writer) -> bool:
             await respond(writer, Refused(502, "the origin sent no valid HTTP response", verdict=UNREACHABLE))
             return False
         interim = 100 <= status < 200 and status != 101  # 100 Continue, 103 Early Hints: more follows
+        instead = intercept(status) if intercept is not None and not interim else None
+        if instead is not None:
+            await respond(writer, instead)
+            return False
         writer.write(head if interim else build_head(status_line, end_to_end(fields)))
         await writer.drain()
         if not interim:

@@ -126,7 +126,8 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
             on_wait=app[METRICS].queues.observe_job_wait, on_batch_item=app[METRICS].batch_item,
         )  # fmt: skip
         app[JOBS] = JobService(
-            store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention
+            store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention,
+            proxy_pools=tuple(settings.proxies),
         )
         app[BATCHES] = BatchService(app[JOBS], max_batch=settings.jobs.max_batch,
                                     on_submitted=app[METRICS].batch_submitted, on_canceled=app[METRICS].batch_item)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from typing import Any
 
 from ..capture.declaration import JOB
 from ..capture.options import NON_OPTION_NAMES, CaptureOptions
+from ..capture.proxy_options import check_access
 from ..egress.errors import TargetUnreachable
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
@@ -48,7 +50,9 @@ class JobService:
         resolver: Resolver,
         *,
         retention_seconds: float,
+        proxy_pools: Collection[str] = (),
     ) -> None:
+        self.proxy_pools = proxy_pools  # the names of the operator's [proxies.NAME] pools
         self.store = store
         self.admission = admission
         self.runner = runner
@@ -68,6 +72,7 @@ class JobService:
         """(job, created): created is False for an Idempotency-Key replay."""
         plan = self.admission.plan_of(key)
         options, webhook_url, opts = parse_job_body(body)
+        check_access(opts.proxy_pool, opts.proxy is not None, key.plan, plan, self.proxy_pools)
         body_print = fingerprint(body)
         if idempotency_key is not None:
             existing = await self.store.by_idempotency_key(key.id, idempotency_key)
@@ -77,6 +82,8 @@ class JobService:
             await self.check_webhook(webhook_url)
         if opts.url:
             await self._check_target(opts.url)
+        if opts.proxy is not None:  # a proxy the egress policy refuses: 400 naming proxy now, not a failed job
+            await self._check_target(f"http://{opts.proxy.address}/", "proxy")
         # The credit waits for the job as long as the job may live: settled by the runner.
         reservation, _ = await self.admission.reserve(key, plan, limits, self.retention_seconds)
         job = Job(
@@ -142,10 +149,10 @@ class JobService:
                 f"{WEBHOOK_FIELD} host does not resolve", details={"field": WEBHOOK_FIELD}
             ) from None
 
-    async def _check_target(self, url: str) -> None:
-        """A blocked target is a 400 now rather than a failed job later."""
+    async def _check_target(self, url: str, what: str = "url") -> None:
+        """A blocked target (or proxy) is a 400 now rather than a failed job later."""
         try:
-            await check_target(url, self.policy, self.resolver)
+            await check_target(url, self.policy, self.resolver, what=what)
         except TargetUnreachable:
             pass  # DNS may recover before the job runs; if not, the job fails with target_unreachable
 

@@ -37,6 +37,7 @@ from .limits.admission import Admission
 from .limits.concurrency import ConcurrencyGate
 from .limits.ledger import Ledger
 from .limits.rate import RateLimiter
+from .monitors.install import install_monitors
 from .observability import Handler, request_id_middleware
 from .state.base import StateStore
 from .storage.base import Storage
@@ -98,6 +99,7 @@ def create_app(
     install_tester(app)  # GET /
     app.router.add_get("/v1/openapi.json", openapi.get_openapi)
     install_jobs(app)  # /v1/jobs and the job workers' cleanup context (after the capture service's)
+    install_monitors(app)  # /v1/monitors and their scheduler (stopped before the job workers)
     return app
 
 

@@ -140,6 +140,14 @@ class JobsConfig:
     webhook_timeout_seconds: float = _opt(10.0, min=1, max=60)
 
 
+@dataclass(frozen=True)
+class MonitorsConfig:
+    min_interval_seconds: int = _opt(300, min=1, max=31_536_000)  # the shortest schedule a monitor may ask for
+    # Monitor runs at once on this instance, in the jobs' browser lane (0: run none here; others on
+    # the same state store do).
+    workers: int = _opt(1, min=0, max=64)
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -164,13 +172,15 @@ class PlanConfig:
     # A capture that ends in a timeout is refunded, but keeps its key's concurrency slot this
     # many times as long again as it ran: a stream of timeouts is slowed, not free (limits/admission.py).
     timeout_penalty: float = _opt(1.0, min=0, max=100)
+    max_monitors: int = _opt(3, min=0, max=10**6)  # monitors per key; one more: 422 monitor_limit_reached
 
 
 def default_plans() -> dict[str, PlanConfig]:
     return {
         "free": PlanConfig(),
         "pro": PlanConfig(
-            requests_per_second=10, burst=20, monthly_captures=50000, concurrency=8, max_queued_jobs=1000
+            requests_per_second=10, burst=20, monthly_captures=50000, concurrency=8, max_queued_jobs=1000,
+            max_monitors=100,
         ),
     }
 
@@ -184,5 +194,6 @@ class Settings:
     storage: StorageConfig = field(default_factory=StorageConfig)
     state: StateConfig = field(default_factory=StateConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    monitors: MonitorsConfig = field(default_factory=MonitorsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     plans: dict[str, PlanConfig] = field(default_factory=default_plans)

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .errors import error_codes
+from .monitor_metrics import MonitorMetrics
 from .queue_metrics import QueueMetrics
 
 NAMESPACE = "screenshot"
@@ -112,6 +113,7 @@ class Metrics:
             "storage_errors", "Failed or timed-out stores ('customer' = the caller's own bucket).",
             ["target"], **opts)
         self.queues = QueueMetrics(self.registry)  # queue depth and wait by lane (autoscaling)
+        self.monitors = MonitorMetrics(self.registry)  # monitor runs by outcome, their lag
         self._codes = _error_codes()
         if pool_stats is not None:
             self.registry.register(_PoolCollector(pool_stats))

@@ -1,0 +1,126 @@
+"""One monitor run: charge, capture, compare, record, notify.
+
+    reserve a credit (quota used up: the run fails with quota_exceeded, nothing charged)
+    -> capture through the pipeline in the jobs lane, compared with the previous good run
+    -> commit the credit (anything else refunds it) -> record the run -> webhook if changed
+
+The first run has no baseline: it only becomes one.  A run that failed, or whose image is not
+the page (monitors/models.py NOT_A_BASELINE), never replaces the baseline.  A process that dies
+mid-run leaves its reservation to run out and be refunded by the ledger's reclaim; the run
+itself is not repeated — the monitor runs again at its next slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from ..browser.errors import Overloaded
+from ..browser.pool import JOBS
+from ..capture.declaration import JOB
+from ..capture.options import CaptureOptions
+from ..capture.pipeline import SETTLE_MARGIN, CapturePipeline, Order
+from ..capture.service import CaptureResult
+from ..egress.urls import host_of
+from ..error_map import as_api_error
+from ..errors import ApiError, InternalError, InvalidApiKey
+from ..faults import LayerError
+from ..jobs.webhooks import WebhookSender
+from ..jobs.worker import OVERLOADED_PAUSE, OVERLOADED_RETRIES
+from ..limits.admission import Admission, LimitState
+from ..log_context import JOB_ID, bound
+from ..monitor_metrics import MonitorMetrics
+from ..state.base import KeyRecord, StateStore
+from ..state.errors import StateUnavailable
+from .models import FAILED, SUCCEEDED, Monitor, Run
+from .store import Claim, MonitorStore
+
+log = logging.getLogger("screenshot_service.monitors")
+
+Outcome = tuple[dict[str, Any] | None, dict[str, Any] | None]  # (result, error): one of them
+
+
+class MonitorRuns:
+    def __init__(self, store: MonitorStore, state: StateStore, admission: Admission, pipeline: CapturePipeline,
+                 webhooks: WebhookSender, metrics: MonitorMetrics) -> None:  # fmt: skip
+        self.store, self.state, self.admission, self.pipeline = store, state, admission, pipeline
+        self.webhooks = webhooks
+        self.metrics = metrics
+
+    async def run(self, claim: Claim) -> None:
+        monitor = claim.monitor
+        assert monitor is not None
+        self.metrics.observe_lag(claim.now - claim.scheduled_at)
+        with bound(JOB_ID, monitor.id):  # every record of the run names the monitor
+            await self._run(monitor, claim.scheduled_at)
+
+    async def _run(self, monitor: Monitor, scheduled_at: float) -> None:
+        started = time.time()
+        key = await self.state.key_by_id(monitor.key_id)
+        result, error = await self._charged_capture(monitor, key)
+        run = Run(at=started, scheduled_at=scheduled_at, status=SUCCEEDED if error is None else FAILED, result=result, error=error)
+        ratio = run.changed_ratio
+        changed = monitor.baseline is not None and ratio is not None and ratio >= monitor.threshold
+        run = replace(run, notified=changed)
+        stored = await self.store.record_run(monitor.id, run.to_json(), changed=changed,
+                                             baseline=str(result["id"]) if result and run.good else None)  # fmt: skip
+        outcome = FAILED if error else "changed" if changed else "unchanged" if ratio is not None else "baseline"
+        self.metrics.count_run(outcome)
+        log.info("monitor run: %s host=%s %s", monitor.id, host_of(monitor.options.get("url")),
+                 outcome if error is None else f"failed: {error.get('code')}")  # fmt: skip
+        if stored is None:
+            log.info("monitor %s was deleted during its run: nothing sent", monitor.id)
+        elif changed and key is not None and not key.revoked:
+            body = json.dumps({"monitor": stored.to_json(), "run": run.to_json()}).encode()
+            await self.webhooks.deliver(monitor.webhook_url, body, key.webhook_secret, job_id=monitor.id)
+
+    async def _charged_capture(self, monitor: Monitor, key: KeyRecord | None) -> Outcome:
+        """The capture, charged to the monitor's key like any other: a credit reserved first,
+        committed once the result is stored, refunded on anything else."""
+        try:
+            if key is None or key.revoked:
+                raise InvalidApiKey("the monitor's API key is revoked; it cannot be charged")
+            plan = self.admission.plan_of(key)
+            lease = self.pipeline.service.deadline_seconds + SETTLE_MARGIN
+            reservation, give_up_at = await self.admission.reserve(key, plan, LimitState(), lease)
+        except ApiError as failure:
+            return None, failure.to_dict()["error"]
+        except LayerError as failure:
+            return None, as_api_error(failure).to_dict()["error"]
+        committed = False
+        try:
+            result = (await self._capture(monitor)).to_json()
+            committed = await self.admission.ledger.commit(reservation, give_up_at)
+            if not committed:
+                raise StateUnavailable("the run could not be recorded in time, so it is not charged")
+            return result, None
+        except ApiError as failure:
+            return None, failure.to_dict()["error"]
+        except LayerError as failure:
+            return None, as_api_error(failure).to_dict()["error"]
+        except Exception:
+            log.exception("monitor %s: unexpected error", monitor.id)
+            return None, InternalError(f"internal error; quote monitor id {monitor.id}").to_dict()["error"]
+        finally:
+            if not committed:
+                await self.admission.ledger.refund(reservation, overrule_commit=True)
+
+    async def _capture(self, monitor: Monitor) -> CaptureResult:
+        options = dict(monitor.options)
+        if monitor.baseline is not None:
+            options["compare_to"] = monitor.baseline
+        opts = CaptureOptions.from_json(options, place=JOB)
+        loop = asyncio.get_running_loop()
+        for attempt in range(OVERLOADED_RETRIES + 1):
+            try:
+                return await self.pipeline.run(Order(opts=opts, started=loop.time(), account=monitor.key_id,
+                                                     base_url=monitor.base_url, lane=JOBS, admit=False))  # fmt: skip
+            except Overloaded:  # sync requests fill the queue: they go first, as for jobs
+                if attempt == OVERLOADED_RETRIES:
+                    raise
+                await asyncio.sleep(OVERLOADED_PAUSE)
+        raise AssertionError("unreachable")

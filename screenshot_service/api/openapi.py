@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..capture.declaration import BODY, JOB, QUERY, SIGNED_LINK
+from ..capture.diff_options import DIFF_SCHEMA
 from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
 from ..capture.metadata import METADATA_SCHEMA
 from ..capture.options import FORMATS, OPTIONS, refused_at
@@ -98,6 +99,15 @@ def _capture_ok() -> dict[str, Any]:
     headers = _limit_headers() | {"X-Cache": {"schema": {"type": "string", "enum": ["HIT", "MISS"]}},
                                   "X-Capture-Warnings": {"description": "response_type=image: the warnings' codes, "
                                                          "comma-separated", "schema": {"type": "string"}},
+                                  "X-Capture-Id": {"description": "response_type=image: the result's id",
+                                                   "schema": {"type": "string"}},
+                                  "X-Captured-At": {"description": "response_type=image: the result's captured_at",
+                                                    "schema": {"type": "string"}},
+                                  "X-Diff-Changed-Ratio": {"description": "response_type=image with compare_to "
+                                                           "and a baseline: diff.changed_ratio",
+                                                           "schema": {"type": "string"}},
+                                  "X-Diff-Image-Url": {"description": "response_type=image with compare_to and "
+                                                       "a baseline: diff.image_url", "schema": {"type": "string"}},
                                   "Server-Timing": {"description": SERVER_TIMING_DOC, "schema": {"type": "string"}}}
     return {"description": "the capture (JSON, JSON with base64, or the bytes per response_type)",
             "headers": headers, "content": content}
@@ -208,9 +218,11 @@ def _schemas() -> dict[str, Any]:
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": error_body}},
         "CaptureResult": {"type": "object", "required": [
-            "url", "expires_at", "format", "width", "height", "bytes", "took_ms", "cached", "blocked_requests",
-            "page", "warnings"],
+            "id", "captured_at", "url", "expires_at", "format", "width", "height", "bytes", "took_ms", "cached",
+            "blocked_requests", "page", "warnings"],
             "properties": {
+                "id": {"type": "string", "description": "this capture (`cap_…`; a cached answer: the original's)"},
+                "captured_at": {"type": "string", "format": "date-time"}, "diff": DIFF_SCHEMA,
                 "url": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
                 "format": {"type": "string", "enum": list(FORMATS)},
                 "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"},

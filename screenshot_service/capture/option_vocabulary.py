@@ -30,8 +30,9 @@ WAITING, CONTENT, BLOCKING, EMULATION, CACHE = "Waiting", "Content changes", "Bl
 PDF = "PDF"
 ACTIONS = "Actions"
 EXTRACT = "Page content"
+VISUAL_CHANGE = "Visual change"
 GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, EXTRACT, WAITING, ACTIONS, CONTENT, BLOCKING, EMULATION,
-          CACHE)
+          CACHE, VISUAL_CHANGE)
 
 NOT_FOR_THUMBNAILS = "thumbnails are images: {name} cannot be combined with format={value}"
 NOT_IMAGE = ("pdf", *CONTENT_FORMATS)  # formats that are no image: no area, no thumbnail

@@ -104,7 +104,8 @@ class CapturePipeline:
         opts = order.opts
         deadline = self.service.deadline_for(opts, order.started)
         account = order.account or (order.key.id if order.key else None)
-        cacheable = opts.cache and account is not None and order.customer_s3 is None  # the caller opted in
+        # The caller opted in; a comparison is about now, so compare_to is never answered from the cache.
+        cacheable = opts.cache and account is not None and order.customer_s3 is None and opts.compare_to is None
         async with _deadline(order.started, deadline):
             hit = await self._cached(order.opts, account, order.timings) if account and cacheable else None
             if hit is not None:

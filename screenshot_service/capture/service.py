@@ -25,6 +25,7 @@ from ..storage.customer import CustomerS3, put_to_customer_bucket
 from ..storage.errors import StorageError
 from . import blocking, metadata, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
+from .diff_options import new_capture_id
 from .facts import CaptureWarning, PageFacts
 from .options import CaptureOptions
 from .pdf import DEFAULT_MAX_PAGES
@@ -50,6 +51,17 @@ class CaptureResult:
     pages: int | None = None  # a PDF's page count
     metadata: dict[str, Any] | None = None  # with metadata=true
     content: dict[str, StoredObject] = field(default_factory=dict)  # ``extract``'s kinds, stored beside
+    # Which capture this is: a cached answer is the original capture, so it keeps both.
+    id: str = field(default_factory=new_capture_id)
+    captured_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # With compare_to: the comparison (SPEC §3.3), None when there was no baseline.
+    compared: bool = False
+    diff: dict[str, Any] | None = None
+
+    @property
+    def captured_at_text(self) -> str:
+        """ISO 8601 UTC to the millisecond: two captures a second apart still read in order."""
+        return iso_ms(self.captured_at)
 
     @property
     def warning_codes(self) -> list[str]:
@@ -57,6 +69,8 @@ class CaptureResult:
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {
+            "id": self.id,
+            "captured_at": self.captured_at_text,
             "url": self.stored.url,
             "expires_at": _iso(self.stored.expires_at),
             "format": self.format,
@@ -77,6 +91,8 @@ class CaptureResult:
             body["metadata"] = self.metadata
         if self.content:
             body["content"] = {kind: {"url": s.url, "bytes": s.size} for kind, s in self.content.items()}
+        if self.compared:
+            body["diff"] = self.diff
         return body
 
 
@@ -182,7 +198,8 @@ class CaptureService:
         return CaptureResult(stored=entry.stored, data=found[0], format=entry.format, width=entry.width,
                              height=entry.height, took_ms=0, cached=True, blocked_requests=entry.blocked_requests,
                              clamped=entry.clamped, page=entry.page, warnings=entry.warnings,
-                             pages=entry.pages, metadata=entry.metadata, content=entry.content)
+                             pages=entry.pages, metadata=entry.metadata, content=entry.content,
+                             id=entry.id, captured_at=entry.captured_at)
 
     async def remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
         if self.cache is None:
@@ -190,7 +207,8 @@ class CaptureService:
         entry = CacheEntry(stored=result.stored, format=result.format, width=result.width,
                            height=result.height, blocked_requests=result.blocked_requests,
                            clamped=result.clamped, page=result.page, warnings=result.warnings,
-                           pages=result.pages, metadata=result.metadata, content=result.content)
+                           pages=result.pages, metadata=result.metadata, content=result.content,
+                           id=result.id, captured_at=result.captured_at)
         ttl = usable_ttl(entry, float(opts.cache_ttl))
         if ttl > 0:
             await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
@@ -262,3 +280,7 @@ class CaptureService:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_ms(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from screenshot_service.jobs.install import install_jobs
+from screenshot_service.jobs.webhooks import SIGNATURE_HEADER, verify
 from screenshot_service.limits.keys import create_key
 from screenshot_service.monitors.install import install_monitors
-from tests.jobs_helpers import FAST, JobsApp, plan, settings_for
+from tests.conftest import wait_for
+from tests.jobs_helpers import FAST, JobsApp, plan, settings_for, webhook_receiver
 from tests.monitor_site import SCENES
 
 MONITOR_PLAN = plan(max_monitors=2)
@@ -121,3 +123,96 @@ async def test_create_validates_every_field_and_caps_monitors_per_plan(
     assert (await app.client.get(f"/v1/monitors/{body['id']}", headers=app.auth())).status == 404
     assert (await app.client.delete(f"/v1/monitors/{body['id']}", headers=app.auth())).status == 404
     assert (await create(app, good)).status == 201  # its place is free again
+
+
+def hook_settings(root: Path, site: Any, receiver: Any, **sections: Any) -> Any:
+    return monitor_settings(root, site, egress={"allow": [f"127.0.0.1:{site.port}", f"127.0.0.1:{receiver.port}"]},
+                            **sections)
+
+
+def warning_codes(run: dict[str, Any]) -> set[str]:
+    return {w["code"] for w in (run["result"] or {}).get("warnings", [])}
+
+
+async def test_blank_runs_are_no_baseline_the_first_good_run_is_and_a_change_notifies_once_signed(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
+) -> None:
+    async with webhook_receiver() as receiver:
+        app = await start(aiohttp_client, hook_settings(tmp_path, test_site, receiver), test_site, shared_pool)
+        created = await create(app, {"url": f"{test_site.url}/scene/{scene}", "interval": 1, "threshold": 0.01,
+                                     "webhook_url": receiver.url, "name": "scene"})  # fmt: skip
+        assert created.status == 201, await created.text()
+        monitor_id = (await created.json())["id"]
+
+        async def newest() -> dict[str, Any] | None:
+            found = await runs(app, monitor_id)
+            return found[0] if found else None
+
+        async def previous_id(run: dict[str, Any]) -> str:
+            found = await runs(app, monitor_id)
+            return str(found[found.index(run) + 1]["result"]["id"])
+
+        async def a_run_after(count: int, check: Any) -> dict[str, Any]:
+            """Wait for a run newer than the first ``count`` that meets ``check``."""
+            seen: list[dict[str, Any]] = []
+
+            async def arrived() -> bool:
+                found = await runs(app, monitor_id)
+                seen[:] = [run for run in found[: max(0, len(found) - count)] if check(run)]
+                return bool(seen)
+
+            assert await wait_for(arrived, 60), await runs(app, monitor_id)
+            return seen[-1]
+
+        blank = await a_run_after(0, lambda run: run["status"] == "succeeded")
+        assert "blank_capture" in warning_codes(blank) and "diff" not in blank["result"]
+
+        SCENES[scene] = "rgb(255, 0, 0)"
+        count = len(await runs(app, monitor_id))
+        # The first run of the red page had nothing to compare with: the blank one is no baseline.
+        first_red = await a_run_after(count, lambda run: not warning_codes(run) - {"no_baseline"})
+        assert first_red["result"].get("diff") is None and first_red["notified"] is False
+        same = await a_run_after(len(await runs(app, monitor_id)), lambda run: True)
+        assert same["changed_ratio"] == 0 and same["result"]["diff"]["baseline"]["id"] == await previous_id(same)
+        assert receiver.received == [] and (await monitor(app, monitor_id))["last_change"] is None
+
+        SCENES[scene] = "rgb(0, 0, 255)"
+        assert await wait_for(lambda: len(receiver.received) == 1, 60)
+        hit = receiver.received[0]
+        assert verify(app.record.webhook_secret, hit.headers[SIGNATURE_HEADER], hit.body)
+        notice = json.loads(hit.body)
+        assert notice["monitor"]["id"] == monitor_id and notice["monitor"]["name"] == "scene"
+        run = notice["run"]
+        assert run["notified"] is True and run["changed_ratio"] >= 0.01
+        assert run["result"]["diff"]["changed_ratio"] == run["changed_ratio"] and run["result"]["diff"]["regions"]
+        # Every good run is the next one's baseline: the blue ones after it are unchanged, nothing more is sent.
+        after = await a_run_after(len(await runs(app, monitor_id)), lambda later: True)
+        assert after["changed_ratio"] == 0 and after["result"]["diff"]["baseline"]["id"] == await previous_id(after)
+        assert len(receiver.received) == 1
+        assert (await monitor(app, monitor_id))["last_change"]["result"]["id"] == run["result"]["id"]
+
+        async def usage_counts_every_run() -> bool:
+            usage = await (await app.client.get("/v1/usage", headers=app.auth())).json()
+            return bool(usage["quota"]["used"] == len(await runs(app, monitor_id)))
+
+        # Every run is one credit, none charged twice (equal whenever no run is between commit and record).
+        assert await wait_for(usage_counts_every_run, 30)
+
+
+async def test_delete_stops_the_runs(aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any,
+                                     scene: str) -> None:  # fmt: skip
+    app = await start(aiohttp_client, monitor_settings(tmp_path, test_site), test_site, shared_pool)
+    path = f"/scene/{scene}"
+    body = {"url": test_site.url + path, "interval": 1, "webhook_url": f"{test_site.url}/hook"}
+    first = (await (await create(app, body)).json())["id"]
+    assert await wait_for(lambda: test_site.log.count(path) >= 2, 30)
+    assert (await app.client.delete(f"/v1/monitors/{first}", headers=app.auth())).status == 200
+    seen = test_site.log.count(path)
+    # Another monitor runs twice: time for several of the deleted one's slots has passed.
+    other = (await (await create(app, {**body, "url": f"{test_site.url}/paint?m=1"})).json())["id"]
+    assert await wait_for(lambda: len_runs_at_least(app, other, 2), 30)
+    assert test_site.log.count(path) <= seen + 1  # at most the run in flight when it was deleted
+
+
+async def len_runs_at_least(app: JobsApp, monitor_id: str, count: int) -> bool:
+    return len(await runs(app, monitor_id)) >= count

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..capture.diff_options import NOT_A_BASELINE
+
 MAX_RUNS_KEPT = 50  # GET /v1/monitors/{id} shows this many runs, newest first; older ones are dropped
 MONITOR_ID = re.compile(r"^mon_[0-9a-f]{24}$")
 
 # Options sent to the target that may carry credentials: kept to run the monitor, never echoed
 # in the API, the webhook or a log line.
 SECRET_OPTIONS = ("headers", "cookies", "proxy")
-# A run with one of these warnings captured something other than the page as it should be: it
-# never becomes the baseline later runs are compared with (SPEC §3.3).
-NOT_A_BASELINE = frozenset({"blank_capture", "http_error", "ready_timeout"})
 
 SUCCEEDED, FAILED = "succeeded", "failed"
 
@@ -112,7 +111,7 @@ class Run:
     @property
     def good(self) -> bool:
         """May later runs compare with it?  Succeeded, with a capture id, and none of the warnings
-        that mean the image is not the page."""
+        that mean the image may not be the page (blank, an error page, not ready: SPEC §3.3)."""
         if self.status != SUCCEEDED or not self.result or not self.result.get("id"):
             return False
         codes = {w.get("code") for w in self.result.get("warnings") or [] if isinstance(w, dict)}

@@ -5,7 +5,7 @@
     -> commit the credit (anything else refunds it) -> record the run -> webhook if changed
 
 The first run has no baseline: it only becomes one.  A run that failed, or whose image is not
-the page (monitors/models.py NOT_A_BASELINE), never replaces the baseline.  A process that dies
+the page (capture/diff_options.py NOT_A_BASELINE), never replaces the baseline.  A process that dies
 mid-run leaves its reservation to run out and be refunded by the ledger's reclaim; the run
 itself is not repeated — the monitor runs again at its next slot.
 """

@@ -3,8 +3,12 @@ Chromium, the real test site (a page whose colour the test changes), SQLite and 
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,7 @@ from screenshot_service.jobs.install import install_jobs
 from screenshot_service.jobs.webhooks import SIGNATURE_HEADER, verify
 from screenshot_service.limits.keys import create_key
 from screenshot_service.monitors.install import install_monitors
+from screenshot_service.monitors.sqlite_store import SqliteMonitorStore
 from tests.conftest import wait_for
 from tests.jobs_helpers import FAST, JobsApp, plan, settings_for, webhook_receiver
 from tests.monitor_site import SCENES
@@ -23,7 +28,7 @@ MONITOR_PLAN = plan(max_monitors=2)
 
 @pytest.fixture
 def scene() -> Iterator[str]:
-    name = f"s{len(SCENES)}"
+    name = uuid.uuid4().hex  # its own path: the site's hit counts are per test
     SCENES[name] = "blank"
     yield name
     SCENES.pop(name, None)
@@ -216,3 +221,63 @@ async def test_delete_stops_the_runs(aiohttp_client: Any, tmp_path: Path, test_s
 
 async def len_runs_at_least(app: JobsApp, monitor_id: str, count: int) -> bool:
     return len(await runs(app, monitor_id)) >= count
+
+
+def unix(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def test_a_restart_keeps_the_monitor_and_runs_a_missed_schedule_once(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
+) -> None:
+    settings = monitor_settings(tmp_path, test_site)
+    first = await start(aiohttp_client, settings, test_site, shared_pool)
+    SCENES[scene] = "rgb(255, 0, 0)"
+    body = {"url": f"{test_site.url}/scene/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
+    monitor_id = (await (await create(first, body)).json())["id"]
+    assert await wait_for(lambda: len_runs_at_least(first, monitor_id, 1), 30)
+    await first.client.close()  # the app stops: its scheduler lets the run in flight finish
+
+    store = SqliteMonitorStore(settings.state.sqlite.path)
+    stopped, before = await store.get(monitor_id), await store.runs(monitor_id)
+    await store.close()
+    assert stopped is not None
+    # Down for more than two of its slots.
+    assert await wait_for(lambda: time.time() > stopped.next_run_at + 2.5, 10)
+    restarted_at = time.time()
+    second = await start(aiohttp_client, settings, test_site, shared_pool, key=(first.record, first.key))
+    assert await wait_for(lambda: len_runs_at_least(second, monitor_id, len(before) + 2), 30)
+    after = (await runs(second, monitor_id))[::-1][len(before):]
+    # The missed slots run once, right away; the one after is a slot after the restart.
+    assert unix(after[0]["scheduled_at"]) == pytest.approx(stopped.next_run_at, abs=0.001)
+    assert unix(after[1]["scheduled_at"]) > restarted_at
+    assert all(run["status"] == "succeeded" for run in after)
+
+
+async def test_two_instances_on_one_redis_run_each_slot_once(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, redis_server: Any, scene: str
+) -> None:
+    redis_server.flush()
+    settings = monitor_settings(tmp_path, test_site, state={"backend": "redis", "redis": {"url": redis_server.url}},
+                                monitors={"workers": 2})  # fmt: skip
+    one = await start(aiohttp_client, settings, test_site, shared_pool)
+    two = await start(aiohttp_client, settings, test_site, shared_pool, key=(one.record, one.key))
+    SCENES[scene] = "rgb(255, 0, 0)"
+    body = {"url": f"{test_site.url}/scene/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
+    monitor_id = (await (await create(one, body)).json())["id"]
+    assert await wait_for(lambda: len_runs_at_least(two, monitor_id, 5), 60)
+    slots = sorted(unix(run["scheduled_at"]) for run in await runs(one, monitor_id))
+    # No slot ran twice: each is a whole interval after the one before.
+    assert all(later - earlier >= 0.999 for earlier, later in itertools.pairwise(slots)), slots
+    assert (await one.client.delete(f"/v1/monitors/{monitor_id}", headers=one.auth())).status == 200
+
+    async def settled() -> tuple[int, int]:
+        return await one.credits_used(), test_site.log.count(f"/scene/{scene}")
+
+    # Once the run in flight at the delete is over, every capture the page saw was charged once.
+    assert await wait_for(lambda: _equal(settled()), 30), await settled()
+
+
+async def _equal(pair: Any) -> bool:
+    used, hits = await pair
+    return bool(used == hits)

@@ -3,6 +3,7 @@ Chromium, the real test site (a page whose colour the test changes), SQLite and 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from screenshot_service.client import BlockingScreenshotClient, ScreenshotClient, ScreenshotError
 from screenshot_service.jobs.install import install_jobs
 from screenshot_service.jobs.webhooks import SIGNATURE_HEADER, verify
 from screenshot_service.limits.keys import create_key
@@ -281,3 +283,29 @@ async def test_two_instances_on_one_redis_run_each_slot_once(
 async def _equal(pair: Any) -> bool:
     used, hits = await pair
     return bool(used == hits)
+
+
+async def test_the_clients_manage_monitors(aiohttp_client: Any, tmp_path: Path, test_site: Any,
+                                           shared_pool: Any) -> None:  # fmt: skip
+    settings = monitor_settings(tmp_path, test_site, monitors={"workers": 0})
+    app = await start(aiohttp_client, settings, test_site, shared_pool)
+    base = str(app.client.make_url("")).rstrip("/")
+    page, hook = f"{test_site.url}/paint", f"{test_site.url}/hook"
+    async with ScreenshotClient(base, app.key) as shots:
+        created = await shots.create_monitor(page, interval=5, webhook_url=hook, threshold=0.05, name="n", width=640)
+        assert (created["interval"], created["threshold"], created["name"], created["options"]) == (
+            5, 0.05, "n", {"width": 640})
+        assert await shots.list_monitors() == [created]
+        assert (await shots.get_monitor(created["id"]))["runs"] == []
+        await shots.create_monitor(page, interval=5, webhook_url=hook)
+        with pytest.raises(ScreenshotError) as full:
+            await shots.create_monitor(page, interval=5, webhook_url=hook)
+        assert full.value.status == 422 and full.value.code == "monitor_limit_reached"
+
+    def script() -> tuple[Any, Any]:
+        with BlockingScreenshotClient(base, app.key) as blocking:
+            gone = blocking.delete_monitor(created["id"])
+            return gone, blocking.list_monitors()
+
+    gone, left = await asyncio.to_thread(script)
+    assert gone["id"] == created["id"] and created["id"] not in [m["id"] for m in left] and len(left) == 1

@@ -23,6 +23,7 @@ from ..capture.timing import STAGES
 from ..errors import error_codes
 from .common import json_response
 from .limit_headers import LIMIT_HEADERS
+from .openapi_monitors import monitor_paths, monitor_schemas, monitor_webhook
 
 ERROR_CODES = error_codes()  # the one table, built from errors.py
 # A signed link carries these instead of api_key (README, Signed links).
@@ -162,6 +163,7 @@ def build() -> dict[str, Any]:
                            "responses": {"200": {"description": "canceled", "content": job_json},
                                          **_errors("401", "404", "409", "429", "500", "503")}},
             },
+            **monitor_paths(option_schemas, _errors),
             "/v1/files/{name}": {"get": {
                 "summary": "A stored capture (local backend)", "operationId": "getFile", "security": [],
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -195,7 +197,7 @@ def build() -> dict[str, Any]:
             "parameters": [{"name": "X-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
             "requestBody": {"content": job_json},
             "responses": {"200": {"description": "any 2xx acknowledges the delivery"}},
-        }}},
+        }}} | monitor_webhook(),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
@@ -245,6 +247,7 @@ def _schemas() -> dict[str, Any]:
                     "result": {"oneOf": [{"$ref": "#/components/schemas/CaptureResult"}, {"type": "null"}]},
                     "error": {"oneOf": [error_body, {"type": "null"}]},
                     "webhook": {"type": "object"}}},
+        **monitor_schemas(error_body),
         "Usage": {"type": "object", "required": ["key_id", "plan", "rate", "quota"], "properties": {
             "key_id": {"type": "string"}, "plan": {"type": "string"}, "concurrency": {"type": "integer"},
             "max_queued_jobs": {"type": "integer"},

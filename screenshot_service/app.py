@@ -171,6 +171,7 @@ def _state_ctx(
         backend = open_backend(settings) if given is None else local_backend(given, settings.state.sqlite.path)
         app[keys.STATE] = backend.state
         app[keys.CACHE] = backend.cache
+        app[keys.RECORDS] = backend.records
         ledger = Ledger(backend.state, on_settled=app[keys.METRICS].count_settlement)
         app[keys.LEDGER] = ledger
         app[keys.METRICS].watch_ledger(lambda: ledger.pending)
@@ -184,6 +185,7 @@ def _state_ctx(
             await backend.close()
         else:
             await backend.cache.close()
+            await backend.records.close()
 
     return ctx
 
@@ -251,6 +253,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         egress_proxy_url=app[keys.PROXY].proxy_server,
         metrics=app[keys.METRICS],
         cache=app[keys.CACHE],
+        records=app[keys.RECORDS],
     )
     app[keys.PIPELINE] = CapturePipeline(app[keys.CAPTURE], app[keys.ADMISSION])
     admission, observe = app[keys.POOL].admission, app[keys.METRICS].queues.observe_sync_wait

@@ -23,15 +23,18 @@ from screenshot_service.monitors.install import install_monitors
 from screenshot_service.monitors.sqlite_store import SqliteMonitorStore
 from tests.conftest import wait_for
 from tests.jobs_helpers import FAST, JobsApp, plan, settings_for, webhook_receiver
-from tests.monitor_site import SCENES
+from tests.scene_site import SCENES, Scene
 
 MONITOR_PLAN = plan(max_monitors=2)
+# 200x200 of the 1280x800 viewport change between the two: a ratio of about 0.04.
+RED = Scene(box=(100, 100, 200, 200), box_colour=(255, 0, 0))
+BLUE = Scene(box=(100, 100, 200, 200), box_colour=(0, 0, 255))
 
 
 @pytest.fixture
 def scene() -> Iterator[str]:
     name = uuid.uuid4().hex  # its own path: the site's hit counts are per test
-    SCENES[name] = "blank"
+    SCENES[name] = Scene(blank=True)
     yield name
     SCENES.pop(name, None)
 
@@ -146,7 +149,7 @@ async def test_blank_runs_are_no_baseline_the_first_good_run_is_and_a_change_not
 ) -> None:
     async with webhook_receiver() as receiver:
         app = await start(aiohttp_client, hook_settings(tmp_path, test_site, receiver), test_site, shared_pool)
-        created = await create(app, {"url": f"{test_site.url}/scene/{scene}", "interval": 1, "threshold": 0.01,
+        created = await create(app, {"url": f"{test_site.url}/monitored/{scene}", "interval": 1, "threshold": 0.01,
                                      "webhook_url": receiver.url, "name": "scene"})  # fmt: skip
         assert created.status == 201, await created.text()
         monitor_id = (await created.json())["id"]
@@ -174,7 +177,7 @@ async def test_blank_runs_are_no_baseline_the_first_good_run_is_and_a_change_not
         blank = await a_run_after(0, lambda run: run["status"] == "succeeded")
         assert "blank_capture" in warning_codes(blank) and "diff" not in blank["result"]
 
-        SCENES[scene] = "rgb(255, 0, 0)"
+        SCENES[scene] = RED
         count = len(await runs(app, monitor_id))
         # The first run of the red page had nothing to compare with: the blank one is no baseline.
         first_red = await a_run_after(count, lambda run: not warning_codes(run) - {"no_baseline"})
@@ -183,7 +186,7 @@ async def test_blank_runs_are_no_baseline_the_first_good_run_is_and_a_change_not
         assert same["changed_ratio"] == 0 and same["result"]["diff"]["baseline"]["id"] == await previous_id(same)
         assert receiver.received == [] and (await monitor(app, monitor_id))["last_change"] is None
 
-        SCENES[scene] = "rgb(0, 0, 255)"
+        SCENES[scene] = BLUE
         assert await wait_for(lambda: len(receiver.received) == 1, 60)
         hit = receiver.received[0]
         assert verify(app.record.webhook_secret, hit.headers[SIGNATURE_HEADER], hit.body)
@@ -209,7 +212,7 @@ async def test_blank_runs_are_no_baseline_the_first_good_run_is_and_a_change_not
 async def test_delete_stops_the_runs(aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any,
                                      scene: str) -> None:  # fmt: skip
     app = await start(aiohttp_client, monitor_settings(tmp_path, test_site), test_site, shared_pool)
-    path = f"/scene/{scene}"
+    path = f"/monitored/{scene}"
     body = {"url": test_site.url + path, "interval": 1, "webhook_url": f"{test_site.url}/hook"}
     first = (await (await create(app, body)).json())["id"]
     assert await wait_for(lambda: test_site.log.count(path) >= 2, 30)
@@ -234,8 +237,8 @@ async def test_a_restart_keeps_the_monitor_and_runs_a_missed_schedule_once(
 ) -> None:
     settings = monitor_settings(tmp_path, test_site)
     first = await start(aiohttp_client, settings, test_site, shared_pool)
-    SCENES[scene] = "rgb(255, 0, 0)"
-    body = {"url": f"{test_site.url}/scene/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
+    SCENES[scene] = RED
+    body = {"url": f"{test_site.url}/monitored/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
     monitor_id = (await (await create(first, body)).json())["id"]
     assert await wait_for(lambda: len_runs_at_least(first, monitor_id, 1), 30)
     await first.client.close()  # the app stops: its scheduler lets the run in flight finish
@@ -264,8 +267,8 @@ async def test_two_instances_on_one_redis_run_each_slot_once(
                                 monitors={"workers": 2})  # fmt: skip
     one = await start(aiohttp_client, settings, test_site, shared_pool)
     two = await start(aiohttp_client, settings, test_site, shared_pool, key=(one.record, one.key))
-    SCENES[scene] = "rgb(255, 0, 0)"
-    body = {"url": f"{test_site.url}/scene/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
+    SCENES[scene] = RED
+    body = {"url": f"{test_site.url}/monitored/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
     monitor_id = (await (await create(one, body)).json())["id"]
     assert await wait_for(lambda: len_runs_at_least(two, monitor_id, 5), 60)
     slots = sorted(unix(run["scheduled_at"]) for run in await runs(one, monitor_id))
@@ -274,7 +277,7 @@ async def test_two_instances_on_one_redis_run_each_slot_once(
     assert (await one.client.delete(f"/v1/monitors/{monitor_id}", headers=one.auth())).status == 200
 
     async def settled() -> tuple[int, int]:
-        return await one.credits_used(), test_site.log.count(f"/scene/{scene}")
+        return await one.credits_used(), test_site.log.count(f"/monitored/{scene}")
 
     # Once the run in flight at the delete is over, every capture the page saw was charged once.
     assert await wait_for(lambda: _equal(settled()), 30), await settled()

@@ -13,7 +13,7 @@ from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
 from ..capture.query import one_value_each
-from ..capture.service import CaptureResult
+from ..capture.result import CaptureResult
 from ..capture.timing import AUTH, StageTimings
 from ..egress.urls import host_of
 from ..limits.signed_links import is_signed, signed_link_options

@@ -29,7 +29,8 @@ from ..state.errors import StateError
 from ..storage.customer import CustomerS3
 from ..storage.errors import StorageError
 from .options import CaptureOptions
-from .service import CaptureResult, CaptureService
+from .result import CaptureResult
+from .service import CaptureService
 from .timing import ADMISSION, CACHE, CAPTURE, NAVIGATION, SETTLE, StageTimings
 
 log = logging.getLogger("screenshot_service.capture")
@@ -71,7 +72,7 @@ class Order:
     opts: CaptureOptions
     started: float  # loop time the request arrived: the deadline counts from it
     key: KeyRecord | None = None  # the caller, admitted against its plan (sync requests)
-    account: str | None = None  # whose cache; defaults to key's id; None (CLI): no cache
+    account: str | None = None  # whose cache and capture records; defaults to key's id; None (CLI): none
     limits: LimitState = field(default_factory=LimitState)  # what admission decided, filled in
     base_url: str = ""
     customer_s3: CustomerS3 | None = None  # the caller's own bucket: no cache either way
@@ -139,6 +140,7 @@ class CapturePipeline:
         return await self.service.capture(
             order.opts, started=order.started, base_url=order.base_url,
             customer_s3=order.customer_s3, lane=order.lane, timings=order.timings,
+            account=order.account or (order.key.id if order.key else None),
         )
 
     async def _cached(self, opts: CaptureOptions, account: str, timings: StageTimings) -> CaptureResult | None:

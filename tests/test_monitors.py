@@ -52,8 +52,8 @@ async def start(aiohttp_client: Any, settings: Any, site: Any, pool: Any, *, key
     return JobsApp(client=client, key=raw, record=record, settings=settings, site=site)
 
 
-def monitor_settings(root: Path, site: Any, **sections: Any) -> Any:
-    return settings_for(root, site, plans={"jobs": MONITOR_PLAN},
+def monitor_settings(root: Path, site: Any, *, quota: int = 10**9, **sections: Any) -> Any:
+    return settings_for(root, site, plans={"jobs": {**MONITOR_PLAN, "monthly_captures": quota}},
                         monitors={"min_interval_seconds": 1, **sections.pop("monitors", {})}, **sections)
 
 
@@ -312,3 +312,20 @@ async def test_the_clients_manage_monitors(aiohttp_client: Any, tmp_path: Path, 
 
     gone, left = await asyncio.to_thread(script)
     assert gone["id"] == created["id"] and created["id"] not in [m["id"] for m in left] and len(left) == 1
+
+
+async def test_a_run_past_the_quota_fails_with_quota_exceeded_and_is_not_charged(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
+) -> None:
+    app = await start(aiohttp_client, monitor_settings(tmp_path, test_site, quota=2), test_site, shared_pool)
+    SCENES[scene] = RED
+    body = {"url": f"{test_site.url}/monitored/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
+    monitor_id = (await (await create(app, body)).json())["id"]
+    assert await wait_for(lambda: len_runs_at_least(app, monitor_id, 4), 30)
+    found = (await runs(app, monitor_id))[::-1]
+    assert [run["status"] for run in found[:2]] == ["succeeded", "succeeded"]
+    assert {run["error"]["code"] for run in found[2:]} == {"quota_exceeded"}
+    assert all(run["result"] is None and run["changed_ratio"] is None for run in found[2:])
+    assert (await monitor(app, monitor_id))["last_run"]["error"]["code"] == "quota_exceeded"
+    usage = await (await app.client.get("/v1/usage", headers=app.auth())).json()
+    assert usage["quota"]["used"] == 2 and test_site.log.count(f"/monitored/{scene}") == 2  # nothing captured since

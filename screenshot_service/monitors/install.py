@@ -17,7 +17,7 @@ from ..api import monitors as handlers
 from ..appkeys import ADMISSION, METRICS, PIPELINE, POLICY, PROXY, RESOLVER, SETTINGS, STATE
 from ..config import Settings
 from ..jobs.webhooks import WebhookSender
-from .keys import MONITORS, MONITORS_INSTALLED, MONITORS_TUNING, MonitorsTuning
+from .keys import MONITOR_SCHEDULER, MONITORS, MONITORS_INSTALLED, MONITORS_TUNING, MonitorsTuning
 from .runs import MonitorRuns
 from .scheduler import MonitorScheduler
 from .service import MonitorService
@@ -36,6 +36,13 @@ def install_monitors(app: web.Application, *, poll_interval: float | None = None
     app.router.add_get("/v1/monitors/{id}", handlers.get_monitor)
     app.router.add_delete("/v1/monitors/{id}", handlers.delete_monitor)
     app.cleanup_ctx.append(_monitors_ctx)
+    app.on_shutdown.insert(0, _stop_claiming)  # draining: no new run starts while in-flight work ends
+
+
+async def _stop_claiming(app: web.Application) -> None:
+    scheduler = app.get(MONITOR_SCHEDULER)
+    if scheduler is not None:
+        scheduler.stop_claiming()
 
 
 def open_monitor_store(settings: Settings) -> MonitorStore:
@@ -67,6 +74,7 @@ async def _monitors_ctx(app: web.Application) -> AsyncIterator[None]:
             store, app[ADMISSION], app[POLICY], app[RESOLVER], min_interval=settings.monitors.min_interval_seconds,
             wake=scheduler.wake,
         )  # fmt: skip
+        app[MONITOR_SCHEDULER] = scheduler
         scheduler.start()
         stack.push_async_callback(scheduler.stop, settings.server.drain_seconds)
         yield

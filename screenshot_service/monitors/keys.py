@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from .scheduler import MonitorScheduler
 from .service import MonitorService
 
 
@@ -17,5 +18,6 @@ class MonitorsTuning:
 
 
 MONITORS = web.AppKey("monitors", MonitorService)
+MONITOR_SCHEDULER = web.AppKey("monitor_scheduler", MonitorScheduler)
 MONITORS_TUNING = web.AppKey("monitors_tuning", MonitorsTuning)
 MONITORS_INSTALLED = web.AppKey("monitors_installed", bool)

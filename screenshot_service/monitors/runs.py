@@ -27,7 +27,7 @@ from ..capture.pipeline import SETTLE_MARGIN, CapturePipeline, Order
 from ..capture.service import CaptureResult
 from ..egress.urls import host_of
 from ..error_map import as_api_error
-from ..errors import ApiError, InternalError, InvalidApiKey
+from ..errors import ApiError, InternalError, InvalidApiKey, InvalidParameter
 from ..faults import LayerError
 from ..jobs.webhooks import WebhookSender
 from ..jobs.worker import OVERLOADED_PAUSE, OVERLOADED_RETRIES
@@ -110,9 +110,19 @@ class MonitorRuns:
                 await self.admission.ledger.refund(reservation, overrule_commit=True)
 
     async def _capture(self, monitor: Monitor) -> CaptureResult:
+        try:
+            return await self._capture_against(monitor, monitor.baseline)
+        except InvalidParameter as refused:
+            if monitor.baseline is None or "compare_to" not in refused.details.get("fields", {}):
+                raise
+            # The baseline's capture expired with the key's retention: this run sets a new one.
+            log.info("monitor %s: its baseline capture is gone; this run becomes the new one", monitor.id)
+            return await self._capture_against(monitor, None)
+
+    async def _capture_against(self, monitor: Monitor, baseline: str | None) -> CaptureResult:
         options = dict(monitor.options)
-        if monitor.baseline is not None:
-            options["compare_to"] = monitor.baseline
+        if baseline is not None:
+            options["compare_to"] = baseline
         opts = CaptureOptions.from_json(options, place=JOB)
         loop = asyncio.get_running_loop()
         for attempt in range(OVERLOADED_RETRIES + 1):

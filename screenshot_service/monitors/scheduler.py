@@ -37,6 +37,11 @@ class MonitorScheduler:
     def wake(self) -> None:
         self._wake.set()
 
+    def stop_claiming(self) -> None:
+        """The app starts draining: start no new run (the ones in flight go on)."""
+        if self._loop is not None:
+            self._loop.cancel()
+
     async def stop(self, drain_seconds: float) -> None:
         """Claim nothing more; let runs in flight finish within ``drain_seconds``, cut the rest
         (their credits are refunded; the monitors run again at their next slot)."""

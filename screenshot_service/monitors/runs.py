@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..browser.errors import Overloaded
@@ -44,6 +44,16 @@ log = logging.getLogger("screenshot_service.monitors")
 Outcome = tuple[dict[str, Any] | None, dict[str, Any] | None]  # (result, error): one of them
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A change to report: the signed POST of ``body`` to the monitor's webhook."""
+
+    monitor_id: str
+    url: str
+    body: bytes
+    secret: str = field(repr=False)
+
+
 class MonitorRuns:
     def __init__(self, store: MonitorStore, state: StateStore, admission: Admission, pipeline: CapturePipeline,
                  webhooks: WebhookSender, metrics: MonitorMetrics) -> None:  # fmt: skip
@@ -51,14 +61,20 @@ class MonitorRuns:
         self.webhooks = webhooks
         self.metrics = metrics
 
-    async def run(self, claim: Claim) -> None:
+    async def run(self, claim: Claim) -> Notice | None:
+        """Capture, record; the webhook to send if the page changed (sent by ``notify``, once the
+        run's slot is free: a slow receiver must not hold back other monitors' runs)."""
         monitor = claim.monitor
         assert monitor is not None
         self.metrics.observe_lag(claim.now - claim.scheduled_at)
         with bound(JOB_ID, monitor.id):  # every record of the run names the monitor
-            await self._run(monitor, claim.scheduled_at)
+            return await self._run(monitor, claim.scheduled_at)
 
-    async def _run(self, monitor: Monitor, scheduled_at: float) -> None:
+    async def notify(self, notice: Notice) -> None:
+        with bound(JOB_ID, notice.monitor_id):
+            await self.webhooks.deliver(notice.url, notice.body, notice.secret, job_id=notice.monitor_id)
+
+    async def _run(self, monitor: Monitor, scheduled_at: float) -> Notice | None:
         started = time.time()
         key = await self.state.key_by_id(monitor.key_id)
         result, error = await self._charged_capture(monitor, key)
@@ -76,7 +92,8 @@ class MonitorRuns:
             log.info("monitor %s was deleted during its run: nothing sent", monitor.id)
         elif changed and key is not None and not key.revoked:
             body = json.dumps({"monitor": stored.to_json(), "run": run.to_json()}).encode()
-            await self.webhooks.deliver(monitor.webhook_url, body, key.webhook_secret, job_id=monitor.id)
+            return Notice(monitor.id, monitor.webhook_url, body, key.webhook_secret)
+        return None
 
     async def _charged_capture(self, monitor: Monitor, key: KeyRecord | None) -> Outcome:
         """The capture, charged to the monitor's key like any other: a credit reserved first,

@@ -90,11 +90,17 @@ class MonitorScheduler:
                     await self._wake.wait()
 
     async def _run(self, claim: Claim) -> None:
+        holding = True
         try:
-            await self.runs.run(claim)
+            notice = await self.runs.run(claim)
+            self._slots.release()  # the capture is over: the webhook does not hold a run's place
+            holding = False
+            if notice is not None:
+                await self.runs.notify(notice)
         except LayerError as error:  # recording the run failed: the monitor runs again next slot
             log.warning("monitor run could not be recorded: %s", error.message)
         except Exception:
             log.exception("monitor run failed unexpectedly")
         finally:
-            self._slots.release()
+            if holding:
+                self._slots.release()

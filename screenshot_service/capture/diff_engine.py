@@ -3,7 +3,7 @@ image that shows them.  Pure and blocking (numpy and Pillow): callers run it in 
 
 Two pixels are equal when pixelmatch would call them equal without its anti-aliasing pass:
 the YIQ distance of the two colours, each alpha-blended on white, is at most
-``35215 * threshold²`` (35215 is the distance from black to white).  Anti-aliased pixels are
+``35215 * threshold²`` (35215: pixelmatch's largest possible distance).  Anti-aliased pixels are
 not told apart: with ``disable_animations`` and ``wait_until=ready`` the same page renders the
 same pixels, so a changed edge is a change.  Images of different sizes are compared on their
 common top-left area.  Exact equality is checked on packed 32-bit pixels first, so the
@@ -69,7 +69,7 @@ def _blend_on_white(pixels: NDArray[np.float32], alpha: NDArray[np.float32]) -> 
 
 
 def yiq_delta(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.floating[Any]]:
-    """pixelmatch's colorDelta (unsigned) of N x 4 RGBA rows: 0 for equal, 35215 for black vs white."""
+    """pixelmatch's colorDelta (unsigned) of N x 4 RGBA rows: 0 for equal, 32857 for black vs white."""
     rgb_a = _blend_on_white(a[:, :3].astype(np.float32), a[:, 3].astype(np.float32))
     rgb_b = _blend_on_white(b[:, :3].astype(np.float32), b[:, 3].astype(np.float32))
     diff = rgb_a - rgb_b

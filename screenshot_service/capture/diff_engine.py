@@ -30,6 +30,7 @@ CELL = 16
 FADE = 0.25  # how much of the grey's distance from white is kept
 RED = (255, 0, 0)
 Pixels = NDArray[np.uint8]  # height x width x 4 (RGBA)
+NOTHING: NDArray[np.bool_] = np.zeros((0, 0), bool)  # a mask that marks no pixel
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Comparison:
     compared_pixels: int  # the common area: the denominator of changed_ratio
     size_changed: bool
     regions: tuple[Box, ...] = ()
-    mask: NDArray[np.bool_] = field(repr=False, default_factory=lambda: np.zeros((0, 0), bool))
+    mask: NDArray[np.bool_] = field(repr=False, default_factory=lambda: NOTHING)
 
     @property
     def changed_ratio(self) -> float:
@@ -94,6 +95,11 @@ def compare(old: Pixels, new: Pixels, threshold: float) -> Comparison:
         rows, cols = rows[far], cols[far]
     regions = changed_regions(mask, rows, cols) if rows.size else ()
     return Comparison(int(rows.size), height * width, size_changed, regions, mask)
+
+
+def unchanged(pixels: Pixels) -> Comparison:
+    """The comparison of an image with itself."""
+    return Comparison(0, pixels.shape[0] * pixels.shape[1], False)
 
 
 def changed_regions(mask: NDArray[np.bool_], rows: NDArray[np.intp], cols: NDArray[np.intp],

@@ -7,13 +7,19 @@ the stored marked image."""
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from screenshot_service.limits.keys import create_key
 from tests.conftest import Service, image_of
-from tests.jobs_helpers import poll_until_done
+from tests.jobs_helpers import JobsApp, poll_until_done, settings_for, start_app
 from tests.scene_site import SCENES, Scene
+
+if TYPE_CHECKING:
+    from screenshot_service.browser.pool import BrowserPool
+    from tests.conftest import TestSite
+    from tests.redis_server import RedisTestServer
 
 SIZE = {"width": 400, "height": 300}
 _names = itertools.count()
@@ -25,7 +31,8 @@ def new_scene(**look: Any) -> str:
     return name
 
 
-async def shoot(service: Service, scene: str, *, key: str | None = None, status: int = 200, **options: Any) -> Any:
+async def shoot(service: Service | JobsApp, scene: str, *, key: str | None = None, status: int = 200,
+                **options: Any) -> Any:
     body = {"url": f"{service.site.url}/scene?name={scene}", **SIZE, **options}
     response = await service.client.post("/v1/screenshot", json=body,
                                          headers={"Authorization": f"Bearer {key or service.key}"})
@@ -190,3 +197,26 @@ async def test_a_job_compares_with_the_previous_sync_capture(service: Service) -
     diff = done["result"]["diff"]
     assert diff["baseline"]["id"] == first["id"] and diff["changed_pixels"] == 200 * 200
     assert diff["regions"] == [{"x": 200, "y": 100, "width": 200, "height": 200}]
+
+
+async def test_on_redis_another_instance_finds_the_previous_capture(
+    aiohttp_client: Any, tmp_path: Path, test_site: TestSite, shared_pool: BrowserPool, redis_server: RedisTestServer,
+) -> None:
+    redis_server.start()
+    redis_server.flush()
+
+    async def instance(name: str, key: Any = None) -> JobsApp:
+        settings = settings_for(tmp_path / name, test_site, state={"backend": "redis", "redis": {"url": redis_server.url}},
+                                storage={"local": {"path": str(tmp_path / "shared-captures")}})
+        return await start_app(aiohttp_client, settings, test_site, shared_pool, key=key)
+
+    first_instance = await instance("one")
+    second_instance = await instance("two", key=(first_instance.record, first_instance.key))
+    scene = new_scene(box=(20, 40, 60, 60))
+    first = await shoot(first_instance, scene)
+    SCENES[scene].box = (20, 40, 60, 30)
+    second = await shoot(second_instance, scene, compare_to="previous")
+    assert second["diff"]["baseline"]["id"] == first["id"] and second["diff"]["changed_pixels"] == 60 * 30
+    _, other = await second_instance.new_key()
+    refused = await shoot(second_instance, scene, key=other, compare_to=first["id"], status=400)
+    assert set(refused["error"]["details"]["fields"]) == {"compare_to"}

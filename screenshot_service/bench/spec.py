@@ -18,6 +18,7 @@ class CaptureSpec:
     thumb_width: int | None = None  # the service only (thumbs.py): the same capture scaled down
     extract: str | None = None  # the service only (extract.py): content stored beside the image
     format: str = "png"  # or pdf: the service's defaults, the floor's Page.printToPDF with the same paper
+    compare_to: str | None = None  # the service only (diffs.py): compared with an earlier capture
 
     def query(self) -> dict[str, str]:
         """The service's query parameters for this capture (besides url and response_type)."""
@@ -30,6 +31,8 @@ class CaptureSpec:
             params["extract"] = self.extract
         if self.format != "png":
             params["format"] = self.format
+        if self.compare_to is not None:
+            params["compare_to"] = self.compare_to
         return params
 
     def produced(self, data: bytes) -> bool:

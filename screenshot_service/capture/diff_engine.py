@@ -3,7 +3,7 @@ image that shows them.  Pure and blocking (numpy and Pillow): callers run it in 
 
 Two pixels are equal when pixelmatch would call them equal without its anti-aliasing pass:
 the YIQ distance of the two colours, each alpha-blended on white, is at most
-``35215 * threshold²`` (35215 is the distance from black to white).  Anti-aliased pixels are
+``35215 * threshold²`` (35215: pixelmatch's largest possible distance).  Anti-aliased pixels are
 not told apart: with ``disable_animations`` and ``wait_until=ready`` the same page renders the
 same pixels, so a changed edge is a change.  Images of different sizes are compared on their
 common top-left area.  Exact equality is checked on packed 32-bit pixels first, so the
@@ -30,6 +30,7 @@ CELL = 16
 FADE = 0.25  # how much of the grey's distance from white is kept
 RED = (255, 0, 0)
 Pixels = NDArray[np.uint8]  # height x width x 4 (RGBA)
+NOTHING: NDArray[np.bool_] = np.zeros((0, 0), bool)  # a mask that marks no pixel
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Comparison:
     compared_pixels: int  # the common area: the denominator of changed_ratio
     size_changed: bool
     regions: tuple[Box, ...] = ()
-    mask: NDArray[np.bool_] = field(repr=False, default_factory=lambda: np.zeros((0, 0), bool))
+    mask: NDArray[np.bool_] = field(repr=False, default_factory=lambda: NOTHING)
 
     @property
     def changed_ratio(self) -> float:
@@ -69,7 +70,7 @@ def _blend_on_white(pixels: NDArray[np.float32], alpha: NDArray[np.float32]) -> 
 
 
 def yiq_delta(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.floating[Any]]:
-    """pixelmatch's colorDelta (unsigned) of N x 4 RGBA rows: 0 for equal, 35215 for black vs white."""
+    """pixelmatch's colorDelta (unsigned) of N x 4 RGBA rows: 0 for equal, 32857 for black vs white."""
     rgb_a = _blend_on_white(a[:, :3].astype(np.float32), a[:, 3].astype(np.float32))
     rgb_b = _blend_on_white(b[:, :3].astype(np.float32), b[:, 3].astype(np.float32))
     diff = rgb_a - rgb_b
@@ -94,6 +95,11 @@ def compare(old: Pixels, new: Pixels, threshold: float) -> Comparison:
         rows, cols = rows[far], cols[far]
     regions = changed_regions(mask, rows, cols) if rows.size else ()
     return Comparison(int(rows.size), height * width, size_changed, regions, mask)
+
+
+def unchanged(pixels: Pixels) -> Comparison:
+    """The comparison of an image with itself."""
+    return Comparison(0, pixels.shape[0] * pixels.shape[1], False)
 
 
 def changed_regions(mask: NDArray[np.bool_], rows: NDArray[np.intp], cols: NDArray[np.intp],

@@ -201,6 +201,15 @@ async def test_blank_runs_are_no_baseline_the_first_good_run_is_and_a_change_not
         assert len(receiver.received) == 1
         assert (await monitor(app, monitor_id))["last_change"]["result"]["id"] == run["result"]["id"]
 
+        # A blank render in between notifies nothing and is no baseline: the blue page after it is no change.
+        SCENES[scene] = Scene(blank=True)
+        blanked = await a_run_after(len(await runs(app, monitor_id)), lambda later: "blank_capture" in warning_codes(later))
+        assert blanked["changed_ratio"] >= 0.01 and blanked["notified"] is False  # over the threshold, yet quiet
+        SCENES[scene] = BLUE
+        back = await a_run_after(len(await runs(app, monitor_id)), lambda later: not warning_codes(later))
+        assert back["changed_ratio"] == 0 and back["result"]["diff"]["baseline"]["id"] != blanked["result"]["id"]
+        assert len(receiver.received) == 1
+
         async def usage_counts_every_run() -> bool:
             usage = await (await app.client.get("/v1/usage", headers=app.auth())).json()
             return bool(usage["quota"]["used"] == len(await runs(app, monitor_id)))

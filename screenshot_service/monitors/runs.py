@@ -76,11 +76,12 @@ class MonitorRuns:
 
     async def _run(self, monitor: Monitor, scheduled_at: float) -> Notice | None:
         started = time.time()
-        key = await self.state.key_by_id(monitor.key_id)
-        result, error = await self._charged_capture(monitor, key)
-        run = Run(at=started, scheduled_at=scheduled_at, status=SUCCEEDED if error is None else FAILED, result=result, error=error)
+        key, (result, error) = await self._charged_capture(monitor)
+        run = Run(at=started, scheduled_at=scheduled_at, status=SUCCEEDED if error is None else FAILED,
+                  result=result, error=error)  # fmt: skip
         ratio = run.changed_ratio
-        changed = monitor.baseline is not None and ratio is not None and ratio >= monitor.threshold
+        # A run that may not show the page (blank, an error page, not ready) reports no change either.
+        changed = run.good and monitor.baseline is not None and ratio is not None and ratio >= monitor.threshold
         run = replace(run, notified=changed)
         stored = await self.store.record_run(monitor.id, run.to_json(), changed=changed,
                                              baseline=str(result["id"]) if result and run.good else None)  # fmt: skip
@@ -90,24 +91,31 @@ class MonitorRuns:
                  outcome if error is None else f"failed: {error.get('code')}")  # fmt: skip
         if stored is None:
             log.info("monitor %s was deleted during its run: nothing sent", monitor.id)
-        elif changed and key is not None and not key.revoked:
+        elif changed and key is not None:
             body = json.dumps({"monitor": stored.to_json(), "run": run.to_json()}).encode()
             return Notice(monitor.id, monitor.webhook_url, body, key.webhook_secret)
         return None
 
-    async def _charged_capture(self, monitor: Monitor, key: KeyRecord | None) -> Outcome:
+    async def _charged_capture(self, monitor: Monitor) -> tuple[KeyRecord | None, Outcome]:
         """The capture, charged to the monitor's key like any other: a credit reserved first,
-        committed once the result is stored, refunded on anything else."""
+        committed once the result is stored, refunded on anything else.  Also the key (None when
+        it is gone or revoked: then nothing runs)."""
+        key = None
         try:
+            key = await self.state.key_by_id(monitor.key_id)
             if key is None or key.revoked:
+                key = None
                 raise InvalidApiKey("the monitor's API key is revoked; it cannot be charged")
-            plan = self.admission.plan_of(key)
-            lease = self.pipeline.service.deadline_seconds + SETTLE_MARGIN
-            reservation, give_up_at = await self.admission.reserve(key, plan, LimitState(), lease)
+            return key, await self._charged(monitor, key)
         except ApiError as failure:
-            return None, failure.to_dict()["error"]
+            return key, (None, failure.to_dict()["error"])
         except LayerError as failure:
-            return None, as_api_error(failure).to_dict()["error"]
+            return key, (None, as_api_error(failure).to_dict()["error"])
+
+    async def _charged(self, monitor: Monitor, key: KeyRecord) -> Outcome:
+        plan = self.admission.plan_of(key)
+        lease = self.pipeline.service.deadline_seconds + SETTLE_MARGIN
+        reservation, give_up_at = await self.admission.reserve(key, plan, LimitState(), lease)
         committed = False
         try:
             result = (await self._capture(monitor)).to_json()

@@ -1,8 +1,9 @@
 """Monitors on Redis: one set shared by every instance on the server (or cluster).
 
 Layout (``prefix`` ``screenshot:monitors:``; on a Redis Cluster ``screenshot:{monitors}:``, one
-hash tag, so each script's keys share a slot).  Times are milliseconds; "now" is Redis's own
-clock (``TIME``), so instances with skewed clocks still agree on what is due::
+hash tag, so each script's keys share a slot).  Times are milliseconds.  Whether a slot is due
+is decided by Redis's own clock (``TIME``) in the claim script, so instances with skewed clocks
+still agree; the local clock only decides when to look again::
 
     {p}mon:{id}        hash   record (the fixed JSON), key_id, interval (ms), next (ms),
                               last_run, last_change, baseline
@@ -17,6 +18,7 @@ is still due by Redis's clock: of two instances racing for it, the second finds 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from ..state.redis_client import RedisClient, connect, guarded
@@ -132,6 +134,9 @@ class RedisMonitorStore:
             if not first:
                 return Claim()
             monitor_id, peeked = str(first[0][0]), int(first[0][1])
+            local_now = _ms(time.time())
+            if peeked > local_now:  # not due by this clock: a skewed one only shifts the next poll
+                return Claim(now=local_now / 1000, wait=(peeked - local_now) / 1000)
             answer = await guarded(self._claim(keys=[self._due, self._mon(monitor_id)], args=[monitor_id]))
             if answer[0] == "wait" and int(answer[1]) == peeked:  # the earliest slot is not due yet
                 return Claim(now=int(answer[2]) / 1000, wait=(peeked - int(answer[2])) / 1000)

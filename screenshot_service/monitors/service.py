@@ -16,6 +16,7 @@ from typing import Any
 from ..egress.errors import TargetUnreachable
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
+from ..egress.urls import host_of
 from ..errors import MonitorLimitReached, NotFound
 from ..jobs.service import check_webhook_url
 from ..limits.admission import Admission
@@ -58,7 +59,8 @@ class MonitorService:
                 "delete one first",
                 details={"plan": key.plan, "max_monitors": plan.max_monitors, "monitors": count},
             )
-        log.info("monitor created", extra={"monitor_id": monitor.id})
+        log.info("monitor %s created key=%s host=%s interval=%d s", monitor.id, key.id, host_of(request.url),
+                 monitor.interval)
         self.wake()
         return monitor
 
@@ -76,5 +78,5 @@ class MonitorService:
         monitor = await self.store.delete(monitor_id, key.id) if MONITOR_ID.fullmatch(monitor_id) else None
         if monitor is None:
             raise NotFound(f"no monitor {monitor_id!r} for this API key")
-        log.info("monitor deleted", extra={"monitor_id": monitor_id})
+        log.info("monitor %s deleted key=%s", monitor_id, key.id)
         return monitor

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -324,11 +325,13 @@ async def test_the_clients_manage_monitors(aiohttp_client: Any, tmp_path: Path, 
 
 
 async def test_a_run_past_the_quota_fails_with_quota_exceeded_and_is_not_charged(
-    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str, caplog: Any
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     app = await start(aiohttp_client, monitor_settings(tmp_path, test_site, quota=2), test_site, shared_pool)
     SCENES[scene] = RED
-    body = {"url": f"{test_site.url}/monitored/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
+    body = {"url": f"{test_site.url}/monitored/{scene}?token=t0ps3cret", "interval": 1,
+            "webhook_url": f"{test_site.url}/hook", "headers": {"X-Token": "hunter2"}}
     monitor_id = (await (await create(app, body)).json())["id"]
     assert await wait_for(lambda: len_runs_at_least(app, monitor_id, 3), 30)
     found = (await runs(app, monitor_id))[::-1]
@@ -338,3 +341,6 @@ async def test_a_run_past_the_quota_fails_with_quota_exceeded_and_is_not_charged
     assert (await monitor(app, monitor_id))["last_run"]["error"]["code"] == "quota_exceeded"
     usage = await (await app.client.get("/v1/usage", headers=app.auth())).json()
     assert usage["quota"]["used"] == 2 and test_site.log.count(f"/monitored/{scene}") == 2  # nothing captured since
+    # The header and the URL's query reach the target, never a log line; GET shows no header.
+    assert "monitor run:" in caplog.text and "hunter2" not in caplog.text and "t0ps3cret" not in caplog.text
+    assert "hunter2" not in json.dumps(await monitor(app, monitor_id))

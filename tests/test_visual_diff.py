@@ -86,6 +86,10 @@ async def test_a_changed_box_is_found_counted_and_marked_red(service: Service) -
     for outside in ((10, 150), (300, 250), (49, 100), (150, 100)):
         r, g, b = marked.getpixel(outside)
         assert r == g == b, outside  # unchanged: grey
+    metrics = (await (await service.client.get("/metrics")).text()).splitlines()
+    assert "screenshot_visual_diff_changed_ratio_count 1.0" in metrics  # one diff computed
+    assert "screenshot_visual_diff_changed_ratio_bucket{le=\"0.05\"} 0.0" in metrics  # of 6.7 %
+    assert "screenshot_visual_diff_changed_ratio_bucket{le=\"0.1\"} 1.0" in metrics
 
 
 async def test_a_threshold_above_the_change_counts_nothing(service: Service) -> None:
@@ -220,3 +224,24 @@ async def test_on_redis_another_instance_finds_the_previous_capture(
     _, other = await second_instance.new_key()
     refused = await shoot(second_instance, scene, key=other, compare_to=first["id"], status=400)
     assert set(refused["error"]["details"]["fields"]) == {"compare_to"}
+
+
+async def test_a_capture_to_the_callers_bucket_is_compared_but_never_a_baseline(
+    make_service: Any, s3_server: Any, s3_bucket: str, test_site: TestSite
+) -> None:
+    endpoint_port = s3_server.endpoint_url.rsplit(":", 1)[1]
+    service: Service = await make_service(egress={"allow": [f"127.0.0.1:{test_site.port}",
+                                                            f"127.0.0.1:{endpoint_port}"]})
+    scene = new_scene(box=(0, 100, 400, 100))
+    ours = await shoot(service, scene)
+    bucket = {"bucket": s3_bucket, "region": "us-east-1", "access_key_id": "AKIACUSTOMER00000002",
+              "secret_access_key": "s" * 30, "endpoint_url": s3_server.endpoint_url, "key_prefix": "mine/"}
+    SCENES[scene].box = None
+    theirs = await shoot(service, scene, s3=bucket, compare_to="previous")
+    assert theirs["diff"]["baseline"]["id"] == ours["id"] and theirs["diff"]["changed_pixels"] == 400 * 100
+    keys = sorted(o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"])
+    assert len(keys) == 2 and all(k.startswith("mine/") for k in keys)  # the capture and its marked image
+    again = await shoot(service, scene, compare_to="previous")
+    assert again["diff"]["baseline"]["id"] == ours["id"]  # the bucket's capture is no baseline
+    named = await shoot(service, scene, compare_to=theirs["id"], status=400)
+    assert "own S3 bucket" in named["error"]["details"]["fields"]["compare_to"]

@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import InvalidParameter
 from ..metrics import Metrics
 from ..storage.base import Storage, StoredObject
+from ..storage.errors import StorageError
 from . import diff_engine
 from .capture_records import CaptureRecord, CaptureRecords
 from .diff_options import NOT_A_BASELINE, PREVIOUS
@@ -91,7 +92,11 @@ class VisualChange:
 
     async def load(self, record: CaptureRecord) -> Baseline:
         """The baseline's pixels (read from our storage, decoded in a thread)."""
-        found = await self.storage.get(record.object_name)
+        try:
+            found = await self.storage.get(record.object_name)
+        except StorageError as error:  # the capture itself may still be stored: answered without a diff
+            log.warning("baseline %s unreadable: %s", record.id, error.message)
+            return Baseline(record, None)
         if found is None:
             return Baseline(record, None)
         data = found[0]

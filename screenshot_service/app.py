@@ -38,6 +38,7 @@ from .limits.admission import Admission
 from .limits.concurrency import ConcurrencyGate
 from .limits.ledger import Ledger
 from .limits.rate import RateLimiter
+from .monitors.install import install_monitors
 from .observability import Handler, request_id_middleware
 from .state.base import StateStore
 from .storage.base import Storage
@@ -99,6 +100,7 @@ def create_app(
     install_tester(app)  # GET /
     app.router.add_get("/v1/openapi.json", openapi.get_openapi)
     install_jobs(app)  # /v1/jobs and the job workers' cleanup context (after the capture service's)
+    install_monitors(app)  # /v1/monitors and their scheduler (stopped before the job workers)
     return app
 
 
@@ -170,6 +172,7 @@ def _state_ctx(
         backend = open_backend(settings) if given is None else local_backend(given, settings.state.sqlite.path)
         app[keys.STATE] = backend.state
         app[keys.CACHE] = backend.cache
+        app[keys.RECORDS] = backend.records
         ledger = Ledger(backend.state, on_settled=app[keys.METRICS].count_settlement)
         app[keys.LEDGER] = ledger
         app[keys.METRICS].watch_ledger(lambda: ledger.pending)
@@ -183,6 +186,7 @@ def _state_ctx(
             await backend.close()
         else:
             await backend.cache.close()
+            await backend.records.close()
 
     return ctx
 
@@ -251,6 +255,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[keys.METRICS],
         cache=app[keys.CACHE],
         proxies=ProxyPools.from_config(app[keys.SETTINGS].proxies),
+        records=app[keys.RECORDS],
     )
     app[keys.PIPELINE] = CapturePipeline(app[keys.CAPTURE], app[keys.ADMISSION])
     admission, observe = app[keys.POOL].admission, app[keys.METRICS].queues.observe_sync_wait

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .browser.pool import BrowserPool
 from .capture.cache import CaptureCache
+from .capture.capture_records import CaptureRecords
 from .capture.pipeline import CapturePipeline
 from .capture.service import CaptureService
 from .capture.timing import StageTimings
@@ -65,6 +66,7 @@ PROXY = web.AppKey("proxy", EgressProxy)  # the egress filter for the browser, w
 ADMISSION = web.AppKey("admission", Admission)
 LEDGER = web.AppKey("ledger", Ledger)
 CACHE = web.AppKey("cache", CaptureCache)
+RECORDS = web.AppKey("records", CaptureRecords)
 METRICS = web.AppKey("metrics", Metrics)
 
 # Per-request values (web.RequestKey): set by middlewares and handlers, read by the access log.

@@ -141,6 +141,14 @@ class JobsConfig:
     max_batch: int = _opt(100, min=1, max=10000)  # items one POST /v1/batches may hold
 
 
+@dataclass(frozen=True)
+class MonitorsConfig:
+    min_interval_seconds: int = _opt(300, min=1, max=31_536_000)  # the shortest schedule a monitor may ask for
+    # Monitor runs at once on this instance, in the jobs' browser lane (0: run none here; others on
+    # the same state store do).
+    workers: int = _opt(1, min=0, max=64)
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -169,6 +177,7 @@ class PlanConfig:
     proxy_pools: list[str] = _opt([])
     # Whether its keys may name a proxy of their own (the proxy option).
     custom_proxy: bool = True
+    max_monitors: int = _opt(3, min=0, max=10**6)  # monitors per key; one more: 422 monitor_limit_reached
 
 
 def default_plans() -> dict[str, PlanConfig]:
@@ -177,6 +186,7 @@ def default_plans() -> dict[str, PlanConfig]:
         "pro": PlanConfig(
             requests_per_second=10, burst=20, monthly_captures=50000, concurrency=8, max_queued_jobs=1000,
             proxy_pools=["*"],
+            max_monitors=100,
         ),
     }
 
@@ -196,6 +206,7 @@ class Settings:
     storage: StorageConfig = field(default_factory=StorageConfig)
     state: StateConfig = field(default_factory=StateConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
+    monitors: MonitorsConfig = field(default_factory=MonitorsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     plans: dict[str, PlanConfig] = field(default_factory=default_plans)
     proxies: dict[str, ProxyPoolConfig] = field(default_factory=dict)  # [proxies.NAME]: upstream proxy pools

@@ -155,6 +155,12 @@ class IdempotencyMismatch(ApiError):
     status, code = 422, "idempotency_mismatch"
 
 
+class MonitorLimitReached(ApiError):
+    """The key already has its plan's ``max_monitors`` monitors."""
+
+    status, code = 422, "monitor_limit_reached"
+
+
 class PageMemoryExceeded(ApiError):
     """The page needed more memory than ``browser.max_page_memory_mb`` (its renderer was stopped), or
     the browser's shared processes more than ``browser.max_browser_memory_mb`` (it was replaced).

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .errors import error_codes
+from .monitor_metrics import MonitorMetrics
 from .queue_metrics import QueueMetrics
 
 NAMESPACE = "screenshot"
@@ -116,7 +117,11 @@ class Metrics:
         self.storage_errors = Counter(
             "storage_errors", "Failed or timed-out stores ('customer' = the caller's own bucket).",
             ["target"], **opts)
+        self.diff_ratio = Histogram(
+            "visual_diff_changed_ratio", "Visual diffs computed (compare_to), by the share of pixels changed.",
+            buckets=(0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0), **opts)
         self.queues = QueueMetrics(self.registry)  # queue depth and wait by lane (autoscaling)
+        self.monitors = MonitorMetrics(self.registry)  # monitor runs by outcome, their lag
         self._codes = _error_codes()
         if pool_stats is not None:
             self.registry.register(_PoolCollector(pool_stats))
@@ -153,6 +158,9 @@ class Metrics:
 
     def watch_ledger(self, pending_refunds: Callable[[], int]) -> None:
         self.refunds_pending.set_function(pending_refunds)
+
+    def observe_diff(self, changed_ratio: float) -> None:
+        self.diff_ratio.observe(changed_ratio)
 
     def job_state(self, state: str) -> None:
         self.jobs.labels(state if state in JOB_STATES else "other").inc()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .browser.pool import BrowserPool
 from .capture import render
 from .capture.cache import CaptureCache, RedisCaptureCache, SqliteCaptureCache
+from .capture.capture_records import CaptureRecords, RedisCaptureRecords, SqliteCaptureRecords
 from .config import BrowserConfig, Settings
 from .egress.hook import ProxyContextHook, browser_flags
 from .egress.policy import EgressPolicy
@@ -61,9 +62,11 @@ class Backend:
     rate: RateLimiter
     gate: ConcurrencyGate
     cache: CaptureCache
+    records: CaptureRecords  # every capture per key, for compare_to
 
     async def close(self) -> None:
         await self.cache.close()
+        await self.records.close()
         await self.state.close()
 
 
@@ -73,13 +76,14 @@ def open_backend(settings: Settings) -> Backend:
         from .state.redis import open_redis_backend
 
         store, rate, gate = open_redis_backend(str(settings.state.redis.url), cluster=settings.state.redis.cluster)
-        return Backend(store, rate, gate, RedisCaptureCache(store.client))
+        return Backend(store, rate, gate, RedisCaptureCache(store.client), RedisCaptureRecords(store.client))
     return local_backend(SqliteStateStore(settings.state.sqlite.path), settings.state.sqlite.path)
 
 
 def local_backend(state: StateStore, sqlite_path: str) -> Backend:
     """In-process limits around a given store (the embedded backend, and tests' overrides)."""
-    return Backend(state, LocalRateLimiter(), LocalConcurrencyGate(), SqliteCaptureCache(sqlite_path))
+    return Backend(state, LocalRateLimiter(), LocalConcurrencyGate(), SqliteCaptureCache(sqlite_path),
+                   SqliteCaptureRecords(sqlite_path))
 
 
 def open_state(settings: Settings) -> StateStore:

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from tests.blocking_site import add_blocking_routes
 from tests.content_site import add_content_routes
+from tests.monitor_site import add_monitor_routes
+from tests.scene_site import add_scene_routes
 
 # The square JS paints on /paint: (100,100)-(300,300) in this colour.
 PAINT_RGB = (0, 128, 0)
@@ -151,6 +153,8 @@ def build(hits: list[str]) -> web.Application:
     add_resource_routes(routes)
     add_blocking_routes(routes)
     add_content_routes(routes)
+    add_scene_routes(routes)
+    add_monitor_routes(routes)
     app.add_routes(routes)
     return app
 

@@ -29,6 +29,7 @@ from screenshot_service import config, config_loading
 from screenshot_service.bench import (
     add_bench_parser,
     binaries,
+    diffs,
     extract,
     fixture_site,
     naive,
@@ -196,6 +197,7 @@ def test_targets_are_judged_from_the_results_document() -> None:
         None,  # fair share: not measured (a quick run)
         None,  # batch: not measured (a quick run)
         None,  # upstream proxy: not measured in these results
+        None,  # visual diff: not measured in these results
     ]
     assert all(line.startswith("SKIP") for line in (t.line() for t in targets.evaluate({})))
 
@@ -528,6 +530,8 @@ def test_quick_plan_shape() -> None:
     assert custom.levels == {"slow": (2, 8)}
     # the thumbnail phase: the judged small page, and in a full run the lazy full page too
     assert (thumbs.pages(quick), thumbs.pages(full), thumbs.pages(custom)) == (("small",), ("small", "lazy"), ())
+    # the visual-diff phase: the small page's viewport and the 16384 px long page, when small is measured
+    assert (diffs.pages(quick), diffs.pages(full), diffs.pages(custom)) == (("small", "long"),) * 2 + ((),)
     # no queue: concurrency beyond the slots is the overload phase's business, not a scenario's
     unqueued = make_plan(quick=False, pool_size=2, capacity=2)
     assert unqueued.levels["small"] == (1, 2)
@@ -597,3 +601,29 @@ def test_fair_share_passes_only_if_the_third_key_is_never_refused_and_waits_at_m
     assert _verdict({"fair_share": {**fair, "third_key_refused": 1}}, "fair share") is False
     assert _verdict({"fair_share": {**fair, "third_key_wait_ratio": 1.6}}, "fair share") is False
     assert _verdict({"fair_share": {**fair, "queue_was_full": False}}, "fair share") is None
+
+
+def test_the_visual_diff_is_judged_by_its_cost_on_both_pages() -> None:
+    results = _synthetic_results()
+    plain, compared, costly = (Stats.of(Run(_samples([("200", s)] * 5), 0.5)) for s in (0.08, 0.096, 0.12))
+    results["diff"] = [diffs.record("small", plain, compared)]  # 96 / 80 ms: +0.2
+    assert results["diff"][0]["diff_cost"] == 0.2
+    assert _verdict(results, "visual diff") is True
+    results["diff"].append(diffs.record("long", plain, costly))  # 120 / 80 ms: +0.5
+    assert _verdict(results, "visual diff") is False
+    results["diff"][1] = diffs.record("long", plain, Stats.of(Run(_samples([("no_diff", 0.08)] * 5), 0.5)))
+    assert _verdict(results, "visual diff") is False  # an answer without a diff is no cheaper diff
+    assert "diff long" in targets.slowest_answers(results)
+
+
+async def test_the_bench_diff_request_is_compared_and_the_long_page_is_16384_px(service: Service) -> None:
+    handle = ServiceHandle(base_url=str(service.client.make_url("/")).rstrip("/"), api_key=service.key)
+    plain = CaptureSpec("paint", "/paint", width=400, height=300)
+    compared = dataclasses.replace(plain, compare_to="previous")
+    assert compared.query()["compare_to"] == "previous" and "compare_to" not in plain.query()
+    async with aiohttp.ClientSession() as session:
+        first = await timed(lambda: handle.request(session, service.site.url, compared, "image"))
+        await timed(lambda: handle.request(session, service.site.url, plain, "image"))
+        second = await timed(lambda: handle.request(session, service.site.url, compared, "json"))
+    assert first.status == "no_diff" and second.ok, (first, second)  # the first had no baseline yet
+    assert diffs.LONG.full_page and fixture_site.LONG_HEIGHT == 16384

@@ -156,7 +156,7 @@ async def test_openapi_documents_the_new_options_results_warnings_and_error(serv
     assert {"page", "warnings"} <= set(result["required"])
     assert result["properties"]["warnings"]["items"]["properties"]["code"]["enum"] == [
         "http_error", "fonts_not_loaded", "images_broken", "blank_capture", "ready_timeout", "clamped",
-        "pdf_header_clipped", "content_truncated"]
+        "pdf_header_clipped", "content_truncated", "no_baseline"]
     assert set(result["properties"]["page"]["properties"]) == {"final_url", "status_code", "title", "redirects"}
     ok = doc["paths"]["/v1/screenshot"]["get"]["responses"]["200"]
     assert "X-Capture-Warnings" in ok["headers"]

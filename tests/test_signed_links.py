@@ -201,7 +201,8 @@ async def test_an_api_key_and_a_signature_together_are_400(service: Service) -> 
 
 REFUSED_ON_LINKS = {"headers": '{"X-A":"1"}', "cookies": '[{"name":"a","value":"b"}]', "html": "<p>hi</p>",
                     "s3": '{"bucket":"b"}', "webhook_url": "https://hooks.example.com/x",
-                    "proxy": "http://user:pass@proxy.example:3128"}
+                    "proxy": "http://user:pass@proxy.example:3128",
+                    "compare_to": "previous", "diff_threshold": "0.2"}
 
 
 def test_what_a_signed_link_may_not_carry_is_declared_with_the_options() -> None:

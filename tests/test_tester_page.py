@@ -33,6 +33,7 @@ from screenshot_service.capture.parsers import schema_of
 from screenshot_service.signing import sign
 from tests.conftest import Service, image_of
 from tests.conftest import TestSite as Site
+from tests.scene_site import SCENES, Scene
 from tests.site import PAINT_RGB
 from tests.test_metrics import start_service
 
@@ -402,3 +403,30 @@ async def test_the_service_photographs_its_own_tester_page(
         assert len(colours) > 200, len(colours)
         background = image.getpixel((5, 5))
         assert isinstance(background, tuple) and (sum(background) < 150) == dark, background  # dark theme follows prefers-color-scheme
+
+
+async def test_a_capture_compared_with_the_previous_one_shows_the_marked_image(
+    aiohttp_client: Any, tmp_path: Path, test_site: Site, shared_pool: Any, user: UserBrowser
+) -> None:
+    svc, _ = await open_tester(aiohttp_client, tmp_path, test_site, shared_pool, user)
+    page = user.page
+    SCENES["tester"] = Scene(box=(0, 100, 400, 200), box_colour=(0, 90, 200))
+    await page.type("#key", svc.key)
+    for name, value in {"url": test_site.url + "/scene?name=tester", "width": "400", "height": "300",
+                        "compare_to": "previous"}.items():
+        await fill(page, name, value)
+    await page.click("#capture")
+    assert await wait_state(page, "done", "error") == "done", await text_of(page, "json")
+    assert await page.evaluate("document.getElementById('diff').hidden")  # no baseline yet
+    assert "no_baseline" in await text_of(page, "facts")
+
+    SCENES["tester"].box = (0, 100, 200, 200)  # the right half of the box is gone: 200 x 200 of 400 x 300
+    await page.click("#capture")
+    assert await wait_state(page, "done", "error") == "done", await text_of(page, "json")
+    result = json.loads(await text_of(page, "json"))
+    assert not await page.evaluate("document.getElementById('diff').hidden")
+    assert (await text_of(page, "diff-ratio")).startswith("33.333 % of pixels changed")
+    await page.waitForFunction("document.getElementById('diff-shot').complete", timeout=10000)
+    assert await page.evaluate("document.getElementById('diff-shot').src") == result["diff"]["image_url"]
+    assert await page.evaluate("document.getElementById('diff-shot').naturalWidth") == 400
+    assert "changed" in await text_of(page, "facts")

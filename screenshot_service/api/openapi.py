@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..capture.declaration import BODY, JOB, QUERY, SIGNED_LINK
+from ..capture.diff_options import DIFF_SCHEMA
 from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
 from ..capture.metadata import METADATA_SCHEMA
 from ..capture.options import FORMATS, OPTIONS, refused_at
@@ -23,6 +24,7 @@ from ..errors import error_codes
 from .common import json_response
 from .limit_headers import LIMIT_HEADERS
 from .openapi_batches import BATCH_WEBHOOK, batch_paths, batch_schemas
+from .openapi_monitors import monitor_paths, monitor_schemas, monitor_webhook
 
 ERROR_CODES = error_codes()  # the one table, built from errors.py
 # A signed link carries these instead of api_key (README, Signed links).
@@ -99,6 +101,15 @@ def _capture_ok() -> dict[str, Any]:
     headers = _limit_headers() | {"X-Cache": {"schema": {"type": "string", "enum": ["HIT", "MISS"]}},
                                   "X-Capture-Warnings": {"description": "response_type=image: the warnings' codes, "
                                                          "comma-separated", "schema": {"type": "string"}},
+                                  "X-Capture-Id": {"description": "response_type=image: the result's id",
+                                                   "schema": {"type": "string"}},
+                                  "X-Captured-At": {"description": "response_type=image: the result's captured_at",
+                                                    "schema": {"type": "string"}},
+                                  "X-Diff-Changed-Ratio": {"description": "response_type=image with compare_to "
+                                                           "and a baseline: diff.changed_ratio",
+                                                           "schema": {"type": "string"}},
+                                  "X-Diff-Image-Url": {"description": "response_type=image with compare_to and "
+                                                       "a baseline: diff.image_url", "schema": {"type": "string"}},
                                   "Server-Timing": {"description": SERVER_TIMING_DOC, "schema": {"type": "string"}}}
     return {"description": "the capture (JSON, JSON with base64, or the bytes per response_type)",
             "headers": headers, "content": content}
@@ -154,6 +165,7 @@ def build() -> dict[str, Any]:
                                          **_errors("401", "404", "409", "429", "500", "503")}},
             },
             **batch_paths(option_schemas(JOB)),
+            **monitor_paths(option_schemas, _errors),
             "/v1/files/{name}": {"get": {
                 "summary": "A stored capture (local backend)", "operationId": "getFile", "security": [],
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -187,7 +199,7 @@ def build() -> dict[str, Any]:
             "parameters": [{"name": "X-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
             "requestBody": {"content": job_json},
             "responses": {"200": {"description": "any 2xx acknowledges the delivery"}},
-        }}, **BATCH_WEBHOOK},
+        }}, **BATCH_WEBHOOK} | monitor_webhook(),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
@@ -210,9 +222,11 @@ def _schemas() -> dict[str, Any]:
     return batch_schemas(error_body) | {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": error_body}},
         "CaptureResult": {"type": "object", "required": [
-            "url", "expires_at", "format", "width", "height", "bytes", "took_ms", "cached", "blocked_requests",
-            "page", "warnings"],
+            "id", "captured_at", "url", "expires_at", "format", "width", "height", "bytes", "took_ms", "cached",
+            "blocked_requests", "page", "warnings"],
             "properties": {
+                "id": {"type": "string", "description": "this capture (`cap_…`; a cached answer: the original's)"},
+                "captured_at": {"type": "string", "format": "date-time"}, "diff": DIFF_SCHEMA,
                 "url": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
                 "format": {"type": "string", "enum": list(FORMATS)},
                 "width": {"type": "integer"}, "height": {"type": "integer"}, "bytes": {"type": "integer"},
@@ -235,6 +249,7 @@ def _schemas() -> dict[str, Any]:
                     "result": {"oneOf": [{"$ref": "#/components/schemas/CaptureResult"}, {"type": "null"}]},
                     "error": {"oneOf": [error_body, {"type": "null"}]},
                     "webhook": {"type": "object"}, "batch_id": {"type": "string"}}},
+        **monitor_schemas(error_body),
         "Usage": {"type": "object", "required": ["key_id", "plan", "rate", "quota"], "properties": {
             "key_id": {"type": "string"}, "plan": {"type": "string"}, "concurrency": {"type": "integer"},
             "max_queued_jobs": {"type": "integer"},

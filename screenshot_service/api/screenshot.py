@@ -13,7 +13,7 @@ from ..browser.pool import BrowserPool
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import Order
 from ..capture.query import one_value_each
-from ..capture.service import CaptureResult
+from ..capture.result import CaptureResult
 from ..capture.timing import AUTH, StageTimings
 from ..egress.urls import host_of
 from ..limits.signed_links import is_signed, signed_link_options
@@ -94,6 +94,7 @@ def render_result(result: CaptureResult, response_type: str, cache_status: str |
     status = "HIT" if result.cached else cache_status
     headers = {"X-Cache": status} if status else None
     if response_type == "image":
+        headers = {**(headers or {}), **image_headers(result)}
         if result.warnings:  # the body is the image: the warnings' codes travel in a header (SPEC §3)
             headers = {**(headers or {}), "X-Capture-Warnings": ",".join(result.warning_codes)}
         # A header, not aiohttp's content_type: extracted text carries its charset.
@@ -102,3 +103,12 @@ def render_result(result: CaptureResult, response_type: str, cache_status: str |
     if response_type == "base64":
         body["image_base64"] = base64.b64encode(result.data).decode("ascii")
     return json_response(body, headers=headers)
+
+
+def image_headers(result: CaptureResult) -> dict[str, str]:
+    """What a JSON answer says beside the image, for an answer whose body is the image."""
+    headers = {"X-Capture-Id": result.id, "X-Captured-At": result.captured_at_text}
+    if result.diff is not None:
+        headers["X-Diff-Changed-Ratio"] = str(result.diff["changed_ratio"])
+        headers["X-Diff-Image-Url"] = str(result.diff["image_url"])
+    return headers

@@ -5,6 +5,8 @@
 * ``/lazy``   — a tall page of ``loading=lazy`` images, captured full-page.
 * ``/slow``   — a small page whose one image takes ``SLOW_MS`` to arrive, so
   its load event is late: latency is dominated by waiting, not by CPU.
+* ``/long``   — text and coloured bands exactly ``LONG_HEIGHT`` px tall: a 1280 x 16384
+  full page (the visual-diff phase, diffs.py).
 
 Nothing is fetched from outside; images are inline-generated SVG.
 """
@@ -24,6 +26,8 @@ PAINT_PIXEL = (200, 200)
 HEAVY_ROWS = 1000  # 1000 × (tr + 4 td) ≈ 5000 elements
 LAZY_IMAGES = 24
 SLOW_MS = 300
+LONG_HEIGHT = 16384  # /long: the service's full-page cap, the largest image a diff compares
+LONG_BAND = 256  # px per band of /long: a heading, a paragraph and a coloured bar
 DOCUMENT_SECTIONS = 40  # /document: headings, paragraphs and a table, about 30 Letter pages
 
 _PAINT = (
@@ -76,6 +80,11 @@ def build() -> web.Application:
         for i in range(LAZY_IMAGES)
     )
     document = _document_html()
+    long = "".join(
+        f"<section style='height:{LONG_BAND}px;overflow:hidden'><h2>band {i}</h2><p>{'Lorem ipsum dolor sit amet. ' * 12}</p>"
+        f"<div style='height:40px;width:{300 + 7 * i}px;background:hsl({i * 37 % 360},60%,55%)'></div></section>"
+        for i in range(LONG_HEIGHT // LONG_BAND)
+    )
     routes = web.RouteTableDef()
 
     @routes.get("/small")
@@ -89,6 +98,10 @@ def build() -> web.Application:
     @routes.get("/lazy")
     async def lazy_page(request: web.Request) -> web.Response:
         return _page(lazy)
+
+    @routes.get("/long")
+    async def long_page(request: web.Request) -> web.Response:
+        return _page(long, head="<style>body{margin:0}h2,p{margin:8px}</style>")
 
     @routes.get("/document")
     async def document_page(request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import extract, phases, procstats, report, thumbs, upstream
+from . import diffs, extract, phases, procstats, report, thumbs, upstream
 from .load import run_alternating, run_chunks, run_load
 from .plan import BenchPlan
 from .progress import Progress
@@ -84,6 +84,7 @@ async def execute(plan: BenchPlan, target: BenchTarget, progress: Progress) -> d
     results["thumbnail"] = await thumbs.measure(plan, target, progress)
     results["extract"] = await extract.measure(plan, target, progress)
     results["upstream_proxy"] = await upstream.measure(plan, target, progress)
+    results["diff"] = await diffs.measure(plan, target, progress)
     results["overload"] = await phases.overload(plan, target, progress, pool_size, scenarios)
     results["jobs_backlog"] = await phases.jobs_backlog(plan, target, progress, scenarios)
     soak = await phases.soak(plan, target, progress, pool_size)
@@ -130,7 +131,7 @@ async def _scenario(plan: BenchPlan, target: BenchTarget, progress: Progress, bu
 def progress_steps(plan: BenchPlan, floors: dict[str, str]) -> int:
     """How many progress steps the run will take (the bar's denominator)."""
     steps = len(plan.naive_pages) + (1 if plan.overload_waves else 0) + (1 if plan.soak_captures else 0) + 2
-    steps += len(thumbs.pages(plan)) + len(extract.pages(plan)) + len(upstream.pages(plan))
+    steps += len(thumbs.pages(plan)) + len(extract.pages(plan)) + len(upstream.pages(plan)) + len(diffs.pages(plan))
     for page, levels in plan.levels.items():
         steps += 1 if plan.warmup else 0
         for concurrency in levels:

@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,10 +118,13 @@ class ServiceHandle:
         async def go() -> Answer:
             async with session.get(self.base_url + "/v1/screenshot", params=params,
                                    headers={"X-API-Key": api_key or self.api_key}) as response:
-                await response.read()
+                body = await response.read()
                 timing = response.headers.get("Server-Timing")
+                status = str(response.status)
+                if spec.compare_to and status == "200" and not _compared(response.headers, body):
+                    status = "no_diff"  # answered without comparing: not the cost being measured
                 # A malformed header fails the request (ValueError): the run shows it as an error.
-                return Answer(str(response.status), stages=parse_server_timing(timing) if timing else {})
+                return Answer(status, stages=parse_server_timing(timing) if timing else {})
 
         return asyncio.ensure_future(go())
 
@@ -134,6 +137,11 @@ class ServiceHandle:
         async with session.get(self.base_url + "/readyz") as response:
             body = await response.json()
         return dict(body.get("pool") or {})
+
+
+def _compared(headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether a compare_to answer carries a diff (image answers in a header, JSON in its body)."""
+    return "X-Diff-Changed-Ratio" in headers or b'"changed_ratio"' in body
 
 
 def _free_port() -> int:

@@ -19,6 +19,7 @@ class CaptureSpec:
     extract: str | None = None  # the service only (extract.py): content stored beside the image
     format: str = "png"  # or pdf: the service's defaults, the floor's Page.printToPDF with the same paper
     proxy_pool: str | None = None  # the service only (upstream.py): chained through an upstream proxy
+    compare_to: str | None = None  # the service only (diffs.py): compared with an earlier capture
 
     def query(self) -> dict[str, str]:
         """The service's query parameters for this capture (besides url and response_type)."""
@@ -33,6 +34,8 @@ class CaptureSpec:
             params["format"] = self.format
         if self.proxy_pool is not None:
             params["proxy_pool"] = self.proxy_pool
+        if self.compare_to is not None:
+            params["compare_to"] = self.compare_to
         return params
 
     def produced(self, data: bytes) -> bool:

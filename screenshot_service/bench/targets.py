@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import extract, stages, thumbs, upstream
+from . import diffs, extract, stages, thumbs, upstream
 from .report import REJECT_MS_MAX, ratio
 
 # Single-request latency is judged against the warm floor: a request to a pool with a ready
@@ -29,6 +29,7 @@ EXTRACT_RATIO_MAX = 1.3  # Step 18: extract=markdown's p50 / the plain capture's
 THUMBNAIL_RATIO_MAX = 1.1  # Step 16: a 320 px thumbnail's p50 / the plain capture's, same page, concurrency 1
 BATCH_RATIO_MIN = 0.9  # Step 19: a 50-item batch's throughput / the same captures as sync requests
 PROXY_RATIO_MAX = 1.1  # Step 20: a capture through a loopback upstream proxy's p50 / the same capture direct
+DIFF_COST_MAX = 0.25  # Step 19: compare_to's p50 / the plain capture's, minus one; viewport and 16384 px page
 FAIR_WAIT_RATIO_MAX = 1.0  # the third key's longest wait for a slot / one attacker capture (p95)
 DEFAULT_DEADLINE_S = 30.0  # the service's default [capture] deadline_seconds
 
@@ -69,7 +70,20 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
         _fair_share(results),
         _batch(results),
         _upstream_proxy(results),
+        _diff(results),
     ]
+
+
+def _diff(results: Mapping[str, Any]) -> Target:
+    rows = [r for r in results.get("diff") or [] if r.get("page") in diffs.JUDGED_PAGES]
+    name = (f"a visual diff costs <= {DIFF_COST_MAX:g}x the capture's p50, viewport and 1280x16384 full page "
+            f"(Step 19)")
+    if not rows or any(r.get("diff_cost") is None and not r.get("errors") for r in rows):
+        return Target(name, None, "not measured")
+    passed = all(not r.get("errors") and r["diff_cost"] <= DIFF_COST_MAX for r in rows)
+    return Target(name, passed, "; ".join(
+        f"{r['page']}: p50 {r['diff_p50_ms']} ms vs plain {r['plain_p50_ms']} ms = +{r['diff_cost']}x"
+        + (f", errors {r['errors']}" if r.get("errors") else "") for r in rows))
 
 
 def _pdf(results: Mapping[str, Any]) -> Target:
@@ -187,7 +201,7 @@ def slowest_answers(results: Mapping[str, Any]) -> dict[str, float]:
         value = (results.get(phase) or {}).get("slowest_ms")
         if value is not None:
             slowest[phase] = value
-    for phase in ("thumbnail", "extract", "upstream_proxy"):
+    for phase in ("thumbnail", "extract", "upstream_proxy", "diff"):
         for row in results.get(phase) or []:
             if row.get("slowest_ms") is not None:
                 slowest[f"{phase} {row['page']}"] = row["slowest_ms"]

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ..state.redis_client import guarded
 from ..state.sqlite_file import SqliteFile
 from ..storage.base import StoredObject
+from .diff_options import new_capture_id
 from .facts import CaptureWarning, PageFacts
 
 
@@ -33,6 +34,9 @@ class CacheEntry:
     pages: int | None = None
     metadata: dict[str, Any] | None = None
     content: dict[str, StoredObject] = field(default_factory=dict)  # extracted beside the image
+    # The original capture's identity (entries written before ids existed get a fresh one).
+    id: str = field(default_factory=new_capture_id)
+    captured_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def to_json(self) -> str:
         return json.dumps({
@@ -41,6 +45,7 @@ class CacheEntry:
             "clamped": self.clamped, "page": self.page.to_json(), "warnings": [w.to_json() for w in self.warnings],
             "pages": self.pages, "metadata": self.metadata,
             "content": {kind: _stored_json(s) for kind, s in self.content.items()},
+            "id": self.id, "captured_at": self.captured_at.isoformat(),
         })
 
     @classmethod
@@ -53,7 +58,14 @@ class CacheEntry:
                    page=PageFacts.from_json(raw.get("page")),
                    warnings=tuple(CaptureWarning.from_json(w) for w in raw.get("warnings", ())),
                    pages=raw.get("pages"), metadata=raw.get("metadata"),
-                   content={kind: _stored(s) for kind, s in (raw.get("content") or {}).items()})
+                   content={kind: _stored(s) for kind, s in (raw.get("content") or {}).items()},
+                   **_identity(raw))
+
+
+def _identity(raw: dict[str, Any]) -> dict[str, Any]:
+    if "id" not in raw:
+        return {}
+    return {"id": raw["id"], "captured_at": datetime.fromisoformat(raw["captured_at"])}
 
 
 def _stored_json(stored: StoredObject) -> dict[str, Any]:

@@ -61,6 +61,9 @@ class Option:
     description: str
     accepted: frozenset[str] = EVERYWHERE
     in_fingerprint: bool = True  # False: never changes the image, so a cached capture may be reused
+    # False: in the fingerprint (it shapes the result) but not the pixels, so a capture that
+    # differs only here is still the same picture for `compare_to=previous` (SPEC §3.3).
+    changes_image: bool = True
     conflicts: tuple[Conflict, ...] = ()
     restrictions: tuple[Restriction, ...] = ()
 
@@ -83,6 +86,7 @@ def option(
     *,
     accepted: frozenset[str] = EVERYWHERE,
     in_fingerprint: bool = True,
+    changes_image: bool = True,
     conflicts: tuple[Conflict, ...] = (),
     restrictions: tuple[Restriction, ...] = (),
 ) -> T:
@@ -94,7 +98,8 @@ def option(
     unknown = accepted - EVERYWHERE
     if unknown or not accepted:
         raise ValueError(f"accepted must name some of {PLACES}, not {sorted(unknown) or 'none'}")
-    declared = Option("", parse, default, group, description, accepted, in_fingerprint, conflicts, restrictions)
+    declared = Option("", parse, default, group, description, accepted, in_fingerprint,
+                      changes_image and in_fingerprint, conflicts, restrictions)
     return cast(T, dataclasses.field(default=default, metadata={_METADATA_KEY: declared}))
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # The codes of SPEC §4, in the order they are reported.
 WARNING_CODES = ("http_error", "fonts_not_loaded", "images_broken", "blank_capture", "ready_timeout", "clamped",
-                 "pdf_header_clipped", "content_truncated")
+                 "pdf_header_clipped", "content_truncated", "no_baseline")
 
 
 # JSON Schemas of the result's ``warnings`` items and ``page`` (/v1/openapi.json is built from them).

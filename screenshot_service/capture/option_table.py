@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import action_parsers, proxy_options, request_blocking
+from . import action_parsers, diff_options, proxy_options, request_blocking
 from . import parsers as parse
 from .action_parsers import Step
 from .content_options import CONTENT_FORMATS, extract_list
@@ -41,6 +41,7 @@ from .option_vocabulary import (
     THUMBNAIL,
     UPSTREAM,
     VIEWPORT,
+    VISUAL_CHANGE,
     WAIT_UNTIL,
     WAITING,
 )
@@ -107,7 +108,7 @@ class OptionTable(PdfOptionTable):
     metadata: bool = option(
         False, parse.boolean, OUTPUT,
         "Add `metadata` to the result: title, description, lang, canonical_url, icons, open_graph, twitter "
-        "(absolute URLs) and the font families the page's text rendered with.")
+        "(absolute URLs) and the font families the page's text rendered with.", changes_image=False)
     omit_background: bool = option(
         False, parse.boolean, OUTPUT, "Transparent background (png/webp).",
         conflicts=(Conflict("format", "omit_background needs png or webp, not {value}",
@@ -150,7 +151,7 @@ class OptionTable(PdfOptionTable):
         "with `s3`): any of `html` (the DOM after scripts ran), `markdown` (headings, lists, links and "
         "images with absolute URLs, tables, code; no scripts, styles or hidden elements), `text` "
         "(what a reader sees); comma-separated in a query string.  Result `content.{kind}` = "
-        "`{url, bytes}`; each at most 10 MB, else cut with the warning `content_truncated`.")
+        "`{url, bytes}`; each at most 10 MB, else cut with the warning `content_truncated`.", changes_image=False)
 
     wait_until: str = option(
         "load", parse.choice(*WAIT_UNTIL), WAITING,
@@ -165,7 +166,7 @@ class OptionTable(PdfOptionTable):
     fail_on_http_error: bool = option(
         False, parse.boolean, WAITING,
         "A main document answering >= 400 fails with 502 `target_http_error` (refunded) "
-        "instead of being captured with an `http_error` warning.")
+        "instead of being captured with an `http_error` warning.", changes_image=False)
 
     wait_for_function: str | None = option(
         None, action_parsers.wait_for_function, ACTIONS,
@@ -261,3 +262,21 @@ class OptionTable(PdfOptionTable):
     proxy_pool: str | None = option(
         None, proxy_options.pool_name, UPSTREAM,
         "The name of one of the operator's proxy pools, used in turn; the key's plan says which it may use.")
+    # Visual change (capture/visual_change.py): this image against an earlier one of the same key.
+    # Neither is in the cache fingerprint: a comparison is about now, so compare_to skips the cache.
+    compare_to: str | None = option(
+        None, diff_options.compare_to, VISUAL_CHANGE,
+        "Compare the new image with a baseline of this key: `previous` (this key's last good capture of "
+        "the same `url` and image-changing options; never one with a `blank_capture`, `http_error` or "
+        "`ready_timeout` warning) or a capture `id`.  Adds `diff` to the result (null with the warning "
+        "`no_baseline` when there is none yet); never served from the cache.",
+        accepted=NOT_IN_LINKS, in_fingerprint=False,
+        conflicts=(Conflict("format", "{name} compares images: it cannot be combined with format={value}",
+                            values=NOT_IMAGE),))
+    diff_threshold: float = option(
+        diff_options.DEFAULT_THRESHOLD, parse.number(0, 1), VISUAL_CHANGE,
+        "With `compare_to`: per-pixel colour distance (YIQ, as pixelmatch) from 0 (any change counts) to 1 "
+        "under which two pixels count as equal.",
+        accepted=NOT_IN_LINKS, in_fingerprint=False,
+        conflicts=(Conflict("format", "{name} compares images: it cannot be combined with format={value}",
+                            values=NOT_IMAGE, named=True),))

@@ -31,8 +31,9 @@ PDF = "PDF"
 ACTIONS = "Actions"
 EXTRACT = "Page content"
 UPSTREAM = "Upstream proxy"
+VISUAL_CHANGE = "Visual change"
 GROUPS = (PAGE, VIEWPORT, AREA, OUTPUT, THUMBNAIL, PDF, EXTRACT, WAITING, ACTIONS, CONTENT, BLOCKING, EMULATION,
-          CACHE, UPSTREAM)
+          CACHE, VISUAL_CHANGE, UPSTREAM)
 
 NOT_FOR_THUMBNAILS = "thumbnails are images: {name} cannot be combined with format={value}"
 NOT_IMAGE = ("pdf", *CONTENT_FORMATS)  # formats that are no image: no area, no thumbnail

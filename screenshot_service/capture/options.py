@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,16 +128,24 @@ class CaptureOptions(OptionTable):
         return dict(self.headers)
 
     def cache_fingerprint(self) -> str:
-        """SHA-256 (hex) of everything that shapes the image, for reusing an identical capture.
+        """SHA-256 (hex) of everything that shapes the result, for reusing an identical capture.
 
         Device presets are already resolved into width/height/scale/user agent, so
         ``device=iphone_15`` and the same values given by hand differ only by the
         ``device`` name (which also decides mobile and touch).  Header names are
         case-insensitive and unordered, so they are normalised.
         """
+        return self._fingerprint("capture-v1", lambda spec: spec.in_fingerprint)
+
+    def baseline_fingerprint(self, account: str) -> str:
+        """SHA-256 (hex) of the account, the URL and the options that change the pixels: captures
+        sharing it are pictures of the same thing, so one is the other's `compare_to=previous`."""
+        return self._fingerprint(f"baseline-v1:{account}", lambda spec: spec.changes_image)
+
+    def _fingerprint(self, tag: str, included: Callable[[Option], bool]) -> str:
         fields: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if not OPTIONS[f.name].in_fingerprint:
+            if not included(OPTIONS[f.name]):
                 continue
             value = getattr(self, f.name)
             if f.name == "media_type":
@@ -151,7 +159,7 @@ class CaptureOptions(OptionTable):
             elif f.name == "proxy" and value is not None:
                 value = value.identity  # a hash: the credentials never in readable form
             fields[f.name] = value
-        canonical = json.dumps(["capture-v1", fields], sort_keys=True, separators=(",", ":"), default=list)
+        canonical = json.dumps([tag, fields], sort_keys=True, separators=(",", ":"), default=list)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

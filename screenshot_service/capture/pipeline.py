@@ -30,7 +30,8 @@ from ..storage.customer import CustomerS3
 from ..storage.errors import StorageError
 from . import proxy_options
 from .options import CaptureOptions
-from .service import CaptureResult, CaptureService
+from .result import CaptureResult
+from .service import CaptureService
 from .timing import ADMISSION, CACHE, CAPTURE, NAVIGATION, SETTLE, StageTimings
 
 log = logging.getLogger("screenshot_service.capture")
@@ -72,7 +73,7 @@ class Order:
     opts: CaptureOptions
     started: float  # loop time the request arrived: the deadline counts from it
     key: KeyRecord | None = None  # the caller, admitted against its plan (sync requests)
-    account: str | None = None  # whose cache; defaults to key's id; None (CLI): no cache
+    account: str | None = None  # whose cache and capture records; defaults to key's id; None (CLI): none
     limits: LimitState = field(default_factory=LimitState)  # what admission decided, filled in
     base_url: str = ""
     customer_s3: CustomerS3 | None = None  # the caller's own bucket: no cache either way
@@ -108,7 +109,8 @@ class CapturePipeline:
                                        self.admission.plan_of(order.key), self.service.proxies.names)
         deadline = self.service.deadline_for(opts, order.started)
         account = order.account or (order.key.id if order.key else None)
-        cacheable = opts.cache and account is not None and order.customer_s3 is None  # the caller opted in
+        # The caller opted in; a comparison is about now, so compare_to is never answered from the cache.
+        cacheable = opts.cache and account is not None and order.customer_s3 is None and opts.compare_to is None
         async with _deadline(order.started, deadline):
             hit = await self._cached(order.opts, account, order.timings) if account and cacheable else None
             if hit is not None:
@@ -142,6 +144,7 @@ class CapturePipeline:
         return await self.service.capture(
             order.opts, started=order.started, base_url=order.base_url,
             customer_s3=order.customer_s3, lane=order.lane, timings=order.timings,
+            account=order.account or (order.key.id if order.key else None),
         )
 
     async def _cached(self, opts: CaptureOptions, account: str, timings: StageTimings) -> CaptureResult | None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+import logging
 
 from ..browser.pool import SYNC, BrowserPool, Lease
 from ..egress.channel import ProxyChannel
@@ -21,64 +19,24 @@ from ..egress.resolver import Resolver, check_target
 from ..egress.upstream import ProxyPools, Upstream
 from ..errors import CaptureTimeout
 from ..metrics import Metrics
+from ..state.errors import StateError
 from ..storage.base import CONTENT_TYPES, Storage, StoredObject, new_object_name
 from ..storage.customer import CustomerS3, put_to_customer_bucket
 from ..storage.errors import StorageError
 from . import blocking, metadata, proxy_options, render
 from .cache import CacheEntry, CaptureCache, usable_ttl
-from .facts import CaptureWarning, PageFacts
+from .capture_records import CaptureRecords
 from .options import CaptureOptions
 from .pdf import DEFAULT_MAX_PAGES
+from .result import CaptureResult
 from .session import CaptureSession
 from .timing import ADMISSION, CAPTURE, NAVIGATION, STORE, StageTimings
+from .visual_change import NO_BASELINE, Baseline, VisualChange
+
+log = logging.getLogger("screenshot_service.capture")
 
 STORAGE_MARGIN = 0.5  # seconds kept back from storage so its failure is reported in time
-
-
-@dataclass(frozen=True)
-class CaptureResult:
-    stored: StoredObject
-    data: bytes
-    format: str
-    width: int
-    height: int
-    took_ms: int
-    cached: bool = False
-    blocked_requests: int = 0
-    clamped: bool = False
-    page: PageFacts = PageFacts()  # the main document after redirects (SPEC §4)
-    warnings: tuple[CaptureWarning, ...] = ()  # what may be wrong with the image; never a failure
-    pages: int | None = None  # a PDF's page count
-    metadata: dict[str, Any] | None = None  # with metadata=true
-    content: dict[str, StoredObject] = field(default_factory=dict)  # ``extract``'s kinds, stored beside
-
-    @property
-    def warning_codes(self) -> list[str]:
-        return [w.code for w in self.warnings]
-
-    def to_json(self) -> dict[str, object]:
-        body: dict[str, object] = {
-            "url": self.stored.url,
-            "expires_at": _iso(self.stored.expires_at),
-            "format": self.format,
-            "width": self.width,
-            "height": self.height,
-            "bytes": len(self.data),
-            "took_ms": self.took_ms,
-            "cached": self.cached,
-            "blocked_requests": self.blocked_requests,
-            "page": self.page.to_json(),
-            "warnings": [w.to_json() for w in self.warnings],
-        }
-        if self.clamped:
-            body["clamped"] = True
-        if self.pages is not None:
-            body["pages"] = self.pages
-        if self.metadata is not None:
-            body["metadata"] = self.metadata
-        if self.content:
-            body["content"] = {kind: {"url": s.url, "bytes": s.size} for kind, s in self.content.items()}
-        return body
+MARKED = "diff"  # the diff's marked image among what is stored beside a capture (a png)
 
 
 class CaptureService:
@@ -95,6 +53,7 @@ class CaptureService:
         cache: CaptureCache | None = None,
         max_pdf_pages: int = DEFAULT_MAX_PAGES,
         proxies: ProxyPools | None = None,
+        records: CaptureRecords | None = None,
     ) -> None:
         self.max_pdf_pages = max_pdf_pages
         self.proxies = proxies or ProxyPools()  # the operator's [proxies.NAME] pools
@@ -107,6 +66,8 @@ class CaptureService:
         self.egress_proxy_url = egress_proxy_url  # for uploads to caller-named S3 endpoints
         # A private registry when none is given (one-shot CLI): the hooks never need a None check.
         self.metrics = metrics or Metrics()
+        # Every capture of a key recorded, for compare_to (None: the one-shot CLI, which has no key).
+        self.changes = VisualChange(records, storage, self.metrics) if records is not None else None
 
     def deadline_for(self, opts: CaptureOptions, started: float) -> float:
         """Loop time by which this capture must be over: min(timeout, server deadline)."""
@@ -121,17 +82,21 @@ class CaptureService:
         customer_s3: CustomerS3 | None = None,
         lane: str = SYNC,
         timings: StageTimings | None = None,
+        account: str | None = None,
     ) -> CaptureResult:
         """``started`` is the loop time the request arrived; the deadline counts from it.
 
         With ``customer_s3`` the image goes to the caller's bucket instead of ours; ``lane``
         is the pool's (sync requests, or asynchronous jobs at a lower CPU priority).
-        ``timings`` gets the stages from the egress check to the stored image.
+        ``timings`` gets the stages from the egress check to the stored image.  ``account``
+        (the key id) has its captures recorded and compared (compare_to).
         """
         timings = timings or StageTimings()
         loop = asyncio.get_running_loop()
         deadline = self.deadline_for(opts, started)
         budget = deadline - started
+        changes = self.changes if account is not None else None
+        baseline: asyncio.Task[Baseline] | None = None
         try:
             async with asyncio.timeout_at(deadline):
                 checking = timings.start(NAVIGATION)
@@ -142,29 +107,50 @@ class CaptureService:
                 upstream = await proxy_options.checked_upstream(
                     opts.proxy, opts.proxy_pool, self.proxies, self.policy, self.resolver)
                 timings.add(NAVIGATION, checking)
+                if changes is not None and account is not None and opts.compare_to is not None:
+                    found = await changes.find(opts, account)  # a bad id: 400 before any browser work
+                    baseline = asyncio.create_task(changes.load(found)) if found is not None else None
                 leasing = timings.start(ADMISSION)
                 async with self.pool.lease(lane) as lease:
                     timings.add(ADMISSION, leasing)
                     self.metrics.observe_phase("queue", lease.waited_s)
                     rendered, blocked = await lease.guard(self._render(lease, opts, deadline, timings, upstream))
+                compared = None
+                if changes is not None and baseline is not None:
+                    compared = await changes.compare(await baseline, rendered.data, opts.diff_threshold)
                 # Storage gets what is left minus a margin, so a hung store is a 502
                 # storage_error inside the deadline rather than a generic 504.
                 store_budget = max(0.5, deadline - loop.time() - STORAGE_MARGIN)
-                stored, content = await asyncio.shield(
-                    self._store(opts.format, rendered, base_url, customer_s3, store_budget, timings))
+                stored, content, marked = await asyncio.shield(self._store(
+                    opts.format, rendered, base_url, customer_s3, store_budget, timings,
+                    compared.marked if compared else None))
+                result = self._result(opts, rendered, blocked, stored, content)
+                if compared is not None and marked is not None:
+                    result = dataclasses.replace(result, diff=compared.to_json(marked))
+                elif opts.compare_to is not None:
+                    result = dataclasses.replace(result, warnings=(*result.warnings, NO_BASELINE))
+                if changes is not None and account is not None:
+                    await self._record(changes, result, opts, account, held=customer_s3 is None)
         except TimeoutError:
             raise CaptureTimeout(
                 f"the capture did not finish within {budget:g} s",
                 details={"deadline_seconds": budget},
             ) from None
+        finally:
+            if baseline is not None:
+                baseline.cancel()
         self.metrics.observe_phase("total", loop.time() - started)
+        return dataclasses.replace(result, took_ms=round((loop.time() - started) * 1000))
+
+    def _result(self, opts: CaptureOptions, rendered: render.Rendered, blocked: int, stored: StoredObject,
+                content: dict[str, StoredObject]) -> CaptureResult:
         return CaptureResult(
             stored=stored,
             data=rendered.data,
             format=opts.format,
             width=rendered.width,
             height=rendered.height,
-            took_ms=round((loop.time() - started) * 1000),
+            took_ms=0,
             clamped=rendered.clamped,
             blocked_requests=blocked,
             page=rendered.page,
@@ -172,7 +158,15 @@ class CaptureService:
             pages=rendered.pages,
             metadata=rendered.metadata,
             content=content,
+            compared=opts.compare_to is not None,
         )
+
+    async def _record(self, changes: VisualChange, result: CaptureResult, opts: CaptureOptions, account: str,
+                      *, held: bool) -> None:
+        try:
+            await asyncio.shield(changes.record(result, opts, account, held=held))
+        except StateError as error:  # delivered all the same; only a later compare_to cannot find it
+            log.warning("recording capture %s failed: %s", result.id, error.message)
 
     async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
         """An identical earlier capture of this account (the pipeline asks when the caller opted in)."""
@@ -187,7 +181,8 @@ class CaptureService:
         return CaptureResult(stored=entry.stored, data=found[0], format=entry.format, width=entry.width,
                              height=entry.height, took_ms=0, cached=True, blocked_requests=entry.blocked_requests,
                              clamped=entry.clamped, page=entry.page, warnings=entry.warnings,
-                             pages=entry.pages, metadata=entry.metadata, content=entry.content)
+                             pages=entry.pages, metadata=entry.metadata, content=entry.content,
+                             id=entry.id, captured_at=entry.captured_at)
 
     async def remember(self, opts: CaptureOptions, account: str, result: CaptureResult) -> None:
         if self.cache is None:
@@ -195,7 +190,8 @@ class CaptureService:
         entry = CacheEntry(stored=result.stored, format=result.format, width=result.width,
                            height=result.height, blocked_requests=result.blocked_requests,
                            clamped=result.clamped, page=result.page, warnings=result.warnings,
-                           pages=result.pages, metadata=result.metadata, content=result.content)
+                           pages=result.pages, metadata=result.metadata, content=result.content,
+                           id=result.id, captured_at=result.captured_at)
         ttl = usable_ttl(entry, float(opts.cache_ttl))
         if ttl > 0:
             await self.cache.put(account, opts.cache_fingerprint(), entry, ttl)
@@ -231,20 +227,23 @@ class CaptureService:
 
     async def _store(
         self, fmt: str, rendered: render.Rendered, base_url: str, customer: CustomerS3 | None, budget: float,
-        timings: StageTimings,
-    ) -> tuple[StoredObject, dict[str, StoredObject]]:
-        """The capture, and its extracted content beside it (same backend, same retention), at once."""
+        timings: StageTimings, marked: bytes | None = None,
+    ) -> tuple[StoredObject, dict[str, StoredObject], StoredObject | None]:
+        """The capture, its extracted content and its diff's marked image beside it (same backend,
+        same retention), at once."""
         async def put(kind: str, data: bytes) -> StoredObject:
             name, content_type = new_object_name(kind), CONTENT_TYPES[kind]
             if customer is None:
                 return await self.storage.put(name, data, content_type, base_url=base_url)
             return await self._store_for_customer(customer, name, data, content_type)
 
+        extras = {**rendered.content, **({MARKED: marked} if marked is not None else {})}
         began = timings.start(STORE)
         try:
             async with asyncio.timeout(budget):
                 stored, *extracted = await asyncio.gather(
-                    put(fmt, rendered.data), *(put(kind, data) for kind, data in rendered.content.items()))
+                    put(fmt, rendered.data), *(put(kind if kind != MARKED else "png", data)
+                                               for kind, data in extras.items()))
         except TimeoutError:
             self.metrics.count_storage_error(customer=customer is not None)
             raise StorageError(f"storage did not answer within {budget:.1f} s") from None
@@ -252,7 +251,8 @@ class CaptureService:
             self.metrics.count_storage_error(customer=customer is not None)
             raise
         self.metrics.observe_phase("storage", timings.add(STORE, began))
-        return stored, dict(zip(rendered.content, extracted, strict=True))
+        beside = dict(zip(extras, extracted, strict=True))
+        return stored, {kind: beside[kind] for kind in rendered.content}, beside.get(MARKED)
 
     async def _store_for_customer(self, customer: CustomerS3, name: str, data: bytes, content_type: str) -> StoredObject:
         endpoint = customer.endpoint_url or None
@@ -265,6 +265,3 @@ class CaptureService:
             proxy_url=self.egress_proxy_url if endpoint else None,
         )
 
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -141,13 +141,7 @@ class JobService:
         return job
 
     async def check_webhook(self, url: str) -> None:
-        try:
-            await check_target(url, self.policy, self.resolver, what=WEBHOOK_FIELD)
-        except TargetUnreachable:
-            # A 400 naming the field: the caller's URL is wrong, not our network.
-            raise InvalidUrl(
-                f"{WEBHOOK_FIELD} host does not resolve", details={"field": WEBHOOK_FIELD}
-            ) from None
+        await check_webhook_url(url, self.policy, self.resolver)
 
     async def _check_target(self, url: str, what: str = "url") -> None:
         """A blocked target (or proxy) is a 400 now rather than a failed job later."""
@@ -155,6 +149,15 @@ class JobService:
             await check_target(url, self.policy, self.resolver, what=what)
         except TargetUnreachable:
             pass  # DNS may recover before the job runs; if not, the job fails with target_unreachable
+
+
+async def check_webhook_url(url: str, policy: EgressPolicy, resolver: Resolver) -> None:
+    """A webhook URL judged by the egress policy when it is given (jobs, monitors)."""
+    try:
+        await check_target(url, policy, resolver, what=WEBHOOK_FIELD)
+    except TargetUnreachable:
+        # A 400 naming the field: the caller's URL is wrong, not our network.
+        raise InvalidUrl(f"{WEBHOOK_FIELD} host does not resolve", details={"field": WEBHOOK_FIELD}) from None
 
 
 def parse_job_body(body: dict[str, Any]) -> tuple[dict[str, Any], str | None, CaptureOptions]:

@@ -29,7 +29,7 @@ from ..browser.pool import JOBS
 from ..capture.declaration import JOB
 from ..capture.options import CaptureOptions
 from ..capture.pipeline import CapturePipeline, Order
-from ..capture.service import CaptureResult
+from ..capture.result import CaptureResult
 from ..egress.urls import host_of
 from ..error_map import as_api_error
 from ..errors import ApiError, InternalError

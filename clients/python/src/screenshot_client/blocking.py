@@ -93,6 +93,22 @@ class BlockingScreenshotClient:
     def usage(self) -> dict[str, Any]:
         return self._run(self._client.usage())
 
+    def create_monitor(
+        self, url: str, *, interval: int, webhook_url: str, threshold: float | None = None, name: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        return self._run(self._client.create_monitor(url, interval=interval, webhook_url=webhook_url,
+                                                     threshold=threshold, name=name, **options))
+
+    def get_monitor(self, monitor_id: str) -> dict[str, Any]:
+        return self._run(self._client.get_monitor(monitor_id))
+
+    def list_monitors(self) -> list[dict[str, Any]]:
+        return self._run(self._client.list_monitors())
+
+    def delete_monitor(self, monitor_id: str) -> dict[str, Any]:
+        return self._run(self._client.delete_monitor(monitor_id))
+
     def signed_url(
         self, key_id: str, signing_secret: str, url: str, expires_in: float | None = None, **options: Any
     ) -> str:

@@ -154,6 +154,29 @@ class ScreenshotClient:
         network call (``signing.signed_url`` with this ``base_url``)."""
         return signing.signed_url(self.base_url, key_id, signing_secret, url, expires_in, **options)
 
+    # monitors ----------------------------------------------------------------------------
+    async def create_monitor(
+        self, url: str, *, interval: int, webhook_url: str, threshold: float | None = None, name: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Watch a page (``POST /v1/monitors``): a capture every ``interval`` seconds, compared with
+        the previous good one; ``webhook_url`` gets a signed POST when the change reaches ``threshold``."""
+        body = {"url": url, "interval": interval, "webhook_url": webhook_url, **options}
+        body.update({k: v for k, v in (("threshold", threshold), ("name", name)) if v is not None})
+        return json_object(await self._call("POST", "/v1/monitors", json=body))
+
+    async def get_monitor(self, monitor_id: str) -> dict[str, Any]:
+        """The monitor with its last runs, newest first (``GET /v1/monitors/{id}``)."""
+        return json_object(await self._call("GET", f"/v1/monitors/{monitor_id}"))
+
+    async def list_monitors(self) -> list[dict[str, Any]]:
+        """The key's monitors, oldest first (``GET /v1/monitors``)."""
+        return list(json_object(await self._call("GET", "/v1/monitors"))["monitors"])
+
+    async def delete_monitor(self, monitor_id: str) -> dict[str, Any]:
+        """Stop and remove a monitor (``DELETE /v1/monitors/{id}``): the monitor as it was."""
+        return json_object(await self._call("DELETE", f"/v1/monitors/{monitor_id}"))
+
     # one exchange, retried -----------------------------------------------------------------
     async def _call(
         self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None

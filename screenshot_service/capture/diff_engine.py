@@ -1,0 +1,163 @@
+"""The pixel comparison behind ``compare_to`` (SPEC §3.3): which pixels changed, where, and an
+image that shows them.  Pure and blocking (numpy and Pillow): callers run it in a thread.
+
+Two pixels are equal when pixelmatch would call them equal without its anti-aliasing pass:
+the YIQ distance of the two colours, each alpha-blended on white, is at most
+``35215 * threshold²`` (35215: pixelmatch's largest possible distance).  Anti-aliased pixels are
+not told apart: with ``disable_animations`` and ``wait_until=ready`` the same page renders the
+same pixels, so a changed edge is a change.  Images of different sizes are compared on their
+common top-left area.  Exact equality is checked on packed 32-bit pixels first, so the
+floating-point distance is computed only where something differs.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from .diff_options import MAX_REGIONS
+
+MAX_DELTA = 35215.0
+# Changed pixels are grouped on a grid of cells this many pixels wide (at least); a grid too
+# fine for MAX_REGIONS components is coarsened by 2 until they fit.
+CELL = 16
+# The marked image: the new image in grey, faded towards white, and the changed pixels red.
+FADE = 0.25  # how much of the grey's distance from white is kept
+RED = (255, 0, 0)
+Pixels = NDArray[np.uint8]  # height x width x 4 (RGBA)
+NOTHING: NDArray[np.bool_] = np.zeros((0, 0), bool)  # a mask that marks no pixel
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    changed_pixels: int
+    compared_pixels: int  # the common area: the denominator of changed_ratio
+    size_changed: bool
+    regions: tuple[Box, ...] = ()
+    mask: NDArray[np.bool_] = field(repr=False, default_factory=lambda: NOTHING)
+
+    @property
+    def changed_ratio(self) -> float:
+        return self.changed_pixels / self.compared_pixels if self.compared_pixels else 0.0
+
+
+def decode(data: bytes) -> Pixels:
+    """Any image Chromium made (png, jpeg, webp) as RGBA pixels."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", image.size)  # JPEG: no scaling, just the decoder's fastest path
+        return np.asarray(image.convert("RGBA"))
+
+
+def _blend_on_white(pixels: NDArray[np.float32], alpha: NDArray[np.float32]) -> NDArray[np.floating[Any]]:
+    blended: NDArray[np.floating[Any]] = 255.0 + (pixels - 255.0) * (alpha[:, None] / 255.0)
+    return blended
+
+
+def yiq_delta(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.floating[Any]]:
+    """pixelmatch's colorDelta (unsigned) of N x 4 RGBA rows: 0 for equal, 32857 for black vs white."""
+    rgb_a = _blend_on_white(a[:, :3].astype(np.float32), a[:, 3].astype(np.float32))
+    rgb_b = _blend_on_white(b[:, :3].astype(np.float32), b[:, 3].astype(np.float32))
+    diff = rgb_a - rgb_b
+    y = diff @ np.array([0.29889531, 0.58662247, 0.11448223], np.float32)
+    i = diff @ np.array([0.59597799, -0.27417610, -0.32180189], np.float32)
+    q = diff @ np.array([0.21147017, -0.52261711, 0.31114694], np.float32)
+    result: NDArray[np.floating[Any]] = 0.5053 * y * y + 0.299 * i * i + 0.1957 * q * q
+    return result
+
+
+def compare(old: Pixels, new: Pixels, threshold: float) -> Comparison:
+    height, width = min(old.shape[0], new.shape[0]), min(old.shape[1], new.shape[1])
+    size_changed = old.shape[:2] != new.shape[:2]
+    a, b = old[:height, :width], new[:height, :width]
+    packed_a = np.ascontiguousarray(a).view(np.uint32)[..., 0]
+    packed_b = np.ascontiguousarray(b).view(np.uint32)[..., 0]
+    mask = packed_a != packed_b
+    rows, cols = np.nonzero(mask)
+    if rows.size:
+        far = yiq_delta(a[rows, cols], b[rows, cols]) > MAX_DELTA * threshold * threshold
+        mask[rows[~far], cols[~far]] = False
+        rows, cols = rows[far], cols[far]
+    regions = changed_regions(mask, rows, cols) if rows.size else ()
+    return Comparison(int(rows.size), height * width, size_changed, regions, mask)
+
+
+def unchanged(pixels: Pixels) -> Comparison:
+    """The comparison of an image with itself."""
+    return Comparison(0, pixels.shape[0] * pixels.shape[1], False)
+
+
+def changed_regions(mask: NDArray[np.bool_], rows: NDArray[np.intp], cols: NDArray[np.intp],
+                    limit: int = MAX_REGIONS) -> tuple[Box, ...]:
+    """At most ``limit`` boxes, each tight around a group of changed pixels (at ``rows``, ``cols``
+    of ``mask``) whose cells touch on the grid."""
+    cell = CELL
+    while True:
+        grid = np.zeros((-(-mask.shape[0] // cell), -(-mask.shape[1] // cell)), bool)
+        grid[rows // cell, cols // cell] = True
+        components = _components(grid)
+        if len(components) <= limit:
+            break
+        cell *= 2
+    boxes = []
+    for top, left, bottom, right in components:
+        y0, x0 = top * cell, left * cell
+        window = mask[y0:(bottom + 1) * cell, x0:(right + 1) * cell]
+        ys, xs = np.nonzero(window.any(axis=1))[0], np.nonzero(window.any(axis=0))[0]
+        boxes.append(Box(x0 + int(xs[0]), y0 + int(ys[0]), int(xs[-1] - xs[0]) + 1, int(ys[-1] - ys[0]) + 1))
+    return tuple(sorted(boxes, key=lambda box: (box.y, box.x)))
+
+
+def _components(grid: NDArray[np.bool_]) -> list[tuple[int, int, int, int]]:
+    """Bounding cells (top, left, bottom, right) of the 8-connected groups of set cells."""
+    todo = {(int(r), int(c)) for r, c in zip(*np.nonzero(grid), strict=True)}
+    found = []
+    while todo:
+        stack = [todo.pop()]
+        top, left = bottom, right = stack[0]
+        while stack:
+            r, c = stack.pop()
+            top, bottom, left, right = min(top, r), max(bottom, r), min(left, c), max(right, c)
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    near = (r + dr, c + dc)
+                    if near in todo:
+                        todo.remove(near)
+                        stack.append(near)
+        found.append((top, left, bottom, right))
+    return found
+
+
+def marked_image(new: Pixels, mask: NDArray[np.bool_]) -> bytes:
+    """The new image faded to grey with the changed pixels red, as a palette PNG: a quarter of
+    an RGBA image's bytes to compress, with the fastest zlib level (it is a throwaway view)."""
+    grey = np.asarray(Image.fromarray(new, "RGBA").convert("L"))
+    marked = _FADED[grey]
+    height, width = mask.shape
+    marked[:height, :width][mask] = _RED_INDEX
+    image = Image.fromarray(marked, "P")
+    image.putpalette(_PALETTE)
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+# Palette indexes 0..254 are greys (index i shows grey i faded towards white); 255 is red.
+_RED_INDEX = 255
+_FADED: NDArray[np.uint8] = np.minimum(np.arange(256), 254).astype(np.uint8)
+_PALETTE = [round(255 - (255 - i) * FADE) for i in range(255) for _ in range(3)] + list(RED)

@@ -194,7 +194,8 @@ def default_plans() -> dict[str, PlanConfig]:
 @dataclass(frozen=True)
 class ProxyPoolConfig:
     # http://[user:pass@]host:port each, used in turn; checked at start-up (egress/upstream.py).
-    urls: list[str] = _opt([])
+    # Secret: a URL may hold a password, and settings get printed.
+    urls: list[Secret] = _opt([])
 
 
 @dataclass(frozen=True)

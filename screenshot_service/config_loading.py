@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, PlanConfig, Secret, Settings, default_plans
-from .config_proxies import build_proxies, check_plan_pools
+from .config_proxies import build_proxies, check_plan_pools, check_pool_addresses
 
 ENV_PREFIX = "SCREENSHOT_"
 FILE_SUFFIX = "_FILE"
@@ -53,6 +53,7 @@ def from_dict(data: Mapping[str, Any]) -> Settings:
     settings = typing.cast(Settings, _build(Settings, data, ""))
     _check_cluster_database(settings)
     check_plan_pools(settings)
+    check_pool_addresses(settings)
     return settings
 
 
@@ -80,7 +81,7 @@ def to_dict(settings: Any) -> Any:
     if isinstance(settings, dict):
         return {k: to_dict(v) for k, v in settings.items()}
     if isinstance(settings, list):
-        return list(settings)
+        return [to_dict(v) for v in settings]
     if isinstance(settings, Secret):
         return str(settings)
     return settings

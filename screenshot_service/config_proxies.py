@@ -6,14 +6,18 @@ it: a proxy URL may hold a password.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ConfigError, ProxyPoolConfig, Settings
+from .config import ConfigError, ProxyPoolConfig, Secret, Settings
 from .egress.errors import InvalidUrl
+from .egress.policy import EgressPolicy
 from .egress.upstream import SHAPE, parse_upstream
 
 ALL_POOLS = "*"
+# A pool's name, in [proxies.NAME] and in the proxy_pool option alike.
+POOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def build_proxies(raw: Any) -> dict[str, ProxyPoolConfig]:
@@ -21,7 +25,7 @@ def build_proxies(raw: Any) -> dict[str, ProxyPoolConfig]:
         raise ConfigError("proxies must be a table of [proxies.NAME] sections")
     pools: dict[str, ProxyPoolConfig] = {}
     for name, body in raw.items():
-        if not name.replace("_", "").replace("-", "").isalnum() or len(name) > 64:
+        if not POOL_NAME.fullmatch(name):
             raise ConfigError(f"proxies.{name}: a pool name is letters, digits, '-' and '_' (at most 64)")
         if not isinstance(body, Mapping):
             raise ConfigError(f"proxies.{name} must be a table with urls = [...]")
@@ -38,7 +42,7 @@ def build_proxies(raw: Any) -> dict[str, ProxyPoolConfig]:
                 parse_upstream(url, what=f"proxies.{name}.urls[{index}]")
             except InvalidUrl as error:
                 raise ConfigError(error.message) from None
-        pools[name] = ProxyPoolConfig(urls=list(urls))
+        pools[name] = ProxyPoolConfig(urls=[Secret(u) for u in urls])
     return pools
 
 
@@ -50,3 +54,16 @@ def check_plan_pools(settings: Settings) -> None:
             known = ", ".join(repr(n) for n in settings.proxies) or "none"
             raise ConfigError(f"plans.{plan_name}.proxy_pools names {unknown[0]!r}, which is no [proxies.NAME] "
                               f"table; allowed: '*' or a pool's name (pools: {known})")
+
+
+def check_pool_addresses(settings: Settings) -> None:
+    """A pool proxy given as an IP literal that the egress policy refuses could never be used:
+    stop at start-up (a name is checked on every capture, since what it resolves to can change)."""
+    policy = EgressPolicy.from_config(settings.egress)
+    for name, pool in settings.proxies.items():
+        for index, url in enumerate(pool.urls):
+            proxy = parse_upstream(url, what=f"proxies.{name}.urls[{index}]")
+            reason = policy.check(proxy.ip, proxy.port) if proxy.ip is not None else None
+            if reason is not None:
+                raise ConfigError(f"proxies.{name}.urls[{index}] is refused by the egress policy ({reason}): "
+                                  "a pool's proxy on such an address needs an egress.allow entry")

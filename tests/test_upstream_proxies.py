@@ -34,14 +34,15 @@ if TYPE_CHECKING:
 
 USER, PASSWORD = "us er@x", "p:ss/w0rd-Secret"
 WRONG = "wrong-Secret-pw"
-NAMES = {"site.test": "127.0.0.1", "internal.test": "10.9.9.9"}
+NAMES = {"site.test": "127.0.0.1", "internal.test": "10.9.9.9", "proxy.test": "127.0.0.1"}
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
 @dataclass
 class Upstreams:
     open: ForwardProxy
-    second: ForwardProxy
+    second: ForwardProxy  # second and third: the "eu" pool's
+    third: ForwardProxy
     authed: ForwardProxy
     refusing: ForwardProxy
     dead_port: int  # nothing listens there
@@ -50,7 +51,7 @@ class Upstreams:
     allow: list[str]
 
     def all(self) -> tuple[ForwardProxy, ...]:
-        return self.open, self.second, self.authed, self.refusing
+        return self.open, self.second, self.third, self.authed, self.refusing
 
     def authed_url(self, password: str = PASSWORD) -> str:
         return self.authed.url(quote(USER, safe=""), quote(password, safe=""))
@@ -60,6 +61,7 @@ class Upstreams:
 async def upstreams(test_site: TestSite) -> AsyncIterator[Upstreams]:
     names = {"site.test": "127.0.0.1"}
     proxies = [await ForwardProxy(names=names).start(), await ForwardProxy(names=names).start(),
+               await ForwardProxy(names=names).start(),
                await ForwardProxy(names=names, credentials=(USER, PASSWORD)).start(),
                await ForwardProxy(names=names, refuse_connect=403).start()]
     dead = free_port()
@@ -91,7 +93,7 @@ UNLIMITED = {"requests_per_second": 100000, "burst": 100000, "monthly_captures":
 async def proxied(make_service: Any, upstreams: Upstreams, **sections: Any) -> Service:
     return await make_service(
         pool=upstreams.pool, resolver=upstreams.resolver, egress={"allow": upstreams.allow},
-        proxies={"eu": {"urls": [upstreams.open.url(), upstreams.second.url()]}},
+        proxies={"eu": {"urls": [upstreams.second.url(), upstreams.third.url()]}},
         plans={"unlimited": {**UNLIMITED, "proxy_pools": ["*"]}}, **sections)
 
 
@@ -241,7 +243,7 @@ async def test_a_pool_is_used_in_turn(make_service: Any, upstreams: Upstreams, t
         status, body = await post(service, url=site(test_site, "/paint"), proxy_pool="eu")
         assert status == 200, body
     main = f"GET {site(test_site, '/paint')} HTTP/1.1"
-    assert (upstreams.open.received.request_lines.count(main), upstreams.second.received.request_lines.count(main)) == (2, 1)
+    assert (upstreams.second.received.request_lines.count(main), upstreams.third.received.request_lines.count(main)) == (2, 1)
 
 
 async def test_plans_say_which_pools_their_keys_may_use(make_service: Any, upstreams: Upstreams) -> None:
@@ -260,6 +262,71 @@ async def test_a_plan_may_refuse_proxies_of_ones_own(make_service: Any, upstream
     status, body = await post(service, url=service.site.url + "/paint", proxy=upstreams.open.url())
     assert status == 400 and "plan 'unlimited'" in body["error"]["details"]["fields"]["proxy"], body
     assert upstreams.open.received.request_lines == []
+
+
+async def test_a_callers_proxy_may_not_be_one_of_the_pools(make_service: Any, upstreams: Upstreams, test_site: TestSite) -> None:
+    # egress.allow lets the pool's proxies through for the pool's sake, not for every key's own use.
+    service = await proxied(make_service, upstreams)
+    for own in (upstreams.second.url(), f"http://site.test:{upstreams.third.port}"):  # its address, or a name for it
+        status, body = await post(service, url=site(test_site, "/paint"), proxy=own)
+        assert (status, body["error"]["code"], body["error"]["details"]["field"]) == (400, "blocked_target", "proxy"), body
+        assert "proxy_pool" in body["error"]["message"]
+    assert upstreams.second.received.request_lines == upstreams.third.received.request_lines == []
+    assert await used(service) == 0
+
+
+async def test_a_callers_proxy_is_checked_against_the_pools_again_on_connecting(
+    make_service: Any, upstreams: Upstreams, test_site: TestSite
+) -> None:
+    # The service's check finds proxy.test elsewhere; when the egress proxy connects, the name is a pool member's.
+    service = await make_service(
+        pool=upstreams.pool, resolver=StaticResolver({**NAMES, "proxy.test": "127.0.0.2"}),
+        egress={"allow": [*upstreams.allow, f"127.0.0.2:{upstreams.second.port}"]},
+        proxies={"eu": {"urls": [upstreams.second.url()]}}, plans={"unlimited": UNLIMITED})
+    status, body = await post(service, url=site(test_site, "/paint"), proxy=f"http://proxy.test:{upstreams.second.port}")
+    assert (status, body["error"]["code"], body["error"]["details"]) == (400, "blocked_target", {"field": "proxy"}), body
+    assert upstreams.second.received.request_lines == []
+    assert await used(service) == 0
+
+
+@pytest.mark.parametrize("problem", ["blocked", "unresolvable", "blocked on connecting"])
+async def test_a_pools_problem_is_502_naming_the_pool_never_its_proxies(
+    make_service: Any, upstreams: Upstreams, test_site: TestSite, caplog: pytest.LogCaptureFixture, problem: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    unlisted = free_port()  # allowed by the service's policy, not by the egress proxy's: refused on connecting
+    proxy, hidden = {"blocked": ("internal.test:3128", ["internal.test", "10.9.9.9"]),
+                     "unresolvable": ("nx.invalid:3128", ["nx.invalid"]),
+                     "blocked on connecting": (f"127.0.0.1:{unlisted}", [f"127.0.0.1:{unlisted}"])}[problem]
+    service = await make_service(
+        pool=upstreams.pool, resolver=StaticResolver(NAMES), egress={"allow": [*upstreams.allow, f"127.0.0.1:{unlisted}"]},
+        proxies={"corp": {"urls": [f"http://{proxy}"]}}, plans={"unlimited": {**UNLIMITED, "proxy_pools": ["*"]}})
+    status, body = await post(service, url=site(test_site, "/paint"), proxy_pool="corp")
+    assert (status, body["error"]["code"], body["error"]["details"]) == (502, "proxy_error", {"proxy_pool": "corp"}), body
+    assert all(h not in str(body) for h in hidden), body
+    assert any(proxy in r.getMessage() for r in caplog.records)  # the operator's log says which proxy
+    assert await used(service) == 0
+
+
+def test_pool_names_in_config_are_those_proxy_pool_accepts() -> None:
+    with pytest.raises(config.ConfigError, match=r"proxies\.zürich"):
+        config_loading.from_dict({"proxies": {"zürich": {"urls": ["http://proxy.example:3128"]}}})
+
+
+SQUID = {"urls": ["http://a:pw-Secret@10.20.30.40:3128"]}
+
+
+def test_a_pool_proxy_on_a_refused_address_stops_the_start() -> None:
+    with pytest.raises(config.ConfigError, match=r"proxies\.corp\.urls.*egress\.allow") as refused:
+        config_loading.from_dict({"proxies": {"corp": SQUID}})
+    assert "pw-Secret" not in str(refused.value)
+    config_loading.from_dict({"proxies": {"corp": SQUID}, "egress": {"allow": ["10.20.30.40:3128"]}})
+
+
+def test_settings_never_show_pool_passwords() -> None:
+    settings = config_loading.from_dict({"proxies": {"corp": SQUID}, "egress": {"allow": ["10.20.30.40:3128"]}})
+    assert "pw-Secret" not in repr(settings)
+    assert config_loading.replace(settings).proxies["corp"].urls == SQUID["urls"]
 
 
 def test_the_cache_tells_proxies_apart_without_holding_their_credentials() -> None:

@@ -76,9 +76,14 @@ def classify(error_text: str, host: str, egress: EgressFindings | None) -> str |
 
 
 def proxy_failure(failed: ProxyFailure) -> ApiError:
-    if failed.kind == BLOCKED_PROXY:
+    """The caller's own proxy refused by the egress policy is the caller's 400; anything about an
+    operator's pool is the operator's 502, naming the pool."""
+    if failed.kind == BLOCKED_PROXY and failed.pool is None:
         return BlockedTarget(failed.message, details={"field": "proxy"})
-    return ProxyError(failed.message, details={"status": failed.status} if failed.status is not None else None)
+    details: dict[str, object] = {"proxy_pool": failed.pool} if failed.pool is not None else {}
+    if failed.status is not None:
+        details["status"] = failed.status
+    return ProxyError(failed.message, details=details or None)
 
 
 def failure(verdict: str, host: str, reason: str) -> ApiError:

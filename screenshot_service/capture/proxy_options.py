@@ -7,20 +7,23 @@ only turns options and a plan into one ``Upstream`` per capture.
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 from ..config import PlanConfig
-from ..config_proxies import ALL_POOLS
-from ..egress.errors import InvalidUrl, TargetUnreachable
+from ..config_proxies import ALL_POOLS, POOL_NAME
+from ..egress.chain import BLOCKED, OPERATORS_PROXY, UNREACHABLE, ProxyFailure
+from ..egress.dial import Blocked, resolve_checked
+from ..egress.errors import EgressBlocked, InvalidUrl, TargetUnreachable
 from ..egress.policy import EgressPolicy
-from ..egress.resolver import Resolver, check_target
-from ..egress.upstream import SHAPE, ProxyPools, Upstream, parse_upstream
+from ..egress.resolver import Resolver
+from ..egress.upstream import SHAPE, ProxyPools, Upstream, parse_upstream, pool_member_at
 from ..errors import InvalidParameter, ProxyError
 from .scalar_parsers import Bad, described
 
-_POOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+log = logging.getLogger("screenshot_service.capture")
 
 
 def _proxy(value: Any) -> Upstream:
@@ -31,14 +34,14 @@ def _proxy(value: Any) -> Upstream:
 
 
 def _pool_name(value: Any) -> str:
-    if not isinstance(value, str) or not _POOL_NAME.fullmatch(value):
+    if not isinstance(value, str) or not POOL_NAME.fullmatch(value):
         raise Bad("must be the name of a proxy pool: letters, digits, '-' and '_'")
     return value
 
 
 proxy = described(_proxy, {"type": "string", "maxLength": 2048, "examples": ["http://user:pass@proxy.example:3128"],
                            "description": SHAPE})
-pool_name = described(_pool_name, {"type": "string", "pattern": _POOL_NAME.pattern})
+pool_name = described(_pool_name, {"type": "string", "pattern": POOL_NAME.pattern})
 
 
 def check_access(proxy_pool: str | None, custom_proxy: bool, plan_name: str, plan: PlanConfig,
@@ -69,13 +72,34 @@ def upstream_for(proxy_given: Upstream | None, proxy_pool: str | None, pools: Pr
 
 async def checked_upstream(proxy_given: Upstream | None, proxy_pool: str | None, pools: ProxyPools,
                            policy: EgressPolicy, resolver: Resolver) -> Upstream | None:
-    """``upstream_for``, its address checked by the egress policy now for a clear 400 naming the
-    option (the egress proxy checks it again on every connection: names can change)."""
+    """``upstream_for``, its address checked by the egress policy now, before any browser work (the
+    egress proxy checks it again on every connection: names can change).  A caller's own proxy
+    that is refused is a 400 naming ``proxy``; a pool's is the operator's problem, a 502 naming
+    the pool but never its proxies' hosts, which only the log shows."""
     upstream = upstream_for(proxy_given, proxy_pool, pools)
-    if upstream is not None:
-        try:
-            await check_target(f"http://{upstream.address}/", policy, resolver,
-                               what="proxy" if proxy_given is not None else "proxy_pool")
-        except TargetUnreachable:
-            raise ProxyError(f"the upstream proxy could not be reached (could not resolve {upstream.host})") from None
-    return upstream
+    if upstream is None:
+        return None
+    try:
+        addresses = await resolve_checked(policy, resolver, upstream.host, upstream.port, ())
+    except TargetUnreachable:
+        if upstream.pool is not None:
+            raise _pool_unusable(upstream, UNREACHABLE, "could not resolve") from None
+        raise ProxyError(f"the upstream proxy could not be reached (could not resolve {upstream.host})") from None
+    except Blocked as blocked:
+        if upstream.pool is not None:
+            raise _pool_unusable(upstream, BLOCKED, blocked.reason) from None
+        raise EgressBlocked(f"proxy {upstream.host} resolves to a blocked address: {blocked.reason}",
+                            details={"field": "proxy", "host": upstream.host}) from None
+    if proxy_given is None:
+        return upstream
+    guarded = replace(upstream, not_into=pools.members)
+    if await pool_member_at(resolver, addresses, guarded) is not None:
+        raise EgressBlocked(f"proxy {upstream.host} is not allowed: {OPERATORS_PROXY}",
+                            details={"field": "proxy", "host": upstream.host})
+    return guarded
+
+
+def _pool_unusable(member: Upstream, kind: str, why: str) -> ProxyError:
+    log.warning("proxy pool %s: its proxy %s is unusable: %s", member.pool, member.address, why)
+    failure = ProxyFailure(kind, member.address, target="", pool=member.pool)
+    return ProxyError(failure.message, details={"proxy_pool": member.pool})

@@ -11,19 +11,20 @@ the capture's channel, so the capture ends 502 ``proxy_error`` rather than ``tar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from . import dial
 from .errors import TargetUnreachable
-from .http1 import HEAD_LIMIT
-from .policy import Address, EgressPolicy, unwrap
+from .policy import EgressPolicy
 from .relay import Reader, Writer
-from .resolver import Resolver, first_blocked, resolve_host
-from .upstream import Upstream
+from .resolver import Resolver
+from .upstream import Upstream, pool_member_at
 
 # What went wrong with the upstream (ProxyFailure.kind).
 UNREACHABLE, REFUSED, AUTH_FAILED, BLOCKED = "unreachable", "refused", "authentication failed", "blocked"
+# Why a caller's own proxy is refused when it is one of the operator's pool members (README, Upstream proxies).
+OPERATORS_PROXY = "it is one of the operator's pool proxies, which only proxy_pool reaches"
 
 
 @dataclass(frozen=True)
@@ -33,19 +34,24 @@ class ProxyFailure:
     target: str  # the host the request was for
     status: int | None = None  # the upstream's answer, when it answered
     reason: str = ""
+    pool: str | None = None  # the operator's pool the proxy is from; None: the caller's own
 
     @property
     def message(self) -> str:
-        """What the caller is told: which failure, never the credentials (nor, for an operator's
-        pool, where its proxies are: the log has ``proxy``)."""
+        """What the caller is told: which failure, never the credentials; of an operator's pool,
+        its name but never where its proxies are nor why (the log has ``proxy``): the caller
+        chose neither."""
+        who = "the upstream proxy" if self.pool is None else f"the proxy pool {self.pool!r}"
         if self.kind == BLOCKED:
-            return f"the upstream proxy is not allowed by the egress policy: {self.reason}"
+            why = f": {self.reason}" if self.pool is None else ""
+            return f"{who} is not allowed by the egress policy{why}"
         if self.kind == UNREACHABLE:
-            return f"the upstream proxy could not be reached ({self.reason})"
+            why = f" ({self.reason})" if self.pool is None else ""
+            return f"{who} could not be reached{why}"
         if self.kind == AUTH_FAILED:
-            return "the upstream proxy refused the credentials (HTTP 407: authentication failed)"
+            return f"{who} refused the credentials (HTTP 407: authentication failed)"
         answer = f"HTTP {self.status}" if self.status is not None else self.reason
-        return f"the upstream proxy refused the connection to {self.target} ({answer})"
+        return f"{who} refused the connection to {self.target} ({answer})"
 
 
 class ProxyFailed(Exception):
@@ -55,8 +61,11 @@ class ProxyFailed(Exception):
 
 
 def failure_for(status: int, upstream: Upstream, target: str) -> ProxyFailure:
-    kind = AUTH_FAILED if status == 407 else REFUSED
-    return ProxyFailure(kind, upstream.address, target, status)
+    return _failure(AUTH_FAILED if status == 407 else REFUSED, upstream, target, status=status)
+
+
+def _failure(kind: str, upstream: Upstream, target: str, *, status: int | None = None, reason: str = "") -> ProxyFailure:
+    return ProxyFailure(kind, upstream.address, target, status, reason, upstream.pool)
 
 
 async def connect(
@@ -65,21 +74,20 @@ async def connect(
 ) -> tuple[Reader, Writer]:
     """A connection to ``upstream`` (its address checked like any target's), or ProxyFailed."""
     def failed(kind: str, reason: str) -> ProxyFailed:
-        return ProxyFailed(ProxyFailure(kind, upstream.address, target, reason=reason))
+        return ProxyFailed(_failure(kind, upstream, target, reason=reason))
 
     try:
-        addresses = await resolve_host(resolver, upstream.host, upstream.port)
+        addresses = await dial.resolve_checked(policy, resolver, upstream.host, upstream.port, own_ports)
     except TargetUnreachable:
         raise failed(UNREACHABLE, f"could not resolve {upstream.host}") from None
-    reason = blocked_reason(policy, addresses, upstream.port, own_ports)
-    if reason is not None:
-        raise failed(BLOCKED, reason)
-    deadline = asyncio.get_running_loop().time() + timeout
-    for ip in addresses:
-        remaining = deadline - asyncio.get_running_loop().time()
-        with contextlib.suppress(OSError, TimeoutError):
-            return await asyncio.wait_for(asyncio.open_connection(str(ip), upstream.port, limit=HEAD_LIMIT), remaining)
-    raise failed(UNREACHABLE, "connection failed")
+    except dial.Blocked as blocked:
+        raise failed(BLOCKED, blocked.reason) from None
+    if await pool_member_at(resolver, addresses, upstream) is not None:
+        raise failed(BLOCKED, OPERATORS_PROXY)
+    connection = await dial.connect_any(addresses, upstream.port, timeout)
+    if connection is None:
+        raise failed(UNREACHABLE, "connection failed")
+    return connection
 
 
 async def open_tunnel(reader: Reader, writer: Writer, upstream: Upstream, host: str, port: int, timeout: float) -> None:
@@ -93,10 +101,10 @@ async def open_tunnel(reader: Reader, writer: Writer, upstream: Upstream, host: 
         await writer.drain()
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        raise ProxyFailed(ProxyFailure(REFUSED, upstream.address, host, reason="no answer to CONNECT")) from None
+        raise ProxyFailed(_failure(REFUSED, upstream, host, reason="no answer to CONNECT")) from None
     status = status_of(head)
     if status is None:
-        raise ProxyFailed(ProxyFailure(REFUSED, upstream.address, host, reason="no valid answer to CONNECT"))
+        raise ProxyFailed(_failure(REFUSED, upstream, host, reason="no valid answer to CONNECT"))
     if not 200 <= status < 300:
         raise ProxyFailed(failure_for(status, upstream, host))
 
@@ -107,17 +115,3 @@ def status_of(head: bytes) -> int | None:
     if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit():
         return None
     return int(code)
-
-
-def blocked_reason(policy: EgressPolicy, addresses: list[Address], port: int, own_ports: Collection[int]) -> str | None:
-    """Why the egress policy refuses ``addresses`` at ``port`` (a target's or an upstream's), or None;
-    the egress proxy's own ports are never a way back in, whatever ``egress.allow`` says."""
-    reason = first_blocked(policy, addresses, port)
-    if reason is None and port in own_ports and any(_is_local(ip) for ip in addresses):
-        reason = "the egress proxy itself"
-    return reason
-
-
-def _is_local(ip: Address) -> bool:
-    address = unwrap(ip)
-    return address.is_loopback or address.is_unspecified

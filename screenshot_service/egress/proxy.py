@@ -16,11 +16,10 @@ way, then chained to that proxy instead of the target (chain.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
-from screenshot_service.egress import chain
+from screenshot_service.egress import chain, dial
 from screenshot_service.egress.channel import ProxyChannel
 from screenshot_service.egress.errors import InvalidUrl, TargetUnreachable
 from screenshot_service.egress.http1 import (
@@ -37,7 +36,7 @@ from screenshot_service.egress.http1 import (
 )
 from screenshot_service.egress.policy import Address, EgressPolicy
 from screenshot_service.egress.relay import Reader, Writer, pipe, relay_response, splice
-from screenshot_service.egress.resolver import Resolver, resolve_host
+from screenshot_service.egress.resolver import Resolver
 from screenshot_service.egress.upstream import Upstream
 from screenshot_service.egress.urls import parse_target_url
 
@@ -118,15 +117,9 @@ class EgressProxy:
 
     async def _open(self, channel: ProxyChannel, host: str, port: int) -> tuple[Reader, Writer]:
         """Resolve ``host`` once, check every address, connect to a checked one."""
-        addresses = await self._checked(channel, host, port)
-        deadline = asyncio.get_running_loop().time() + self.connect_timeout
-        for ip in addresses:
-            remaining = deadline - asyncio.get_running_loop().time()
-            with contextlib.suppress(OSError, TimeoutError):
-                # A literal address: asyncio does no name lookup, so no second answer can sneak in.
-                return await asyncio.wait_for(
-                    asyncio.open_connection(str(ip), port, limit=HEAD_LIMIT), remaining
-                )
+        connection = await dial.connect_any(await self._checked(channel, host, port), port, self.connect_timeout)
+        if connection is not None:
+            return connection
         failure = f"could not connect to {host} port {port}"
         channel.unreachable.append((host, failure))
         log.info("egress unreachable host=%s port=%d", host, port)
@@ -135,20 +128,23 @@ class EgressProxy:
     async def _checked(self, channel: ProxyChannel, host: str, port: int) -> list[Address]:
         """Every address of ``host``, once the block lists and the egress policy let it through."""
         # The blocklist goes first: a blocklisted name costs (and leaks) no DNS lookup.
-        blocklisted = channel.blocked_hosts is not None and channel.blocked_hosts(host)
-        reason = "blocklist" if blocklisted else None
-        if reason is None:
+        if channel.blocked_hosts is not None and channel.blocked_hosts(host):
+            reason = "blocklist"
+        else:
             try:
-                addresses = await resolve_host(self.resolver, host, port)
+                return await dial.resolve_checked(self.policy, self.resolver, host, port, self.own_ports)
             except TargetUnreachable as error:
                 channel.unreachable.append((host, error.message))
                 raise Refused(502, error.message, verdict=UNREACHABLE) from None
-            reason = chain.blocked_reason(self.policy, addresses, port, {c.port for c in self._channels})
-        if reason is not None:
-            channel.blocked.append((host, reason))
-            log.info("egress blocked host=%s port=%d: %s", host, port, reason)
-            raise Refused(403, f"blocked by egress policy: {reason}", verdict=REFUSED)
-        return addresses
+            except dial.Blocked as blocked:
+                reason = blocked.reason
+        channel.blocked.append((host, reason))
+        log.info("egress blocked host=%s port=%d: %s", host, port, reason)
+        raise Refused(403, f"blocked by egress policy: {reason}", verdict=REFUSED)
+
+    @property
+    def own_ports(self) -> set[int]:
+        return {c.port for c in self._channels}
 
     async def _via_upstream(
         self, channel: ProxyChannel, upstream: Upstream, host: str, port: int, *, tunnel: bool
@@ -157,10 +153,9 @@ class EgressProxy:
         to ``host:port`` when ``tunnel``; the upstream's failure is answered as PROXY."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connect_timeout
-        own_ports = {c.port for c in self._channels}
         try:
             up_reader, up_writer = await chain.connect(
-                self.policy, self.resolver, upstream, host, own_ports=own_ports, timeout=self.connect_timeout)
+                self.policy, self.resolver, upstream, host, own_ports=self.own_ports, timeout=self.connect_timeout)
             try:
                 if tunnel:
                     await chain.open_tunnel(up_reader, up_writer, upstream, host, port, max(0.1, deadline - loop.time()))

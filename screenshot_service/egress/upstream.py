@@ -8,15 +8,17 @@ since that text may hold a password.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import unquote
 
 from ..config import ProxyPoolConfig, Secret
-from .errors import InvalidUrl
-from .policy import Address
+from .errors import InvalidUrl, TargetUnreachable
+from .policy import Address, unwrap
+from .resolver import Resolver, resolve_host
 from .urls import parse_target_url
 
 SHAPE = "http://[user:pass@]host:port"
@@ -29,6 +31,10 @@ class Upstream:
     ip: Address | None
     username: Secret = field(default=Secret(""), repr=False)
     password: Secret = field(default=Secret(""), repr=False)
+    pool: str | None = None  # the operator's [proxies.NAME] pool it belongs to; None: the caller's own
+    # For a caller's own proxy: the operator's pool members it must not be (egress.allow may open
+    # them for the pools' sake, plans.X.proxy_pools decides who uses them), checked on every connect.
+    not_into: tuple[Upstream, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def address(self) -> str:
@@ -97,13 +103,18 @@ class ProxyPools:
     """The operator's ``[proxies.NAME]`` pools, each used in turn (round robin in this process)."""
 
     def __init__(self, pools: Mapping[str, Sequence[Upstream]] | None = None) -> None:
-        self._pools = {name: tuple(members) for name, members in (pools or {}).items() if members}
+        self._pools = {name: tuple(replace(m, pool=name) for m in members)
+                       for name, members in (pools or {}).items() if members}
         self._turns = dict.fromkeys(self._pools, 0)
 
     @classmethod
     def from_config(cls, pools: Mapping[str, ProxyPoolConfig]) -> ProxyPools:
         return cls({name: [parse_upstream(u, what=f"proxies.{name}.urls") for u in pool.urls]
                     for name, pool in pools.items()})
+
+    @property
+    def members(self) -> tuple[Upstream, ...]:
+        return tuple(m for members in self._pools.values() for m in members)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -118,3 +129,22 @@ class ProxyPools:
         turn = self._turns[name]
         self._turns[name] = (turn + 1) % len(members)
         return members[turn]
+
+
+async def pool_member_at(resolver: Resolver, addresses: list[Address], upstream: Upstream) -> str | None:
+    """The pool one of whose members is ``upstream`` (named alike, or at one of ``addresses`` and its
+    port), or None; a member whose name does not resolve now is compared by name only."""
+    candidates = [m for m in upstream.not_into if m.port == upstream.port]
+    if not candidates:
+        return None
+    here = {unwrap(ip) for ip in addresses}
+
+    async def theirs(member: Upstream) -> set[Address]:
+        try:
+            return {unwrap(ip) for ip in await resolve_host(resolver, member.host, member.port)}
+        except TargetUnreachable:
+            return set()
+
+    found = await asyncio.gather(*(theirs(m) for m in candidates))
+    return next((m.pool for m, ips in zip(candidates, found, strict=True)
+                 if m.host == upstream.host or ips & here), None)

@@ -69,6 +69,7 @@ async def test_identical_captures_differ_by_nothing(service: Service) -> None:
     assert diff["baseline"] == {"id": first["id"], "captured_at": first["captured_at"]}
     assert (diff["changed_pixels"], diff["changed_ratio"], diff["regions"]) == (0, 0, [])
     assert "size_changed" not in diff and "no_baseline" not in codes(second)
+    assert diff["image_url"] == second["url"]  # nothing to mark: the capture itself
 
 
 async def test_a_changed_box_is_found_counted_and_marked_red(service: Service) -> None:

@@ -120,8 +120,8 @@ class CaptureService:
                     opts.format, rendered, base_url, customer_s3, store_budget, timings,
                     compared.marked if compared else None))
                 result = self._result(opts, rendered, blocked, stored, content)
-                if compared is not None and marked is not None:
-                    result = dataclasses.replace(result, diff=compared.to_json(marked))
+                if compared is not None:
+                    result = dataclasses.replace(result, diff=compared.to_json(marked or stored))
                 elif opts.compare_to is not None:
                     result = dataclasses.replace(result, warnings=(*result.warnings, NO_BASELINE))
                 if changes is not None and account is not None:

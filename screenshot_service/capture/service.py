@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from datetime import timedelta
 
 from ..browser.pool import SYNC, BrowserPool, Lease
 from ..egress.channel import ProxyChannel
@@ -52,6 +53,7 @@ class CaptureService:
         cache: CaptureCache | None = None,
         max_pdf_pages: int = DEFAULT_MAX_PAGES,
         records: CaptureRecords | None = None,
+        retention: timedelta = timedelta(days=30),  # storage.retention_days: how long records live
     ) -> None:
         self.max_pdf_pages = max_pdf_pages
         self.cache = cache
@@ -64,7 +66,7 @@ class CaptureService:
         # A private registry when none is given (one-shot CLI): the hooks never need a None check.
         self.metrics = metrics or Metrics()
         # Every capture of a key recorded, for compare_to (None: the one-shot CLI, which has no key).
-        self.changes = VisualChange(records, storage, self.metrics) if records is not None else None
+        self.changes = VisualChange(records, storage, self.metrics, retention) if records is not None else None
 
     def deadline_for(self, opts: CaptureOptions, started: float) -> float:
         """Loop time by which this capture must be over: min(timeout, server deadline)."""

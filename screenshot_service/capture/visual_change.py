@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from ..errors import InvalidParameter
@@ -70,10 +71,12 @@ class Compared:
 
 
 class VisualChange:
-    def __init__(self, records: CaptureRecords, storage: Storage, metrics: Metrics) -> None:
+    def __init__(self, records: CaptureRecords, storage: Storage, metrics: Metrics, retention: timedelta) -> None:
         self.records = records
         self.storage = storage
         self.metrics = metrics
+        # The stored files' retention, not their URLs' expiry (a presigned S3 link lasts a day).
+        self.retention = retention
 
     async def find(self, opts: CaptureOptions, account: str) -> CaptureRecord | None:
         """The baseline ``compare_to`` names, None when ``previous`` has none yet; a 400 on
@@ -130,7 +133,7 @@ class VisualChange:
         record = CaptureRecord(
             id=result.id, account=account, object_name=result.stored.name if held else "", format=result.format,
             width=result.width, height=result.height, captured_at=result.captured_at,
-            expires_at=result.stored.expires_at, baseline=good)
+            expires_at=result.captured_at + self.retention, baseline=good)
         await self.records.put(record, opts.baseline_fingerprint(account) if good else None)
 
 

@@ -36,6 +36,7 @@ from .visual_change import NO_BASELINE, Baseline, VisualChange
 log = logging.getLogger("screenshot_service.capture")
 
 STORAGE_MARGIN = 0.5  # seconds kept back from storage so its failure is reported in time
+RECORD_BOUND = 0.5  # seconds a capture record's write may hold the answer
 MARKED = "diff"  # the diff's marked image among what is stored beside a capture (a png)
 
 
@@ -160,10 +161,13 @@ class CaptureService:
 
     async def _record(self, changes: VisualChange, result: CaptureResult, opts: CaptureOptions, account: str,
                       *, held: bool) -> None:
+        """Before the answer (a compare_to right after finds it), but a stalled state store holds
+        the answer at most RECORD_BOUND: the write goes on, shielded, and may land later."""
         try:
-            await asyncio.shield(changes.record(result, opts, account, held=held))
-        except StateError as error:  # delivered all the same; only a later compare_to cannot find it
-            log.warning("recording capture %s failed: %s", result.id, error.message)
+            async with asyncio.timeout(RECORD_BOUND):
+                await asyncio.shield(changes.record(result, opts, account, held=held))
+        except (StateError, TimeoutError) as error:  # delivered all the same; only a compare_to may miss it
+            log.warning("recording capture %s failed: %s", result.id, getattr(error, "message", "timed out"))
 
     async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
         """An identical earlier capture of this account (the pipeline asks when the caller opted in)."""

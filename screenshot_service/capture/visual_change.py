@@ -4,8 +4,9 @@ The baseline is found before the page is rendered (a bad id is a 400 before any 
 and its file is read meanwhile.  After the render, a new image with the baseline's very bytes
 changed nothing (no decoding at all); otherwise both are decoded, compared and the marked image
 made in threads, so the event loop never waits on numpy or Pillow.  With no pixel changed
-there is nothing to mark: ``image_url`` is the capture itself, not a faded copy of it.  Every capture of a key is then recorded (capture_records.py) before its
-answer, so an immediately following ``compare_to=previous`` or ``compare_to=<id>`` finds it.
+there is nothing to mark: ``image_url`` is the capture itself, not a faded copy of it.  Every
+capture of a key is then recorded (capture_records.py) before its answer, so an immediately
+following ``compare_to=previous`` or ``compare_to=<id>`` finds it.
 
 Baselines are images the service holds: a capture uploaded only to the caller's own bucket is
 recorded (its id is known) but can be neither a ``previous`` baseline nor named as one, and a
@@ -29,13 +30,13 @@ from . import diff_engine
 from .capture_records import CaptureRecord, CaptureRecords
 from .diff_options import NOT_A_BASELINE, PREVIOUS
 from .facts import CaptureWarning
+from .option_vocabulary import IMAGE_FORMATS
 from .options import CaptureOptions
 from .result import CaptureResult, iso_ms
 from .scalar_parsers import Bad
 
 log = logging.getLogger("screenshot_service.capture")
 
-IMAGE_FORMATS = ("png", "jpeg", "webp")
 NO_BASELINE = CaptureWarning(
     "no_baseline", "nothing to compare with yet: no earlier good capture of this page with these "
     "options for this key (or it expired); diff is null")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -256,6 +257,7 @@ async def _capture_ctx(app: web.Application) -> AsyncIterator[None]:
         cache=app[keys.CACHE],
         proxies=ProxyPools.from_config(app[keys.SETTINGS].proxies),
         records=app[keys.RECORDS],
+        retention=timedelta(days=app[keys.SETTINGS].storage.retention_days),
     )
     app[keys.PIPELINE] = CapturePipeline(app[keys.CAPTURE], app[keys.ADMISSION])
     admission, observe = app[keys.POOL].admission, app[keys.METRICS].queues.observe_sync_wait

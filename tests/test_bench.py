@@ -531,7 +531,7 @@ def test_quick_plan_shape() -> None:
     # the thumbnail phase: the judged small page, and in a full run the lazy full page too
     assert (thumbs.pages(quick), thumbs.pages(full), thumbs.pages(custom)) == (("small",), ("small", "lazy"), ())
     # the visual-diff phase: the small page's viewport and the 16384 px long page, when small is measured
-    assert (diffs.pages(quick), diffs.pages(full), diffs.pages(custom)) == (("small", "long"),) * 2 + ((),)
+    assert (diffs.pages(quick), diffs.pages(full), diffs.pages(custom)) == (("small", "long", "long-changing"),) * 2 + ((),)
     # no queue: concurrency beyond the slots is the overload phase's business, not a scenario's
     unqueued = make_plan(quick=False, pool_size=2, capacity=2)
     assert unqueued.levels["small"] == (1, 2)
@@ -614,6 +614,9 @@ def test_the_visual_diff_is_judged_by_its_cost_on_both_pages() -> None:
     results["diff"][1] = diffs.record("long", plain, Stats.of(Run(_samples([("no_diff", 0.08)] * 5), 0.5)))
     assert _verdict(results, "visual diff") is False  # an answer without a diff is no cheaper diff
     assert "diff long" in targets.slowest_answers(results)
+    results["diff"][1] = diffs.record("long", plain, compared)
+    results["diff"].append(diffs.record("long-changing", plain, costly))  # reported, not judged
+    assert _verdict(results, "visual diff") is True
 
 
 async def test_the_bench_diff_request_is_compared_and_the_long_page_is_16384_px(service: Service) -> None:

@@ -3,6 +3,7 @@ per key, the last good baseline per fingerprint, and gone with the image's reten
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,14 @@ from screenshot_service.capture.capture_records import (
     RedisCaptureRecords,
     SqliteCaptureRecords,
 )
+from screenshot_service.capture.facts import CaptureWarning
+from screenshot_service.capture.options import CaptureOptions
+from screenshot_service.capture.result import CaptureResult
+from screenshot_service.capture.visual_change import VisualChange
+from screenshot_service.metrics import Metrics
 from screenshot_service.state.redis_client import connect
+from screenshot_service.storage.base import StoredObject
+from screenshot_service.storage.local import LocalStorage
 from tests.conftest import wait_for
 
 if TYPE_CHECKING:
@@ -77,3 +85,23 @@ async def test_records_expire_with_the_image(records: CaptureRecords) -> None:
         return await records.get("key_a", "cap_old") is None and await records.previous("key_a", "fp") is None
 
     assert await wait_for(gone, timeout=5)
+
+
+@pytest.mark.parametrize("warning", ["blank_capture", "http_error", "ready_timeout", None])
+async def test_only_a_good_image_held_by_the_service_becomes_previous(tmp_path: Path, warning: str | None) -> None:
+    records = SqliteCaptureRecords(tmp_path / "state.sqlite3")
+    changes = VisualChange(records, LocalStorage(tmp_path / "captures", 30), Metrics(), timedelta(days=30))
+    opts = CaptureOptions.from_json({"url": "https://example.com/"})
+    stored = StoredObject("x.png", "https://shots.example.com/v1/files/x.png", datetime.now(UTC), 10, "image/png")
+    warnings = (CaptureWarning(warning, "…"),) if warning else ()
+    result = CaptureResult(stored=stored, data=b"", format="png", width=4, height=4, took_ms=0, warnings=warnings)
+    await changes.record(result, opts, "key_a", held=True)
+    previous = await records.previous("key_a", opts.baseline_fingerprint("key_a"))
+    assert (previous is not None) == (warning is None)
+    recorded = await records.get("key_a", result.id)  # recorded either way: it can still be named
+    assert recorded is not None and recorded.baseline == (warning is None)
+    assert recorded.expires_at - recorded.captured_at == timedelta(days=30)  # the retention, not the URL's
+    in_their_bucket = dataclasses.replace(result, id="cap_" + "b" * 24, warnings=())
+    await changes.record(in_their_bucket, opts, "key_b", held=False)
+    assert await records.previous("key_b", opts.baseline_fingerprint("key_b")) is None
+    await records.close()

@@ -7,12 +7,14 @@ the stored marked image."""
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from screenshot_service import config_loading
 from screenshot_service.limits.keys import create_key
-from tests.conftest import Service, image_of
+from tests.conftest import Service, image_of, wait_for
 from tests.jobs_helpers import JobsApp, poll_until_done, settings_for, start_app
 from tests.scene_site import SCENES, Scene
 
@@ -69,6 +71,7 @@ async def test_identical_captures_differ_by_nothing(service: Service) -> None:
     assert diff["baseline"] == {"id": first["id"], "captured_at": first["captured_at"]}
     assert (diff["changed_pixels"], diff["changed_ratio"], diff["regions"]) == (0, 0, [])
     assert "size_changed" not in diff and "no_baseline" not in codes(second)
+    assert diff["image_url"] == second["url"]  # nothing to mark: the capture itself
 
 
 async def test_a_changed_box_is_found_counted_and_marked_red(service: Service) -> None:
@@ -245,3 +248,16 @@ async def test_a_capture_to_the_callers_bucket_is_compared_but_never_a_baseline(
     assert again["diff"]["baseline"]["id"] == ours["id"]  # the bucket's capture is no baseline
     named = await shoot(service, scene, compare_to=theirs["id"], status=400)
     assert "own S3 bucket" in named["error"]["details"]["fields"]["compare_to"]
+
+
+async def test_records_live_with_the_retention_not_with_a_short_presigned_link(
+    make_service: Any, s3_server: Any, s3_bucket: str
+) -> None:
+    storage = config_loading.to_dict(s3_server.storage_config(s3_bucket, presign_seconds=1))
+    service: Service = await make_service(storage=storage)
+    scene = new_scene(box=(0, 100, 400, 100))
+    first = await shoot(service, scene)
+    link_expiry = datetime.fromisoformat(first["expires_at"].replace("Z", "+00:00"))
+    assert await wait_for(lambda: datetime.now(UTC) > link_expiry, timeout=5)  # the link is dead
+    later = await shoot(service, scene, compare_to=first["id"])
+    assert later["diff"]["baseline"]["id"] == first["id"] and later["diff"]["changed_pixels"] == 0

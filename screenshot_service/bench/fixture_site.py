@@ -6,7 +6,8 @@
 * ``/slow``   — a small page whose one image takes ``SLOW_MS`` to arrive, so
   its load event is late: latency is dominated by waiting, not by CPU.
 * ``/long``   — text and coloured bands exactly ``LONG_HEIGHT`` px tall: a 1280 x 16384
-  full page (the visual-diff phase, diffs.py).
+  full page (the visual-diff phase, diffs.py); ``?changing=1`` repaints one band per
+  request, so each capture differs from the one before.
 
 Nothing is fetched from outside; images are inline-generated SVG.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -80,11 +82,16 @@ def build() -> web.Application:
         for i in range(LAZY_IMAGES)
     )
     document = _document_html()
-    long = "".join(
-        f"<section style='height:{LONG_BAND}px;overflow:hidden'><h2>band {i}</h2><p>{'Lorem ipsum dolor sit amet. ' * 12}</p>"
-        f"<div style='height:40px;width:{300 + 7 * i}px;background:hsl({i * 37 % 360},60%,55%)'></div></section>"
-        for i in range(LONG_HEIGHT // LONG_BAND)
-    )
+    def long_html(repainted: int | None = None) -> str:
+        return "".join(
+            f"<section style='height:{LONG_BAND}px;overflow:hidden'><h2>band {i}</h2>"
+            f"<p>{'Lorem ipsum dolor sit amet. ' * 12}</p><div style='height:40px;width:{300 + 7 * i}px;"
+            f"background:hsl({(i * 37 + (180 if i == repainted else 0)) % 360},60%,55%)'></div></section>"
+            for i in range(LONG_HEIGHT // LONG_BAND)
+        )
+
+    long = long_html()
+    served = itertools.count()
     routes = web.RouteTableDef()
 
     @routes.get("/small")
@@ -101,7 +108,8 @@ def build() -> web.Application:
 
     @routes.get("/long")
     async def long_page(request: web.Request) -> web.Response:
-        return _page(long, head="<style>body{margin:0}h2,p{margin:8px}</style>")
+        body = long_html(next(served) % (LONG_HEIGHT // LONG_BAND)) if request.query.get("changing") else long
+        return _page(body, head="<style>body{margin:0}h2,p{margin:8px}</style>")
 
     @routes.get("/document")
     async def document_page(request: web.Request) -> web.Response:

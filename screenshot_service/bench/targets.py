@@ -75,15 +75,18 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
 
 
 def _diff(results: Mapping[str, Any]) -> Target:
-    rows = [r for r in results.get("diff") or [] if r.get("page") in diffs.JUDGED_PAGES]
+    measured = results.get("diff") or []
+    rows = [r for r in measured if r.get("page") in diffs.JUDGED_PAGES]
     name = (f"a visual diff costs <= {DIFF_COST_MAX:g}x the capture's p50, viewport and 1280x16384 full page "
             f"(Step 19)")
     if not rows or any(r.get("diff_cost") is None and not r.get("errors") for r in rows):
         return Target(name, None, "not measured")
     passed = all(not r.get("errors") and r["diff_cost"] <= DIFF_COST_MAX for r in rows)
+    shown = [*rows, *(r for r in measured if r not in rows)]
     return Target(name, passed, "; ".join(
-        f"{r['page']}: p50 {r['diff_p50_ms']} ms vs plain {r['plain_p50_ms']} ms = +{r['diff_cost']}x"
-        + (f", errors {r['errors']}" if r.get("errors") else "") for r in rows))
+        f"{r['page']}{'' if r in rows else ' (not judged)'}: p50 {r['diff_p50_ms']} ms vs plain "
+        f"{r['plain_p50_ms']} ms = +{r['diff_cost']}x" + (f", errors {r['errors']}" if r.get("errors") else "")
+        for r in shown))
 
 
 def _pdf(results: Mapping[str, Any]) -> Target:

@@ -6,7 +6,7 @@ the YIQ distance of the two colours, each alpha-blended on white, is at most
 ``35215 * threshold²`` (35215: pixelmatch's largest possible distance).  Anti-aliased pixels are
 not told apart: with ``disable_animations`` and ``wait_until=ready`` the same page renders the
 same pixels, so a changed edge is a change.  Images of different sizes are compared on their
-common top-left area.  Exact equality is checked on packed 32-bit pixels first, so the
+common top-left area.  Exact equality is checked byte by byte first, so the
 floating-point distance is computed only where something differs.
 """
 
@@ -23,13 +23,14 @@ from PIL import Image
 from .diff_options import MAX_REGIONS
 
 MAX_DELTA = 35215.0
+FEW_BYTES = 4_000_000  # differing bytes up to which their indexes are listed rather than masked
 # Changed pixels are grouped on a grid of cells this many pixels wide (at least); a grid too
 # fine for MAX_REGIONS components is coarsened by 2 until they fit.
 CELL = 16
 # The marked image: the new image in grey, faded towards white, and the changed pixels red.
 FADE = 0.25  # how much of the grey's distance from white is kept
 RED = (255, 0, 0)
-Pixels = NDArray[np.uint8]  # height x width x 4 (RGBA)
+Pixels = NDArray[np.uint8]  # height x width x 3 (RGB) or 4 (RGBA)
 NOTHING: NDArray[np.bool_] = np.zeros((0, 0), bool)  # a mask that marks no pixel
 
 
@@ -58,10 +59,21 @@ class Comparison:
 
 
 def decode(data: bytes) -> Pixels:
-    """Any image Chromium made (png, jpeg, webp) as RGBA pixels."""
+    """Any image Chromium made (png, jpeg, webp): RGB pixels, or RGBA when it has transparency
+    (converting an opaque page to RGBA would cost a third of the decode again)."""
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", image.size)  # JPEG: no scaling, just the decoder's fastest path
-        return np.asarray(image.convert("RGBA"))
+        has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+        wanted = "RGBA" if has_alpha else "RGB"
+        return np.asarray(image if image.mode == wanted else image.convert(wanted))
+
+
+def _rgba(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """N x 3 or N x 4 rows as N x 4 (opaque when there was no alpha)."""
+    if pixels.shape[-1] == 4:
+        return pixels
+    opaque = np.full((*pixels.shape[:-1], 1), 255, np.uint8)
+    return np.concatenate([pixels, opaque], axis=-1)
 
 
 def _blend_on_white(pixels: NDArray[np.float32], alpha: NDArray[np.float32]) -> NDArray[np.floating[Any]]:
@@ -70,7 +82,9 @@ def _blend_on_white(pixels: NDArray[np.float32], alpha: NDArray[np.float32]) -> 
 
 
 def yiq_delta(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.floating[Any]]:
-    """pixelmatch's colorDelta (unsigned) of N x 4 RGBA rows: 0 for equal, 32857 for black vs white."""
+    """pixelmatch's colorDelta (unsigned) of N x 4 RGBA (or N x 3 RGB) rows: 0 for equal, 32857
+    for black vs white."""
+    a, b = _rgba(a), _rgba(b)
     rgb_a = _blend_on_white(a[:, :3].astype(np.float32), a[:, 3].astype(np.float32))
     rgb_b = _blend_on_white(b[:, :3].astype(np.float32), b[:, 3].astype(np.float32))
     diff = rgb_a - rgb_b
@@ -85,21 +99,29 @@ def compare(old: Pixels, new: Pixels, threshold: float) -> Comparison:
     height, width = min(old.shape[0], new.shape[0]), min(old.shape[1], new.shape[1])
     size_changed = old.shape[:2] != new.shape[:2]
     a, b = old[:height, :width], new[:height, :width]
-    packed_a = np.ascontiguousarray(a).view(np.uint32)[..., 0]
-    packed_b = np.ascontiguousarray(b).view(np.uint32)[..., 0]
-    mask = packed_a != packed_b
-    rows, cols = np.nonzero(mask)
+    if a.shape[2] != b.shape[2]:  # one has transparency: compare both as RGBA
+        a, b = _rgba(a), _rgba(b)
+    # Byte by byte first; only pixels that differ at all are judged by their colour distance.
+    differs = np.ravel(a) != np.ravel(b)
+    channels = a.shape[2]
+    if np.count_nonzero(differs) <= FEW_BYTES:  # the usual case: index the few that differ
+        pixels = np.flatnonzero(differs) // channels  # sorted: a pixel's bytes are neighbours
+        pixels = pixels[np.concatenate(([True], pixels[1:] != pixels[:-1]))] if pixels.size else pixels
+        rows, cols = np.divmod(pixels, width)
+        mask = np.zeros((height, width), bool)
+        mask[rows, cols] = True
+    else:
+        per_pixel = differs.reshape(height, width, channels)
+        mask = per_pixel[..., 0].copy()
+        for channel in range(1, channels):
+            mask |= per_pixel[..., channel]
+        rows, cols = np.nonzero(mask)
     if rows.size:
-        far = yiq_delta(a[rows, cols], b[rows, cols]) > MAX_DELTA * threshold * threshold
-        mask[rows[~far], cols[~far]] = False
-        rows, cols = rows[far], cols[far]
+        near = yiq_delta(a[rows, cols], b[rows, cols]) <= MAX_DELTA * threshold * threshold
+        mask[rows[near], cols[near]] = False
+        rows, cols = rows[~near], cols[~near]
     regions = changed_regions(mask, rows, cols) if rows.size else ()
     return Comparison(int(rows.size), height * width, size_changed, regions, mask)
-
-
-def unchanged(pixels: Pixels) -> Comparison:
-    """The comparison of an image with itself."""
-    return Comparison(0, pixels.shape[0] * pixels.shape[1], False)
 
 
 def changed_regions(mask: NDArray[np.bool_], rows: NDArray[np.intp], cols: NDArray[np.intp],
@@ -145,11 +167,12 @@ def _components(grid: NDArray[np.bool_]) -> list[tuple[int, int, int, int]]:
 
 def marked_image(new: Pixels, mask: NDArray[np.bool_]) -> bytes:
     """The new image faded to grey with the changed pixels red, as a palette PNG: a quarter of
-    an RGBA image's bytes to compress, with the fastest zlib level (it is a throwaway view)."""
-    grey = np.asarray(Image.fromarray(new, "RGBA").convert("L"))
-    marked = _FADED[grey]
+    an RGBA image's bytes to compress, with the fastest zlib level (it is a throwaway view).
+    The palette does the fading, so each pixel is touched only to make it grey."""
+    marked = np.array(Image.fromarray(new, "RGBA" if new.shape[2] == 4 else "RGB").convert("L"))
+    np.minimum(marked, _RED_INDEX - 1, out=marked)  # 255 is red: white shows as 254, faded alike
     height, width = mask.shape
-    marked[:height, :width][mask] = _RED_INDEX
+    np.putmask(marked[:height, :width], mask, _RED_INDEX)
     image = Image.fromarray(marked, "P")
     image.putpalette(_PALETTE)
     out = io.BytesIO()
@@ -159,5 +182,4 @@ def marked_image(new: Pixels, mask: NDArray[np.bool_]) -> bytes:
 
 # Palette indexes 0..254 are greys (index i shows grey i faded towards white); 255 is red.
 _RED_INDEX = 255
-_FADED: NDArray[np.uint8] = np.minimum(np.arange(256), 254).astype(np.uint8)
 _PALETTE = [round(255 - (255 - i) * FADE) for i in range(255) for _ in range(3)] + list(RED)

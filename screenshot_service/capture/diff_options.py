@@ -55,6 +55,7 @@ DIFF_SCHEMA: dict[str, Any] = {
             "regions": {"type": "array", "maxItems": MAX_REGIONS, "items": _BOX,
                         "description": "boxes around the changed areas, in image pixels"},
             "size_changed": {"type": "boolean", "description": "present (true) when the sizes differ"},
-            "image_url": {"type": "string", "description": "the new image, faded, with changed pixels in red"},
+            "image_url": {"type": "string", "description": "the new image, faded, with changed pixels in red; "
+                                                          "the capture's own url when no pixel changed"},
         }}],
 }

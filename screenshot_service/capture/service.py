@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from datetime import timedelta
 
 from ..browser.pool import SYNC, BrowserPool, Lease
 from ..egress.channel import ProxyChannel
@@ -36,6 +37,7 @@ from .visual_change import NO_BASELINE, Baseline, VisualChange
 log = logging.getLogger("screenshot_service.capture")
 
 STORAGE_MARGIN = 0.5  # seconds kept back from storage so its failure is reported in time
+RECORD_BOUND = 0.5  # seconds a capture record's write may hold the answer
 MARKED = "diff"  # the diff's marked image among what is stored beside a capture (a png)
 
 
@@ -54,6 +56,7 @@ class CaptureService:
         max_pdf_pages: int = DEFAULT_MAX_PAGES,
         proxies: ProxyPools | None = None,
         records: CaptureRecords | None = None,
+        retention: timedelta = timedelta(days=30),  # storage.retention_days: how long records live
     ) -> None:
         self.max_pdf_pages = max_pdf_pages
         self.proxies = proxies or ProxyPools()  # the operator's [proxies.NAME] pools
@@ -67,7 +70,7 @@ class CaptureService:
         # A private registry when none is given (one-shot CLI): the hooks never need a None check.
         self.metrics = metrics or Metrics()
         # Every capture of a key recorded, for compare_to (None: the one-shot CLI, which has no key).
-        self.changes = VisualChange(records, storage, self.metrics) if records is not None else None
+        self.changes = VisualChange(records, storage, self.metrics, retention) if records is not None else None
 
     def deadline_for(self, opts: CaptureOptions, started: float) -> float:
         """Loop time by which this capture must be over: min(timeout, server deadline)."""
@@ -125,8 +128,8 @@ class CaptureService:
                     opts.format, rendered, base_url, customer_s3, store_budget, timings,
                     compared.marked if compared else None))
                 result = self._result(opts, rendered, blocked, stored, content)
-                if compared is not None and marked is not None:
-                    result = dataclasses.replace(result, diff=compared.to_json(marked))
+                if compared is not None:
+                    result = dataclasses.replace(result, diff=compared.to_json(marked or stored))
                 elif opts.compare_to is not None:
                     result = dataclasses.replace(result, warnings=(*result.warnings, NO_BASELINE))
                 if changes is not None and account is not None:
@@ -163,10 +166,13 @@ class CaptureService:
 
     async def _record(self, changes: VisualChange, result: CaptureResult, opts: CaptureOptions, account: str,
                       *, held: bool) -> None:
+        """Before the answer (a compare_to right after finds it), but a stalled state store holds
+        the answer at most RECORD_BOUND: the write goes on, shielded, and may land later."""
         try:
-            await asyncio.shield(changes.record(result, opts, account, held=held))
-        except StateError as error:  # delivered all the same; only a later compare_to cannot find it
-            log.warning("recording capture %s failed: %s", result.id, error.message)
+            async with asyncio.timeout(RECORD_BOUND):
+                await asyncio.shield(changes.record(result, opts, account, held=held))
+        except (StateError, TimeoutError) as error:  # delivered all the same; only a compare_to may miss it
+            log.warning("recording capture %s failed: %s", result.id, getattr(error, "message", "timed out"))
 
     async def cached(self, opts: CaptureOptions, account: str) -> CaptureResult | None:
         """An identical earlier capture of this account (the pipeline asks when the caller opted in)."""

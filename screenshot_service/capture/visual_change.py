@@ -1,10 +1,12 @@
 """``compare_to`` in a capture (SPEC §3.3): find the baseline, compare, record the capture.
 
 The baseline is found before the page is rendered (a bad id is a 400 before any browser work)
-and its image is read and decoded meanwhile, in a thread; after the render the new image is
-decoded, compared and the marked image made in a thread too, so the event loop never waits on
-numpy or Pillow.  Every capture of a key is then recorded (capture_records.py) before its
-answer, so an immediately following ``compare_to=previous`` or ``compare_to=<id>`` finds it.
+and its file is read meanwhile.  After the render, a new image with the baseline's very bytes
+changed nothing (no decoding at all); otherwise both are decoded, compared and the marked image
+made in threads, so the event loop never waits on numpy or Pillow.  With no pixel changed
+there is nothing to mark: ``image_url`` is the capture itself, not a faded copy of it.  Every
+capture of a key is then recorded (capture_records.py) before its answer, so an immediately
+following ``compare_to=previous`` or ``compare_to=<id>`` finds it.
 
 Baselines are images the service holds: a capture uploaded only to the caller's own bucket is
 recorded (its id is known) but can be neither a ``previous`` baseline nor named as one, and a
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from ..errors import InvalidParameter
@@ -27,13 +30,13 @@ from . import diff_engine
 from .capture_records import CaptureRecord, CaptureRecords
 from .diff_options import NOT_A_BASELINE, PREVIOUS
 from .facts import CaptureWarning
+from .option_vocabulary import IMAGE_FORMATS
 from .options import CaptureOptions
 from .result import CaptureResult, iso_ms
 from .scalar_parsers import Bad
 
 log = logging.getLogger("screenshot_service.capture")
 
-IMAGE_FORMATS = ("png", "jpeg", "webp")
 NO_BASELINE = CaptureWarning(
     "no_baseline", "nothing to compare with yet: no earlier good capture of this page with these "
     "options for this key (or it expired); diff is null")
@@ -42,18 +45,17 @@ NO_BASELINE = CaptureWarning(
 @dataclass(frozen=True)
 class Baseline:
     record: CaptureRecord
-    pixels: diff_engine.Pixels | None  # None: its image could not be read (swept, unreadable)
-    data: bytes = b""  # the stored file: a new capture with the very same bytes changed nothing
-    unchanged: bytes = b""  # the marked image of such a capture (no red), made while the page renders
+    data: bytes | None  # the stored file; None: it could not be read (swept, storage away)
 
 
 @dataclass(frozen=True)
 class Compared:
-    """A comparison made, and its marked image (not yet stored)."""
+    """A comparison made, and its marked image (not yet stored; None when no pixel changed:
+    there is nothing to mark, and ``image_url`` is then the capture's own)."""
 
     baseline: CaptureRecord
     comparison: diff_engine.Comparison
-    marked: bytes
+    marked: bytes | None
 
     def to_json(self, image: StoredObject) -> dict[str, Any]:
         found = self.comparison
@@ -70,10 +72,12 @@ class Compared:
 
 
 class VisualChange:
-    def __init__(self, records: CaptureRecords, storage: Storage, metrics: Metrics) -> None:
+    def __init__(self, records: CaptureRecords, storage: Storage, metrics: Metrics, retention: timedelta) -> None:
         self.records = records
         self.storage = storage
         self.metrics = metrics
+        # The stored files' retention, not their URLs' expiry (a presigned S3 link lasts a day).
+        self.retention = retention
 
     async def find(self, opts: CaptureOptions, account: str) -> CaptureRecord | None:
         """The baseline ``compare_to`` names, None when ``previous`` has none yet; a 400 on
@@ -91,41 +95,37 @@ class VisualChange:
         return record
 
     async def load(self, record: CaptureRecord) -> Baseline:
-        """The baseline's pixels (read from our storage, decoded in a thread)."""
+        """The baseline's file, read from our storage while the page renders."""
         try:
             found = await self.storage.get(record.object_name)
         except StorageError as error:  # the capture itself may still be stored: answered without a diff
             log.warning("baseline %s unreadable: %s", record.id, error.message)
             return Baseline(record, None)
-        if found is None:
-            return Baseline(record, None)
-        data = found[0]
-
-        def prepare() -> Baseline:
-            pixels = diff_engine.decode(data)
-            return Baseline(record, pixels, data, diff_engine.marked_image(pixels, diff_engine.NOTHING))
-
-        try:
-            return await asyncio.to_thread(prepare)
-        except (OSError, ValueError) as error:  # a file we cannot decode is no baseline
-            log.warning("baseline %s unreadable: %s", record.id, type(error).__name__)
-            return Baseline(record, None)
+        return Baseline(record, found[0] if found is not None else None)
 
     async def compare(self, baseline: Baseline | None, data: bytes, threshold: float) -> Compared | None:
-        if baseline is None or baseline.pixels is None:
+        """``data`` (the new image) against ``baseline``; None when there is none to compare with."""
+        if baseline is None or baseline.data is None:
             return None
-        old = baseline.pixels
+        record = baseline.record
+        if data == baseline.data:  # the same pixels make the same bytes: a monitor's usual run, no decode
+            comparison = diff_engine.Comparison(0, record.width * record.height, False)
+            marked = None
+        else:
+            try:
+                old, new = await asyncio.gather(asyncio.to_thread(diff_engine.decode, baseline.data),
+                                                asyncio.to_thread(diff_engine.decode, data))
+            except (OSError, ValueError) as error:  # a stored file we cannot decode is no baseline
+                log.warning("baseline %s unreadable: %s", record.id, type(error).__name__)
+                return None
 
-        def work() -> tuple[diff_engine.Comparison, bytes]:
-            if data == baseline.data:  # Chromium paints the same pixels into the same bytes: a monitor's usual case
-                return diff_engine.unchanged(old), baseline.unchanged
-            new = diff_engine.decode(data)
-            comparison = diff_engine.compare(old, new, threshold)
-            return comparison, diff_engine.marked_image(new, comparison.mask)
+            def work() -> tuple[diff_engine.Comparison, bytes | None]:
+                found = diff_engine.compare(old, new, threshold)
+                return found, diff_engine.marked_image(new, found.mask) if found.changed_pixels else None
 
-        comparison, marked = await asyncio.to_thread(work)
+            comparison, marked = await asyncio.to_thread(work)
         self.metrics.observe_diff(comparison.changed_ratio)
-        return Compared(baseline.record, comparison, marked)
+        return Compared(record, comparison, marked)
 
     async def record(self, result: CaptureResult, opts: CaptureOptions, account: str, *, held: bool) -> None:
         """Record ``result`` (``held``: its image is in our storage); a good image held by the
@@ -134,7 +134,7 @@ class VisualChange:
         record = CaptureRecord(
             id=result.id, account=account, object_name=result.stored.name if held else "", format=result.format,
             width=result.width, height=result.height, captured_at=result.captured_at,
-            expires_at=result.stored.expires_at, baseline=good)
+            expires_at=result.captured_at + self.retention, baseline=good)
         await self.records.put(record, opts.baseline_fingerprint(account) if good else None)
 
 

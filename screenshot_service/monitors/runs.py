@@ -7,7 +7,8 @@
 The first run has no baseline: it only becomes one.  A run that failed, or whose image is not
 the page (capture/diff_options.py NOT_A_BASELINE), never replaces the baseline.  A process that dies
 mid-run leaves its reservation to run out and be refunded by the ledger's reclaim; the run
-itself is not repeated — the monitor runs again at its next slot.
+itself is not repeated — the monitor runs again at its next slot.  A run that finds its key
+revoked or deleted deletes the monitor instead: nothing could ever be charged or sent again.
 """
 
 from __future__ import annotations
@@ -75,15 +76,17 @@ class MonitorRuns:
 
     async def _run(self, monitor: Monitor, scheduled_at: float) -> Notice | None:
         started = time.time()
+        key: KeyRecord | None = None
         try:
             key = await self.state.key_by_id(monitor.key_id)
-        except LayerError as failure:
-            key, (result, error) = None, (None, as_api_error(failure).to_dict()["error"])
-        else:
             if key is None or key.revoked:
                 await self._stop(monitor)
                 return None
             result, error = await self._charged(monitor, key)
+        except ApiError as failure:  # the credit could not be reserved (quota_exceeded, ...)
+            result, error = None, failure.to_dict()["error"]
+        except LayerError as failure:  # the state store is away: the monitor runs again next slot
+            result, error = None, as_api_error(failure).to_dict()["error"]
         run = Run(at=started, scheduled_at=scheduled_at, status=SUCCEEDED if error is None else FAILED,
                   result=result, error=error)  # fmt: skip
         ratio = run.changed_ratio

@@ -369,6 +369,15 @@ async def test_openapi_documents_the_batch_operations(service: Service) -> None:
     assert "batchEnded" in doc["webhooks"]
 
 
+async def test_openapi_limits_follow_the_running_config(make_jobs: MakeJobs) -> None:
+    svc = await make_jobs(jobs={"workers": 0, "max_batch": 7}, storage={"retention_days": 2})
+    doc = await (await svc.client.get("/v1/openapi.json")).json()
+    body = doc["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["requests"]["maxItems"] == 7
+    monitor = doc["paths"]["/v1/monitors"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert monitor["properties"]["interval"]["maximum"] == 2 * 86400
+
+
 async def test_the_bench_batch_phase_runs_a_real_batch_and_is_judged(service: Service) -> None:
     handle = ServiceHandle(base_url=str(service.client.make_url("")).rstrip("/"), api_key=service.key)
     async with aiohttp.ClientSession() as session:

@@ -414,14 +414,15 @@ async def test_a_run_that_waits_out_a_full_pool_is_still_charged_and_succeeds(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="screenshot_service.capture")
     pool = await make_pool(pool_size=1, max_queue=0)  # jobs share the sync lane; no queue: full is 503 at once
-    # deadline + settle margin is 8 s: the run below meets a full pool for longer than that.
-    settings = monitor_settings(tmp_path, test_site, capture={"deadline_seconds": 3.0})
+    # One deadline and the settle margin (9 s) was the credit's old lease: the run below meets a
+    # full pool for longer than that, then captures and must still be charged.
+    settings = monitor_settings(tmp_path, test_site, capture={"deadline_seconds": 4.0})
     app = await start(aiohttp_client, settings, test_site, pool)
     SCENES[scene] = RED
     body = {"url": f"{test_site.url}/monitored/{scene}", "interval": 3600, "webhook_url": f"{test_site.url}/hook"}
     async with pool.lease():
         monitor_id = (await (await create(app, body)).json())["id"]
-        # 40 tries, a quarter of a second apart: the pool was full for more than 8 s.
+        # 40 tries, a quarter of a second apart: the pool was full for more than 10 s.
         assert await wait_for(lambda: caplog.text.count("capture failed: Overloaded") >= 40, 30)
     assert await wait_for(lambda: len_runs_at_least(app, monitor_id, 1), 30)
     run = (await runs(app, monitor_id))[0]

@@ -153,6 +153,24 @@ async def test_blocked_item_targets_and_webhook_are_refused_by_name(make_jobs: M
     assert await usage_used(svc) == 0 and await _queued(svc) == 0
 
 
+async def test_items_pass_a_jobs_plan_and_proxy_checks_named_where_they_came_from(make_jobs: MakeJobs) -> None:
+    svc = await make_jobs(plans={"jobs": plan(custom_proxy=False)}, jobs={"workers": 0})
+    ok = {"url": svc.site.url + "/paint"}
+    status, answer = await post_batch(svc, {"requests": [{**ok, "proxy_pool": "eu"}, ok,
+                                                         {**ok, "proxy": "http://127.0.0.1:9"}]})  # fmt: skip
+    assert status == 400 and answer["error"]["code"] == "invalid_parameter", answer
+    fields = answer["error"]["details"]["fields"]
+    assert set(fields) == {"requests[0].proxy_pool", "requests[2].proxy"}, fields
+    assert "plan 'jobs'" in fields["requests[2].proxy"]
+    status, answer = await post_batch(svc, {"defaults": {"proxy_pool": "eu"}, "requests": [ok, ok]})
+    assert status == 400 and set(answer["error"]["details"]["fields"]) == {"defaults.proxy_pool"}, answer
+    svc = await make_jobs(jobs={"workers": 0})  # its own proxies allowed: the address is judged by the egress policy
+    status, answer = await post_batch(svc, {"defaults": {"proxy": "http://127.0.0.1:9"}, "requests": [ok, ok]})
+    assert status == 400 and answer["error"]["code"] == "blocked_target", answer
+    assert answer["error"]["details"]["field"] == "defaults.proxy", answer
+    assert await usage_used(svc) == 0 and await _queued(svc) == 0
+
+
 async def test_a_quota_that_cannot_cover_every_item_reserves_nothing(make_jobs: MakeJobs) -> None:
     svc = await make_jobs(plans={"jobs": plan(monthly_captures=3)}, jobs={"workers": 0})
     first = await svc.submit_ok()
@@ -190,6 +208,18 @@ async def test_delete_cancels_the_queued_items_and_refunds_them(make_jobs: MakeJ
     assert again.status == 200 and await usage_used(svc) == 0
     for item in canceled["items"]:
         assert (await svc.job(item["job_id"]))["status"] == "canceled"
+
+
+async def test_an_item_canceled_alone_counts_as_a_canceled_batch_item(make_jobs: MakeJobs) -> None:
+    svc = await make_jobs(jobs={"workers": 0})
+    status, created = await post_batch(svc, {"requests": [coloured(rgb) for rgb in COLOURS[:2]]})
+    assert status == 202
+    for _ in range(2):  # a repeated DELETE cancels nothing more
+        response = await svc.client.delete(f"/v1/jobs/{created['items'][0]['job_id']}", headers=svc.auth())
+        assert response.status == 200
+    metrics = await (await svc.client.get("/metrics")).text()
+    assert 'screenshot_batch_items_total{outcome="canceled"} 1.0' in metrics
+    assert (await batch_of(svc, created["id"]))["canceled"] == 1 and await usage_used(svc) == 1
 
 
 async def test_a_batch_is_invisible_to_another_key(make_jobs: MakeJobs) -> None:
@@ -337,6 +367,15 @@ async def test_openapi_documents_the_batch_operations(service: Service) -> None:
     assert "webhook_url" not in body["properties"]["requests"]["items"]["properties"]
     assert set(doc["components"]["schemas"]["Batch"]["required"]) >= {"id", "status", "items", "total"}
     assert "batchEnded" in doc["webhooks"]
+
+
+async def test_openapi_limits_follow_the_running_config(make_jobs: MakeJobs) -> None:
+    svc = await make_jobs(jobs={"workers": 0, "max_batch": 7}, storage={"retention_days": 2})
+    doc = await (await svc.client.get("/v1/openapi.json")).json()
+    body = doc["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["requests"]["maxItems"] == 7
+    monitor = doc["paths"]["/v1/monitors"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert monitor["properties"]["interval"]["maximum"] == 2 * 86400
 
 
 async def test_the_bench_batch_phase_runs_a_real_batch_and_is_judged(service: Service) -> None:

@@ -278,9 +278,9 @@ async def test_a_job_that_only_ever_meets_a_full_pool_fails_overloaded_after_its
     aiohttp_client: Any, tmp_path: Path, test_site: TestSite, make_pool: Callable[..., Awaitable[BrowserPool]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    from screenshot_service.jobs import worker as worker_module
+    from screenshot_service.jobs import capture_retries
 
-    monkeypatch.setattr(worker_module, "OVERLOADED_PAUSE", 0.001)  # the count, not the pause, is the bound here
+    monkeypatch.setattr(capture_retries, "OVERLOADED_PAUSE", 0.001)  # the count, not the pause, is the bound here
     pool = await make_pool(pool_size=1, max_queue=0)  # jobs share the sync lane; no queue: full is 503 at once
     svc = await start_app(aiohttp_client, settings_for(tmp_path / "svc", test_site, jobs={"workers": 1}),
                           test_site, pool)  # fmt: skip

@@ -53,8 +53,9 @@ async def start(aiohttp_client: Any, settings: Any, site: Any, pool: Any, *, key
     return JobsApp(client=client, key=raw, record=record, settings=settings, site=site)
 
 
-def monitor_settings(root: Path, site: Any, *, quota: int = 10**9, **sections: Any) -> Any:
-    return settings_for(root, site, plans={"jobs": {**MONITOR_PLAN, "monthly_captures": quota}},
+def monitor_settings(root: Path, site: Any, *, quota: int = 10**9, plan_extra: dict[str, Any] | None = None,
+                     **sections: Any) -> Any:  # fmt: skip
+    return settings_for(root, site, plans={"jobs": {**MONITOR_PLAN, "monthly_captures": quota, **(plan_extra or {})}},
                         monitors={"min_interval_seconds": 1, **sections.pop("monitors", {})}, **sections)
 
 
@@ -344,3 +345,87 @@ async def test_a_run_past_the_quota_fails_with_quota_exceeded_and_is_not_charged
     # The header and the URL's query reach the target, never a log line; GET shows no header.
     assert "monitor run:" in caplog.text and "hunter2" not in caplog.text and "t0ps3cret" not in caplog.text
     assert "hunter2" not in json.dumps(await monitor(app, monitor_id))
+
+
+async def test_create_checks_the_plan_the_proxy_and_an_interval_the_baseline_outlives(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any
+) -> None:
+    settings = monitor_settings(tmp_path, test_site, monitors={"workers": 0}, storage={"retention_days": 1})
+    app = await start(aiohttp_client, settings, test_site, shared_pool)
+    good = {"url": f"{test_site.url}/paint", "interval": 3600, "webhook_url": f"{test_site.url}/hook"}
+    refused = await create(app, {**good, "proxy_pool": "eu"})  # plan 'jobs' may use no pool
+    error = (await refused.json())["error"]
+    assert refused.status == 400 and "plan 'jobs'" in error["details"]["fields"]["proxy_pool"], error
+    blocked = await create(app, {**good, "proxy": "http://127.0.0.1:9"})  # the egress policy refuses it
+    error = (await blocked.json())["error"]
+    assert (blocked.status, error["code"], error["details"]["field"]) == (400, "blocked_target", "proxy"), error
+    # A run compares with the previous run's capture: kept for storage.retention_days (1 day here).
+    too_long = await create(app, {**good, "interval": 86401})
+    error = (await too_long.json())["error"]
+    assert too_long.status == 400 and "retention" in error["details"]["fields"]["interval"], error
+    assert (await create(app, {**good, "interval": 86400})).status == 201
+    listed = await (await app.client.get("/v1/monitors", headers=app.auth())).json()
+    assert len(listed["monitors"]) == 1
+
+
+async def test_runs_follow_the_keys_plan_as_it_is_now(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
+) -> None:
+    pools = {"eu": {"urls": ["http://127.0.0.1:9"]}}
+    allowed = monitor_settings(tmp_path, test_site, proxies=pools, monitors={"workers": 0},
+                               plan_extra={"proxy_pools": ["*"]})  # fmt: skip
+    first = await start(aiohttp_client, allowed, test_site, shared_pool)
+    path = f"/monitored/{scene}"
+    body = {"url": test_site.url + path, "interval": 1, "webhook_url": f"{test_site.url}/hook", "proxy_pool": "eu"}
+    created = await create(first, body)
+    assert created.status == 201, await created.text()
+    monitor_id = (await created.json())["id"]
+    await first.client.close()
+    # The operator takes the pool away from the plan: the monitor's runs may not use it any more.
+    second = await start(aiohttp_client, monitor_settings(tmp_path, test_site, proxies=pools), test_site,
+                         shared_pool, key=(first.record, first.key))  # fmt: skip
+    assert await wait_for(lambda: len_runs_at_least(second, monitor_id, 1), 30)
+    run = (await runs(second, monitor_id))[-1]
+    assert run["status"] == "failed" and "proxy_pool" in run["error"]["details"]["fields"], run
+    assert test_site.log.count(path) == 0
+
+
+async def test_the_monitors_of_a_revoked_key_are_deleted_by_their_next_run(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
+) -> None:
+    from screenshot_service.appkeys import STATE
+    from screenshot_service.monitors.keys import MONITORS
+
+    app = await start(aiohttp_client, monitor_settings(tmp_path, test_site), test_site, shared_pool)
+    body = {"url": f"{test_site.url}/monitored/{scene}", "interval": 1, "webhook_url": f"{test_site.url}/hook"}
+    monitor_id = (await (await create(app, body)).json())["id"]
+    assert await wait_for(lambda: len_runs_at_least(app, monitor_id, 1), 30)
+    assert await app.app[STATE].revoke_key(app.record.id)
+    store = app.app[MONITORS].store
+
+    async def gone() -> bool:
+        return await store.get(monitor_id) is None and await store.count() == 0
+
+    assert await wait_for(gone, 30)
+
+
+async def test_a_run_that_waits_out_a_full_pool_is_still_charged_and_succeeds(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, make_pool: Any, scene: str, caplog: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="screenshot_service.capture")
+    pool = await make_pool(pool_size=1, max_queue=0)  # jobs share the sync lane; no queue: full is 503 at once
+    # One deadline and the settle margin (9 s) was the credit's old lease: the run below meets a
+    # full pool for longer than that, then captures and must still be charged.
+    settings = monitor_settings(tmp_path, test_site, capture={"deadline_seconds": 4.0})
+    app = await start(aiohttp_client, settings, test_site, pool)
+    SCENES[scene] = RED
+    body = {"url": f"{test_site.url}/monitored/{scene}", "interval": 3600, "webhook_url": f"{test_site.url}/hook"}
+    async with pool.lease():
+        monitor_id = (await (await create(app, body)).json())["id"]
+        # 40 tries, a quarter of a second apart: the pool was full for more than 10 s.
+        assert await wait_for(lambda: caplog.text.count("capture failed: Overloaded") >= 40, 30)
+    assert await wait_for(lambda: len_runs_at_least(app, monitor_id, 1), 30)
+    run = (await runs(app, monitor_id))[0]
+    assert run["status"] == "succeeded", run
+    usage = await (await app.client.get("/v1/usage", headers=app.auth())).json()
+    assert usage["quota"]["used"] == 1

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
+from ..appkeys import SETTINGS
 from ..capture.declaration import BODY, JOB, QUERY, SIGNED_LINK
 from ..capture.diff_options import DIFF_SCHEMA
 from ..capture.facts import PAGE_FACTS_SCHEMA, WARNING_SCHEMA
@@ -20,6 +21,7 @@ from ..capture.metadata import METADATA_SCHEMA
 from ..capture.options import FORMATS, OPTIONS, refused_at
 from ..capture.parsers import schema_of
 from ..capture.timing import STAGES
+from ..config import JobsConfig, StorageConfig
 from ..errors import error_codes
 from .common import json_response
 from .limit_headers import LIMIT_HEADERS
@@ -116,7 +118,9 @@ def _capture_ok() -> dict[str, Any]:
 
 
 @functools.cache
-def build() -> dict[str, Any]:
+def build(max_batch: int = JobsConfig().max_batch, max_interval: int = StorageConfig().retention_days * 86400
+          ) -> dict[str, Any]:
+    """The document; ``max_batch`` and ``max_interval`` from the running config (their defaults without one)."""
     # Exactly one of url and html; other combinations the API refuses are listed in each 400.
     one_target = [{"required": ["url"], "not": {"required": ["html"]}},
                   {"required": ["html"], "not": {"required": ["url"]}}]
@@ -164,8 +168,8 @@ def build() -> dict[str, Any]:
                            "responses": {"200": {"description": "canceled", "content": job_json},
                                          **_errors("401", "404", "409", "429", "500", "503")}},
             },
-            **batch_paths(option_schemas(JOB)),
-            **monitor_paths(option_schemas, _errors),
+            **batch_paths(option_schemas(JOB), max_batch),
+            **monitor_paths(option_schemas, _errors, max_interval),
             "/v1/files/{name}": {"get": {
                 "summary": "A stored capture (local backend)", "operationId": "getFile", "security": [],
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -262,5 +266,6 @@ def _schemas() -> dict[str, Any]:
 
 
 async def get_openapi(request: web.Request) -> web.Response:
-    return json_response(build())
+    settings = request.app[SETTINGS]
+    return json_response(build(settings.jobs.max_batch, settings.storage.retention_days * 86400))
 

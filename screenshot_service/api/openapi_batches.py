@@ -17,13 +17,14 @@ def _errors(*statuses: str) -> dict[str, Any]:
     return {status: {"$ref": f"#/components/responses/{status}"} for status in statuses}
 
 
-def batch_paths(item_options: dict[str, Any]) -> dict[str, Any]:
-    """The three operations; ``item_options``: name -> schema of what a job accepts."""
+def batch_paths(item_options: dict[str, Any], max_batch: int) -> dict[str, Any]:
+    """The three operations; ``item_options``: name -> schema of what a job accepts; ``max_batch``:
+    the running config's ``jobs.max_batch``."""
     options = {name: schema for name, schema in item_options.items() if name != "webhook_url"}
     item = {"type": "object", "additionalProperties": False, "properties": options}
     body = {"type": "object", "additionalProperties": False, "required": ["requests"], "properties": {
         "defaults": item | {"description": "options merged under every item (an item's own win)"},
-        "requests": {"type": "array", "minItems": 1, "items": item,
+        "requests": {"type": "array", "minItems": 1, "maxItems": max_batch, "items": item,
                      "description": "one capture each (`url` or `html`, from the item or `defaults`); at most "
                                     "`jobs.max_batch` (100 by default)"},
         "webhook_url": {"type": "string", "description": "POSTed the batch JSON once every item has ended, signed "

@@ -13,22 +13,24 @@ MONITOR = {"$ref": "#/components/schemas/Monitor"}
 MONITOR_JSON = {"application/json": {"schema": MONITOR}}
 
 
-def monitor_body(option_schemas: dict[str, Any]) -> dict[str, Any]:
-    """POST /v1/monitors: a job's options (minus what the monitor sets itself) and its own fields."""
+def monitor_body(option_schemas: dict[str, Any], max_interval: int) -> dict[str, Any]:
+    """POST /v1/monitors: a job's options (minus what the monitor sets itself) and its own fields;
+    ``max_interval``: the captures' retention (each run compares with the previous one's capture)."""
     options = {name: schema for name, schema in option_schemas.items() if name not in REFUSED}
     return {"type": "object", "additionalProperties": False, "required": ["url", "interval", "webhook_url"],
             "properties": options | {
                 "api_key": {"type": "string"},
-                "interval": {"type": "integer", "minimum": 1, "maximum": MAX_INTERVAL,
-                             "description": "seconds between runs, at least monitors.min_interval_seconds"},
+                "interval": {"type": "integer", "minimum": 1, "maximum": min(max_interval, MAX_INTERVAL),
+                             "description": "seconds between runs, at least monitors.min_interval_seconds, at "
+                                            "most storage.retention_days (the baseline must still be kept)"},
                 "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": DEFAULT_THRESHOLD,
                               "description": "diff.changed_ratio at or above which the webhook is sent"},
                 "name": {"type": "string", "maxLength": MAX_NAME}}}  # fmt: skip
 
 
-def monitor_paths(option_schemas_at: Any, errors: Any) -> dict[str, Any]:
+def monitor_paths(option_schemas_at: Any, errors: Any, max_interval: int) -> dict[str, Any]:
     monitor_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-    body = monitor_body(option_schemas_at(JOB))
+    body = monitor_body(option_schemas_at(JOB), max_interval)
     listed = {"application/json": {"schema": {"type": "object", "required": ["monitors"], "properties": {
         "monitors": {"type": "array", "items": MONITOR}}}}}
     with_runs = {"application/json": {"schema": {"$ref": "#/components/schemas/MonitorWithRuns"}}}

@@ -9,6 +9,7 @@ field that came from ``defaults``, once however many items inherit it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,13 @@ _ROOT = re.compile(r"^[^.\[]+")  # "s3.bucket" belongs to the option "s3"
 @dataclass(frozen=True)
 class BatchBody:
     items: list[dict[str, Any]]  # each item's stored options (defaults merged under it)
-    targets: list[str | None]  # each item's url (None for html), for the egress check
+    parsed: list[CaptureOptions]  # the same, validated: for the entry checks (entry_check.py)
+    inherited: list[frozenset[str]]  # each item's options that came from defaults
     webhook_url: str | None
+
+    def namer(self, index: int) -> Callable[[str], str]:
+        """How a problem with item ``index``'s option is named: where the caller can fix it."""
+        return lambda field: f"defaults.{field}" if field in self.inherited[index] else f"requests[{index}].{field}"
 
 
 def parse_batch_body(body: dict[str, Any], *, max_batch: int) -> BatchBody:
@@ -51,7 +57,8 @@ def parse_batch_body(body: dict[str, Any], *, max_batch: int) -> BatchBody:
     if "webhook_url" in defaults:
         problems["defaults.webhook_url"] = ITEM_WEBHOOK
     items: list[dict[str, Any]] = []
-    targets: list[str | None] = []
+    parsed: list[CaptureOptions] = []
+    inherited: list[frozenset[str]] = []
     for index, item in enumerate(requests):
         name = f"requests[{index}]"
         if not isinstance(item, dict):
@@ -62,8 +69,9 @@ def parse_batch_body(body: dict[str, Any], *, max_batch: int) -> BatchBody:
         merged = {k: v for k, v in {**defaults, **item}.items() if k not in NON_OPTION_NAMES and k != "webhook_url"}
         before = len(problems)
         url = merged.get("url")
+        options: CaptureOptions | None = None
         try:
-            CaptureOptions.from_json(merged, place=JOB)
+            options = CaptureOptions.from_json(merged, place=JOB)
         except InvalidParameter as invalid:
             for field, why in invalid.details.get("fields", {}).items():
                 root = _ROOT.match(field)
@@ -75,10 +83,11 @@ def parse_batch_body(body: dict[str, Any], *, max_batch: int) -> BatchBody:
                 parse_target_url(url, what=url_field)
             except InvalidUrl as invalid:
                 problems[url_field] = invalid.message
-        if len(problems) > before:
+        if len(problems) > before or options is None:  # (a problem of defaults is named once)
             continue
         items.append(merged)
-        targets.append(url if isinstance(url, str) else None)
+        parsed.append(options)
+        inherited.append(frozenset(option for option in defaults if option not in item))
     if problems:
         raise InvalidParameter.fields(problems)
-    return BatchBody(items=items, targets=targets, webhook_url=webhook_url)
+    return BatchBody(items=items, parsed=parsed, inherited=inherited, webhook_url=webhook_url)

@@ -16,13 +16,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..egress.errors import EgressBlocked, InvalidUrl, TargetUnreachable
-from ..egress.resolver import check_target
+from ..capture.options import CaptureOptions
+from ..config import PlanConfig
+from ..egress.errors import EgressBlocked, InvalidUrl
 from ..errors import BlockedTarget, ConcurrencyLimited, IdempotencyMismatch, InvalidParameter, NotFound
 from ..limits.admission import LimitState
 from ..log_context import REQUEST_ID
 from ..state.base import KeyRecord
-from .batch_body import parse_batch_body
+from .batch_body import BatchBody, parse_batch_body
 from .batch_models import Batch, new_batch_id
 from .idempotency import HEADER, fingerprint
 from .models import CANCELED, QUEUED, WEBHOOK_PENDING, Job, new_job_id, now_utc
@@ -65,7 +66,7 @@ class BatchService:
                 return await self._replay(existing, body_print, idempotency_key)
         if parsed.webhook_url is not None:
             await jobs.check_webhook(parsed.webhook_url)
-        await self._check_targets(parsed.targets)
+        await self._check_items(key.plan, plan, parsed)
         reservations = await jobs.admission.reserve_many(key, plan, limits, count, jobs.retention_seconds)
         batch = Batch(
             id=new_batch_id(), key_id=key.id, job_ids=tuple(new_job_id() for _ in range(count)), base_url=base_url,
@@ -141,30 +142,27 @@ class BatchService:
             )
         return existing, await self.jobs.store.batches.items(existing), False
 
-    async def _check_targets(self, targets: list[str | None]) -> None:
-        """A blocked item target is a 400 naming it now rather than a failed item later."""
-        jobs = self.jobs
+    async def _check_items(self, plan_name: str, plan: PlanConfig, parsed: BatchBody) -> None:
+        """Every item through a job's entry checks; every problem named by where it can be fixed."""
+        entry = self.jobs.entry
 
-        async def check(index: int, url: str | None) -> tuple[str, str, bool] | None:
-            field = f"requests[{index}].url"
-            if url is None:
-                return None
+        async def check(index: int, opts: CaptureOptions) -> tuple[dict[str, str], bool]:
             try:
-                await check_target(url, jobs.policy, jobs.resolver, what=field)
+                await entry.check(plan_name, plan, opts, parsed.namer(index))
+            except InvalidParameter as invalid:
+                return dict(invalid.details.get("fields", {})), False
             except EgressBlocked as blocked:
-                return field, blocked.message, True
+                return {str(blocked.details.get("field")): blocked.message}, True
             except InvalidUrl as invalid:
-                return field, invalid.message, False
-            except TargetUnreachable:
-                pass  # DNS may recover before the item runs; if not, it fails with target_unreachable
-            return None
+                return {str(invalid.details.get("field", parsed.namer(index)("url"))): invalid.message}, False
+            return {}, False
 
-        found = [p for p in await asyncio.gather(*(check(i, url) for i, url in enumerate(targets))) if p is not None]
+        found = [p for p in await asyncio.gather(*(check(i, o) for i, o in enumerate(parsed.parsed))) if p[0]]
         if not found:
             return
-        problems = {field: why for field, why, _ in found}
-        if all(blocked for _, _, blocked in found):
-            first = found[0][0]
-            raise BlockedTarget(f"{len(found)} item target(s) resolve to blocked addresses",
+        problems = {field: why for fields, _ in found for field, why in fields.items()}
+        if all(blocked for _, blocked in found):
+            first = next(iter(found[0][0]))
+            raise BlockedTarget(f"{len(problems)} item target(s) or proxies resolve to blocked addresses",
                                 details={"field": first, "fields": problems})  # fmt: skip
         raise InvalidParameter.fields(problems)

@@ -127,7 +127,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         )  # fmt: skip
         app[JOBS] = JobService(
             store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention,
-            proxy_pools=tuple(settings.proxies),
+            proxy_pools=tuple(settings.proxies), on_batch_item=app[METRICS].batch_item,
         )
         app[BATCHES] = BatchService(app[JOBS], max_batch=settings.jobs.max_batch,
                                     on_submitted=app[METRICS].batch_submitted, on_canceled=app[METRICS].batch_item)

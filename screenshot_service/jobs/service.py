@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from ..capture.declaration import JOB
 from ..capture.options import NON_OPTION_NAMES, CaptureOptions
-from ..capture.proxy_options import check_access
 from ..egress.errors import TargetUnreachable
 from ..egress.policy import EgressPolicy
 from ..egress.resolver import Resolver, check_target
@@ -29,6 +28,7 @@ from ..errors import (
 from ..limits.admission import Admission, LimitState
 from ..log_context import REQUEST_ID
 from ..state.base import KeyRecord
+from .entry_check import EntryCheck
 from .idempotency import check_replay, fingerprint
 from .models import CANCELED, QUEUED, Job, new_job_id, now_utc
 from .runner import JobRunner
@@ -51,8 +51,10 @@ class JobService:
         *,
         retention_seconds: float,
         proxy_pools: Collection[str] = (),
+        on_batch_item: Callable[[str], None] = lambda outcome: None,
     ) -> None:
-        self.proxy_pools = proxy_pools  # the names of the operator's [proxies.NAME] pools
+        self.on_batch_item = on_batch_item  # metrics: a batch's item ended (here: canceled alone)
+        self.entry = EntryCheck(policy, resolver, proxy_pools)
         self.store = store
         self.admission = admission
         self.runner = runner
@@ -72,7 +74,6 @@ class JobService:
         """(job, created): created is False for an Idempotency-Key replay."""
         plan = self.admission.plan_of(key)
         options, webhook_url, opts = parse_job_body(body)
-        check_access(opts.proxy_pool, opts.proxy is not None, key.plan, plan, self.proxy_pools)
         body_print = fingerprint(body)
         if idempotency_key is not None:
             existing = await self.store.by_idempotency_key(key.id, idempotency_key)
@@ -80,10 +81,7 @@ class JobService:
                 return check_replay(existing, body_print, idempotency_key), False
         if webhook_url is not None:
             await self.check_webhook(webhook_url)
-        if opts.url:
-            await self._check_target(opts.url)
-        if opts.proxy is not None:  # a proxy the egress policy refuses: 400 naming proxy now, not a failed job
-            await self._check_target(f"http://{opts.proxy.address}/", "proxy")
+        await self.entry.check(key.plan, plan, opts)
         # The credit waits for the job as long as the job may live: settled by the runner.
         reservation, _ = await self.admission.reserve(key, plan, limits, self.retention_seconds)
         job = Job(
@@ -124,11 +122,16 @@ class JobService:
         return job
 
     async def cancel(self, key: KeyRecord, job_id: str) -> Job:
-        job = await self.store.cancel(job_id, key.id, now_utc()) if _JOB_ID.fullmatch(job_id) else None
+        now = now_utc()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as stored: to the millisecond
+        job = await self.store.cancel(job_id, key.id, now) if _JOB_ID.fullmatch(job_id) else None
         if job is None:
             raise NotFound(f"no job {job_id!r} for this API key")
         if job.status == CANCELED:
-            self.runner.on_state(CANCELED)
+            if job.finished_at == now:  # canceled by this request, not a repeat: counted once
+                self.runner.on_state(CANCELED)
+                if job.batch_id is not None:
+                    self.on_batch_item(CANCELED)
         else:
             raise JobNotCancelable(
                 f"job {job_id} is {job.status}; only a queued job can be canceled",
@@ -142,13 +145,6 @@ class JobService:
 
     async def check_webhook(self, url: str) -> None:
         await check_webhook_url(url, self.policy, self.resolver)
-
-    async def _check_target(self, url: str, what: str = "url") -> None:
-        """A blocked target (or proxy) is a 400 now rather than a failed job later."""
-        try:
-            await check_target(url, self.policy, self.resolver, what=what)
-        except TargetUnreachable:
-            pass  # DNS may recover before the job runs; if not, the job fails with target_unreachable
 
 
 async def check_webhook_url(url: str, policy: EgressPolicy, resolver: Resolver) -> None:

@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ..browser.errors import BrowserUnavailable, Overloaded
 from ..browser.pool import JOBS
 from ..capture.declaration import JOB
 from ..capture.options import CaptureOptions
@@ -38,6 +37,7 @@ from ..limits.ledger import Ledger
 from ..log_context import JOB_ID, REQUEST_ID, bound
 from ..state.base import StateStore
 from ..state.errors import StateUnavailable
+from .capture_retries import Stopping, capture_with_retries
 from .lease import give_back, kept_lease, uncancel_lost_lease
 from .models import (
     FAILED,
@@ -54,17 +54,10 @@ from .webhooks import WebhookSender
 
 log = logging.getLogger("screenshot_service.jobs")
 
-BROWSER_RETRIES = 2  # a browser crash under a job is retried this often before the job fails
-OVERLOADED_PAUSE = 0.25  # the pool's queue is full of sync requests: they go first, try again shortly
-OVERLOADED_RETRIES = 240  # ... for at most a minute; then the job fails like a sync request would
 STORE_RETRY_FIRST = 0.1  # a failed store round trip after the capture is tried again this soon,
 STORE_RETRY_MAX = 2.0  # ... doubling up to this, for as long as the job's lease is ours
 
 T = TypeVar("T")
-
-
-class _GiveBack(Exception):
-    """The process is stopping: put the job back rather than fail it."""
 
 
 class JobWorker:
@@ -121,7 +114,7 @@ class JobWorker:
                         return
                     await give_back(self.store, job.id, self.owner)  # shutdown: the next start picks it up at once
                     raise
-                except _GiveBack:
+                except Stopping:
                     await give_back(self.store, job.id, self.owner)
         except LayerError as error:
             # The store or state is unavailable: the lease runs out and the job is retried.
@@ -164,7 +157,7 @@ class JobWorker:
             error = failure.to_dict()["error"]
         except LayerError as failure:
             error = as_api_error(failure).to_dict()["error"]
-        except (_GiveBack, asyncio.CancelledError):
+        except (Stopping, asyncio.CancelledError):
             raise
         except Exception:
             log.exception("job=%s: unexpected error", job.id)
@@ -187,30 +180,13 @@ class JobWorker:
 
     async def _capture(self, job: Job) -> CaptureResult:
         """Through the pipeline (the opt-in cache as for sync requests: a hit renders nothing and is
-        refunded in _settle), retried on a crashed or busy browser."""
+        refunded in _settle), retried on a crashed or busy browser (capture_retries.py)."""
         opts = CaptureOptions.from_json(job.options or {}, place=JOB)
         loop = asyncio.get_running_loop()
-        failures = busy = 0
-        while True:
-            if self.stopping():
-                raise _GiveBack
-            try:
-                # The deadline counts from now: queued time is not the capture's.
-                return await self.pipeline.run(Order(
-                    opts=opts, started=loop.time(), account=job.key_id, base_url=job.base_url, lane=JOBS, admit=False,
-                ))
-            except Overloaded:
-                busy += 1
-                if busy > OVERLOADED_RETRIES:
-                    raise
-                await asyncio.sleep(OVERLOADED_PAUSE)
-            except BrowserUnavailable:
-                if self.stopping():
-                    raise _GiveBack from None
-                failures += 1
-                if failures > BROWSER_RETRIES:
-                    raise
-                await asyncio.sleep(failures)
+        # The deadline counts from each try: queued time is not the capture's.
+        return await capture_with_retries(self.pipeline, lambda: Order(
+            opts=opts, started=loop.time(), account=job.key_id, base_url=job.base_url, lane=JOBS, admit=False,
+        ), self.stopping)
 
     async def _settle(self, job: Job) -> None:
         """Commit a fresh capture, refund anything else (failure, cancel, cache hit), through the

@@ -72,6 +72,7 @@ async def _monitors_ctx(app: web.Application) -> AsyncIterator[None]:
                                      poll_interval=tuning.poll_interval)  # fmt: skip
         app[MONITORS] = MonitorService(
             store, app[ADMISSION], app[POLICY], app[RESOLVER], min_interval=settings.monitors.min_interval_seconds,
+            max_interval=settings.storage.retention_days * 86400, proxy_pools=tuple(settings.proxies),
             wake=scheduler.wake,
         )  # fmt: skip
         app[MONITOR_SCHEDULER] = scheduler

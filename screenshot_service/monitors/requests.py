@@ -33,11 +33,14 @@ class MonitorRequest:
     webhook_url: str
     name: str | None
     url: str
+    parsed: CaptureOptions  # the options validated, for the entry checks (jobs/entry_check.py)
 
 
-def parse_monitor_body(body: dict[str, Any], *, min_interval: int) -> MonitorRequest:
+def parse_monitor_body(body: dict[str, Any], *, min_interval: int, max_interval: int = MAX_INTERVAL) -> MonitorRequest:
+    """``max_interval``: the captures' retention at most, so the previous run's capture (the
+    baseline) still exists when the next run compares with it."""
     problems: dict[str, str] = {}
-    interval = _interval(body.get("interval"), min_interval, problems)
+    interval = _interval(body.get("interval"), min_interval, min(max_interval, MAX_INTERVAL), problems)
     threshold = _threshold(body.get("threshold", DEFAULT_THRESHOLD), problems)
     name = _name(body.get("name"), problems)
     for field, why in REFUSED.items():
@@ -65,16 +68,17 @@ def parse_monitor_body(body: dict[str, Any], *, min_interval: int) -> MonitorReq
     if problems or parsed is None:
         raise InvalidParameter.fields(problems, known)
     assert parsed.webhook_url is not None and parsed.url is not None
-    return MonitorRequest(options, interval, threshold, parsed.webhook_url, name, parsed.url)
+    return MonitorRequest(options, interval, threshold, parsed.webhook_url, name, parsed.url, parsed)
 
 
-def _interval(value: Any, min_interval: int, problems: dict[str, str]) -> int:
+def _interval(value: Any, min_interval: int, max_interval: int, problems: dict[str, str]) -> int:
     if value is None:
         problems["interval"] = f"required: seconds between runs, at least {min_interval}"
     elif isinstance(value, bool) or not isinstance(value, int):
         problems["interval"] = "must be a whole number of seconds"
-    elif not min_interval <= value <= MAX_INTERVAL:
-        problems["interval"] = f"must be between {min_interval} and {MAX_INTERVAL} seconds"
+    elif not min_interval <= value <= max_interval:
+        problems["interval"] = (f"must be between {min_interval} and {max_interval} seconds (at most the captures' "
+                                "retention, storage.retention_days: each run compares with the previous one)")
     else:
         return value
     return 0

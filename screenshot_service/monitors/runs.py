@@ -7,7 +7,8 @@
 The first run has no baseline: it only becomes one.  A run that failed, or whose image is not
 the page (capture/diff_options.py NOT_A_BASELINE), never replaces the baseline.  A process that dies
 mid-run leaves its reservation to run out and be refunded by the ledger's reclaim; the run
-itself is not repeated — the monitor runs again at its next slot.
+itself is not repeated — the monitor runs again at its next slot.  A run that finds its key
+revoked or deleted deletes the monitor instead: nothing could ever be charged or sent again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..browser.errors import Overloaded
 from ..browser.pool import JOBS
 from ..capture.declaration import JOB
 from ..capture.options import CaptureOptions
@@ -27,10 +27,10 @@ from ..capture.pipeline import SETTLE_MARGIN, CapturePipeline, Order
 from ..capture.service import CaptureResult
 from ..egress.urls import host_of
 from ..error_map import as_api_error
-from ..errors import ApiError, InternalError, InvalidApiKey, InvalidParameter
+from ..errors import ApiError, InternalError, InvalidParameter
 from ..faults import LayerError
+from ..jobs.capture_retries import capture_with_retries, longest
 from ..jobs.webhooks import WebhookSender
-from ..jobs.worker import OVERLOADED_PAUSE, OVERLOADED_RETRIES
 from ..limits.admission import Admission, LimitState
 from ..log_context import JOB_ID, bound
 from ..monitor_metrics import MonitorMetrics
@@ -76,7 +76,17 @@ class MonitorRuns:
 
     async def _run(self, monitor: Monitor, scheduled_at: float) -> Notice | None:
         started = time.time()
-        key, (result, error) = await self._charged_capture(monitor)
+        key: KeyRecord | None = None
+        try:
+            key = await self.state.key_by_id(monitor.key_id)
+            if key is None or key.revoked:
+                await self._stop(monitor)
+                return None
+            result, error = await self._charged(monitor, key)
+        except ApiError as failure:  # the credit could not be reserved (quota_exceeded, ...)
+            result, error = None, failure.to_dict()["error"]
+        except LayerError as failure:  # the state store is away: the monitor runs again next slot
+            result, error = None, as_api_error(failure).to_dict()["error"]
         run = Run(at=started, scheduled_at=scheduled_at, status=SUCCEEDED if error is None else FAILED,
                   result=result, error=error)  # fmt: skip
         ratio = run.changed_ratio
@@ -96,29 +106,21 @@ class MonitorRuns:
             return Notice(monitor.id, monitor.webhook_url, body, key.webhook_secret)
         return None
 
-    async def _charged_capture(self, monitor: Monitor) -> tuple[KeyRecord | None, Outcome]:
-        """The capture, charged to the monitor's key like any other: a credit reserved first,
-        committed once the result is stored, refunded on anything else.  Also the key (None when
-        it is gone or revoked: then nothing runs)."""
-        key = None
-        try:
-            key = await self.state.key_by_id(monitor.key_id)
-            if key is None or key.revoked:
-                key = None
-                raise InvalidApiKey("the monitor's API key is revoked; it cannot be charged")
-            return key, await self._charged(monitor, key)
-        except ApiError as failure:
-            return key, (None, failure.to_dict()["error"])
-        except LayerError as failure:
-            return key, (None, as_api_error(failure).to_dict()["error"])
+    async def _stop(self, monitor: Monitor) -> None:
+        """Its key was revoked or deleted: nothing can be charged or notified any more, for good
+        (a revoked key stays revoked), so the monitor goes, its runs with it."""
+        await self.store.delete(monitor.id, monitor.key_id)
+        log.info("monitor %s deleted: its API key %s is revoked or gone", monitor.id, monitor.key_id)
 
     async def _charged(self, monitor: Monitor, key: KeyRecord) -> Outcome:
         plan = self.admission.plan_of(key)
-        lease = self.pipeline.service.deadline_seconds + SETTLE_MARGIN
+        # The credit waits through every retry of a busy or crashed browser, and a second capture
+        # when the baseline has expired: a good run is never refused its commit for being patient.
+        lease = 2 * longest(self.pipeline.service.deadline_seconds) + SETTLE_MARGIN
         reservation, give_up_at = await self.admission.reserve(key, plan, LimitState(), lease)
         committed = False
         try:
-            result = (await self._capture(monitor)).to_json()
+            result = (await self._capture(monitor, key)).to_json()
             committed = await self.admission.ledger.commit(reservation, give_up_at)
             if not committed:
                 raise StateUnavailable("the run could not be recorded in time, so it is not charged")
@@ -134,28 +136,25 @@ class MonitorRuns:
             if not committed:
                 await self.admission.ledger.refund(reservation, overrule_commit=True)
 
-    async def _capture(self, monitor: Monitor) -> CaptureResult:
+    async def _capture(self, monitor: Monitor, key: KeyRecord) -> CaptureResult:
         try:
-            return await self._capture_against(monitor, monitor.baseline)
+            return await self._capture_against(monitor, key, monitor.baseline)
         except InvalidParameter as refused:
             if monitor.baseline is None or "compare_to" not in refused.details.get("fields", {}):
                 raise
             # The baseline's capture expired with the key's retention: this run sets a new one.
             log.info("monitor %s: its baseline capture is gone; this run becomes the new one", monitor.id)
-            return await self._capture_against(monitor, None)
+            return await self._capture_against(monitor, key, None)
 
-    async def _capture_against(self, monitor: Monitor, baseline: str | None) -> CaptureResult:
+    async def _capture_against(self, monitor: Monitor, key: KeyRecord, baseline: str | None) -> CaptureResult:
         options = dict(monitor.options)
         if baseline is not None:
             options["compare_to"] = baseline
         opts = CaptureOptions.from_json(options, place=JOB)
         loop = asyncio.get_running_loop()
-        for attempt in range(OVERLOADED_RETRIES + 1):
-            try:
-                return await self.pipeline.run(Order(opts=opts, started=loop.time(), account=monitor.key_id,
-                                                     base_url=monitor.base_url, lane=JOBS, admit=False))  # fmt: skip
-            except Overloaded:  # sync requests fill the queue: they go first, as for jobs
-                if attempt == OVERLOADED_RETRIES:
-                    raise
-                await asyncio.sleep(OVERLOADED_PAUSE)
-        raise AssertionError("unreachable")
+        # With its key: the plan as it is now decides what the run may use (a proxy pool taken
+        # away since the monitor was created fails the run naming it).
+        return await capture_with_retries(self.pipeline, lambda: Order(
+            opts=opts, started=loop.time(), key=key, account=monitor.key_id, base_url=monitor.base_url,
+            lane=JOBS, admit=False,
+        ))

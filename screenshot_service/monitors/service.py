@@ -1,28 +1,29 @@
 """MonitorService: what POST/GET/DELETE /v1/monitors do, without HTTP.
 
 Creating checks everything that can be checked at once — the body (requests.py), the webhook
-URL and the target against the egress policy, the plan's ``max_monitors`` (counted and stored in
-one atomic step, so two concurrent creates cannot both take the last place) — and wakes the
-scheduler: the first run, which sets the baseline, is due at once.
+URL against the egress policy, the target, proxy and plan as a job's are (jobs/entry_check.py),
+the plan's ``max_monitors`` (counted and stored in one atomic step, so two concurrent creates
+cannot both take the last place) — and wakes the scheduler: the first run, which sets the
+baseline, is due at once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
-from ..egress.errors import TargetUnreachable
 from ..egress.policy import EgressPolicy
-from ..egress.resolver import Resolver, check_target
+from ..egress.resolver import Resolver
 from ..egress.urls import host_of
 from ..errors import MonitorLimitReached, NotFound
+from ..jobs.entry_check import EntryCheck
 from ..jobs.service import check_webhook_url
 from ..limits.admission import Admission
 from ..state.base import KeyRecord
 from .models import MONITOR_ID, Monitor, new_monitor_id
-from .requests import parse_monitor_body
+from .requests import MAX_INTERVAL, parse_monitor_body
 from .store import MonitorStore
 
 log = logging.getLogger("screenshot_service.monitors")
@@ -30,22 +31,22 @@ log = logging.getLogger("screenshot_service.monitors")
 
 class MonitorService:
     def __init__(self, store: MonitorStore, admission: Admission, policy: EgressPolicy, resolver: Resolver, *,
-                 min_interval: int, wake: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+                 min_interval: int, max_interval: int = MAX_INTERVAL, proxy_pools: Collection[str] = (),
+                 wake: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self.entry = EntryCheck(policy, resolver, proxy_pools)
         self.store = store
         self.admission = admission
         self.policy = policy
         self.resolver = resolver
         self.min_interval = min_interval
+        self.max_interval = max_interval  # the captures' retention: the baseline must outlive the interval
         self.wake = wake  # a monitor is due: the scheduler looks now, not at its next poll
 
     async def create(self, key: KeyRecord, body: dict[str, Any], *, base_url: str) -> Monitor:
         plan = self.admission.plan_of(key)
-        request = parse_monitor_body(body, min_interval=self.min_interval)
+        request = parse_monitor_body(body, min_interval=self.min_interval, max_interval=self.max_interval)
         await check_webhook_url(request.webhook_url, self.policy, self.resolver)
-        try:
-            await check_target(request.url, self.policy, self.resolver)  # blocked: a 400 now, not failed runs
-        except TargetUnreachable:
-            pass  # DNS may recover; until then runs fail with target_unreachable
+        await self.entry.check(key.plan, plan, request.parsed)  # as a job's: a 400 now, not failed runs
         now = time.time()
         monitor = Monitor(
             id=new_monitor_id(), key_id=key.id, options=request.options, interval=request.interval,

@@ -28,6 +28,7 @@ from screenshot_service.jobs.store import MAX_RUNS
 from screenshot_service.jobs.webhooks import signature, verify
 from screenshot_service.limits.keys import create_key
 from screenshot_service.state.sqlite import SqliteStateStore
+from tests import site
 from tests.conftest import image_of, kill_process_group, wait_for
 from tests.jobs_helpers import (
     JobsApp,
@@ -472,13 +473,14 @@ async def test_a_graceful_stop_gives_running_jobs_back_and_a_restart_runs_everyt
     make_jobs: MakeJobs, tmp_path: Path
 ) -> None:
     first = await make_jobs(root="same", jobs={"workers": 2}, server={"drain_seconds": 0})
-    ids = [(await first.submit_ok("/paint", delay=1500))["id"] for _ in range(5)]
+    with site.held_back() as token:  # the jobs' page loads only once the first instance is gone
+        ids = [(await first.submit_ok(f"/slow?gate={token}"))["id"] for _ in range(5)]
 
-    async def one_running() -> bool:
-        return any([await _status_is(first, job_id, "running") for job_id in ids])
+        async def one_running() -> bool:
+            return any([await _status_is(first, job_id, "running") for job_id in ids])
 
-    assert await wait_for(one_running, 30)
-    await first.client.close()  # drain_seconds=0: the running captures are cut short
+        assert await wait_for(one_running, 30)
+        await first.client.close()  # drain_seconds=0: the running captures are cut short
     with sqlite3.connect(tmp_path / "same" / "state.sqlite3") as db:
         statuses = [row[0] for row in db.execute("SELECT status FROM jobs")]
     assert statuses == ["queued"] * 5  # given back, not failed
@@ -550,17 +552,19 @@ async def test_kill_9_with_jobs_queued_and_running_then_restart_runs_each_once(
             processes.append(spawn_service(config_path, tmp_path / "service.log"))
             await _wait_healthy(http, base, processes[-1], tmp_path / "service.log")
             ids = []
-            for _ in range(6):
-                body = {"url": test_site.url + "/paint", "delay": 1500, "width": 320, "height": 240}
-                async with http.post(f"{base}/v1/jobs", json=body, headers=headers) as response:
-                    assert response.status == 202
-                    ids.append((await response.json())["id"])
-            async def one_running() -> bool:
-                return any([(await job(job_id))["status"] == "running" for job_id in ids])
+            with site.held_back() as token:  # the jobs' page loads only once the process is dead
+                for _ in range(6):
+                    body = {"url": f"{test_site.url}/slow?gate={token}", "width": 320, "height": 240}
+                    async with http.post(f"{base}/v1/jobs", json=body, headers=headers) as response:
+                        assert response.status == 202
+                        ids.append((await response.json())["id"])
 
-            assert await wait_for(one_running, 60)
-            tree = kill_tree(processes[-1])  # kill -9: the service and its Chromium, no cleanup at all
-            assert not await asyncio.to_thread(wait_gone, tree)
+                async def one_running() -> bool:
+                    return any([(await job(job_id))["status"] == "running" for job_id in ids])
+
+                assert await wait_for(one_running, 60)
+                tree = kill_tree(processes[-1])  # kill -9: the service and its Chromium, no cleanup at all
+                assert not await asyncio.to_thread(wait_gone, tree)
             with sqlite3.connect(tmp_path / "state.sqlite3") as db:
                 left = [row[0] for row in db.execute("SELECT status FROM jobs")]
             assert "running" in left and "succeeded" not in left, left  # killed mid-capture, with a backlog

@@ -205,11 +205,12 @@ async def test_a_crash_of_the_jobs_chromium_is_retried_and_leaves_the_sync_lane_
                           test_site, pool)  # fmt: skip
     [sync_browser] = pool.chromium_pids("sync")
     [jobs_browser] = pool.chromium_pids("jobs")
-    seen = test_site.log.count("/paint")
-    created = await svc.submit_ok("/paint", delay=1500, width=320, height=240)
-    assert await wait_for(lambda: pool.stats()["jobs_in_use"] == 1)
-    assert await wait_for(lambda: test_site.log.count("/paint") > seen, 30)  # the jobs Chromium loaded it
-    kill_process_group(jobs_browser)
+    seen = test_site.log.count("/slow")
+    with site.held_back() as token:  # the page answers once its Chromium is dead
+        created = await svc.submit_ok(f"/slow?gate={token}", width=320, height=240)
+        assert await wait_for(lambda: pool.stats()["jobs_in_use"] == 1)
+        assert await wait_for(lambda: test_site.log.count("/slow") > seen, 30)  # the jobs Chromium is loading it
+        kill_process_group(jobs_browser)
     done = await svc.wait_done(created["id"])
     assert done["status"] == "succeeded", done  # retried on the relaunched jobs Chromium
     assert pool.stats()["restarts"] == 1 and pool.chromium_pids("sync") == [sync_browser]
@@ -248,9 +249,10 @@ async def test_canceling_a_queued_job_refunds_its_credit(make_jobs: MakeJobs, tm
 
 async def test_running_and_finished_jobs_cannot_be_canceled(make_jobs: MakeJobs) -> None:
     svc = await make_jobs()
-    created = await svc.submit_ok("/paint", delay=1500)
-    assert await wait_for(lambda: _status_is(svc, created["id"], "running"), 30)
-    running = await svc.client.delete(f"/v1/jobs/{created['id']}", headers=svc.auth())
+    with site.held_back() as token:  # the page answers once the cancel was refused
+        created = await svc.submit_ok(f"/slow?gate={token}")
+        assert await wait_for(lambda: _status_is(svc, created["id"], "running"), 30)
+        running = await svc.client.delete(f"/v1/jobs/{created['id']}", headers=svc.auth())
     assert running.status == 409
     error = (await running.json())["error"]
     assert error["code"] == "job_not_cancelable" and error["details"]["status"] == "running"

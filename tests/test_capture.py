@@ -172,7 +172,7 @@ async def test_infinite_loop_page_times_out_and_the_next_capture_succeeds(servic
 
 
 async def test_page_whose_load_never_fires_times_out(service: Service) -> None:
-    response = await service.shot("/never-loads", timeout=2)
+    response = await service.shot("/never-loads", timeout=1)
     assert response.status == 504
     assert (await response.json())["error"]["code"] == "capture_timeout"
 

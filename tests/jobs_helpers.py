@@ -1,8 +1,9 @@
 """Helpers for the job tests: an app with jobs installed, a webhook receiver, a real process.
 
-``python -m tests.jobs_helpers serve CONFIG`` runs the service the way
-``screenshot-service serve`` does, plus ``install_jobs`` (a no-op once
-create_app installs jobs itself), so a test can SIGKILL a real process.
+``python -m tests.jobs_helpers serve CONFIG [LEASE_SECONDS]`` runs the service the way
+``screenshot-service serve`` does, plus ``install_jobs`` (with a shorter job lease when
+given, so a killed process's jobs are taken over in seconds, not production's 30), so a
+test can SIGKILL a real process.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from tests.conftest import TestSite, base_settings
 REPO = Path(__file__).resolve().parent.parent
 # Fast tuning for tests: other instances' jobs seen at once, dead leases taken over in a second.
 FAST = {"poll_interval": 0.05, "lease_seconds": 1.5, "webhook_backoff": 0.05}
+# A killed process's job lease in a spawned service: a restart takes its jobs over in seconds;
+# renewed every third of it, so a loaded machine's stalls stay far inside it.
+PROCESS_LEASE_SECONDS = 3.0
 
 
 def plan(**overrides: Any) -> dict[str, Any]:
@@ -219,27 +223,29 @@ def wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
     return left
 
 
-def spawn_service(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def spawn_service(
+    config_path: Path, log_path: Path, lease_seconds: float = PROCESS_LEASE_SECONDS
+) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.jobs_helpers", "serve", str(config_path)],
+            [sys.executable, "-m", "tests.jobs_helpers", "serve", str(config_path), str(lease_seconds)],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
 
 
-def _serve(config_path: str) -> None:
+def _serve(config_path: str, lease_seconds: float | None) -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     settings = config_loading.load(config_path)
     app = create_app(settings)
-    install_jobs(app)
+    install_jobs(app, lease_seconds=lease_seconds)
     web.run_app(app, host=settings.server.host, port=settings.server.port,
                 shutdown_timeout=SHUTDOWN_GRACE_SECONDS, handler_cancellation=True, print=None)  # fmt: skip
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["serve"] and len(sys.argv) == 3:
-        _serve(sys.argv[2])
+    if sys.argv[1:2] == ["serve"] and len(sys.argv) in (3, 4):
+        _serve(sys.argv[2], float(sys.argv[3]) if len(sys.argv) == 4 else None)
     else:
-        sys.exit("usage: python -m tests.jobs_helpers serve CONFIG")
+        sys.exit("usage: python -m tests.jobs_helpers serve CONFIG [LEASE_SECONDS]")

@@ -38,6 +38,10 @@ class S3TestServer:
     def __init__(self) -> None:
         self.port = 0  # the first start picks a free port; restarts reuse it
         self._server: ThreadedMotoServer | None = None
+        # One session each: a new one parses botocore's S3 model again (~0.1 s; a client
+        # from a warm session takes ~0.01 s).  Clients stay per call, so none outlives a restart.
+        self._session = boto3.session.Session()
+        self._aio_session = aioboto3.Session()
         self.access_key_id = ACCESS_KEY_ID
         self.secret_access_key = SECRET_ACCESS_KEY
         self.region = REGION
@@ -92,11 +96,11 @@ class S3TestServer:
         }
 
     def client(self) -> Any:
-        return boto3.session.Session().client("s3", **self._client_args())
+        return self._session.client("s3", **self._client_args())
 
     def aio_client(self) -> Any:
         """``async with s3_server.aio_client() as client:`` — an aioboto3 S3 client."""
-        return aioboto3.Session().client("s3", **self._client_args())
+        return self._aio_session.client("s3", **self._client_args())
 
 
 @pytest.fixture(scope="session")

@@ -162,7 +162,7 @@ async def test_a_download_is_denied_and_reported(service: Service, tmp_path: Any
 
 
 async def test_infinite_loop_page_times_out_and_the_next_capture_succeeds(service: Service) -> None:
-    response = await answered_by(service.shot("/hang", timeout=3), 3)  # a 504 by the deadline, not never
+    response = await answered_by(service.shot("/hang", timeout=2), 2)  # a 504 by the deadline, not never
     assert response.status == 504
     body = await response.json()
     assert body["error"]["code"] == "capture_timeout"
@@ -172,7 +172,7 @@ async def test_infinite_loop_page_times_out_and_the_next_capture_succeeds(servic
 
 
 async def test_page_whose_load_never_fires_times_out(service: Service) -> None:
-    response = await service.shot("/never-loads", timeout=2)
+    response = await service.shot("/never-loads", timeout=1)
     assert response.status == 504
     assert (await response.json())["error"]["code"] == "capture_timeout"
 

@@ -82,7 +82,7 @@ async def test_clamped_fires_when_the_full_page_is_cut(service: Service) -> None
 async def test_ready_timeout_names_the_unmet_conditions_and_still_captures(service: Service) -> None:
     # The page's image is held back until the capture is over: the network never goes quiet.
     with site.held_back() as token:
-        body = await _json(service, f"/pending-image?token={token}", wait_until="ready", timeout="6")
+        body = await _json(service, f"/pending-image?token={token}", wait_until="ready", timeout="5")
     warning = next(w for w in body["warnings"] if w["code"] == "ready_timeout")
     assert {"network", "images"} <= set(warning["details"]["unmet"])
     assert body["bytes"] > 0
@@ -112,7 +112,7 @@ async def test_late_content_is_captured_with_ready_and_missed_with_load(service:
 
 async def test_ready_waits_for_a_still_layout(service: Service) -> None:
     # An endless height animation: nothing loads, but the layout never holds still for 300 ms.
-    body = await _json(service, "/shifting", wait_until="ready", timeout="6")
+    body = await _json(service, "/shifting", wait_until="ready", timeout="5")
     warning = next(w for w in body["warnings"] if w["code"] == "ready_timeout")
     assert warning["details"]["unmet"] == ["layout"]
     # Frozen, the same page is ready.

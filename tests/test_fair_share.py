@@ -158,13 +158,13 @@ async def test_a_plan_caps_the_share_one_key_holds_while_others_wait(
 async def test_captures_that_time_out_are_refunded_but_slowed_by_the_plan(
     make_service: Callable[..., Any], gates: Callable[[], str]
 ) -> None:
-    plan = {**ROOMY, "concurrency": 1, "timeout_penalty": 4.0}
+    plan = {**ROOMY, "concurrency": 1, "timeout_penalty": 2.0}
     svc: Service = await make_service(plan="slowed", plans={"slowed": plan})
     url = svc.site.url + f"/pending-image?token={gates()}"
     timed_out = await svc.client.get("/v1/screenshot", params={"url": url, "api_key": svc.key, "timeout": "1"})
     assert timed_out.status == 504
     assert (await timed_out.json())["error"]["code"] == "capture_timeout"
-    # Refunded, yet the key's one capture slot stays taken for four times the capture's second.
+    # Refunded, yet the key's one capture slot stays taken for twice the capture's second.
     usage = await (await svc.client.get("/v1/usage", headers=svc.auth())).json()
     assert usage["quota"]["used"] == 0, usage
     held = await svc.shot("/paint")

@@ -28,6 +28,7 @@ from screenshot_service.jobs.store import MAX_RUNS
 from screenshot_service.jobs.webhooks import signature, verify
 from screenshot_service.limits.keys import create_key
 from screenshot_service.state.sqlite import SqliteStateStore
+from tests import site
 from tests.conftest import image_of, kill_process_group, wait_for
 from tests.jobs_helpers import (
     JobsApp,
@@ -133,15 +134,17 @@ async def test_a_failed_job_carries_the_error_object_and_is_not_charged(make_job
 
 async def test_sync_requests_keep_working_while_a_backlog_of_jobs_runs(make_jobs: MakeJobs) -> None:
     svc = await make_jobs(jobs={"workers": 1})
-    ids = [(await svc.submit_ok("/paint", delay=300))["id"] for _ in range(20)]
-    response = await svc.client.get(
-        "/v1/screenshot", params={"url": svc.site.url + "/paint"}, headers=svc.auth()
-    )
-    assert response.status == 200, await response.text()
-    image = await svc.client.get(_path((await response.json())["url"]))
-    assert image_of(await image.read()).convert("RGB").getpixel((200, 200)) == PAINT_RGB
-    statuses = [(await svc.job(job_id))["status"] for job_id in ids]
-    assert statuses.count("queued") >= 10  # the backlog was really there while the sync capture ran
+    with site.held_back() as token:  # the jobs' page answers once the sync capture is in
+        ids = [(await svc.submit_ok(f"/slow?gate={token}"))["id"] for _ in range(20)]
+        assert await wait_for(lambda: _status_is(svc, ids[0], "running"), 30)
+        response = await svc.client.get(
+            "/v1/screenshot", params={"url": svc.site.url + "/paint"}, headers=svc.auth()
+        )
+        assert response.status == 200, await response.text()
+        image = await svc.client.get(_path((await response.json())["url"]))
+        assert image_of(await image.read()).convert("RGB").getpixel((200, 200)) == PAINT_RGB
+        statuses = [(await svc.job(job_id))["status"] for job_id in ids]
+    assert statuses == ["running"] + ["queued"] * 19  # the backlog was really there while the sync capture ran
     # How much the backlog costs sync latency is a ratio in the benchmark (jobs_backlog), not a
     # timed assertion here.
     finished = await asyncio.gather(*(svc.wait_done(job_id, timeout=120) for job_id in ids))
@@ -204,11 +207,12 @@ async def test_a_crash_of_the_jobs_chromium_is_retried_and_leaves_the_sync_lane_
                           test_site, pool)  # fmt: skip
     [sync_browser] = pool.chromium_pids("sync")
     [jobs_browser] = pool.chromium_pids("jobs")
-    seen = test_site.log.count("/paint")
-    created = await svc.submit_ok("/paint", delay=1500, width=320, height=240)
-    assert await wait_for(lambda: pool.stats()["jobs_in_use"] == 1)
-    assert await wait_for(lambda: test_site.log.count("/paint") > seen, 30)  # the jobs Chromium loaded it
-    kill_process_group(jobs_browser)
+    seen = test_site.log.count("/slow")
+    with site.held_back() as token:  # the page answers once its Chromium is dead
+        created = await svc.submit_ok(f"/slow?gate={token}", width=320, height=240)
+        assert await wait_for(lambda: pool.stats()["jobs_in_use"] == 1)
+        assert await wait_for(lambda: test_site.log.count("/slow") > seen, 30)  # the jobs Chromium is loading it
+        kill_process_group(jobs_browser)
     done = await svc.wait_done(created["id"])
     assert done["status"] == "succeeded", done  # retried on the relaunched jobs Chromium
     assert pool.stats()["restarts"] == 1 and pool.chromium_pids("sync") == [sync_browser]
@@ -247,9 +251,10 @@ async def test_canceling_a_queued_job_refunds_its_credit(make_jobs: MakeJobs, tm
 
 async def test_running_and_finished_jobs_cannot_be_canceled(make_jobs: MakeJobs) -> None:
     svc = await make_jobs()
-    created = await svc.submit_ok("/paint", delay=1500)
-    assert await wait_for(lambda: _status_is(svc, created["id"], "running"), 30)
-    running = await svc.client.delete(f"/v1/jobs/{created['id']}", headers=svc.auth())
+    with site.held_back() as token:  # the page answers once the cancel was refused
+        created = await svc.submit_ok(f"/slow?gate={token}")
+        assert await wait_for(lambda: _status_is(svc, created["id"], "running"), 30)
+        running = await svc.client.delete(f"/v1/jobs/{created['id']}", headers=svc.auth())
     assert running.status == 409
     error = (await running.json())["error"]
     assert error["code"] == "job_not_cancelable" and error["details"]["status"] == "running"
@@ -472,13 +477,14 @@ async def test_a_graceful_stop_gives_running_jobs_back_and_a_restart_runs_everyt
     make_jobs: MakeJobs, tmp_path: Path
 ) -> None:
     first = await make_jobs(root="same", jobs={"workers": 2}, server={"drain_seconds": 0})
-    ids = [(await first.submit_ok("/paint", delay=1500))["id"] for _ in range(5)]
+    with site.held_back() as token:  # the jobs' page loads only once the first instance is gone
+        ids = [(await first.submit_ok(f"/slow?gate={token}"))["id"] for _ in range(5)]
 
-    async def one_running() -> bool:
-        return any([await _status_is(first, job_id, "running") for job_id in ids])
+        async def one_running() -> bool:
+            return any([await _status_is(first, job_id, "running") for job_id in ids])
 
-    assert await wait_for(one_running, 30)
-    await first.client.close()  # drain_seconds=0: the running captures are cut short
+        assert await wait_for(one_running, 30)
+        await first.client.close()  # drain_seconds=0: the running captures are cut short
     with sqlite3.connect(tmp_path / "same" / "state.sqlite3") as db:
         statuses = [row[0] for row in db.execute("SELECT status FROM jobs")]
     assert statuses == ["queued"] * 5  # given back, not failed
@@ -550,17 +556,19 @@ async def test_kill_9_with_jobs_queued_and_running_then_restart_runs_each_once(
             processes.append(spawn_service(config_path, tmp_path / "service.log"))
             await _wait_healthy(http, base, processes[-1], tmp_path / "service.log")
             ids = []
-            for _ in range(6):
-                body = {"url": test_site.url + "/paint", "delay": 1500, "width": 320, "height": 240}
-                async with http.post(f"{base}/v1/jobs", json=body, headers=headers) as response:
-                    assert response.status == 202
-                    ids.append((await response.json())["id"])
-            async def one_running() -> bool:
-                return any([(await job(job_id))["status"] == "running" for job_id in ids])
+            with site.held_back() as token:  # the jobs' page loads only once the process is dead
+                for _ in range(6):
+                    body = {"url": f"{test_site.url}/slow?gate={token}", "width": 320, "height": 240}
+                    async with http.post(f"{base}/v1/jobs", json=body, headers=headers) as response:
+                        assert response.status == 202
+                        ids.append((await response.json())["id"])
 
-            assert await wait_for(one_running, 60)
-            tree = kill_tree(processes[-1])  # kill -9: the service and its Chromium, no cleanup at all
-            assert not await asyncio.to_thread(wait_gone, tree)
+                async def one_running() -> bool:
+                    return any([(await job(job_id))["status"] == "running" for job_id in ids])
+
+                assert await wait_for(one_running, 60)
+                tree = kill_tree(processes[-1])  # kill -9: the service and its Chromium, no cleanup at all
+                assert not await asyncio.to_thread(wait_gone, tree)
             with sqlite3.connect(tmp_path / "state.sqlite3") as db:
                 left = [row[0] for row in db.execute("SELECT status FROM jobs")]
             assert "running" in left and "succeeded" not in left, left  # killed mid-capture, with a backlog

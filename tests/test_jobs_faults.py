@@ -238,9 +238,9 @@ async def test_a_write_locked_sqlite_file_while_a_job_stores_its_result_costs_it
 
 
 # -- shutdown ---------------------------------------------------------------------------------------------------
-# Two drains in a row (12 s) are past the bound (DRAIN + DRAIN_SLACK = 10 s); one drain leaves the
-# in-process close 4 s (it takes well under 1 s under load).
-DRAIN, DRAIN_SLACK = 6.0, 4.0
+# Two drains in a row (8 s) are past the bound (DRAIN + DRAIN_SLACK = 7 s); one drain leaves the
+# in-process close 3 s (it takes well under 1 s under load).
+DRAIN, DRAIN_SLACK = 4.0, 3.0
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from screenshot_service.jobs.runner import JobRunner
 from screenshot_service.jobs.sqlite_jobs import SqliteJobStore
 from screenshot_service.limits.ledger import Ledger
 from screenshot_service.state.sqlite import SqliteStateStore
+from tests import site
 from tests.conftest import wait_for
 from tests.jobs_helpers import JobsApp, settings_for, start_app
 from tests.test_jobs_redis import a_job
@@ -55,14 +56,16 @@ async def test_a_second_process_on_the_file_does_not_take_a_live_heartbeating_le
     # Generous lease (renewed every 2 s): only a steal, never a slow machine, can hand the job over.
     a = await _instance(aiohttp_client, tmp_path / "shared", test_site, shared_pool, lease=6.0)
     slow_before = test_site.log.count("/slow")
-    created = await a.submit_ok("/slow?s=4", width=320, height=240)
     db_path = tmp_path / "shared" / "state.sqlite3"
-    assert await wait_for(lambda: _row(db_path, created["id"])["status"] == "running", 30)
-    owner_a = _row(db_path, created["id"])["owner"]
+    with site.held_back() as token:  # A's capture lasts until A has renewed its lease with B running
+        created = await a.submit_ok(f"/slow?gate={token}", width=320, height=240)
+        assert await wait_for(lambda: _row(db_path, created["id"])["status"] == "running", 30)
+        owner_a, leased_until = _row(db_path, created["id"])["owner"], float(_row(db_path, created["id"])["lease_until"])
 
-    # B starts on the same file while A is capturing (the overlap of a rolling restart).
-    b = await _instance(aiohttp_client, tmp_path / "shared", test_site, shared_pool, lease=6.0,
-                        key=(a.record, a.key))  # fmt: skip
+        # B starts on the same file while A is capturing (the overlap of a rolling restart).
+        b = await _instance(aiohttp_client, tmp_path / "shared", test_site, shared_pool, lease=6.0,
+                            key=(a.record, a.key))  # fmt: skip
+        assert await wait_for(lambda: float(_row(db_path, created["id"])["lease_until"]) > leased_until, 30)
     done = await a.wait_done(created["id"])
 
     assert done["status"] == "succeeded"

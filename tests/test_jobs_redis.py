@@ -18,6 +18,7 @@ from screenshot_service.jobs.models import Job, new_job_id, now_utc
 from screenshot_service.jobs.redis_jobs import RedisJobStore
 from screenshot_service.jobs.sqlite_jobs import SqliteJobStore
 from screenshot_service.jobs.store import JobStore
+from tests import site
 from tests.conftest import wait_for
 from tests.jobs_helpers import JobsApp, settings_for, start_app
 
@@ -212,13 +213,14 @@ async def test_a_graceful_stop_on_redis_gives_running_jobs_back_and_the_next_ins
     make_instance: MakeInstance, redis_server: RedisTestServer
 ) -> None:
     first = await make_instance(workers=2, drain_seconds=0)
-    ids = [(await first.submit_ok("/paint", delay=1500))["id"] for _ in range(5)]
+    with site.held_back() as token:  # the jobs' page loads only once the first instance is gone
+        ids = [(await first.submit_ok(f"/slow?gate={token}"))["id"] for _ in range(5)]
 
-    async def one_running() -> bool:
-        return any([(await first.job(job_id))["status"] == "running" for job_id in ids])
+        async def one_running() -> bool:
+            return any([(await first.job(job_id))["status"] == "running" for job_id in ids])
 
-    assert await wait_for(one_running, 30)
-    await first.client.close()  # drain_seconds=0: the running captures are cut short
+        assert await wait_for(one_running, 30)
+        await first.client.close()  # drain_seconds=0: the running captures are cut short
     client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         records = [await client.hgetall(f"screenshot:jobs:job:{job_id}") for job_id in ids]

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from tests.conftest import TestSite
 
 DEADLINE = 8.0  # capture.deadline_seconds here: a reservation's lease is its time left + 5 s
+# The killed process's deadline: its capture is in flight within a second, and the restart
+# waits out that dead capture's lease (deadline + 5 s) before the reclaim refunds it.
+KILLED_DEADLINE = 5.0
 SETTLED_WITHIN = 60.0  # a refund retried, or a lease run out and reclaimed, lands well within this
 STORES = ["sqlite", "redis"]
 
@@ -312,7 +315,7 @@ async def test_a_process_killed_mid_capture_with_jobs_queued_charges_each_job_on
     port = free_port()
     config_path = tmp_path / "service.toml"
     config_path.write_text(SERVICE_TOML.format(
-        port=port, deadline=DEADLINE, site_port=test_site.port, root=tmp_path, store=store,
+        port=port, deadline=KILLED_DEADLINE, site_port=test_site.port, root=tmp_path, store=store,
         redis_url=redis.url if redis else "redis://127.0.0.1:1/0"))  # fmt: skip
     key = await _key_on(store, tmp_path, redis)
     base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}

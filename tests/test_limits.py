@@ -71,7 +71,7 @@ async def test_fourth_capture_on_a_three_capture_plan_is_422(make_service: Any) 
 
 
 async def test_failed_captures_are_never_charged(service: Service) -> None:
-    timed_out = await service.shot("/hang", timeout=2)
+    timed_out = await service.shot("/hang", timeout=1)
     assert timed_out.status == 504
     unreachable = await service.client.get(
         "/v1/screenshot", params={"url": "http://nowhere.invalid/"}, headers=service.auth()

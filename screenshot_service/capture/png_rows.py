@@ -14,6 +14,8 @@ into one zlib stream (each but the last ends on a byte-aligned sync flush, pigz'
 from __future__ import annotations
 
 import itertools
+import math
+import mmap
 import os
 import struct
 import zlib
@@ -29,6 +31,7 @@ BLOCK = 128  # rows summed together per step: few Python steps, each over many r
 MAX_RUNS = 64  # runs of Up rows beyond which an unusual encoder is left to Pillow (Python steps per run)
 MARK_LEVEL = 1  # zlib level of the marked image: it is a throwaway view
 IDAT_BYTES = 1 << 20
+INFLATE_BYTES = 1 << 20  # rows inflated at a time: a buffer that stays in the CPU's cache
 WORKERS = os.cpu_count() or 2  # threads for work split in parts (zlib and numpy release the GIL)
 
 
@@ -44,6 +47,17 @@ def bands(height: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
+def fresh(shape: tuple[int, ...]) -> NDArray[np.uint8]:
+    """A zeroed uint8 array in memory of its own (an anonymous mapping, freed with the array).
+
+    numpy asks for transparent huge pages on large arrays; on a machine whose memory Chromium
+    keeps fragmenting, the kernel then compacts memory inside the allocating thread, which made
+    a 63 MB array cost 0.2-0.8 s of CPU (measured: docs/visual-diff.md).  Ordinary pages cost
+    far less to fault in."""
+    size = max(1, math.prod(shape))
+    return np.frombuffer(mmap.mmap(-1, size), np.uint8, math.prod(shape)).reshape(shape)
+
+
 def decode(data: bytes) -> NDArray[np.uint8] | None:
     """Height x width x 3 (RGB) or 4 (RGBA) pixels of an 8-bit, non-interlaced RGB(A) PNG whose
     rows use only the None, Sub and Up filters; None for anything else (or a broken file)."""
@@ -55,15 +69,10 @@ def decode(data: bytes) -> NDArray[np.uint8] | None:
         width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
         if depth != 8 or colour not in (2, 6) or interlace or not width or not height:
             return None
-        raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+        bpp = 3 if colour == 2 else 4
+        filters, pixels = _inflate(b"".join(body for kind, body in chunks if kind == b"IDAT"), height, width * bpp + 1)
     except (ValueError, struct.error, zlib.error):
         return None
-    bpp = 3 if colour == 2 else 4
-    stride = width * bpp + 1
-    if len(raw) != height * stride:
-        return None
-    rows = np.frombuffer(raw, np.uint8).reshape(height, stride)
-    filters = rows[:, 0]
     if int(filters.max()) > 2:
         return None
     # Runs of Up rows, each below a row that stands alone (None, Sub, or the first row)
@@ -72,13 +81,37 @@ def decode(data: bytes) -> NDArray[np.uint8] | None:
     runs = [(int(top), int(bottom)) for top, bottom in zip(starts, ends, strict=True) if bottom - top > 1]
     if len(runs) > MAX_RUNS:
         return None
-    pixels = rows[:, 1:].copy()
     sub = np.flatnonzero(filters == 1)
     if sub.size:  # Sub: a running sum along the row, per channel
         pixels[sub] = np.cumsum(pixels[sub].reshape(sub.size, width, bpp), axis=1, dtype=np.uint8).reshape(sub.size, -1)
     for top, bottom in runs:
         _sum_down(pixels[top:bottom])
     return pixels.reshape(height, width, bpp)
+
+
+def _inflate(stream: bytes, height: int, stride: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Each row's filter byte and its (still filtered) pixel bytes, inflated a slice of rows at a
+    time into their arrays (no whole-image buffer in between); ValueError if the rows do not fit."""
+    filters = np.empty(height, np.uint8)
+    pixels = fresh((height, stride - 1))
+    slice_bytes = stride * max(1, INFLATE_BYTES // stride)
+    inflater = zlib.decompressobj()
+    done = 0
+    while not inflater.eof:
+        out = inflater.decompress(stream, slice_bytes)
+        stream = inflater.unconsumed_tail
+        if not out:
+            break
+        count = len(out) // stride
+        if len(out) % stride or done + count > height:
+            raise ValueError("PNG rows do not match its header")
+        rows = np.frombuffer(out, np.uint8).reshape(count, stride)
+        filters[done : done + count] = rows[:, 0]
+        pixels[done : done + count] = rows[:, 1:]
+        done += count
+    if done != height:
+        raise ValueError("PNG rows do not match its header")
+    return filters, pixels
 
 
 def _sum_down(rows: NDArray[np.uint8]) -> None:

@@ -99,8 +99,9 @@ def build() -> web.Application:
     async def small(request: web.Request) -> web.Response:
         bar = ""
         if request.query.get("changing"):
+            shade = next(served)  # light and dark in turn: every pixel of the bar changes beyond any threshold
             bar = (f"<div style='position:absolute;left:400px;top:100px;width:300px;height:100px;"
-                   f"background:hsl({next(served) * 37 % 360},60%,55%)'></div>")
+                   f"background:hsl({shade * 37 % 360},70%,{25 + shade % 2 * 50}%)'></div>")
         return _page("<h1 style='margin:8px'>small</h1>" + _PAINT + bar)
 
     @routes.get("/heavy")

@@ -114,7 +114,9 @@ def compare(old: Pixels, new: Pixels, threshold: float) -> Comparison:
     for top in range(0, height, step):
         differs = a[top : top + step] != b[top : top + step]
         if differs.any():
-            changed = differs.any(axis=2)
+            changed = differs[..., 0].copy()  # OR-ing the channels: much faster than any(axis=2)
+            for channel in range(1, differs.shape[2]):
+                changed |= differs[..., channel]
             mask[top : top + step] = changed
             r, c = np.nonzero(changed)
             found_rows.append(r + top)

@@ -78,7 +78,10 @@ async def test_floor_captures_decode_and_show_the_js_painted_pixel() -> None:
             finally:
                 await browser.close_tab(tab)
             document = await browser.capture(site.url("/document"), PAGES["document"])  # the PDF floor
+            changing = [await browser.capture(site.url("/small?changing=1"), PAGES["small"]) for _ in range(2)]
         assert PAGES["document"].produced(document) and page_count(document) > 10
+        bars = [Image.open(io.BytesIO(data)).convert("RGB").getpixel((550, 150)) for data in changing]
+        assert bars[0] != bars[1] and (255, 255, 255) not in bars  # the diff phase's changing viewport
         assert len(shots) == 3
         for data in shots:
             image = Image.open(io.BytesIO(data))
@@ -530,8 +533,10 @@ def test_quick_plan_shape() -> None:
     assert custom.levels == {"slow": (2, 8)}
     # the thumbnail phase: the judged small page, and in a full run the lazy full page too
     assert (thumbs.pages(quick), thumbs.pages(full), thumbs.pages(custom)) == (("small",), ("small", "lazy"), ())
-    # the visual-diff phase: the small page's viewport and the 16384 px long page, when small is measured
-    assert (diffs.pages(quick), diffs.pages(full), diffs.pages(custom)) == (("small", "long", "long-changing"),) * 2 + ((),)
+    # the visual-diff phase: the small page's viewport and the 16384 px long page, unchanged and
+    # changing, when small is measured
+    both = ("small", "long", "small-changing", "long-changing")
+    assert (diffs.pages(quick), diffs.pages(full), diffs.pages(custom)) == (both, both, ())
     # no queue: concurrency beyond the slots is the overload phase's business, not a scenario's
     unqueued = make_plan(quick=False, pool_size=2, capacity=2)
     assert unqueued.levels["small"] == (1, 2)
@@ -603,7 +608,7 @@ def test_fair_share_passes_only_if_the_third_key_is_never_refused_and_waits_at_m
     assert _verdict({"fair_share": {**fair, "queue_was_full": False}}, "fair share") is None
 
 
-def test_the_visual_diff_is_judged_by_its_cost_on_both_pages() -> None:
+def test_the_visual_diff_is_judged_by_its_cost_on_both_pages_unchanged_and_changing() -> None:
     results = _synthetic_results()
     plain, compared, costly = (Stats.of(Run(_samples([("200", s)] * 5), 0.5)) for s in (0.08, 0.096, 0.12))
     results["diff"] = [diffs.record("small", plain, compared)]  # 96 / 80 ms: +0.2
@@ -615,7 +620,12 @@ def test_the_visual_diff_is_judged_by_its_cost_on_both_pages() -> None:
     assert _verdict(results, "visual diff") is False  # an answer without a diff is no cheaper diff
     assert "diff long" in targets.slowest_answers(results)
     results["diff"][1] = diffs.record("long", plain, compared)
-    results["diff"].append(diffs.record("long-changing", plain, costly))  # reported, not judged
+    assert _verdict(results, "visual diff") is True
+    results["diff"].append(diffs.record("small-changing", plain, compared))
+    assert _verdict(results, "visual diff") is True
+    results["diff"].append(diffs.record("long-changing", plain, costly))  # a changed page is judged too
+    assert _verdict(results, "visual diff") is False
+    results["diff"][3] = diffs.record("long-changing", plain, compared)
     assert _verdict(results, "visual diff") is True
 
 
@@ -630,3 +640,4 @@ async def test_the_bench_diff_request_is_compared_and_the_long_page_is_16384_px(
         second = await timed(lambda: handle.request(session, service.site.url, compared, "json"))
     assert first.status == "no_diff" and second.ok, (first, second)  # the first had no baseline yet
     assert diffs.LONG.full_page and fixture_site.LONG_HEIGHT == 16384
+    assert [spec.path for spec in diffs.CHANGING] == ["/small?changing=1", "/long?changing=1"]

@@ -1,10 +1,10 @@
 """The visual-diff phase: ``compare_to=previous`` against the plain capture of the same page, in
 the same run (pairs.py: at concurrency 1, request by request in turn, so each comparison's
 baseline is the plain capture just before it).  Judged (targets.py) on the small page's viewport
-and on /long, a 1280 x 16384 full page, unchanged (a monitor's usual run): the diff's cost is the
-compared capture's p50 over the plain one's, minus one.  The same page changing at every request
-is measured beside them and reported, not judged.  An answer without a diff counts as an error
-(bench/service.py).
+and on /long, a 1280 x 16384 full page, each unchanged (a monitor's usual run: the same bytes,
+nothing decoded) and changing at every request (both images decoded, compared and a marked image
+made): the diff's cost is the compared capture's p50 over the plain one's, minus one.  An answer
+without a diff counts as an error (bench/service.py).
 """
 
 from __future__ import annotations
@@ -19,29 +19,28 @@ from .report import Stats
 from .spec import PAGES, CaptureSpec
 from .target import BenchTarget
 
-JUDGED_PAGES = ("small", "long")
 LONG = CaptureSpec("long", "/long", full_page=True)  # fixture_site.LONG_HEIGHT tall
-# The same page with one band repainted per request: every comparison finds a change and pays
-# for decoding the new image (an unchanged capture has the baseline's very bytes: no decode).
-CHANGING = CaptureSpec("long-changing", "/long?changing=1", full_page=True)
-PAGES_MEASURED = (*JUDGED_PAGES, CHANGING.page)
+# The same pages with a part repainted per request: every comparison finds a change and pays
+# for decoding both images (an unchanged capture has the baseline's very bytes: no decode).
+CHANGING = (CaptureSpec("small-changing", "/small?changing=1"),
+            CaptureSpec("long-changing", "/long?changing=1", full_page=True))
+SPECS = {spec.page: spec for spec in (PAGES["small"], LONG, *CHANGING)}
+JUDGED_PAGES = tuple(SPECS)
 # A 16384 px capture takes seconds: fewer of them, with time enough for each.
 LONG_REQUESTS = 8
 LONG_SECONDS = 20.0
 
 
 def pages(plan: BenchPlan) -> tuple[str, ...]:
-    """The judged pages and the changing long page when the plan measures the small page (the
-    default plans do)."""
-    return PAGES_MEASURED if "small" in plan.levels else ()
+    """The judged pages when the plan measures the small page (the default plans do)."""
+    return JUDGED_PAGES if "small" in plan.levels else ()
 
 
 async def measure(plan: BenchPlan, target: BenchTarget, progress: Progress) -> list[dict[str, Any]]:
     rows = []
     for page in pages(plan):
-        spec, page_plan = PAGES["small"], plan
-        if page != "small":
-            spec = LONG if page == LONG.page else CHANGING
+        spec, page_plan = SPECS[page], plan
+        if spec.full_page:
             page_plan = dataclasses.replace(plan, max_requests=min(plan.max_requests, LONG_REQUESTS),
                                             max_seconds=max(plan.max_seconds, LONG_SECONDS))
         measured = await measure_pairs(page_plan, target, progress, [spec],

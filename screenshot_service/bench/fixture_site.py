@@ -1,6 +1,7 @@
 """The benchmark's local fixture site: four kinds of page, all on 127.0.0.1.
 
-* ``/small``  — a tiny page whose JavaScript paints a square (proves JS ran).
+* ``/small``  — a tiny page whose JavaScript paints a square (proves JS ran);
+  ``?changing=1`` adds a bar of another colour at every request (the visual-diff phase).
 * ``/heavy``  — about 5000 DOM elements (a styled table) plus the same square.
 * ``/lazy``   — a tall page of ``loading=lazy`` images, captured full-page.
 * ``/slow``   — a small page whose one image takes ``SLOW_MS`` to arrive, so
@@ -96,7 +97,12 @@ def build() -> web.Application:
 
     @routes.get("/small")
     async def small(request: web.Request) -> web.Response:
-        return _page("<h1 style='margin:8px'>small</h1>" + _PAINT)
+        bar = ""
+        if request.query.get("changing"):
+            shade = next(served)  # light and dark in turn: every pixel of the bar changes beyond any threshold
+            bar = (f"<div style='position:absolute;left:400px;top:100px;width:300px;height:100px;"
+                   f"background:hsl({shade * 37 % 360},70%,{25 + shade % 2 * 50}%)'></div>")
+        return _page("<h1 style='margin:8px'>small</h1>" + _PAINT + bar)
 
     @routes.get("/heavy")
     async def heavy_page(request: web.Request) -> web.Response:

@@ -77,8 +77,8 @@ def evaluate(results: Mapping[str, Any]) -> list[Target]:
 def _diff(results: Mapping[str, Any]) -> Target:
     measured = results.get("diff") or []
     rows = [r for r in measured if r.get("page") in diffs.JUDGED_PAGES]
-    name = (f"a visual diff costs <= {DIFF_COST_MAX:g}x the capture's p50, viewport and 1280x16384 full page "
-            f"(Step 19)")
+    name = (f"a visual diff costs <= {DIFF_COST_MAX:g}x the capture's p50, viewport and 1280x16384 full page, "
+            f"unchanged and changing (Step 19)")
     if not rows or any(r.get("diff_cost") is None and not r.get("errors") for r in rows):
         return Target(name, None, "not measured")
     passed = all(not r.get("errors") and r["diff_cost"] <= DIFF_COST_MAX for r in rows)

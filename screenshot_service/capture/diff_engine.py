@@ -20,10 +20,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from . import png_rows
 from .diff_options import MAX_REGIONS
 
 MAX_DELTA = 35215.0
-FEW_BYTES = 4_000_000  # differing bytes up to which their indexes are listed rather than masked
+SLICE_BYTES = 1 << 20  # pixel bytes compared at a time: temporaries that stay in the CPU's cache
 # Changed pixels are grouped on a grid of cells this many pixels wide (at least); a grid too
 # fine for MAX_REGIONS components is coarsened by 2 until they fit.
 CELL = 16
@@ -60,7 +61,11 @@ class Comparison:
 
 def decode(data: bytes) -> Pixels:
     """Any image Chromium made (png, jpeg, webp): RGB pixels, or RGBA when it has transparency
-    (converting an opaque page to RGBA would cost a third of the decode again)."""
+    (converting an opaque page to RGBA would cost a third of the decode again).  Chromium's
+    PNGs take png_rows' faster path; Pillow decodes the rest."""
+    fast = png_rows.decode(data)
+    if fast is not None:
+        return fast
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", image.size)  # JPEG: no scaling, just the decoder's fastest path
         has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
@@ -101,21 +106,23 @@ def compare(old: Pixels, new: Pixels, threshold: float) -> Comparison:
     a, b = old[:height, :width], new[:height, :width]
     if a.shape[2] != b.shape[2]:  # one has transparency: compare both as RGBA
         a, b = _rgba(a), _rgba(b)
-    # Byte by byte first; only pixels that differ at all are judged by their colour distance.
-    differs = np.ravel(a) != np.ravel(b)
-    channels = a.shape[2]
-    if np.count_nonzero(differs) <= FEW_BYTES:  # the usual case: index the few that differ
-        pixels = np.flatnonzero(differs) // channels  # sorted: a pixel's bytes are neighbours
-        pixels = pixels[np.concatenate(([True], pixels[1:] != pixels[:-1]))] if pixels.size else pixels
-        rows, cols = np.divmod(pixels, width)
-        mask = np.zeros((height, width), bool)
-        mask[rows, cols] = True
-    else:
-        per_pixel = differs.reshape(height, width, channels)
-        mask = per_pixel[..., 0].copy()
-        for channel in range(1, channels):
-            mask |= per_pixel[..., channel]
-        rows, cols = np.nonzero(mask)
+    # Byte by byte first, a slice of rows at a time (no image-sized temporaries); only pixels
+    # that differ at all are then judged by their colour distance.
+    mask = png_rows.fresh((height, width)).view(bool)
+    step = max(1, SLICE_BYTES // max(1, a.shape[1] * a.shape[2]))
+    found_rows, found_cols = [], []
+    for top in range(0, height, step):
+        differs = a[top : top + step] != b[top : top + step]
+        if differs.any():
+            changed = differs[..., 0].copy()  # OR-ing the channels: much faster than any(axis=2)
+            for channel in range(1, differs.shape[2]):
+                changed |= differs[..., channel]
+            mask[top : top + step] = changed
+            r, c = np.nonzero(changed)
+            found_rows.append(r + top)
+            found_cols.append(c)
+    rows = np.concatenate(found_rows) if found_rows else np.zeros(0, np.intp)
+    cols = np.concatenate(found_cols) if found_cols else np.zeros(0, np.intp)
     if rows.size:
         near = yiq_delta(a[rows, cols], b[rows, cols]) <= MAX_DELTA * threshold * threshold
         mask[rows[near], cols[near]] = False
@@ -167,19 +174,30 @@ def _components(grid: NDArray[np.bool_]) -> list[tuple[int, int, int, int]]:
 
 def marked_image(new: Pixels, mask: NDArray[np.bool_]) -> bytes:
     """The new image faded to grey with the changed pixels red, as a palette PNG: a quarter of
-    an RGBA image's bytes to compress, with the fastest zlib level (it is a throwaway view).
-    The palette does the fading, so each pixel is touched only to make it grey."""
-    marked = np.array(Image.fromarray(new, "RGBA" if new.shape[2] == 4 else "RGB").convert("L"))
-    np.minimum(marked, _RED_INDEX - 1, out=marked)  # 255 is red: white shows as 254, faded alike
-    height, width = mask.shape
-    np.putmask(marked[:height, :width], mask, _RED_INDEX)
-    image = Image.fromarray(marked, "P")
-    image.putpalette(_PALETTE)
-    out = io.BytesIO()
-    image.save(out, "PNG", compress_level=1)
-    return out.getvalue()
+    an RGBA image's bytes to compress, deflated in parallel at the fastest zlib level (it is a
+    throwaway view).  The palette does the fading, so each pixel is touched only to make it grey."""
+    height, width = new.shape[:2]
+    indexes = png_rows.fresh((height, width + 1))  # column 0: each row's PNG filter byte (0: None)
+    grey = indexes[:, 1:]
+    mode = "RGBA" if new.shape[2] == 4 else "RGB"
+
+    step = max(1, SLICE_BYTES // max(1, new.shape[1] * new.shape[2]))
+
+    def paint(first: int, last: int) -> None:
+        # One band of rows per thread, a slice at a time (temporaries that stay in the cache);
+        # Pillow's own grey (ITU-R 601-2 luma, rounded as it rounds).
+        for top in range(first, last, step):
+            bottom = min(last, top + step)
+            grey[top:bottom] = np.asarray(Image.fromarray(new[top:bottom], mode).convert("L"))
+            np.minimum(grey[top:bottom], _RED_INDEX - 1, out=grey[top:bottom])  # 255 is red: white shows as 254
+            below = min(bottom, mask.shape[0])  # the mask covers the common area of two sizes
+            if top < below:
+                np.putmask(grey[top:below, : mask.shape[1]], mask[top:below], _RED_INDEX)
+
+    list(png_rows.workers().map(lambda band: paint(*band), png_rows.bands(height)))
+    return png_rows.encode_palette(indexes, _PALETTE)
 
 
 # Palette indexes 0..254 are greys (index i shows grey i faded towards white); 255 is red.
 _RED_INDEX = 255
-_PALETTE = [round(255 - (255 - i) * FADE) for i in range(255) for _ in range(3)] + list(RED)
+_PALETTE = bytes([round(255 - (255 - i) * FADE) for i in range(255) for _ in range(3)] + list(RED))

@@ -2,8 +2,9 @@
 
 The baseline is found before the page is rendered (a bad id is a 400 before any browser work)
 and its file is read meanwhile.  After the render, a new image with the baseline's very bytes
-changed nothing (no decoding at all); otherwise both are decoded, compared and the marked image
-made in threads, so the event loop never waits on numpy or Pillow.  With no pixel changed
+changed nothing (no decoding at all); otherwise both are decoded (or found decoded: a monitor's
+baseline was the last comparison's new image), compared and the marked image made in threads,
+so the event loop never waits on numpy or Pillow.  With no pixel changed
 there is nothing to mark: ``image_url`` is the capture itself, not a faded copy of it.  Every
 capture of a key is then recorded (capture_records.py) before its answer, so an immediately
 following ``compare_to=previous`` or ``compare_to=<id>`` finds it.
@@ -28,6 +29,7 @@ from ..storage.base import Storage, StoredObject
 from ..storage.errors import StorageError
 from . import diff_engine
 from .capture_records import CaptureRecord, CaptureRecords
+from .decoded_images import DecodedImages
 from .diff_options import NOT_A_BASELINE, PREVIOUS
 from .facts import CaptureWarning
 from .option_vocabulary import IMAGE_FORMATS
@@ -78,6 +80,7 @@ class VisualChange:
         self.metrics = metrics
         # The stored files' retention, not their URLs' expiry (a presigned S3 link lasts a day).
         self.retention = retention
+        self.decoded = DecodedImages()  # the next comparison's baseline is usually this one's image
 
     async def find(self, opts: CaptureOptions, account: str) -> CaptureRecord | None:
         """The baseline ``compare_to`` names, None when ``previous`` has none yet; a 400 on
@@ -113,8 +116,8 @@ class VisualChange:
             marked = None
         else:
             try:
-                old, new = await asyncio.gather(asyncio.to_thread(diff_engine.decode, baseline.data),
-                                                asyncio.to_thread(diff_engine.decode, data))
+                old, new = await asyncio.gather(asyncio.to_thread(self.decoded.decode, baseline.data),
+                                                asyncio.to_thread(self.decoded.decode, data))
             except (OSError, ValueError) as error:  # a stored file we cannot decode is no baseline
                 log.warning("baseline %s unreadable: %s", record.id, type(error).__name__)
                 return None

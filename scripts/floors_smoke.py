@@ -28,7 +28,7 @@ from importlib import metadata, resources
 from pathlib import Path
 
 # Optional extras the package itself never imports at module level.
-EXTRA_ONLY = {"matplotlib", "tqdm", "PIL"}
+EXTRA_ONLY = {"matplotlib", "tqdm"}
 
 
 def constraints(setup_cfg: str) -> str:
@@ -106,12 +106,30 @@ async def dependencies(tmp: Path) -> None:
     assert parse_target_url("http://BÜCHER.example/").host == "xn--bcher-kva.example"
     # uvloop: the loop this runs on, as `serve` does; the app below launches Chromium on it
     # (subprocess_exec with pass_fds and preexec_fn, read and write pipes)
+    import io
+
+    from PIL import Image
+
+    from screenshot_service.capture import diff_engine
+
+    def png(colour: tuple[int, int, int]) -> bytes:
+        out = io.BytesIO()
+        image = Image.new("RGB", (64, 32), (255, 255, 255))
+        image.paste(colour, (8, 8, 24, 20))
+        image.save(out, "PNG")
+        return out.getvalue()
+
+    old, new = diff_engine.decode(png((255, 255, 255))), diff_engine.decode(png((200, 0, 0)))
+    found = diff_engine.compare(old, new, 0.1)
+    assert found.changed_pixels == 16 * 12 and [b.to_json() for b in found.regions] == [
+        {"x": 8, "y": 8, "width": 16, "height": 12}], found
+    assert diff_engine.marked_image(new, found.mask).startswith(b"\x89PNG")
     import uvloop
 
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop), asyncio.get_running_loop()
     versions = {name: metadata.version(name) for name in
                 ("aiohttp", "redis", "aiolimiter", "aioboto3", "botocore", "prometheus-client", "idna", "pyppeteer",
-                 "websockets", "multidict", "uvloop")}
+                 "websockets", "multidict", "uvloop", "numpy", "Pillow", "html-to-markdown")}
     step("dependencies exercised: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
 
 

@@ -371,7 +371,7 @@ async def test_create_checks_the_plan_the_proxy_and_an_interval_the_baseline_out
 async def test_runs_follow_the_keys_plan_as_it_is_now(
     aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
 ) -> None:
-    pools = {"eu": {"urls": ["http://127.0.0.1:9"]}}
+    pools = {"eu": {"urls": ["http://pool.invalid:3128"]}}  # never reached: the plan refuses the pool first
     allowed = monitor_settings(tmp_path, test_site, proxies=pools, monitors={"workers": 0},
                                plan_extra={"proxy_pools": ["*"]})  # fmt: skip
     first = await start(aiohttp_client, allowed, test_site, shared_pool)

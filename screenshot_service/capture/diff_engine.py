@@ -86,17 +86,23 @@ def _blend_on_white(pixels: NDArray[np.float32], alpha: NDArray[np.float32]) -> 
     return blended
 
 
+_TO_YIQ = np.array([[0.29889531, 0.59597799, 0.21147017],
+                    [0.58662247, -0.27417610, -0.52261711],
+                    [0.11448223, -0.32180189, 0.31114694]], np.float32)  # columns: Y, I, Q
+_YIQ_WEIGHTS = np.array([0.5053, 0.299, 0.1957], np.float32)
+
+
 def yiq_delta(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.floating[Any]]:
     """pixelmatch's colorDelta (unsigned) of N x 4 RGBA (or N x 3 RGB) rows: 0 for equal, 32857
     for black vs white."""
-    a, b = _rgba(a), _rgba(b)
-    rgb_a = _blend_on_white(a[:, :3].astype(np.float32), a[:, 3].astype(np.float32))
-    rgb_b = _blend_on_white(b[:, :3].astype(np.float32), b[:, 3].astype(np.float32))
-    diff = rgb_a - rgb_b
-    y = diff @ np.array([0.29889531, 0.58662247, 0.11448223], np.float32)
-    i = diff @ np.array([0.59597799, -0.27417610, -0.32180189], np.float32)
-    q = diff @ np.array([0.21147017, -0.52261711, 0.31114694], np.float32)
-    result: NDArray[np.floating[Any]] = 0.5053 * y * y + 0.299 * i * i + 0.1957 * q * q
+    if a.shape[-1] == 3 and b.shape[-1] == 3:  # opaque: blending on white changes nothing
+        diff = a.astype(np.float32) - b.astype(np.float32)
+    else:
+        a, b = _rgba(a), _rgba(b)
+        diff = (_blend_on_white(a[:, :3].astype(np.float32), a[:, 3].astype(np.float32))
+                - _blend_on_white(b[:, :3].astype(np.float32), b[:, 3].astype(np.float32)))
+    yiq = diff @ _TO_YIQ
+    result: NDArray[np.floating[Any]] = (yiq * yiq) @ _YIQ_WEIGHTS
     return result
 
 

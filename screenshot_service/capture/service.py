@@ -118,9 +118,11 @@ class CaptureService:
                     timings.add(ADMISSION, leasing)
                     self.metrics.observe_phase("queue", lease.waited_s)
                     rendered, blocked = await lease.guard(self._render(lease, opts, deadline, timings, upstream))
-                compared = None
-                if changes is not None and baseline is not None:
-                    compared = await changes.compare(await baseline, rendered.data, opts.diff_threshold)
+                    compared = None
+                    if changes is not None and baseline is not None:
+                        # Before the slot is given back: the pool then refills its context, and that
+                        # work would compete with the comparison for the same cores.
+                        compared = await changes.compare(await baseline, rendered.data, opts.diff_threshold)
                 # Storage gets what is left minus a margin, so a hung store is a 502
                 # storage_error inside the deadline rather than a generic 504.
                 store_budget = max(0.5, deadline - loop.time() - STORAGE_MARGIN)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from .models import CANCELED, FAILED, QUEUED, SUCCEEDED, Job, iso, parse_iso
+from .models import CANCELED, FAILED, QUEUED, SUCCEEDED, Job, iso, parse_iso, record_text
 
 BATCH_QUEUED, BATCH_RUNNING, BATCH_DONE, BATCH_CANCELED = "queued", "running", "done", "canceled"
 
@@ -87,8 +87,7 @@ class Batch:
     @classmethod
     def from_record(cls, row: dict[str, Any]) -> Batch:
         def text(name: str) -> str | None:
-            value = row.get(name)
-            return str(value) if value not in (None, "") else None
+            return record_text(row, name)
 
         created = parse_iso(text("created_at"))
         assert created is not None

@@ -129,8 +129,7 @@ class Job:
     @classmethod
     def from_record(cls, row: dict[str, Any]) -> Job:
         def text(name: str) -> str | None:
-            value = row.get(name)
-            return str(value) if value not in (None, "") else None
+            return record_text(row, name)
 
         created = parse_iso(text("created_at"))
         assert created is not None
@@ -156,6 +155,12 @@ class Job:
             request_id=text("request_id"),
             batch_id=text("batch_id"),
         )
+
+
+def record_text(row: dict[str, Any], name: str) -> str | None:
+    """A flat record's field as text; "" (how both stores write None) and a missing one as None."""
+    value = row.get(name)
+    return str(value) if value not in (None, "") else None
 
 
 def _dump(value: dict[str, Any] | None) -> str:

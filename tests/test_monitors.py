@@ -368,6 +368,26 @@ async def test_create_checks_the_plan_the_proxy_and_an_interval_the_baseline_out
     assert len(listed["monitors"]) == 1
 
 
+async def test_a_full_page_that_only_grew_notifies_as_a_size_change(
+    aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
+) -> None:
+    SCENES[scene] = Scene(box=(10, 30, 50, 50), height=400)
+    async with webhook_receiver() as receiver:
+        app = await start(aiohttp_client, hook_settings(tmp_path, test_site, receiver), test_site, shared_pool)
+        created = await create(app, {"url": f"{test_site.url}/monitored/{scene}", "interval": 1, "threshold": 0.5,
+                                     "webhook_url": receiver.url, "full_page": True, "width": 400, "height": 300})
+        assert created.status == 201, await created.text()
+        monitor_id = (await created.json())["id"]
+        assert await wait_for(lambda: len_runs_at_least(app, monitor_id, 1), 30)
+        assert receiver.received == []
+        # Longer below, the same above: the common area is unchanged (ratio 0), the page is not.
+        SCENES[scene] = Scene(box=(10, 30, 50, 50), height=700)
+        assert await wait_for(lambda: len(receiver.received) >= 1, 60), await runs(app, monitor_id)
+        run = json.loads(receiver.received[0].body)["run"]
+        assert run["changed_ratio"] == 0 and run["result"]["diff"]["size_changed"] is True
+        assert run["result"]["height"] == 700 and run["notified"] is True
+
+
 async def test_runs_follow_the_keys_plan_as_it_is_now(
     aiohttp_client: Any, tmp_path: Path, test_site: Any, shared_pool: Any, scene: str
 ) -> None:

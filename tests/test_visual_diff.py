@@ -174,7 +174,13 @@ async def test_an_image_answer_carries_the_identity_and_the_diff_in_headers(serv
     assert response.status == 200 and response.headers["X-Capture-Id"].startswith("cap_")
     assert response.headers["X-Captured-At"].endswith("Z")
     assert response.headers["X-Diff-Changed-Ratio"] == "0.0"
+    assert response.headers["X-Diff-Changed-Pixels"] == "0"
+    assert response.headers["X-Diff-Baseline-Id"] == first["id"]
+    assert "X-Diff-Size-Changed" not in response.headers
     assert "/v1/files/" in response.headers["X-Diff-Image-Url"]
+    taller = await service.shot(f"/scene?name={scene}", compare_to=first["id"], response_type="image",
+                                width=SIZE["width"], height=SIZE["height"] + 20)
+    assert taller.status == 200 and taller.headers["X-Diff-Size-Changed"] == "true"
 
 
 async def test_a_cached_answer_is_the_original_capture_and_compare_to_skips_the_cache(service: Service) -> None:

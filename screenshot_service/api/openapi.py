@@ -112,6 +112,14 @@ def _capture_ok() -> dict[str, Any]:
                                                            "schema": {"type": "string"}},
                                   "X-Diff-Image-Url": {"description": "response_type=image with compare_to and "
                                                        "a baseline: diff.image_url", "schema": {"type": "string"}},
+                                  "X-Diff-Changed-Pixels": {"description": "response_type=image with compare_to "
+                                                            "and a baseline: diff.changed_pixels",
+                                                            "schema": {"type": "string"}},
+                                  "X-Diff-Baseline-Id": {"description": "response_type=image with compare_to and "
+                                                         "a baseline: diff.baseline.id", "schema": {"type": "string"}},
+                                  "X-Diff-Size-Changed": {"description": "response_type=image: `true` when the "
+                                                          "images' sizes differ (diff.size_changed)",
+                                                          "schema": {"type": "string"}},
                                   "Server-Timing": {"description": SERVER_TIMING_DOC, "schema": {"type": "string"}}}
     return {"description": "the capture (JSON, JSON with base64, or the bytes per response_type)",
             "headers": headers, "content": content}

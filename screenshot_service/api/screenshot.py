@@ -110,5 +110,9 @@ def image_headers(result: CaptureResult) -> dict[str, str]:
     headers = {"X-Capture-Id": result.id, "X-Captured-At": result.captured_at_text}
     if result.diff is not None:
         headers["X-Diff-Changed-Ratio"] = str(result.diff["changed_ratio"])
+        headers["X-Diff-Changed-Pixels"] = str(result.diff["changed_pixels"])
         headers["X-Diff-Image-Url"] = str(result.diff["image_url"])
+        headers["X-Diff-Baseline-Id"] = str(result.diff["baseline"]["id"])
+        if result.diff.get("size_changed"):
+            headers["X-Diff-Size-Changed"] = "true"
     return headers

@@ -7,11 +7,14 @@ CaptureOptions.baseline_fingerprint, so no URL or option is stored readable) to 
 capture that may be a baseline.  Both live as long as the stored image (its retention) and
 are read only with the key that made them: another key's id is simply not found.
 
-Redis keys, on one server or a cluster alike (``{p}`` the prefix; one hash tag per key, so a
-key's records share a slot)::
+Redis keys, on one server or a cluster alike (``{p}`` the prefix).  No hash tag: every command
+touches one key, so a busy API key's records spread over a cluster's primaries instead of
+all sitting on one::
 
-    {p}{captures:KEY_ID}:rec:CAPTURE_ID   string  the record's JSON, expiring with the image
-    {p}{captures:KEY_ID}:prev:FINGERPRINT  string  the id of the last baseline, same expiry
+    {p}captures:KEY_ID:rec:CAPTURE_ID   string  the record's JSON, expiring with the image
+    {p}captures:KEY_ID:prev:FINGERPRINT  string  the id of the last baseline, same expiry
+
+Expiry is set relative (``PX``), which every Redis version takes (``PXAT`` needs 6.2).
 """
 
 from __future__ import annotations
@@ -117,13 +120,13 @@ class RedisCaptureRecords:
         self.prefix = prefix
 
     def _name(self, account: str, kind: str, name: str) -> str:
-        return f"{self.prefix}{{captures:{account}}}:{kind}:{name}"
+        return f"{self.prefix}captures:{account}:{kind}:{name}"
 
     async def put(self, record: CaptureRecord, fingerprint: str | None) -> None:
-        expires_ms = int(record.expires_at.timestamp() * 1000)
-        await guarded(self.client.set(self._name(record.account, "rec", record.id), record.to_json(), pxat=expires_ms))
+        lives_ms = max(1, int((record.expires_at - datetime.now(UTC)).total_seconds() * 1000))
+        await guarded(self.client.set(self._name(record.account, "rec", record.id), record.to_json(), px=lives_ms))
         if fingerprint is not None:  # after the record, so the index never names a missing one
-            await guarded(self.client.set(self._name(record.account, "prev", fingerprint), record.id, pxat=expires_ms))
+            await guarded(self.client.set(self._name(record.account, "prev", fingerprint), record.id, px=lives_ms))
 
     async def get(self, account: str, capture_id: str) -> CaptureRecord | None:
         raw = await guarded(self.client.get(self._name(account, "rec", capture_id)))

@@ -109,6 +109,11 @@ class Run:
         return float(ratio) if isinstance(ratio, int | float) else None
 
     @property
+    def size_changed(self) -> bool:
+        diff = (self.result or {}).get("diff")
+        return isinstance(diff, dict) and diff.get("size_changed") is True
+
+    @property
     def good(self) -> bool:
         """May later runs compare with it?  Succeeded, with a capture id, and none of the warnings
         that mean the image may not be the page (blank, an error page, not ready: SPEC §3.3)."""

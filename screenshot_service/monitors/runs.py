@@ -91,7 +91,9 @@ class MonitorRuns:
                   result=result, error=error)  # fmt: skip
         ratio = run.changed_ratio
         # A run that may not show the page (blank, an error page, not ready) reports no change either.
-        changed = run.good and monitor.baseline is not None and ratio is not None and ratio >= monitor.threshold
+        # A page that grew or shrank changed too, even where the common area is the same.
+        changed = run.good and monitor.baseline is not None and ratio is not None and (
+            ratio >= monitor.threshold or run.size_changed)
         run = replace(run, notified=changed)
         stored = await self.store.record_run(monitor.id, run.to_json(), changed=changed,
                                              baseline=str(result["id"]) if result and run.good else None)  # fmt: skip

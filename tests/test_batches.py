@@ -171,6 +171,19 @@ async def test_items_pass_a_jobs_plan_and_proxy_checks_named_where_they_came_fro
     assert await usage_used(svc) == 0 and await _queued(svc) == 0
 
 
+async def test_a_compare_to_id_this_key_cannot_use_is_refused_before_anything_is_queued(make_jobs: MakeJobs) -> None:
+    svc = await make_jobs(jobs={"workers": 0})
+    ok = {"url": svc.site.url + "/paint"}
+    unknown = {**ok, "compare_to": "cap_" + "A" * 24}
+    status, answer = await post_batch(svc, {"requests": [ok, unknown, {**ok, "compare_to": "previous"}]})
+    assert status == 400 and set(answer["error"]["details"]["fields"]) == {"requests[1].compare_to"}, answer
+    status, answer = await post_batch(svc, {"defaults": {"compare_to": unknown["compare_to"]}, "requests": [ok]})
+    assert status == 400 and set(answer["error"]["details"]["fields"]) == {"defaults.compare_to"}, answer
+    job = await svc.client.post("/v1/jobs", json=unknown, headers=svc.auth())
+    assert job.status == 400 and set((await job.json())["error"]["details"]["fields"]) == {"compare_to"}
+    assert await usage_used(svc) == 0 and await _queued(svc) == 0
+
+
 async def test_a_quota_that_cannot_cover_every_item_reserves_nothing(make_jobs: MakeJobs) -> None:
     svc = await make_jobs(plans={"jobs": plan(monthly_captures=3)}, jobs={"workers": 0})
     first = await svc.submit_ok()

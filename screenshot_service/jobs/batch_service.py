@@ -66,7 +66,7 @@ class BatchService:
                 return await self._replay(existing, body_print, idempotency_key)
         if parsed.webhook_url is not None:
             await jobs.check_webhook(parsed.webhook_url)
-        await self._check_items(key.plan, plan, parsed)
+        await self._check_items(key.plan, plan, parsed, key.id)
         reservations = await jobs.admission.reserve_many(key, plan, limits, count, jobs.retention_seconds)
         batch = Batch(
             id=new_batch_id(), key_id=key.id, job_ids=tuple(new_job_id() for _ in range(count)), base_url=base_url,
@@ -142,13 +142,13 @@ class BatchService:
             )
         return existing, await self.jobs.store.batches.items(existing), False
 
-    async def _check_items(self, plan_name: str, plan: PlanConfig, parsed: BatchBody) -> None:
+    async def _check_items(self, plan_name: str, plan: PlanConfig, parsed: BatchBody, account: str) -> None:
         """Every item through a job's entry checks; every problem named by where it can be fixed."""
         entry = self.jobs.entry
 
         async def check(index: int, opts: CaptureOptions) -> tuple[dict[str, str], bool]:
             try:
-                await entry.check(plan_name, plan, opts, parsed.namer(index))
+                await entry.check(plan_name, plan, opts, parsed.namer(index), account=account)
             except InvalidParameter as invalid:
                 return dict(invalid.details.get("fields", {})), False
             except EgressBlocked as blocked:

@@ -24,6 +24,7 @@ from ..api import batches as batch_handlers
 from ..api import jobs as handlers
 from ..appkeys import (
     ADMISSION,
+    CAPTURE,
     LEDGER,
     LIFECYCLE,
     METRICS,
@@ -128,6 +129,7 @@ async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
         app[JOBS] = JobService(
             store, app[ADMISSION], runner, app[POLICY], app[RESOLVER], retention_seconds=retention,
             proxy_pools=tuple(settings.proxies), on_batch_item=app[METRICS].batch_item,
+            baselines=changes.find if (changes := app[CAPTURE].changes) is not None else None,
         )
         app[BATCHES] = BatchService(app[JOBS], max_batch=settings.jobs.max_batch,
                                     on_submitted=app[METRICS].batch_submitted, on_canceled=app[METRICS].batch_item)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from ..capture.declaration import JOB
@@ -52,9 +52,10 @@ class JobService:
         retention_seconds: float,
         proxy_pools: Collection[str] = (),
         on_batch_item: Callable[[str], None] = lambda outcome: None,
+        baselines: Callable[[CaptureOptions, str], Awaitable[Any]] | None = None,
     ) -> None:
         self.on_batch_item = on_batch_item  # metrics: a batch's item ended (here: canceled alone)
-        self.entry = EntryCheck(policy, resolver, proxy_pools)
+        self.entry = EntryCheck(policy, resolver, proxy_pools, baselines)
         self.store = store
         self.admission = admission
         self.runner = runner
@@ -81,7 +82,7 @@ class JobService:
                 return check_replay(existing, body_print, idempotency_key), False
         if webhook_url is not None:
             await self.check_webhook(webhook_url)
-        await self.entry.check(key.plan, plan, opts)
+        await self.entry.check(key.plan, plan, opts, account=key.id)
         # The credit waits for the job as long as the job may live: settled by the runner.
         reservation, _ = await self.admission.reserve(key, plan, limits, self.retention_seconds)
         job = Job(

@@ -106,8 +106,8 @@ async def test_a_sync_wait_that_ends_without_a_slot_is_observed_too(
 ) -> None:
     svc = await make_service()
     tokens = [gate() for _ in range(2)]
+    start = waits(await scrape(svc.client), "sync")  # before the holders: their waits may be observed at once
     holders = [asyncio.ensure_future(svc.shot(f"/pending-image?token={token}")) for token in tokens]
-    start = waits(await scrape(svc.client), "sync")
     assert await wait_for(lambda: shared_pool.admission.in_use[SYNC] == 2, BOUND), shared_pool.stats()
     before: Samples = {}
 

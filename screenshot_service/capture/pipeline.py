@@ -83,6 +83,11 @@ class Order:
     caller_present: Callable[[], bool] = lambda: True
     timings: StageTimings = field(default_factory=StageTimings)  # where its time goes (Server-Timing)
 
+    @property
+    def owner(self) -> str | None:
+        """Whose cache and capture records: ``account``, else the caller's key id."""
+        return self.account or (self.key.id if self.key else None)
+
 
 class CapturePipeline:
     def __init__(self, service: CaptureService, admission: Admission | None = None) -> None:
@@ -108,7 +113,7 @@ class CapturePipeline:
             proxy_options.check_access(opts.proxy_pool, opts.proxy is not None, order.key.plan,
                                        self.admission.plan_of(order.key), self.service.proxies.names)
         deadline = self.service.deadline_for(opts, order.started)
-        account = order.account or (order.key.id if order.key else None)
+        account = order.owner
         # The caller opted in; a comparison is about now, so compare_to is never answered from the cache.
         cacheable = opts.cache and account is not None and order.customer_s3 is None and opts.compare_to is None
         async with _deadline(order.started, deadline):
@@ -144,7 +149,7 @@ class CapturePipeline:
         return await self.service.capture(
             order.opts, started=order.started, base_url=order.base_url,
             customer_s3=order.customer_s3, lane=order.lane, timings=order.timings,
-            account=order.account or (order.key.id if order.key else None),
+            account=order.owner,
         )
 
     async def _cached(self, opts: CaptureOptions, account: str, timings: StageTimings) -> CaptureResult | None:
